@@ -1,0 +1,6 @@
+"""Dataset adapters, registered on import: each turns a dataset on disk into :class:`VideoRecord` rows."""
+
+from samplerbench.datasets import activitynet, synthetic  # noqa: F401
+from samplerbench.datasets.base import DatasetIndex, VideoRecord, get_dataset, list_datasets, register_dataset
+
+__all__ = ["DatasetIndex", "VideoRecord", "get_dataset", "list_datasets", "register_dataset"]

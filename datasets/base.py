@@ -1,0 +1,79 @@
+"""What a dataset adapter yields, and the registry of adapters.
+
+An adapter turns a dataset on disk (videos plus annotation files) into :class:`VideoRecord` rows; every later
+stage (decode, features, samplers, evaluation) only sees records, so a new dataset is one small module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from samplerbench.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VideoRecord:
+    """One video.
+
+    Attributes:
+        video_id: unique within the dataset.
+        path: the video file.
+        labels: class indices (more than one for multi-label datasets).
+        segments: annotated salient ``(start_s, end_s)`` intervals, seconds; empty when the dataset has none.
+        subset: ``"train"`` or ``"val"``.
+        duration: seconds, from the annotations (0.0 when unknown).
+    """
+
+    video_id: str
+    path: Path
+    labels: tuple[int, ...]
+    subset: str
+    segments: tuple[tuple[float, float], ...] = ()
+    duration: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetIndex:
+    """The parsed dataset: records plus the class names, in label-index order."""
+
+    name: str
+    classes: tuple[str, ...]
+    records: tuple[VideoRecord, ...]
+    metric: str = "mAP"  # the headline metric of the dataset's literature: "mAP" or "top1"
+    skipped: tuple[tuple[str, str], ...] = ()  # (entry, reason) dropped while indexing (lenient mode)
+
+    def split(self, subset: str) -> tuple[VideoRecord, ...]:
+        return tuple(r for r in self.records if r.subset == subset)
+
+
+class DatasetBuilder(Protocol):
+    """``builder(cfg, cache_dir) -> DatasetIndex``; cfg is the run's :class:`~samplerbench.config.RunConfig`."""
+
+    def __call__(self, cfg, cache_dir: Path) -> DatasetIndex: ...
+
+
+_REGISTRY: dict[str, DatasetBuilder] = {}
+
+
+def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
+    def wrap(fn: DatasetBuilder) -> DatasetBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"a dataset named {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_dataset(name: str) -> DatasetBuilder:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}") from None

@@ -1,0 +1,1 @@
+"""Recognizers and FEM backbones: torchvision image models trained as frame classifiers."""

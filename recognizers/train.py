@@ -1,0 +1,111 @@
+"""Training frame classifiers (recognizer and FEM) and caching their per-frame outputs.
+
+The paper trains its recognizer "w/o TSN" (one frame per video per step) for the main results and reports
+"w/ TSN" (K segments per video, logits averaged) in Table 4; the FEM backbone is trained the same way as a
+frame classifier and then frozen. Multi-label videos are trained with a soft target that spreads the mass
+evenly over the video's labels, which reduces to ordinary cross-entropy for single-label data.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
+
+from samplerbench.recognizers.backbones import FrameClassifier
+
+
+def resize_frames(frames: Tensor, resolution: int) -> Tensor:
+    """uint8 ``[..., 3, H, W]`` -> uint8 ``[..., 3, r, r]``; a no-op at the cached resolution."""
+    if frames.shape[-1] == resolution and frames.shape[-2] == resolution:
+        return frames
+    lead = frames.shape[:-3]
+    out = TF.resize(frames.reshape(-1, *frames.shape[-3:]), [resolution, resolution], antialias=True)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def soft_targets(labels: Tensor) -> Tensor:
+    """Multi-hot ``[N, C]`` -> a distribution over the video's labels (one-hot for single-label videos)."""
+    return labels / labels.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def _pick_frames(num_frames: int, segments: int, batch: int, gen: torch.Generator) -> Tensor:
+    """One random frame inside each of ``segments`` equal parts of the T frames: ``[batch, segments]``.
+
+    ``segments=1`` is "w/o TSN" (any frame of the video); ``segments=K`` is TSN's segment sampling.
+    """
+    edges = torch.linspace(0, num_frames, segments + 1)
+    width = (edges[1:] - edges[:-1]).clamp_min(1.0)
+    offsets = torch.rand(batch, segments, generator=gen) * width
+    return (edges[:-1] + offsets).floor().long().clamp_(0, num_frames - 1)
+
+
+def train_frame_classifier(
+    model: FrameClassifier,
+    frames: Tensor,
+    labels: Tensor,
+    *,
+    segments: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: str,
+    resolution: int,
+    desc: str,
+) -> list[float]:
+    """Train in place with SGD (momentum 0.9, cosine schedule, horizontal flips); returns the loss per epoch.
+
+    Args:
+        frames: uint8 ``[N, T, 3, H, W]``, the cached training frames (one row per temporal-shift view).
+        labels: multi-hot ``[N, C]``.
+        segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    steps = epochs * max(1, -(-len(frames) // batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    targets = soft_targets(labels)
+    history = []
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
+        order = torch.randperm(len(frames), generator=gen)
+        total, seen = 0.0, 0
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            picks = _pick_frames(frames.shape[1], segments, len(rows), gen)
+            clip = frames[rows.unsqueeze(1), picks]  # [b, segments, 3, H, W]
+            x = resize_frames(clip.flatten(0, 1), resolution).to(device)
+            if torch.rand((), generator=gen) < 0.5:
+                x = x.flip(-1)
+            _, logits = model(x)
+            logits = logits.view(len(rows), segments, -1).mean(dim=1)
+            loss = F.cross_entropy(logits, targets[rows].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(rows)
+            seen += len(rows)
+        history.append(total / seen)
+    model.eval()
+    return history
+
+
+@torch.inference_mode()
+def extract_outputs(
+    model: FrameClassifier, frames: Tensor, *, resolution: int, device: str, batch_size: int = 256, desc: str
+) -> tuple[Tensor, Tensor]:
+    """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every cached frame, in eval mode."""
+    model.to(device).eval()
+    flat = frames.flatten(0, 1)
+    feats, logits = [], []
+    for start in tqdm(range(0, len(flat), batch_size), desc=desc, unit="batch", leave=False):
+        f, lg = model(resize_frames(flat[start : start + batch_size], resolution).to(device))
+        feats.append(f.float().cpu())
+        logits.append(lg.float().cpu())
+    n, t = frames.shape[:2]
+    return torch.cat(feats).view(n, t, -1), torch.cat(logits).view(n, t, -1)

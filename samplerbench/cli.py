@@ -1,0 +1,132 @@
+"""Command line: ``samplerbench [flags]`` (== ``python bench.py [flags]``) runs a benchmark.
+
+User mistakes (an unknown name, K > T, a missing data root) end with one line on stderr and exit status 2;
+only bugs print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from samplerbench.config import PRESETS, RunConfig, build_config
+from samplerbench.datasets import list_datasets
+from samplerbench.errors import UserError
+from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
+from samplerbench.samplers import list_samplers
+
+TABLES = RunConfig.__dataclass_fields__["tables"].default
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "samplerbench"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _weights(text: str) -> dict[str, str]:
+    """``recognizer=PATH,fem=PATH`` (PATH may be ``imagenet`` for torchvision's weights in TORCH_HOME)."""
+    out = {}
+    for part in _names(text):
+        role, sep, path = part.partition("=")
+        if not sep or role not in ("recognizer", "fem"):
+            raise argparse.ArgumentTypeError(f"--weights takes recognizer=PATH,fem=PATH; got {part!r}")
+        out[role] = path
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="samplerbench",
+        description="Train and compare frame samplers for efficient untrimmed-video recognition.",
+    )
+    p.add_argument("--sampler", type=_names, default=None, metavar="A,B|all",
+                   help="samplers to compare (default: all registered)")
+    p.add_argument("--dataset", default=None, help=f"dataset adapter (default: synthetic); one of {list_datasets()}")
+    p.add_argument("--data-root", default=None, help="folder of a real dataset (see README for each layout)")
+    p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
+    p.add_argument("--frames", type=int, default=None, metavar="T", help="frames pre-sampled per video")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="tiny | default | paper")
+    p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
+                   help=f"tables to write: {','.join(TABLES)} (default: all)")
+    p.add_argument("--out", default="results", help="results root; a run writes <out>/<dataset>/")
+    p.add_argument("--cache-dir", default=None, help=f"stage cache (default: {default_cache_dir()})")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (cuda when available)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--weights", type=_weights, default={}, metavar="recognizer=PATH,fem=PATH",
+                   help="initialise the recognizer / FEM from local checkpoints (no download)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
+    p.add_argument("--quiet", action="store_true", help="no per-stage lines")
+    p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    samplers = args.sampler
+    if samplers is not None:
+        samplers = () if samplers == ("all",) else samplers
+        valid = list_samplers()
+        for name in samplers:
+            if name not in valid:
+                raise UserError(f"unknown sampler {name!r}; valid: {', '.join(valid)}")
+    tables = args.tables
+    if tables is not None:
+        tables = TABLES if tables == ("all",) else tables
+        unknown = sorted(set(tables) - set(TABLES))
+        if unknown:
+            raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLES)}, all")
+    if args.dataset is not None and args.dataset not in list_datasets():
+        raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
+    return build_config(args.preset, dataset=args.dataset, data_root=args.data_root, samplers=samplers,
+                        budgets=args.budget, frames=args.frames, tables=tables, seed=args.seed, device=device,
+                        compile=args.compile)
+
+
+def print_listing() -> None:
+    print("samplers:   " + ", ".join(list_samplers()))
+    print("datasets:   " + ", ".join(list_datasets()))
+    print("presets:    " + ", ".join(PRESETS))
+    print("recognizer: " + ", ".join(RECOGNIZER_ARCHS))
+    print("fem:        " + ", ".join(FEM_ARCHS))
+    print("tables:     " + ", ".join(TABLES))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print_listing()
+        return 0
+    try:
+        cfg = config_from_args(args)
+        from samplerbench.run import run  # heavy imports only when a run happens
+
+        cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+        folder = run(cfg, out=Path(args.out), cache_dir=cache_dir, weights=args.weights, quiet=args.quiet)
+    except UserError as err:
+        print(f"samplerbench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("samplerbench: interrupted; completed stages are cached and a re-run resumes from them",
+              file=sys.stderr)
+        return 130
+    print(f"results written to {folder}/")
+    return 0

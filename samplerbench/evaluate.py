@@ -1,0 +1,50 @@
+"""Scoring a selection: mAP, top-1, hit@3, salient-hit rate from the cached per-frame recognizer logits.
+
+Because the video score is the mean per-frame softmax over the selected frames, any selection of any
+sampler is evaluated exactly from the cached logits, without running the recognizer again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from torch import Tensor
+
+from samplerbench.metrics import (
+    hit_at_k,
+    mean_average_precision,
+    mean_average_precision_anet,
+    salient_hit_rate,
+    top1_accuracy,
+    video_scores,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The metrics of one (sampler, K) and the per-video scores the bootstrap resamples."""
+
+    scores: np.ndarray  # [N, C] video scores
+    mAP: float
+    mAP_anet: float
+    top1: float
+    hit3: float
+    salient_hit_rate: float
+
+    def metrics(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "scores"}
+
+
+def evaluate_selection(index: Tensor, *, logits: Tensor, targets: Tensor, salient: Tensor) -> Evaluation:
+    """Metrics of the selection ``index`` ``[N, K]`` given the val split's cached logits ``[N, T, C]``."""
+    scores = video_scores(logits, index).numpy()
+    y = targets.numpy()
+    return Evaluation(
+        scores=scores,
+        mAP=mean_average_precision(scores, y),
+        mAP_anet=mean_average_precision_anet(scores, y),
+        top1=top1_accuracy(scores, y),
+        hit3=hit_at_k(scores, y, k=3),
+        salient_hit_rate=salient_hit_rate(salient, index),
+    )

@@ -1,0 +1,206 @@
+"""The cached stages of a run: index -> decode -> recognizer / FEM -> per-frame outputs -> fitted samplers.
+
+Every stage result is stored in the :class:`~samplerbench.cache.StageCache` under a key that hashes its own
+config and the keys of its inputs, and is memoised for the rest of the process, so the ablation tables can
+ask for "NSNet on an EfficientNet FEM" without caring whether that was already computed by this run, by an
+earlier run, or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from samplerbench.cache import StageCache, stage_key
+from samplerbench.config import RunConfig
+from samplerbench.datasets import get_dataset
+from samplerbench.datasets.base import DatasetIndex, VideoRecord
+from samplerbench.decode import decode_records
+from samplerbench.errors import UserError
+from samplerbench.recognizers.backbones import FrameClassifier, load_weights
+from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
+from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
+from samplerbench.stagelog import StageLog
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """The decoded frames of one subset (one row per video, or per temporal-shift view in training)."""
+
+    key: str
+    frames: Tensor  # [N, T, 3, rec_res, rec_res] uint8
+    targets: Tensor  # [N, C] multi-hot float
+    salient: Tensor  # [N, T] bool: frame inside an annotated segment
+    video_ids: list[str]
+    skipped: list[tuple[str, str, str]]  # (video_id, path, reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """A frozen frame classifier and its per-frame features and logits on both splits."""
+
+    key: str
+    arch: str
+    model: FrameClassifier  # in eval mode, for throughput timing
+    train_feats: Tensor
+    train_logits: Tensor
+    val_feats: Tensor
+    val_logits: Tensor
+    history: list[float]
+
+
+def _file_fingerprint(record: VideoRecord) -> tuple:
+    """Identity of a record's input for cache keys: a replaced or edited video invalidates its stages."""
+    path = Path(record.path)
+    stat = path.stat() if path.exists() else None
+    return (record.video_id, str(path), record.labels, record.segments, stat and (stat.st_size, stat.st_mtime_ns))
+
+
+class Pipeline:
+    """Computes (or loads) each stage once. ``weights`` maps ``"recognizer"``/``"fem"`` to a checkpoint."""
+
+    def __init__(self, cfg: RunConfig, *, cache_dir: Path, log: StageLog, weights: dict[str, str]) -> None:
+        self.cfg = cfg
+        self.cache_dir = Path(cache_dir)
+        self.cache = StageCache(self.cache_dir / "stages")
+        self.log = log
+        self.weights = weights
+        self._memo: dict[tuple, object] = {}
+
+    def _once(self, key: tuple, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def index(self) -> DatasetIndex:
+        def compute() -> DatasetIndex:
+            with self.log.stage("index"):
+                data = get_dataset(self.cfg.dataset)(self.cfg, self.cache_dir)
+            for subset in ("train", "val"):
+                if not data.split(subset):
+                    raise UserError(f"dataset {data.name!r} has no {subset!r} videos")
+            return data
+
+        return self._once(("index",), compute)
+
+    def split(self, subset: str) -> Split:
+        return self._once(("split", subset), lambda: self._decode(subset))
+
+    def _decode(self, subset: str) -> Split:
+        cfg, data = self.cfg, self.index()
+        records = data.split(subset)
+        train = subset == "train"
+        params = dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res,
+                      views=cfg.train_views if train else 1, seed=cfg.seed, train=train)
+        key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
+        with self.log.stage(f"decode/{subset}") as st:
+            hit = self.cache.load("decode", key)
+            st["cached"] = hit is not None
+            if hit is None:
+                dec = decode_records(records, **params)
+                hit = dict(frames=dec.frames, salient=dec.salient, video_ids=dec.video_ids,
+                           labels=[list(lab) for lab in dec.labels], skipped=[list(s) for s in dec.skipped])
+                self.cache.save("decode", key, hit)
+        if not hit["video_ids"]:
+            raise UserError(f"no readable {subset} video in dataset {data.name!r}; see the skipped list")
+        targets = torch.zeros(len(hit["labels"]), len(data.classes))
+        for row, labels in enumerate(hit["labels"]):
+            targets[row, labels] = 1.0
+        return Split(key=key, frames=hit["frames"], targets=targets, salient=hit["salient"],
+                     video_ids=list(hit["video_ids"]), skipped=[tuple(s) for s in hit["skipped"]])
+
+    # -- frame classifiers --------------------------------------------------------------------------------
+    def outputs(self, role: str, arch: str, *, tsn: bool = False) -> Outputs:
+        """The trained ``role`` ("recognizer" or "fem") network ``arch`` and its cached per-frame outputs."""
+        return self._once(("outputs", role, arch, tsn), lambda: self._outputs(role, arch, tsn))
+
+    def _outputs(self, role: str, arch: str, tsn: bool) -> Outputs:
+        cfg = self.cfg
+        train, val = self.split("train"), self.split("val")
+        rec = role == "recognizer"
+        hyper = dict(
+            arch=arch,
+            segments=cfg.main_budget if tsn else 1,
+            epochs=cfg.rec_epochs if rec else cfg.fem_epochs,
+            lr=cfg.rec_lr if rec else cfg.fem_lr,
+            batch_size=cfg.rec_batch if rec else cfg.fem_batch,
+            resolution=cfg.rec_res if rec else cfg.fem_res,
+            seed=cfg.seed,
+            weights=self.weights.get(role),
+        )
+        key = stage_key(f"train/{role}", train=train.key, **hyper)
+        name = f"{role}/{arch}{'+tsn' if tsn else ''}"
+        model = FrameClassifier(arch=arch, num_classes=train.targets.shape[1])
+        with self.log.stage(f"train {name}") as st:
+            state = self.cache.load("model", key)
+            st["cached"] = state is not None
+            if state is None:
+                if hyper["weights"]:
+                    load_weights(model, hyper["weights"])
+                history = train_frame_classifier(
+                    model, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
+                    lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
+                    resolution=hyper["resolution"], desc=f"train {name}")
+                state = {"model": model.state_dict(), "history": history}
+                self.cache.save("model", key, state)
+            model.load_state_dict(state["model"])
+        out_key = stage_key(f"outputs/{role}", model=key, train=train.key, val=val.key)
+        with self.log.stage(f"features {name}") as st:
+            feats = self.cache.load("outputs", out_key)
+            st["cached"] = feats is not None
+            if feats is None:
+                feats = {}
+                for subset, split in (("train", train), ("val", val)):
+                    f, lg = extract_outputs(model, split.frames, resolution=hyper["resolution"],
+                                            device=cfg.device, desc=f"features {name} {subset}")
+                    feats[f"{subset}_feats"], feats[f"{subset}_logits"] = f, lg
+                self.cache.save("outputs", out_key, feats)
+        return Outputs(key=out_key, arch=arch, model=model.eval(), history=list(state["history"]), **feats)
+
+    # -- samplers -----------------------------------------------------------------------------------------
+    def banks(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameBank, FrameBank]:
+        """The training bank (everything) and the evaluation bank (only what ``sampler`` may see at test)."""
+        train, val = self.split("train"), self.split("val")
+        num_classes = train.targets.shape[1]
+        frames = (train.frames, val.frames) if sampler.needs_frames else (None, None)
+        train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, frames=frames[0],
+                               labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats)
+        privileged = sampler.uses_labels_at_eval
+        val_bank = FrameBank(fem=fem.val_feats, num_classes=num_classes, frames=frames[1],
+                             labels=val.targets if privileged else None,
+                             rec_logits=rec.val_logits if privileged else None,
+                             rec_feats=rec.val_feats if privileged else None)
+        return train_bank, val_bank
+
+    def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
+        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor options."""
+        return self._once(("sampler", name, fem.key, rec.key, tuple(sorted(fields.items()))),
+                          lambda: self._fit(name, fem, rec, fields))
+
+    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict) -> tuple[Sampler, FrameBank]:
+        cfg = self.cfg
+        cls = get_sampler_class(name)
+        common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, batch_size=cfg.sampler_batch,
+                      lr=cfg.sampler_lr, device=cfg.device)
+        accepted = inspect.signature(cls.__init__).parameters
+        kwargs = {k: v for k, v in common.items() if k in accepted} | fields
+        sampler = cls(**kwargs)
+        train_bank, val_bank = self.banks(cls, fem=fem, rec=rec)
+        if cls.trainable:
+            key = stage_key("sampler", name=name, kwargs={k: v for k, v in kwargs.items() if k != "device"},
+                            fem=fem.key, rec=rec.key)
+            label = name + "".join(f" {k}={v}" for k, v in fields.items())
+            with self.log.stage(f"fit {label}") as st:
+                state = self.cache.load("sampler", key)
+                st["cached"] = state is not None
+                if state is None:
+                    sampler.fit(train_bank)
+                    self.cache.save("sampler", key, sampler.state_dict())
+                else:
+                    sampler.load_state_dict(state)
+        return sampler, val_bank

@@ -1,0 +1,215 @@
+"""A whole benchmark run, top to bottom: data, models, every sampler at every budget, the ablation tables.
+
+Read this file to know what a number in ``results/`` means; every stage it calls is cached (see
+:mod:`samplerbench.pipeline`), so an identical re-run only re-reads the cache and rewrites the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samplerbench import report
+from samplerbench.cache import stage_key
+from samplerbench.config import RunConfig
+from samplerbench.cost import backbone_gflops, video_gflops
+from samplerbench.evaluate import evaluate_selection
+from samplerbench.fusion import FUSIONS, fuse_select
+from samplerbench.metrics import per_class_average_precision
+from samplerbench.pipeline import Outputs, Pipeline
+from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.stagelog import StageLog
+from samplerbench.stats import paired_bootstrap
+from samplerbench.throughput import sampler_throughput
+
+# The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows.
+PAPER_GUIDING = {"response": 74.1, "prototype": 74.7}
+PAPER_FUSION = {"max": 75.1, "mul": 75.2, "add": 75.3, "join": 75.1, "intersection": 74.9, "union": 75.5}
+PAPER_FEM = {"shufflenet_v2_x1_0": (70.8, 0.15), "mobilenet_v2": (75.5, 0.31), "efficientnet_b0": (76.0, 0.39)}
+PAPER_RECOGNIZER = {("resnet101", False): 75.5, ("resnet101", True): 80.8, ("resnet152", True): 83.0}
+PAPER_ORACLE = 96.3
+WITHOUT_NS = "nsnet (w/o NS)"
+
+
+def machine_name(device: str) -> str:
+    """What produced the timings: the GPU's name on CUDA, else the CPU and its core count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU x{torch.get_num_threads()} threads ({platform.node()})"
+
+
+@dataclasses.dataclass
+class Bench:
+    """The run's shared context: config, pipeline, and the main recognizer and FEM."""
+
+    cfg: RunConfig
+    pipe: Pipeline
+    rec: Outputs
+    fem: Outputs
+    machine: str
+
+    def nsnet(self, *, fem: Outputs | None = None, rec: Outputs | None = None, **fields):
+        return self.pipe.sampler("nsnet", fem=fem or self.fem, rec=rec or self.rec, **fields)
+
+    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None):
+        val = self.pipe.split("val")
+        return evaluate_selection(sampler.select(bank, k), logits=(rec or self.rec).val_logits,
+                                  targets=val.targets, salient=val.salient)
+
+    def gflops(self, sampler: Sampler, k: int, *, fem_arch: str | None = None) -> float:
+        cfg = self.cfg
+        rec = backbone_gflops(cfg.rec_arch, cfg.rec_res)
+        fem = backbone_gflops(fem_arch or cfg.fem_arch, cfg.fem_res) if sampler.uses_fem else 0.0
+        if sampler.uses_labels_at_eval:  # the oracle's guiding score needs the recognizer on all T frames
+            return video_gflops(fem_per_frame=rec, head=sampler.gflops(cfg.frames), rec_per_frame=0.0,
+                                frames=cfg.frames, budget=0)
+        return video_gflops(fem_per_frame=fem, head=sampler.gflops(cfg.frames), rec_per_frame=rec,
+                            frames=cfg.frames, budget=cfg.frames if sampler.keeps_all else k)
+
+    def throughput(self, label: str, sampler: Sampler, k: int) -> float | None:
+        """Videos/s, cached per machine; ``None`` for the oracle, which needs labels and is not deployable."""
+        if sampler.uses_labels_at_eval:
+            return None
+        cfg = self.cfg
+        key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
+                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, compile=cfg.compile,
+                        device=cfg.device)
+        with self.pipe.log.stage(f"throughput {label} K={k}") as st:
+            hit = self.pipe.cache.load("throughput", key)
+            st["cached"] = hit is not None
+            if hit is None:
+                frames = self.pipe.split("val").frames[: cfg.throughput_batch]
+                hit = sampler_throughput(
+                    sampler=sampler, frames=frames, k=k, recognizer=self.rec.model, fem=self.fem.model,
+                    fem_res=cfg.fem_res, num_classes=self.rec.val_logits.shape[-1],
+                    device=cfg.device, iters=cfg.throughput_iters, compile_model=cfg.compile)
+                self.pipe.cache.save("throughput", key, hit)
+        return float(hit)
+
+
+def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict]:
+    """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns rows and scores."""
+    cfg = b.cfg
+    entries = [(n, n, {}) for n in names]
+    if "nsnet" in names:
+        entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
+    rows, scores = [], {}
+    for label, name, fields in entries:
+        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
+        for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
+            ev = b.evaluate(sampler, bank, k)
+            scores[(label, k)] = ev.scores
+            rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
+                             gflops_per_video=b.gflops(sampler, k), videos_per_s=b.throughput(label, sampler, k)))
+    dense_vps = next((r["videos_per_s"] for r in rows if r["sampler"] == "dense"), None)
+    for r in rows:
+        r["speedup_vs_dense"] = r["videos_per_s"] / dense_vps if dense_vps and r["videos_per_s"] else None
+    return rows, scores
+
+
+def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
+    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
+    targets = b.pipe.split("val").targets.numpy()
+    with b.pipe.log.stage("bootstrap"):
+        for k in sorted({r["budget_K"] for r in rows}):
+            group = {label: s for (label, kk), s in scores.items() if kk == k}
+            stats = paired_bootstrap(group, targets, reference="uniform", resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+            for r in rows:
+                if r["budget_K"] == k:
+                    st = stats[r["sampler"]]
+                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], dmAP_vs_uniform=st.get("diff"),
+                             dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
+
+
+def table_guiding(b: Bench) -> list[dict]:
+    k = b.cfg.main_budget
+    return [dict(guiding=g, mAP=b.evaluate(*b.nsnet(guiding=g), k).mAP, paper_mAP=PAPER_GUIDING[g])
+            for g in ("response", "prototype")]
+
+
+def table_fusion(b: Bench) -> list[dict]:
+    k = b.cfg.main_budget
+    sampler, bank = b.nsnet()
+    sf, sv = sampler.branch_scores(bank)
+    val = b.pipe.split("val")
+    rows = []
+    for fusion in FUSIONS:
+        index = fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha)
+        ev = evaluate_selection(index, logits=b.rec.val_logits, targets=val.targets, salient=val.salient)
+        rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
+                         paper_mAP=PAPER_FUSION.get(fusion)))
+    return rows
+
+
+def table_fem(b: Bench) -> list[dict]:
+    cfg, rows = b.cfg, []
+    for arch in cfg.table_fem_archs:
+        fem = b.pipe.outputs("fem", arch)
+        paper = PAPER_FEM.get(arch, (None, None))
+        rows.append(dict(fem=arch, mAP=b.evaluate(*b.nsnet(fem=fem), cfg.main_budget).mAP,
+                         gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
+                         gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
+    return rows
+
+
+def table_recognizer(b: Bench) -> list[dict]:
+    cfg, rows = b.cfg, []
+    for arch, tsn in cfg.table_rec_variants:
+        rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
+        uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
+        rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN",
+                         nsnet_mAP=b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec).mAP,
+                         uniform_mAP=b.evaluate(uniform, ubank, cfg.main_budget, rec=rec).mAP,
+                         paper_mAP=PAPER_RECOGNIZER.get((arch, tsn))))
+    return rows
+
+
+def saliency_curves(b: Bench) -> dict:
+    """Per-class mean saliency over normalised time for Guid., w/o NS and NSNet (paper Fig. 1)."""
+    k = b.cfg.main_budget
+    nsnet, bank = b.nsnet()
+    oracle, obank = b.pipe.sampler("oracle", fem=b.fem, rec=b.rec)
+    wo_ns, wbank = b.nsnet(no_ns=True)
+    targets = b.pipe.split("val").targets
+    return report.saliency_by_class(
+        {"Guid.": oracle.scores(obank), "w/o NS": wo_ns.scores(wbank), "NSNet": nsnet.scores(bank)},
+        targets=targets, class_ap=per_class_average_precision(b.evaluate(nsnet, bank, k).scores, targets.numpy()),
+        classes=b.pipe.index().classes)
+
+
+def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], quiet: bool = False) -> Path:
+    """Run the benchmark described by ``cfg``; returns the folder holding its tables."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    log = StageLog(quiet=quiet)
+    pipe = Pipeline(cfg, cache_dir=cache_dir, log=log, weights=weights)
+    data = pipe.index()
+    pipe.split("train"), pipe.split("val")
+    bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
+                  fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
+    names = list(cfg.samplers) or list_samplers()
+
+    rows, scores = main_comparison(bench, names)
+    add_confidence_intervals(bench, rows, scores)
+    tables = {"main": rows}
+    with_nsnet = "nsnet" in names
+    if with_nsnet and "guiding" in cfg.tables:
+        tables["guiding"] = table_guiding(bench)
+    if with_nsnet and "fusion" in cfg.tables:
+        tables["fusion"] = table_fusion(bench)
+    if with_nsnet and "fem" in cfg.tables:
+        tables["fem"] = table_fem(bench)
+    if with_nsnet and "recognizer" in cfg.tables:
+        tables["recognizer"] = table_recognizer(bench)
+    curves = saliency_curves(bench) if with_nsnet and "oracle" in names and "saliency" in cfg.tables else None
+
+    folder = Path(out) / cfg.dataset
+    with log.stage("report"):
+        report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
+                         stages=log.records, skipped=pipe.split("train").skipped + pipe.split("val").skipped,
+                         paper_oracle=PAPER_ORACLE)
+    return folder

@@ -1,0 +1,13 @@
+"""Samplers: the interface (:mod:`.base`) and the built-in samplers, registered on import."""
+
+from samplerbench.samplers import dense, mgsampler, nsnet, oracle, random, scsampler, uniform  # noqa: F401
+from samplerbench.samplers.base import (
+    FrameBank,
+    Sampler,
+    get_sampler,
+    get_sampler_class,
+    list_samplers,
+    register_sampler,
+)
+
+__all__ = ["FrameBank", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler"]

@@ -1,0 +1,179 @@
+"""The sampler interface and its registry.
+
+A sampler sees T cheap, uniformly pre-sampled frames of a video (through a :class:`FrameBank`) and keeps K
+of them. Everything a sampler may look at travels in the bank, so what a sampler is *allowed* to use is
+explicit: labels and recognizer outputs are present on the training split only, except for samplers that
+declare ``uses_labels_at_eval`` (the oracle), which exist to give an upper bound.
+
+Registration mirrors torchvision's ``register_model``/``get_model``/``list_models``; samplers that live in
+another package are found through the entry-point group ``samplerbench.samplers``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import ClassVar, TypeVar
+
+import torch
+from torch import Tensor
+
+from samplerbench.errors import UserError
+
+ENTRY_POINT_GROUP = "samplerbench.samplers"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FrameBank:
+    """A batch of B videos, T pre-sampled frames each, as cached by the pipeline.
+
+    Attributes:
+        fem: FEM features of every frame, ``[B, T, D]`` float.
+        frames: the frames at FEM resolution, ``[B, T, 3, H, W]`` uint8, for samplers that look at pixels
+            (motion); ``None`` when the pipeline did not attach them.
+        labels: multi-hot targets ``[B, C]`` float; training split only (and the oracle's eval bank).
+        rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
+        rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
+        num_classes: C, so that samplers can size their heads before seeing labels.
+    """
+
+    fem: Tensor
+    num_classes: int
+    frames: Tensor | None = None
+    labels: Tensor | None = None
+    rec_logits: Tensor | None = None
+    rec_feats: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.fem.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.fem.shape[1]
+
+    def subset(self, index: Tensor | slice) -> FrameBank:
+        """The same bank restricted to some videos (a mini-batch)."""
+        return dataclasses.replace(
+            self,
+            **{
+                f.name: getattr(self, f.name)[index]
+                for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), Tensor)
+            },
+        )
+
+    def require(self, *names: str, who: str) -> None:
+        """Fail loudly when a sampler is handed a bank without the fields it needs."""
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"sampler {who!r} needs FrameBank fields {missing}, which this bank lacks")
+
+
+def topk_sorted(scores: Tensor, k: int) -> Tensor:
+    """Indices of the k highest scores per row, sorted by time: ``[B, T] -> [B, k]``.
+
+    Ties go to the earlier frame (a stable sort), so selection is deterministic.
+    """
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return torch.sort(order, dim=1).values
+
+
+def check_budget(k: int, t: int) -> None:
+    if not 1 <= k <= t:
+        raise UserError(f"budget K={k} must satisfy 1 <= K <= T={t}")
+
+
+class Sampler(abc.ABC):
+    """Keeps K of T frames per video.
+
+    Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless a sampler needs its
+    own rule (NSNet's index fusion). Constructors are keyword-only so configs map onto them one to one.
+    """
+
+    name: ClassVar[str]
+    trainable: ClassVar[bool] = False
+    uses_labels_at_eval: ClassVar[bool] = False
+    needs_frames: ClassVar[bool] = False
+    keeps_all: ClassVar[bool] = False  # dense: ignores K, reported once at K = T
+    uses_fem: ClassVar[bool] = False  # reads FEM features: its cost includes the FEM on all T frames
+
+    def fit(self, train: FrameBank) -> None:  # noqa: B027 - a no-op is the right default
+        """Learn from the training split; training-free samplers keep this no-op."""
+
+    @abc.abstractmethod
+    def scores(self, batch: FrameBank) -> Tensor:
+        """Saliency ``[B, T]``, higher = keep."""
+
+    def select(self, batch: FrameBank, k: int) -> Tensor:
+        """``[B, K]`` distinct frame indices in ascending (temporal) order."""
+        check_budget(k, batch.num_frames)
+        return topk_sorted(self.scores(batch), k)
+
+    def gflops(self, frames: int) -> float:
+        """The sampler's own cost per video on top of the FEM features (fvcore convention: 1 MAC = 1 flop)."""
+        return 0.0
+
+    def state_dict(self) -> dict:
+        """Learned state, for checkpoints and the stage cache; empty for training-free samplers."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027 - nothing to load by default
+        """Restore what :meth:`state_dict` returned."""
+
+
+S = TypeVar("S", bound=type[Sampler])
+_REGISTRY: dict[str, type[Sampler]] = {}
+_entry_points_loaded = False
+
+
+def register_sampler(name: str) -> Callable[[S], S]:
+    """Class decorator: ``@register_sampler("uniform")``. A name can be registered once."""
+
+    def wrap(cls: S) -> S:
+        if name in _REGISTRY:
+            raise ValueError(f"a sampler named {name!r} is already registered ({_REGISTRY[name].__module__})")
+        if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+            raise TypeError(f"@register_sampler({name!r}) must decorate a Sampler subclass, got {cls!r}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_entry_points() -> None:
+    """Import third-party samplers once; importing their module runs their ``@register_sampler``.
+
+    An entry point may also name a Sampler class that was not decorated; it is registered under the
+    entry point's name.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        obj = ep.load()
+        if isinstance(obj, type) and issubclass(obj, Sampler) and ep.name not in _REGISTRY:
+            register_sampler(ep.name)(obj)
+
+
+def list_samplers() -> list[str]:
+    """Every registered sampler name, built-in and from entry points, sorted."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_sampler_class(name: str) -> type[Sampler]:
+    _load_entry_points()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown sampler {name!r}; valid: {', '.join(list_samplers())}") from None
+
+
+def get_sampler(name: str, **kwargs) -> Sampler:
+    """Build a registered sampler, like ``timm.create_model``: ``get_sampler("nsnet", fusion="union")``."""
+    return get_sampler_class(name)(**kwargs)

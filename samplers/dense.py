@@ -1,0 +1,21 @@
+"""Dense: every one of the T frames; the reference cost (and usually the accuracy a sampler chases)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
+
+
+@register_sampler("dense")
+class DenseSampler(Sampler):
+    """Ignores the budget: the recognizer sees all T frames. The pipeline reports it once, at K = T."""
+
+    keeps_all = True
+
+    def scores(self, batch: FrameBank) -> Tensor:
+        return torch.ones(batch.batch_size, batch.num_frames)
+
+    def select(self, batch: FrameBank, k: int) -> Tensor:
+        return torch.arange(batch.num_frames).expand(batch.batch_size, -1).clone()

@@ -1,0 +1,26 @@
+"""Uniform sampling: K evenly spaced frames of the T, the default of most recognizers (TSN)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from samplerbench.samplers.base import FrameBank, Sampler, check_budget, register_sampler
+
+
+def uniform_indices(t: int, k: int) -> Tensor:
+    """Centres of K equal segments of [0, T): ``floor((i + 0.5) * T / K)``, distinct since K <= T."""
+    return ((torch.arange(k, dtype=torch.float64) + 0.5) * t / k).floor().long()
+
+
+@register_sampler("uniform")
+class UniformSampler(Sampler):
+    """Training-free; the baseline every learned sampler must beat."""
+
+    def scores(self, batch: FrameBank) -> Tensor:
+        # Uniform has no saliency; a flat score says "no preference" to anything that reads scores.
+        return torch.zeros(batch.batch_size, batch.num_frames)
+
+    def select(self, batch: FrameBank, k: int) -> Tensor:
+        check_budget(k, batch.num_frames)
+        return uniform_indices(batch.num_frames, k).expand(batch.batch_size, k).clone()

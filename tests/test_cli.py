@@ -1,0 +1,54 @@
+"""Bad input from the command line: one line on stderr, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from samplerbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--budget", "9", "--frames", "8"], "K=9 exceeds --frames T=8"),
+        (["--budget", "0"], "K=0 must be at least 1"),
+        (["--frames", "0"], "T=0 must be at least 1"),
+        (["--sampler", "uniform,nope"], "unknown sampler 'nope'; valid: dense, mgsampler, nsnet"),
+        (["--dataset", "kinetics9000"], "unknown dataset 'kinetics9000'; valid: activitynet"),
+        (["--tables", "main,bogus"], "unknown table(s) ['bogus']"),
+        (["--dataset", "activitynet"], "activity_net.v1-3.min.json"),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path):
+    status = main([*argv, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_unknown_preset_is_rejected_by_argparse(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--preset", "huge"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_list_names_everything(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("uniform", "random", "dense", "nsnet", "oracle", "synthetic", "activitynet", "tiny", "resnet18"):
+        assert name in out
+
+
+def test_bench_py_is_the_console_script():
+    """``python bench.py --list`` and ``samplerbench --list`` print the same thing."""
+    a = subprocess.run([sys.executable, "bench.py", "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    b = subprocess.run(["samplerbench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert a.stdout == b.stdout and "samplers:" in a.stdout

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from samplerbench.errors import UserError
+from samplerbench.recognizers.backbones import FEM_ARCHS, FrameClassifier, load_weights
+from samplerbench.recognizers.train import _pick_frames, extract_outputs, soft_targets, train_frame_classifier
+
+
+@pytest.mark.parametrize("arch", ["resnet18", *FEM_ARCHS])
+def test_frame_classifier_gives_features_and_logits(arch):
+    model = FrameClassifier(arch=arch, num_classes=7).eval()
+    feats, logits = model(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8))
+    assert feats.shape == (2, model.feature_dim) and logits.shape == (2, 7)
+
+
+def test_pick_frames_tsn_segments_stay_in_their_segment():
+    picks = _pick_frames(16, 4, 50, torch.Generator().manual_seed(0))
+    assert picks.shape == (50, 4)
+    for seg in range(4):
+        assert picks[:, seg].min() >= 4 * seg and picks[:, seg].max() < 4 * (seg + 1)
+    assert _pick_frames(3, 4, 5, torch.Generator().manual_seed(0)).max() <= 2  # T < segments still valid
+
+
+def test_soft_targets_spread_over_labels():
+    t = soft_targets(torch.tensor([[1.0, 0, 0], [1.0, 0, 1.0]]))
+    assert torch.allclose(t, torch.tensor([[1.0, 0, 0], [0.5, 0, 0.5]]))
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_training_learns_a_separable_task(segments):
+    """Class 0 frames show horizontal stripes, class 1 vertical: the loss must fall and eval must classify."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 1] * 12)
+    stripes = (torch.arange(32) // 4 % 2).float() * 120
+    pattern = torch.stack([stripes.view(32, 1).expand(32, 32), stripes.view(1, 32).expand(32, 32)])
+    frames = pattern[labels].view(24, 1, 1, 32, 32) + torch.rand(24, 4, 3, 1, 1, generator=gen) * 100
+    frames = (frames + torch.randn(24, 4, 3, 32, 32, generator=gen) * 10).clamp(0, 255).to(torch.uint8)
+    targets = torch.nn.functional.one_hot(labels, 2).float()
+    model = FrameClassifier(arch="resnet18", num_classes=2)
+    history = train_frame_classifier(model, frames, targets, segments=segments, epochs=6, lr=0.01, batch_size=8,
+                                     seed=0, device="cpu", resolution=32, desc="test")
+    assert history[-1] < history[0]
+    feats, logits = extract_outputs(model, frames, resolution=32, device="cpu", desc="test")
+    assert feats.shape == (24, 4, 512) and logits.shape == (24, 4, 2)
+    assert (logits.mean(1).argmax(-1) == labels).float().mean() >= 0.9
+
+
+def test_load_weights_from_a_torchvision_checkpoint(tmp_path):
+    reference = torchvision.models.get_model("resnet18", num_classes=1000)
+    torch.save(reference.state_dict(), tmp_path / "imagenet.pth")
+    model = FrameClassifier(arch="resnet18", num_classes=5)
+    missing = load_weights(model, str(tmp_path / "imagenet.pth"))
+    assert missing == ["head.bias", "head.weight"]  # the 1000-class head does not fit 5 classes
+    assert torch.equal(model.body.conv1.weight, reference.conv1.weight)
+
+
+def test_load_weights_errors_name_the_file(tmp_path, monkeypatch):
+    model = FrameClassifier(arch="mobilenet_v2", num_classes=5)
+    with pytest.raises(UserError, match="missing.pth not found"):
+        load_weights(model, str(tmp_path / "missing.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot load weights .*junk.pth"):
+        load_weights(model, str(tmp_path / "junk.pth"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    with pytest.raises(UserError, match="offline: put torchvision's mobilenet_v2-.*pth into"):
+        load_weights(model, "imagenet")
+
+
+def test_unknown_backbone_lists_valid_ones():
+    with pytest.raises(UserError, match="unknown backbone 'vgg11'; valid: resnet18"):
+        FrameClassifier(arch="vgg11", num_classes=3)
