@@ -1,4 +1,5 @@
-"""Command line: ``samplerbench [flags]`` (== ``python bench.py [flags]``) runs a benchmark.
+"""Command line: ``samplerbench [flags]`` (== ``python bench.py [flags]``) runs a benchmark;
+``samplerbench compare DIR...`` aggregates several runs.
 
 User mistakes (an unknown name, K > T, a missing data root) end with one line on stderr and exit status 2;
 only bugs print a traceback.
@@ -110,17 +111,28 @@ def print_listing() -> None:
     print("tables:     " + ", ".join(TABLES))
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
         print_listing()
         return 0
-    try:
-        cfg = config_from_args(args)
-        from samplerbench.run import run  # heavy imports only when a run happens
+    cfg = config_from_args(args)
+    from samplerbench.run import run  # heavy imports only when a run happens
 
-        cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        folder = run(cfg, out=Path(args.out), cache_dir=cache_dir, weights=args.weights, quiet=args.quiet)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    folder = run(cfg, out=Path(args.out), cache_dir=cache_dir, weights=args.weights, quiet=args.quiet)
+    print(f"results written to {folder}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["compare"]:
+            from samplerbench.compare import main as compare
+
+            return compare(argv[1:])
+        return bench(argv)
     except UserError as err:
         print(f"samplerbench: error: {err}", file=sys.stderr)
         return 2
@@ -128,5 +140,3 @@ def main(argv: list[str] | None = None) -> int:
         print("samplerbench: interrupted; completed stages are cached and a re-run resumes from them",
               file=sys.stderr)
         return 130
-    print(f"results written to {folder}/")
-    return 0

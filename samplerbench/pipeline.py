@@ -22,7 +22,7 @@ from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.decode import decode_records
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights
-from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
+from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
 from samplerbench.stagelog import StageLog
 
@@ -167,7 +167,9 @@ class Pipeline:
         """The training bank (everything) and the evaluation bank (only what ``sampler`` may see at test)."""
         train, val = self.split("train"), self.split("val")
         num_classes = train.targets.shape[1]
-        frames = (train.frames, val.frames) if sampler.needs_frames else (None, None)
+        res = self.cfg.fem_res
+        frames = (resize_frames(train.frames, res), resize_frames(val.frames, res)) if sampler.needs_frames \
+            else (None, None)
         train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, frames=frames[0],
                                labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats)
         privileged = sampler.uses_labels_at_eval
@@ -178,7 +180,13 @@ class Pipeline:
         return train_bank, val_bank
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
-        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor options."""
+        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor options.
+
+        Fields equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")`` and
+        ``nsnet()`` are one sampler, fitted once.
+        """
+        params = inspect.signature(get_sampler_class(name).__init__).parameters
+        fields = {k: v for k, v in fields.items() if k not in params or params[k].default != v}
         return self._once(("sampler", name, fem.key, rec.key, tuple(sorted(fields.items()))),
                           lambda: self._fit(name, fem, rec, fields))
 

@@ -19,15 +19,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from tabulate import tabulate  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from tabulate import tabulate
 
-from samplerbench.cache import atomic_write  # noqa: E402
-from samplerbench.config import RunConfig  # noqa: E402
-from samplerbench.datasets.base import DatasetIndex  # noqa: E402
+from samplerbench.cache import atomic_write
+from samplerbench.config import RunConfig
+from samplerbench.datasets.base import DatasetIndex
 
 SUMMARY_COLUMNS = [
     "dataset", "sampler", "frames_T", "budget_K", "mAP", "mAP_lo", "mAP_hi", "dmAP_vs_uniform", "dmAP_lo",
@@ -219,6 +219,6 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "skipped_videos": [list(s) for s in skipped],
         "tables": {name: rows for name, rows in tables.items()},
         "saliency": curves,
-        "files": written + ["skipped.csv", "run.json"],
+        "files": [*written, "skipped.csv", "run.json"],
     }
     _write_text(folder / "run.json", json.dumps(meta, indent=2, default=str) + "\n")

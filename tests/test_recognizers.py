@@ -59,13 +59,13 @@ def test_load_weights_from_a_torchvision_checkpoint(tmp_path):
 
 def test_load_weights_errors_name_the_file(tmp_path, monkeypatch):
     model = FrameClassifier(arch="mobilenet_v2", num_classes=5)
-    with pytest.raises(UserError, match="missing.pth not found"):
+    with pytest.raises(UserError, match=r"missing.pth not found"):
         load_weights(model, str(tmp_path / "missing.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot load weights .*junk.pth"):
+    with pytest.raises(UserError, match=r"cannot load weights .*junk.pth"):
         load_weights(model, str(tmp_path / "junk.pth"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    with pytest.raises(UserError, match="offline: put torchvision's mobilenet_v2-.*pth into"):
+    with pytest.raises(UserError, match=r"offline: put torchvision's mobilenet_v2-.*pth into"):
         load_weights(model, "imagenet")
 
 

@@ -1,0 +1,504 @@
+"""The embedded default dataset: small untrimmed videos where choosing frames matters.
+
+Every video is one class, shown only inside one or two annotated *salient segments* that cover a random
+``salient_fraction`` of it; the rest is clutter. A frame classifier can then be confident and right on
+salient frames and can learn nothing about the class from the others, so averaging its softmax over
+uniformly chosen frames is clearly worse than averaging over salient ones: the gap a frame sampler exists to
+close. Each element of a frame is there for a reason:
+
+* **Shared background** — smooth colour fields (a few low-frequency sinusoids per channel) drawn from one
+  pool shared by all classes, drifting slowly. They give frames texture and slow change while carrying no
+  class information, so the background cannot be a shortcut.
+* **Distractor blobs** — soft Gaussian blobs of random colour and size drifting and bouncing across the
+  whole frame, the same distribution for every class: motion and colour that are not the action, so a
+  motion- or colour-only sampler is not handed the answer.
+* **Confusers** — in non-salient frames, the pattern of one *other* class drawn faintly
+  (``confuser_strength`` opacity). Non-salient frames thus resemble a wrong class a little: they mislead
+  rather than merely fail to help, as background scenes do in ActivityNet.
+* **The class pattern** — only in salient frames: a shape (disc, square, triangle, cross, ring, diamond) with
+  a fill colour and a texture (plain, horizontal or vertical moving stripes). Classes are chosen so that any
+  two differ in at least two of the three attributes, and no single attribute (e.g. the mean colour) names
+  the class. The pattern moves inside the central square of the frame, so it survives the recognizer's
+  centre crop. Per video, its position, path, speed, size, tilt and colour are jittered, and every frame gets
+  pixel noise, so recognising it is learning, not a lookup.
+* **Lengths** vary uniformly in ``[min_frames, max_frames]``, so some videos are shorter than T and exercise
+  the decoder's repeat-and-splice path.
+
+The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`, so the
+default run takes the same code path as a real dataset. A segment ``[a/fps, b/fps]`` covers exactly frames
+``a .. b-1``, whose centre timestamps ``(i + 0.5) / fps`` (see :func:`samplerbench.decode.frame_times`) are
+the ones inside it. Everything derives from ``numpy.random.default_rng`` seeded by the run seed and the
+video's index, so a seed reproduces byte-identical annotations and identical decoded frames, and an
+interrupted generation resumes with the same videos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from samplerbench.cache import atomic_write, stage_key
+from samplerbench.config import SyntheticConfig
+from samplerbench.datasets.activitynet import ANNOTATION_FILE, parse_activitynet
+from samplerbench.datasets.base import DatasetIndex, register_dataset
+from samplerbench.errors import UserError
+
+GENERATOR_VERSION = 1  # bump when the generated content changes, so cached datasets are regenerated
+
+SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond")
+COLOURS = {
+    "red": (0.90, 0.12, 0.10),
+    "green": (0.10, 0.72, 0.20),
+    "blue": (0.15, 0.30, 0.95),
+    "yellow": (0.95, 0.85, 0.10),
+    "magenta": (0.85, 0.15, 0.85),
+    "cyan": (0.10, 0.80, 0.85),
+}
+TEXTURES = ("plain", "hstripes", "vstripes")
+
+_BACKGROUND_POOL = 12  # background textures shared by all classes
+_BACKGROUND_SCALE = 1.5  # background blotches per shorter side, roughly
+_NOISE_SIGMA = 0.03  # per-pixel noise, in [0, 1] intensity units
+_NOISE_BANK = 64  # pre-drawn noise frames each frame picks from (drawing fresh noise would dominate the time)
+_STAGE = 0.8  # the pattern stays inside the central square of this fraction of the shorter side
+_RADIUS = 0.21  # pattern radius, as a fraction of the shorter side
+_CHUNK = 32  # frames rendered at once (bounds memory for large frame sizes)
+_STYLE_ORDER_SEED = 20240601  # fixes which attribute combinations the classes get, independent of --seed
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassStyle:
+    """What one class looks like."""
+
+    shape: str
+    colour: str
+    texture: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour}_{self.texture}_{self.shape}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sprite:
+    """A moving pattern. ``start`` is in [-1, 1]² of the range its centre may take around the frame's middle;
+    velocity in px/frame; radius in px; tilt in radians; ``stripe_speed`` in stripe periods per frame."""
+
+    start: np.ndarray
+    velocity: np.ndarray
+    radius: float
+    tilt: float
+    rgb: np.ndarray
+    stripe_speed: float
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoPlan:
+    """Everything needed to render one video and to annotate it; a pure function of (seed, index)."""
+
+    video_id: str
+    subset: str
+    label: int
+    confuser: int
+    length: int
+    segments: tuple[tuple[int, int], ...]  # half-open frame ranges [a, b) where the class pattern is drawn
+    background: int
+    background_offset: np.ndarray  # [2] px into the (periodic) background texture
+    background_drift: np.ndarray  # [2] px/frame
+    blobs: np.ndarray  # [n, 10]: x0, y0, vx, vy, sigma_x, sigma_y, r, g, b, opacity
+    pattern: Sprite
+    confuser_sprite: Sprite
+    noise_seed: tuple[int, ...]
+
+
+# ---------------------------------------------------------------------------------------------- classes
+
+
+def class_styles(num_classes: int) -> list[ClassStyle]:
+    """``num_classes`` attribute combinations, any two differing in at least two attributes when possible.
+
+    Greedy: each class takes the combination whose attribute values are least used so far (so shapes,
+    colours and textures are spread evenly), ties broken by a fixed shuffle, so the same ``num_classes``
+    always gives the same classes.
+    """
+    combos = list(itertools.product(range(len(SHAPES)), range(len(COLOURS)), range(len(TEXTURES))))
+    if num_classes > len(combos):
+        raise UserError(f"the synthetic dataset has at most {len(combos)} classes, got {num_classes}")
+    shuffled = [combos[i] for i in np.random.default_rng(_STYLE_ORDER_SEED).permutation(len(combos))]
+    chosen: list[tuple[int, int, int]] = []
+
+    def distance(combo: tuple[int, int, int]) -> int:
+        return min((sum(a != b for a, b in zip(combo, c, strict=True)) for c in chosen), default=3)
+
+    def usage(combo: tuple[int, int, int]) -> int:
+        return sum(c[f] == combo[f] for c in chosen for f in range(3))
+
+    for _ in range(num_classes):
+        free = [c for c in shuffled if c not in chosen]
+        far = [c for c in free if distance(c) >= 2] or free
+        chosen.append(min(far, key=usage))
+    colours = list(COLOURS)
+    return [ClassStyle(shape=SHAPES[s], colour=colours[c], texture=TEXTURES[t]) for s, c, t in chosen]
+
+
+@dataclasses.dataclass(frozen=True)
+class Assets:
+    """What all videos of a dataset share: class looks, background textures and a bank of noise frames."""
+
+    styles: list[ClassStyle]
+    backgrounds: np.ndarray  # float32 [pool, 2H, 2W, 3], periodic so a drifting crop can wrap around
+    noise: np.ndarray  # float32 [bank, H, W, 3]
+
+
+def make_assets(cfg: SyntheticConfig, *, seed: int) -> Assets:
+    """Background textures are low-pass filtered colour noise (smooth blotches; filtering in the Fourier
+    domain makes them periodic for free), each with its own mean colour and contrast."""
+    rng = np.random.default_rng([seed, 1])
+    h, w = 2 * cfg.height, 2 * cfg.width
+    white = rng.standard_normal((_BACKGROUND_POOL, h, w, 3))
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
+    cutoff = _BACKGROUND_SCALE / min(cfg.height, cfg.width)
+    lowpass = np.exp(-(fx**2 + fy**2) / (2 * cutoff**2))[None, :, :, None]
+    smooth = np.fft.irfft2(np.fft.rfft2(white, axes=(1, 2)) * lowpass, s=(h, w), axes=(1, 2))
+    smooth /= smooth.std(axis=(1, 2), keepdims=True)
+    contrast = rng.uniform(0.06, 0.16, (_BACKGROUND_POOL, 1, 1, 3))
+    mean = rng.uniform(0.25, 0.75, (_BACKGROUND_POOL, 1, 1, 3))
+    return Assets(
+        styles=class_styles(cfg.num_classes),
+        backgrounds=(mean + contrast * smooth).astype(np.float32),
+        noise=(rng.standard_normal((_NOISE_BANK, cfg.height, cfg.width, 3)) * _NOISE_SIGMA).astype(np.float32),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+
+def plan_segments(rng: np.random.Generator, length: int, fraction: float) -> tuple[tuple[int, int], ...]:
+    """One or two disjoint, non-adjacent frame ranges covering ``round(fraction * length)`` frames (at least
+    one, and never the whole video), placed uniformly at random."""
+    total = int(np.clip(round(fraction * length), 1, length - 1))
+    free = length - total
+    if total >= 2 and free >= 2 and rng.random() < 0.5:
+        shortest = max(1, total // 3)  # no sliver segments
+        first = int(rng.integers(shortest, total - shortest + 1))
+        cuts = np.sort(rng.integers(0, free, size=2))  # free - 1 frames to spread, plus one gap frame
+        a1 = int(cuts[0])
+        a2 = a1 + first + int(cuts[1] - cuts[0]) + 1
+        return (a1, a1 + first), (a2, a2 + total - first)
+    a = int(rng.integers(0, free + 1))
+    return ((a, a + total),)
+
+
+def _sprite(rng: np.random.Generator, colour: tuple[float, float, float], size: float) -> Sprite:
+    speed = rng.uniform(0.3, 1.0) * size / 72
+    direction = rng.uniform(0, 2 * np.pi)
+    rgb = np.clip(np.asarray(colour) * rng.uniform(0.85, 1.1) + rng.normal(0, 0.05, 3), 0, 1)
+    return Sprite(
+        start=rng.uniform(-1, 1, 2),  # in units of the free range around the frame centre
+        velocity=speed * np.array([np.cos(direction), np.sin(direction)]),
+        radius=_RADIUS * size * rng.uniform(0.85, 1.15),
+        tilt=rng.uniform(-0.2, 0.2),
+        rgb=rgb,
+        stripe_speed=rng.uniform(-0.4, 0.4),
+    )
+
+
+def plan_video(
+    cfg: SyntheticConfig, *, seed: int, index: int, label: int, subset: str, styles: list[ClassStyle]
+) -> VideoPlan:
+    """Draw one video's length, segments and appearance from a generator seeded by ``(seed, index)`` only,
+    so a video does not change when others are added, removed or generated in another order."""
+    rng = np.random.default_rng([seed, 2, index])
+    length = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
+    segments = plan_segments(rng, length, rng.uniform(*cfg.salient_fraction))
+    confuser = int(rng.choice([c for c in range(cfg.num_classes) if c != label]))
+    size = min(cfg.width, cfg.height)
+    n_blobs = int(rng.integers(2, 5))
+    blobs = np.concatenate(
+        [
+            rng.uniform(0, 1, (n_blobs, 2)) * (cfg.width, cfg.height),
+            rng.normal(0, 0.8, (n_blobs, 2)) * size / 72,
+            rng.uniform(0.05, 0.14, (n_blobs, 2)) * size,
+            rng.uniform(0, 1, (n_blobs, 3)),
+            rng.uniform(0.5, 0.85, (n_blobs, 1)),
+        ],
+        axis=1,
+    )
+    return VideoPlan(
+        video_id=f"syn_{index:05d}",
+        subset=subset,
+        label=label,
+        confuser=confuser,
+        length=length,
+        segments=segments,
+        background=int(rng.integers(_BACKGROUND_POOL)),
+        background_offset=rng.uniform(0, 1, 2) * (2 * cfg.width, 2 * cfg.height),
+        background_drift=rng.normal(0, 0.3, 2) * size / 72,
+        blobs=blobs,
+        pattern=_sprite(rng, COLOURS[styles[label].colour], size),
+        confuser_sprite=_sprite(rng, COLOURS[styles[confuser].colour], size),
+        noise_seed=(seed, 3, index),
+    )
+
+
+def plan_dataset(cfg: SyntheticConfig, *, seed: int) -> list[VideoPlan]:
+    """All videos; which id is which class and split is shuffled so ids carry no information."""
+    styles = class_styles(cfg.num_classes)
+    slots = [
+        (subset, label)
+        for subset, per_class in (("training", cfg.train_per_class), ("validation", cfg.val_per_class))
+        for label in range(cfg.num_classes)
+        for _ in range(per_class)
+    ]
+    order = np.random.default_rng([seed, 0]).permutation(len(slots))
+    return [
+        plan_video(cfg, seed=seed, index=i, label=slots[j][1], subset=slots[j][0], styles=styles)
+        for i, j in enumerate(order)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+
+def _bounce(p: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Positions moving freely, reflected at ``lo`` and ``hi`` (a triangle wave)."""
+    span = max(hi - lo, 1e-6)
+    m = np.mod(p - lo, 2 * span)
+    return lo + np.where(m > span, 2 * span - m, m)
+
+
+_SHAPE_DISTANCE = {  # signed distance to the outline in radius units: negative inside
+    "disc": lambda u, v: np.hypot(u, v) - 1.0,
+    "square": lambda u, v: np.maximum(np.abs(u), np.abs(v)) - 0.82,
+    "diamond": lambda u, v: (np.abs(u) + np.abs(v) - 1.1) / np.sqrt(2),
+    "ring": lambda u, v: np.abs(np.hypot(u, v) - 0.74) - 0.26,
+    "cross": lambda u, v: np.minimum(
+        np.maximum(np.abs(u) - 0.32, np.abs(v) - 1.0), np.maximum(np.abs(v) - 0.32, np.abs(u) - 1.0)
+    ),
+    "triangle": lambda u, v: np.maximum(
+        v - 0.6, np.maximum(0.866 * u - 0.5 * v, -0.866 * u - 0.5 * v) - 0.6
+    ),  # apex up, inradius 0.6
+}
+
+
+def _draw_sprite(
+    img: np.ndarray, sprite: Sprite, style: ClassStyle, t: np.ndarray, opacity: float, grid: tuple
+) -> None:
+    """Composite ``style``'s pattern, moving along ``sprite``'s path, onto frames ``img`` at times ``t``.
+
+    Only the box the pattern visits during these frames is computed (every shape fits in 1.2 radii).
+    """
+    ys, xs = grid
+    height, width = img.shape[1:3]
+    free = max(_STAGE * min(height, width) / 2 - sprite.radius, 0.0)  # centre's range around the middle
+    centre = np.array([width / 2, height / 2]) + sprite.start * free
+    pos = centre[None, :] + sprite.velocity[None, :] * t[:, None]
+    cx = _bounce(pos[:, 0], width / 2 - free, width / 2 + free).astype(np.float32)
+    cy = _bounce(pos[:, 1], height / 2 - free, height / 2 + free).astype(np.float32)
+    reach = 1.2 * sprite.radius + 1
+    x0, x1 = max(int(cx.min() - reach), 0), min(int(cx.max() + reach) + 1, width)
+    y0, y1 = max(int(cy.min() - reach), 0), min(int(cy.max() + reach) + 1, height)
+    box = img[:, y0:y1, x0:x1]
+    cos, sin = math.cos(sprite.tilt), math.sin(sprite.tilt)
+    du = (xs[:, :, x0:x1] - cx[:, None, None]) / sprite.radius
+    dv = (ys[:, y0:y1] - cy[:, None, None]) / sprite.radius
+    u, v = cos * du + sin * dv, -sin * du + cos * dv
+    alpha = np.clip(0.5 - _SHAPE_DISTANCE[style.shape](u, v) * sprite.radius, 0, 1) * opacity
+    fill = sprite.rgb.astype(np.float32)
+    if style.texture != "plain":
+        across = v if style.texture == "hstripes" else u
+        bands = 0.5 + 0.5 * np.sin(2 * np.pi * (1.6 * across + sprite.stripe_speed * t[:, None, None]))
+        fill = fill * (1 - 0.65 * bands[..., None])
+    box += alpha[..., None] * (fill - box)
+
+
+def _draw_blobs(img: np.ndarray, blobs: np.ndarray, t: np.ndarray, grid: tuple) -> None:
+    """Composite soft Gaussian blobs in order, each only inside the box (±3σ) it visits in these frames."""
+    ys, xs = grid
+    height, width = img.shape[1:3]
+    f32 = np.float32
+    for x0, y0, vx, vy, sx, sy, r, g, b, opacity in blobs:
+        cx = _bounce(x0 + vx * t, 0, width)
+        cy = _bounce(y0 + vy * t, 0, height)
+        bx0, bx1 = max(int(cx.min() - 3 * sx), 0), min(int(cx.max() + 3 * sx) + 1, width)
+        by0, by1 = max(int(cy.min() - 3 * sy), 0), min(int(cy.max() + 3 * sy) + 1, height)
+        gx = np.exp(f32(-0.5) * ((xs[:, :, bx0:bx1] - cx[:, None, None]) / sx) ** 2)
+        gy = np.exp(f32(-0.5) * ((ys[:, by0:by1] - cy[:, None, None]) / sy) ** 2)
+        box = img[:, by0:by1, bx0:bx1]
+        box += (opacity * gx * gy)[..., None] * (np.array([r, g, b], f32) - box)
+
+
+def _render(
+    plan: VideoPlan,
+    frames: np.ndarray,
+    *,
+    texture: np.ndarray,
+    assets: Assets,
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """uint8 ``[len(frames), H, W, 3]`` for the given frame indices (rendered in order, for ``rng``).
+
+    float32 throughout, the background a crop of a wrap-padded texture, blobs composited in closed form and
+    patterns computed only where they are: rendering must keep up with the encoder.
+    """
+    f32 = np.float32
+    grid = (
+        np.arange(cfg.height, dtype=f32)[None, :, None] + f32(0.5),
+        np.arange(cfg.width, dtype=f32)[None, None, :] + f32(0.5),
+    )
+    t = frames.astype(f32)
+
+    offsets = (plan.background_offset[:, None] + plan.background_drift[:, None] * frames).round().astype(int)
+    ox, oy = offsets % np.array([[2 * cfg.width], [2 * cfg.height]])
+    img = np.stack([texture[y : y + cfg.height, x : x + cfg.width] for x, y in zip(ox, oy, strict=True)])
+    _draw_blobs(img, plan.blobs.astype(f32), t, grid)
+
+    salient = np.zeros(len(frames), bool)
+    for a, b in plan.segments:
+        salient |= (frames >= a) & (frames < b)
+    for mask, sprite, label, opacity in (
+        (salient, plan.pattern, plan.label, 1.0),
+        (~salient, plan.confuser_sprite, plan.confuser, cfg.confuser_strength),
+    ):
+        if mask.any():
+            part = img[mask]
+            _draw_sprite(part, sprite, assets.styles[label], t[mask], opacity, grid)
+            img[mask] = part
+
+    img += assets.noise[rng.integers(len(assets.noise), size=len(frames))]
+    return np.clip(img * f32(255) + f32(0.5), 0, 255).astype(np.uint8)
+
+
+def _video_frames(plan: VideoPlan, *, assets: Assets, cfg: SyntheticConfig) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(plan.noise_seed)
+    # the periodic (2H, 2W) texture, wrap-padded so any (H, W) crop at an offset below (2H, 2W) is a slice
+    texture = np.pad(assets.backgrounds[plan.background], ((0, cfg.height), (0, cfg.width), (0, 0)), mode="wrap")
+    for start in range(0, plan.length, _CHUNK):
+        frames = np.arange(start, min(start + _CHUNK, plan.length))
+        yield from _render(plan, frames, texture=texture, assets=assets, cfg=cfg, rng=rng)
+
+
+def write_mp4(path: Path, frames: Iterator[np.ndarray], *, fps: int, width: int, height: int) -> None:
+    """H.264 yuv420p MP4: a keyframe every second so seeking is cheap, CRF 18 so colours survive, one encoder
+    thread so the bytes do not depend on scheduling."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "18", "preset": "ultrafast"}
+        stream.codec_context.gop_size = fps
+        stream.codec_context.thread_count = 1
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+# ---------------------------------------------------------------------------------------------- annotations
+
+
+def annotation_json(plans: list[VideoPlan], *, cfg: SyntheticConfig, seed: int) -> str:
+    """The ActivityNet v1.3 annotation file of the plans (compact, stable key order)."""
+    names = [s.name for s in class_styles(cfg.num_classes)]
+    taxonomy = [{"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None}] + [
+        {"nodeId": i + 1, "nodeName": n, "parentId": 0, "parentName": "Root"} for i, n in enumerate(names)
+    ]
+    database = {
+        p.video_id: {
+            "subset": p.subset,
+            "duration": p.length / cfg.fps,
+            "resolution": f"{cfg.width}x{cfg.height}",
+            "url": "",
+            "annotations": [{"segment": [a / cfg.fps, b / cfg.fps], "label": names[p.label]} for a, b in p.segments],
+        }
+        for p in plans
+    }
+    generator = {"name": "samplerbench.synthetic", "version": GENERATOR_VERSION, "seed": seed}
+    generator["config"] = dataclasses.asdict(cfg)
+    doc = {"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database, "generator": generator}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _validate(cfg: SyntheticConfig) -> None:
+    lo, hi = cfg.salient_fraction
+    checks = [
+        (cfg.num_classes >= 2, f"num_classes={cfg.num_classes} must be at least 2"),
+        (
+            cfg.train_per_class >= 1 and cfg.val_per_class >= 1,
+            "train_per_class and val_per_class must be >= 1",
+        ),
+        (
+            2 <= cfg.min_frames <= cfg.max_frames,
+            f"need 2 <= min_frames <= max_frames, got {cfg.min_frames}, {cfg.max_frames}",
+        ),
+        (
+            cfg.width >= 16 and cfg.height >= 16 and cfg.width % 2 == 0 and cfg.height % 2 == 0,
+            f"width and height must be even and at least 16 (H.264 yuv420p), got {cfg.width}x{cfg.height}",
+        ),
+        (cfg.fps >= 1, f"fps={cfg.fps} must be at least 1"),
+        (0 < lo <= hi < 1, f"salient_fraction={cfg.salient_fraction} must satisfy 0 < low <= high < 1"),
+        (0 <= cfg.confuser_strength < 1, f"confuser_strength={cfg.confuser_strength} must be in [0, 1)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"synthetic dataset: {message}")
+
+
+def _write_video(plan: VideoPlan, path: Path, *, assets: Assets, cfg: SyntheticConfig) -> None:
+    frames = _video_frames(plan, assets=assets, cfg=cfg)
+    atomic_write(path, lambda tmp: write_mp4(tmp, frames, fps=cfg.fps, width=cfg.width, height=cfg.height))
+
+
+def generate(cfg: SyntheticConfig, *, seed: int, root: Path, workers: int = 2) -> Path:
+    """Write ``root/videos/v_<id>.mp4`` and, last, ``root/activity_net.v1-3.min.json``; returns the latter.
+
+    Each video is renamed into place only when complete and existing videos are kept, so an interrupted
+    generation resumes where it stopped; the annotation file's presence marks a complete dataset. Videos are
+    written by ``workers`` threads: numpy and the encoder release the GIL, and every video depends only on
+    its own plan, so the output does not depend on the scheduling.
+    """
+    _validate(cfg)
+    plans = plan_dataset(cfg, seed=seed)
+    assets = make_assets(cfg, seed=seed)
+    todo = {plan.video_id: root / "videos" / f"v_{plan.video_id}.mp4" for plan in plans}
+    todo = {vid: path for vid, path in todo.items() if not path.exists()}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(_write_video, p, todo[p.video_id], assets=assets, cfg=cfg) for p in plans if p.video_id in todo
+        ]
+        for future in tqdm(
+            as_completed(futures),
+            total=len(futures),
+            desc="generating synthetic videos",
+            unit="video",
+            leave=False,
+        ):
+            future.result()
+    annotations = root / ANNOTATION_FILE
+    text = annotation_json(plans, cfg=cfg, seed=seed)
+    atomic_write(annotations, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return annotations
+
+
+def dataset_root(cfg: SyntheticConfig, *, seed: int, cache_dir: Path) -> Path:
+    """``<cache>/synthetic/<hash>``: one folder per (config, seed, generator version)."""
+    key = stage_key("synthetic", config=cfg, seed=seed, version=GENERATOR_VERSION)
+    return Path(cache_dir) / "synthetic" / key
+
+
+@register_dataset("synthetic")
+def build(cfg, cache_dir: Path) -> DatasetIndex:
+    """Generate the dataset of ``cfg.synthetic`` and ``cfg.seed`` unless cached, then parse it."""
+    root = dataset_root(cfg.synthetic, seed=cfg.seed, cache_dir=cache_dir)
+    annotations = root / ANNOTATION_FILE
+    if not annotations.exists():
+        generate(cfg.synthetic, seed=cfg.seed, root=root)
+    return parse_activitynet(annotations, video_dir=root / "videos", name="synthetic")

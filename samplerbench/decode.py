@@ -1,0 +1,364 @@
+"""Decode stage: T uniformly pre-sampled frames per video, resized and centre-cropped.
+
+Why it looks the way it does:
+
+* **Indices are pure functions** (:func:`presample_indices`) so the test-time frames are a fixed, documented
+  choice (segment centres) and the train-time temporal random shift is reproducible from ``(seed, video_id)``
+  alone, independent of worker scheduling or of which other videos were readable.
+* **Every file is opened in a worker process.** decord aborts the whole process on some corrupt inputs (a
+  failed ``CHECK`` in C++ is not a Python exception), so probing and decoding run in a process pool and a
+  dead worker costs one video ("decoder crashed"), never the run. The pool uses the ``forkserver`` start
+  method with this module preloaded: workers fork from a server that already imported torch, so a pool
+  starts in milliseconds after the first, and a crash leaves no inherited locks or threads behind.
+* **Skipped videos are reported, never dropped silently**: :class:`DecodedSplit` carries
+  ``(video_id, path, reason)`` for every video that could not be read, for the run report.
+* **decord first, PyAV as fallback**: decord's ``get_batch`` is the fast path; PyAV (sequential decoding)
+  reads some files decord rejects, e.g. unusual containers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import multiprocessing
+import re
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import av
+import decord
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+from samplerbench.datasets.base import VideoRecord
+from samplerbench.errors import UserError
+
+CRASHED = "decoder crashed"
+
+
+class DecodeError(Exception):
+    """Neither decord nor PyAV could produce the requested frames of ``path``."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclasses.dataclass(kw_only=True)
+class DecodedSplit:
+    """The decoded frames of one split, one row per (video, view).
+
+    Attributes:
+        frames: uint8 ``[N, T, 3, crop, crop]``.
+        video_ids: one per row; a training video with ``views > 1`` fills ``views`` consecutive rows.
+        times_s: float32 ``[N, T]``, the timestamp (centre of the frame's display interval) of each frame.
+        salient: bool ``[N, T]``, whether that timestamp lies inside an annotated segment.
+        labels: class indices, one tuple per row.
+        skipped: ``(video_id, path, reason)`` for every unreadable video, in record order.
+    """
+
+    frames: torch.Tensor
+    video_ids: list[str]
+    times_s: torch.Tensor
+    salient: torch.Tensor
+    labels: list[tuple[int, ...]]
+    skipped: list[tuple[str, str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain tensors/lists/strings, loadable with ``torch.load(weights_only=True)`` (the stage cache)."""
+        return {
+            "frames": self.frames,
+            "video_ids": list(self.video_ids),
+            "times_s": self.times_s,
+            "salient": self.salient,
+            "labels": [list(lab) for lab in self.labels],
+            "skipped": [list(s) for s in self.skipped],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DecodedSplit:
+        return cls(
+            frames=d["frames"],
+            video_ids=list(d["video_ids"]),
+            times_s=d["times_s"],
+            salient=d["salient"],
+            labels=[tuple(lab) for lab in d["labels"]],
+            skipped=[(s[0], s[1], s[2]) for s in d["skipped"]],
+        )
+
+
+# ---------------------------------------------------------------------------------------------- pure helpers
+
+
+def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``t`` frame indices, uniformly pre-sampled: the centre (``rng is None``) or a random point (training,
+    temporal random shift) of each of ``t`` equal segments of ``[0, num_frames)``.
+
+    A video shorter than ``t`` comes out of the same formula with its frames repeated and spliced to ``t``:
+    each frame appears ``t / num_frames`` times (±1), the repeats adjacent and in time order (3 frames, t=8:
+    ``0 0 0 1 1 2 2 2``). Repeating in place rather than looping the clip keeps indices non-decreasing, so
+    time stays monotone for positional encodings and frame differences have no jump at a loop point.
+    """
+    if num_frames < 1 or t < 1:
+        raise ValueError(f"need num_frames >= 1 and t >= 1, got {num_frames}, {t}")
+    i = np.arange(t, dtype=np.int64)
+    if rng is None:
+        return ((2 * i + 1) * num_frames) // (2 * t)  # exact integer floor of the segment centre
+    offsets = rng.random(t)
+    idx = np.floor((i + offsets) * num_frames / t).astype(np.int64)
+    return np.clip(idx, 0, num_frames - 1)
+
+
+def frame_times(indices: np.ndarray, fps: float) -> np.ndarray:
+    """Timestamp of each frame index, in seconds, at the centre of its display interval.
+
+    The centre (not the start) makes a frame salient exactly when most of its interval is annotated, and
+    keeps the test robust to an fps that is off in the last decimal.
+    """
+    return (np.asarray(indices, dtype=np.float64) + 0.5) / fps
+
+
+def salient_mask(segments: Iterable[tuple[float, float]], times_s: np.ndarray) -> np.ndarray:
+    """Whether each timestamp lies inside any half-open segment ``[start, end)``."""
+    times = np.asarray(times_s, dtype=np.float64)
+    seg = np.asarray(list(segments), dtype=np.float64).reshape(-1, 2)
+    inside = (times[..., None] >= seg[:, 0]) & (times[..., None] < seg[:, 1])
+    return inside.any(axis=-1)
+
+
+def resize_crop(frames: torch.Tensor, *, short_side: int, crop: int) -> torch.Tensor:
+    """Resize the shorter side to ``short_side`` (antialiased), then centre-crop to ``crop × crop``.
+
+    Accepts ``[N, H, W, 3]`` (decoders' layout) or ``[N, 3, H, W]``; channels-last is assumed when the last
+    dimension is 3 and the second is not. Returns uint8 ``[N, 3, crop, crop]``.
+    """
+    if frames.shape[-1] == 3 and frames.shape[1] != 3:
+        frames = frames.permute(0, 3, 1, 2)
+    out = TF.resize(frames.contiguous(), size=[short_side], antialias=True)
+    return TF.center_crop(out, [crop, crop]).contiguous()
+
+
+def video_rng(seed: int, video_id: str) -> np.random.Generator:
+    """A generator that depends only on the run seed and the video id (crc32: stable across processes)."""
+    return np.random.default_rng([seed, zlib.crc32(video_id.encode())])
+
+
+# ---------------------------------------------------------------------------------------------- one file
+
+
+def _decord_message(err: BaseException) -> str:
+    """decord's errors start with ``[hh:mm:ss] /path/file.cc:123:`` and a ``Check failed`` preamble."""
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    msg = re.sub(r"^\[[\d:]+\]\s*\S+:\d+:\s*", "", msg)
+    return re.sub(r"^Check failed:.*?ERROR\s*", "", msg)
+
+
+def _av_message(err: BaseException) -> str:
+    """FFmpeg's own wording ("Invalid data found when processing input") without errno and path."""
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def _av_probe(path: Path) -> tuple[int, float] | str:
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "no video stream"
+            stream = container.streams.video[0]
+            n = sum(1 for _ in container.decode(stream))
+            rate = stream.average_rate or stream.guessed_rate
+            return n, float(rate) if rate else 0.0
+    except Exception as e:  # PyAV raises many error types; any of them means "unreadable"
+        return _av_message(e)
+
+
+def probe(path: Path | str) -> tuple[int, float] | str:
+    """``(frame count, fps)`` of a video, or a human-readable reason why it cannot be read.
+
+    Opens the file in *this* process: call it through :func:`probe_many` unless the file is known good.
+    """
+    path = Path(path)
+    if not path.exists():
+        return "missing file"
+    if path.stat().st_size == 0:
+        return "zero-byte file"
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        n, fps = len(vr), float(vr.get_avg_fps())
+    except Exception as e:  # decord raises DECORDError or RuntimeError for unreadable input
+        message = _decord_message(e)
+        if "video stream" in message:
+            return "no video stream"
+        fallback = _av_probe(path)
+        if isinstance(fallback, str):
+            return f"corrupt or unreadable: {message} (PyAV: {fallback})"
+        n, fps = fallback
+    if n <= 0:
+        return "0 frames"
+    if not fps > 0:
+        return "no frame rate in the container"
+    return n, fps
+
+
+def _decode_av(path: Path, wanted: np.ndarray) -> np.ndarray:
+    """Sequential PyAV decode of the (sorted, unique) ``wanted`` indices, ``[n, H, W, 3]`` uint8."""
+    keep = set(wanted.tolist())
+    frames: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in keep:
+                frames[i] = frame.to_ndarray(format="rgb24")
+            if i >= wanted[-1]:
+                break
+    missing = keep - frames.keys()
+    if missing:
+        raise DecodeError(path, f"PyAV decoded only frames < {min(missing)} of {wanted[-1] + 1} wanted")
+    return np.stack([frames[i] for i in wanted.tolist()])
+
+
+def decode_clip(path: Path | str, indices: np.ndarray, *, short_side: int, crop: int) -> torch.Tensor:
+    """Frames ``indices`` (any order, repeats allowed) of ``path`` as uint8 ``[len(indices), 3, crop, crop]``.
+
+    Each distinct frame is decoded once, resized, then re-expanded to the requested order. decord's
+    ``get_batch`` first; on any decord error, PyAV; :class:`DecodeError` when both fail.
+    """
+    path = Path(path)
+    unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        raw = vr.get_batch(unique.tolist()).asnumpy()
+    except Exception as decord_err:  # decord raises DECORDError or RuntimeError for unreadable input
+        try:
+            raw = _decode_av(path, unique)
+        except Exception as av_err:  # idem for PyAV
+            reason = f"corrupt or unreadable: {_decord_message(decord_err)} (PyAV: {_av_message(av_err)})"
+            raise DecodeError(path, reason) from av_err
+    out = resize_crop(torch.from_numpy(raw), short_side=short_side, crop=crop)
+    return out[torch.from_numpy(inverse.reshape(-1))]
+
+
+# ---------------------------------------------------------------------------------------------- isolation
+
+
+def _worker_init() -> None:
+    """One intra-op thread per worker: the pool already provides the parallelism."""
+    torch.set_num_threads(1)
+
+
+def _make_pool(workers: int) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+
+
+def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, each call in a worker process; a call whose worker died yields
+    :data:`CRASHED`.
+
+    When a worker dies every unfinished call of that pool fails with it, so the unfinished calls are rerun
+    one at a time in a single-worker pool: a second death then points at exactly one file.
+    """
+    results: list[Any] = [None] * len(jobs)
+    done = [False] * len(jobs)
+    with tqdm(total=len(jobs), desc=desc, unit="video", leave=False) as bar:
+        with _make_pool(workers) as pool:
+            futures: dict[Future, int] = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+            for fut in as_completed(futures):
+                try:
+                    results[futures[fut]] = fut.result()
+                except BrokenProcessPool:
+                    continue
+                done[futures[fut]] = True
+                bar.update()
+        single: ProcessPoolExecutor | None = None
+        try:
+            for i in (i for i, ok in enumerate(done) if not ok):
+                single = single or _make_pool(1)
+                try:
+                    results[i] = single.submit(fn, *jobs[i]).result()
+                except BrokenProcessPool:
+                    results[i] = CRASHED
+                    single.shutdown()
+                    single = None
+                bar.update()
+        finally:
+            if single is not None:
+                single.shutdown()
+    return results
+
+
+def probe_many(paths: Iterable[Path | str], *, workers: int = 2) -> dict[Path, tuple[int, float] | str]:
+    """:func:`probe` of every path, each in a worker process, so a file that crashes the decoder is reported
+    as :data:`CRASHED` instead of ending the caller."""
+    paths = [Path(p) for p in paths]
+    results = _run_isolated(probe, [(p,) for p in paths], workers=workers, desc="probe")
+    return dict(zip(paths, results, strict=True))
+
+
+def _decode_video(
+    path: Path, video_id: str, *, t: int, short_side: int, crop: int, views: int, seed: int, train: bool
+) -> tuple[np.ndarray, np.ndarray] | str:
+    """Probe, choose indices and decode one video (runs in a worker): ``(frames [V,T,3,c,c], times [V,T])``
+    or the reason it was skipped."""
+    info = probe(path)
+    if isinstance(info, str):
+        return info
+    n, fps = info
+    rng = video_rng(seed, video_id) if train else None
+    indices = np.stack([presample_indices(n, t, rng=rng) for _ in range(views)])
+    try:
+        frames = decode_clip(path, indices.reshape(-1), short_side=short_side, crop=crop)
+    except DecodeError as e:
+        return e.reason
+    return frames.reshape(views, t, *frames.shape[1:]).numpy(), frame_times(indices, fps)
+
+
+def decode_records(
+    records: Sequence[VideoRecord],
+    *,
+    t: int,
+    short_side: int,
+    crop: int,
+    views: int = 1,
+    seed: int = 0,
+    train: bool = False,
+    workers: int = 2,
+) -> DecodedSplit:
+    """Decode ``t`` pre-sampled frames of every record; unreadable videos are skipped with their reason.
+
+    Test (``train=False``): one view, segment-centre indices. Train: ``views`` draws of the temporal random
+    shift per video, from a generator seeded by ``(seed, video_id)``, so the result does not depend on the
+    worker count or on which other videos were readable.
+    """
+    if crop > short_side:
+        raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
+    views = views if train else 1
+    job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
+    jobs = [(r.path, r.video_id) for r in records]
+    results = _run_isolated(job, jobs, workers=workers, desc=f"decode {'train' if train else 'test'}")
+    frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
+    for record, result in zip(records, results, strict=True):
+        if isinstance(result, str):
+            skipped.append((record.video_id, str(record.path), result))
+            continue
+        clip, clip_times = result
+        frames.append(torch.from_numpy(clip))
+        times.append(clip_times)
+        salient.append(salient_mask(record.segments, clip_times))
+        video_ids += [record.video_id] * views
+        labels += [record.labels] * views
+    empty = np.zeros((0, t))
+    return DecodedSplit(
+        frames=torch.cat(frames) if frames else torch.zeros(0, t, 3, crop, crop, dtype=torch.uint8),
+        video_ids=video_ids,
+        times_s=torch.from_numpy(np.concatenate([empty, *times])).float(),
+        salient=torch.from_numpy(np.concatenate([empty.astype(bool), *salient])),
+        labels=labels,
+        skipped=skipped,
+    )

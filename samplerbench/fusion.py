@@ -1,0 +1,176 @@
+"""Fusing NSNet's two saliency branches into one K-frame selection (supplementary A.3).
+
+Every function takes the Frame Scrutinize scores ``sf`` and the Video Glimpse scores ``sv``, both ``[B, T]``,
+and returns ``[B, K]`` distinct frame indices in temporal order. Everything is vectorised over the batch (no
+Python loop over videos): selection must keep up with cached tensors at tens of thousands of videos/s.
+
+Ranking rule shared by all fusions: descending score, ties to the lower frame index (a stable sort), so a
+selection is a pure function of the scores.
+
+Scale. ``sf`` is a per-frame probability (sigmoid) while ``sv`` is an attention distribution over T frames
+(softmax, sums to 1), so its values shrink as 1/T. Fusions that compare or mix *values* of the two branches
+(``add``, ``max``, ``join``; ``mul`` only scales every frame of a video alike) first divide ``sv`` by its
+per-video maximum (:func:`normalise_attention`): the most attended frame reads 1, like a confident ``sf``,
+ratios between frames are kept (``mul`` ranks exactly as on the raw attention), and a flat attention becomes
+all ones, i.e. "no preference", so ``add`` then ranks by ``sf`` alone. Min-max scaling was rejected because
+it is undefined on flat attention and sends the least attended frame to 0 whatever its absolute weight.
+Rank-based fusions (``intersection``, ``union``, ``fs``, ``vg``) are scale-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from samplerbench.errors import UserError
+
+FUSIONS: tuple[str, ...] = ("add", "mul", "max", "join", "intersection", "union", "fs", "vg")
+SCORE_FUSIONS: tuple[str, ...] = ("add", "mul", "max")
+
+
+def normalise_attention(sv: Tensor) -> Tensor:
+    """``sv`` over its per-video maximum, so it lives on ``sf``'s [0, 1] scale (see the module docstring)."""
+    return sv / sv.amax(dim=1, keepdim=True).clamp_min(torch.finfo(sv.dtype).tiny)
+
+
+def fuse_scores(sf: Tensor, sv: Tensor, *, fusion: str, alpha: float = 0.6) -> Tensor:
+    """The fused per-frame score ``[B, T]`` of a score fusion: ``add`` α·sf + (1-α)·sv, ``mul``, ``max``."""
+    svn = normalise_attention(sv)
+    if fusion == "add":
+        return alpha * sf + (1.0 - alpha) * svn
+    if fusion == "mul":
+        return sf * svn
+    if fusion == "max":
+        return torch.maximum(sf, svn)
+    raise UserError(f"unknown score fusion {fusion!r}; valid: {', '.join(SCORE_FUSIONS)}")
+
+
+def ranks(scores: Tensor) -> Tensor:
+    """``[B, T]``: each frame's 0-based position in the descending, stable ranking of its row."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    positions = torch.arange(scores.shape[1], device=scores.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, positions)
+
+
+def smallest_sorted(key: Tensor, k: int) -> Tensor:
+    """Indices of the k smallest keys per row (ties to the lower index), in temporal order."""
+    return torch.sort(key, dim=1, stable=True).indices[:, :k].sort(dim=1).values
+
+
+def topk_sorted(scores: Tensor, k: int) -> Tensor:
+    """Indices of the k highest scores per row (ties to the lower index), in temporal order.
+
+    The same rule as :func:`samplerbench.samplers.base.topk_sorted`; this module does not import the samplers
+    package, because samplers (NSNet) import it and the package's ``__init__`` imports every sampler.
+    """
+    return smallest_sorted(-scores, k)
+
+
+def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
+    """The 2T scores of both branches in one list, sorted descending; the first K distinct frames met.
+
+    A frame's first appearance in that list is at its larger score, so ``join`` keeps the same frames as
+    ``max`` (the paper's Table 2 reports both at 75.1); ties between entries go to the lower frame index,
+    then to ``sf`` before ``sv``.
+    """
+    b, t = sf.shape
+    interleaved = torch.stack((sf, normalise_attention(sv)), dim=2).reshape(b, 2 * t)
+    first_seen = ranks(interleaved).view(b, t, 2).amin(dim=2)
+    return smallest_sorted(first_seen, k)
+
+
+def intersection(sf: Tensor, sv: Tensor, k: int) -> Tensor:
+    """Frames in both branches' top-L lists, growing L one list at a time until K frames agree.
+
+    The supplementary writes I(K) = top-K(π^f) ∩ top-K(π^v), then "expands I with one element from
+    π^f_{K+1..T} or π^v_{K+1..T} by turns until |I(K+i')| = K". We read I(K+i') as the intersection of
+    the grown prefixes: step 1 appends the next frame of π^f to its prefix, step 2 the next of π^v, and so
+    on. This keeps the fusion's meaning (a frame is kept only when both branches rank it high) and, since
+    one step adds at most one frame to the intersection, it stops at exactly K. The alternative reading
+    (append the tail elements themselves) would keep π^f's (K+1)-th frame over its 1st whenever the 1st
+    is outside π^v's top K, which contradicts the ranking.
+
+    Vectorised: after step s the prefixes have lengths K + ⌈s/2⌉ (π^f) and K + ⌊s/2⌋ (π^v), so a frame with
+    0-based ranks (r_f, r_v) is in from step max(2(r_f - K + 1) - 1, 2(r_v - K + 1), 0); the K earliest
+    frames are the answer (only step 0 can admit several frames, and it admits at most K).
+    """
+    need_f = (ranks(sf) - k + 1).clamp_min(0)
+    need_v = (ranks(sv) - k + 1).clamp_min(0)
+    entry_step = torch.maximum(2 * need_f - 1, 2 * need_v).clamp_min(0)
+    return smallest_sorted(entry_step, k)
+
+
+def union_quotas(k: int, alpha: float) -> tuple[int, int, str | None]:
+    """``(⌈Kα⌉, ⌈K(1-α)⌉, branch that gives back a frame on overflow or None)``.
+
+    The two ceilings overshoot K by one exactly when Kα is not an integer. Read as an apportionment of K
+    seats between the branches, the surplus seat goes to the branch with the larger remainder of its exact
+    share Kα or K(1-α) (the largest-remainder method); the other branch gives back its lowest-ranked quota
+    frame. A tie (remainders 0.5) keeps π^f's frame, consistent with the paper filling from π^f.
+    """
+    share_f = round(k * alpha, 9)  # 5 * 0.6 must be 3, not 3.0000000000000004
+    kf, kv = math.ceil(share_f), math.ceil(round(k - share_f, 9))
+    if kf + kv <= k:
+        return kf, kv, None
+    remainder_f = share_f - math.floor(share_f)
+    return kf, kv, ("v" if remainder_f >= 0.5 else "f")
+
+
+def union(sf: Tensor, sv: Tensor, k: int, *, alpha: float = 0.6) -> Tensor:
+    """⌈Kα⌉ top frames of π^f ∪ ⌈K(1-α)⌉ top frames of π^v, filled up to K from π^f in order.
+
+    Overlapping lists leave fewer than K frames, filled with the next frames of π^f. When the lists are
+    disjoint and the ceilings add up to K + 1, the branch with the smaller remainder gives back its last
+    quota frame (:func:`union_quotas`): K=3, α=0.6 keeps 2 from π^f and 1 from π^v.
+    """
+    rank_f, rank_v = ranks(sf), ranks(sv)
+    kf, kv, gives_back = union_quotas(k, alpha)
+    in_f, in_v = rank_f < kf, rank_v < kv
+    if gives_back is not None:
+        overflow = ((in_f | in_v).sum(dim=1, keepdim=True) > k)
+        if gives_back == "v":
+            in_v = in_v & ~(overflow & (rank_v == kv - 1))
+        else:
+            in_f = in_f & ~(overflow & (rank_f == kf - 1))
+    t = sf.shape[1]
+    # Chosen frames come first (key < 0), then the rest of π^f in its order.
+    key = torch.where(in_f | in_v, rank_f - t, rank_f)
+    return smallest_sorted(key, k)
+
+
+def _score_fusion(fusion: str) -> Callable[[Tensor, Tensor, int, float], Tensor]:
+    return lambda sf, sv, k, alpha: topk_sorted(fuse_scores(sf, sv, fusion=fusion, alpha=alpha), k)
+
+
+_SELECTORS: dict[str, Callable[[Tensor, Tensor, int, float], Tensor]] = {
+    **{name: _score_fusion(name) for name in SCORE_FUSIONS},
+    "join": lambda sf, sv, k, alpha: join(sf, sv, k),
+    "intersection": lambda sf, sv, k, alpha: intersection(sf, sv, k),
+    "union": lambda sf, sv, k, alpha: union(sf, sv, k, alpha=alpha),
+    "fs": lambda sf, sv, k, alpha: topk_sorted(sf, k),
+    "vg": lambda sf, sv, k, alpha: topk_sorted(sv, k),
+}
+
+
+def check_fusion(fusion: str) -> None:
+    if fusion not in _SELECTORS:
+        raise UserError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+
+
+def fuse_select(sf: Tensor, sv: Tensor, k: int, *, fusion: str, alpha: float = 0.6) -> Tensor:
+    """Select K of T frames per video from the two branches' scores: ``[B, T] x 2 -> [B, K]``.
+
+    ``alpha`` weighs π^f against π^v in ``add`` and ``union`` (0.6, as in the paper) and is ignored by the
+    other fusions; ``fs`` / ``vg`` are the single branches.
+    """
+    check_fusion(fusion)
+    if sf.shape != sv.shape or sf.dim() != 2:
+        raise ValueError(f"sf and sv must both be [B, T]; got {tuple(sf.shape)} and {tuple(sv.shape)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise UserError(f"fusion alpha={alpha} must lie in [0, 1]")
+    if not 1 <= k <= sf.shape[1]:
+        raise UserError(f"budget K={k} must satisfy 1 <= K <= T={sf.shape[1]}")
+    return _SELECTORS[fusion](sf, sv, k, alpha)

@@ -1,0 +1,172 @@
+"""Recognition metrics: pure functions, arrays in, floats (percent) out.
+
+Two average-precision definitions are provided because the literature mixes them:
+
+* :func:`mean_average_precision` is scikit-learn's ``average_precision_score`` (the step-wise area under the
+  precision-recall curve, no interpolation), averaged over classes. It is the headline number of the
+  benchmark tables and is computed by :func:`per_class_average_precision`, a vectorised exact equivalent
+  (the bootstrap in :mod:`samplerbench.stats` has its own resample-batched form, tested against sklearn).
+* :func:`mean_average_precision_anet` is the ActivityNet classification evaluator's VOC-style interpolated
+  AP, for comparison with numbers reported against the official evaluator.
+
+Classes without a positive video are skipped in both (their AP is undefined); score matrices are
+``[N videos, C classes]`` and target matrices the matching multi-hot ``{0, 1}`` arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def video_scores(frame_logits: Tensor, index: Tensor) -> Tensor:
+    """Video-level class scores from the frames a sampler selected.
+
+    The AR-Net / NSNet line of work scores a video by averaging the per-frame softmax over the selected
+    frames, so a confident frame cannot dominate through a large logit. Selecting the K logit rows before
+    the softmax gives the same result as softmax-then-select at K/T of the cost. The rows are picked with
+    one ``index_select`` on the flattened ``[B·T, C]`` logits: it copies whole class rows and is about twice
+    as fast as ``torch.gather`` through an index expanded over C, which matters when every sampler × budget
+    of a run is scored from the cached logits. The softmax runs in float32 so half-precision cached logits
+    do not lose the small probabilities that AP ranks on.
+
+    Args:
+        frame_logits: ``[B, T, C]`` per-frame logits of the recognizer.
+        index: ``[B, K]`` integer frame indices in ``[0, T)`` (repeats allowed).
+
+    Returns:
+        ``[B, C]`` float32 video scores, each row summing to 1.
+    """
+    videos, frames, classes = frame_logits.shape
+    offsets = torch.arange(videos, device=index.device).unsqueeze(1) * frames
+    rows = (index.long() + offsets).flatten()
+    selected = frame_logits.reshape(videos * frames, classes).index_select(0, rows).view(videos, -1, classes)
+    return torch.softmax(selected, dim=-1, dtype=torch.float32).mean(dim=1)
+
+
+def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Exact scikit-learn average precision of every class at once.
+
+    ``sklearn.metrics.average_precision_score`` thresholds at every distinct score: tied scores enter the
+    ranking together, so a positive's precision is the one at the *end* of its tie group, and
+    ``AP = mean over positives of precision(end of the positive's tie group)``. One column-wise sort then
+    serves all classes, instead of one sklearn call (and its input validation) per class.
+
+    Args:
+        scores: ``[N, C]`` scores.
+        targets: ``[N, C]`` multi-hot labels.
+
+    Returns:
+        ``[C]`` AP in ``[0, 1]``; NaN for classes without a positive.
+    """
+    scores = np.asarray(scores)
+    n, c = scores.shape
+    order = np.argsort(-scores, axis=0, kind="stable")
+    sorted_scores = np.take_along_axis(scores, order, axis=0)
+    sorted_targets = np.take_along_axis(np.asarray(targets, dtype=np.float64), order, axis=0)
+    # For every rank, the last rank of its tie group: the nearest group end at or below it.
+    is_group_end = np.ones((n, c), dtype=bool)
+    is_group_end[:-1] = sorted_scores[:-1] != sorted_scores[1:]
+    ranks = np.broadcast_to(np.arange(n)[:, None], (n, c))
+    group_end = np.minimum.accumulate(np.where(is_group_end, ranks, n)[::-1], axis=0)[::-1]
+
+    true_positives = np.cumsum(sorted_targets, axis=0)
+    precision = true_positives / np.arange(1, n + 1)[:, None]
+    precision_at_group_end = np.take_along_axis(precision, group_end, axis=0)
+    num_positives = true_positives[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = (sorted_targets * precision_at_group_end).sum(axis=0) / num_positives
+    return np.where(num_positives > 0, ap, np.nan)
+
+
+def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes with at least one positive of sklearn's one-vs-rest average precision, in percent.
+
+    Equal to ``mean(average_precision_score(targets[:, c], scores[:, c]))`` over those classes, ties
+    included, but computed in one vectorised pass (5,000 videos × 200 classes in well under a second).
+    """
+    return float(np.nanmean(per_class_average_precision(scores, targets)) * 100.0)
+
+
+def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
+    """VOC-style interpolated AP: a port of ``interpolated_prec_rec`` of the official ActivityNet evaluator.
+
+    The precision curve is padded (``mprec = [0, *prec, 0]``, ``mrec = [0, *rec, 1]``) and replaced by its
+    envelope, ``mprec[i] = max(mprec[i], mprec[i + 1])`` from right to left (here a reversed running maximum,
+    which is the same recurrence without the Python loop), then integrated over the points where recall
+    changes: ``ap = sum((mrec[i] - mrec[i - 1]) * mprec[i])``. Unlike sklearn's AP, a positive is credited
+    with the best precision reached at any later recall, which is why this number is never below sklearn's.
+
+    Args:
+        precision: precision after each prediction, predictions sorted by decreasing score.
+        recall: recall after each prediction, same order.
+    """
+    mprec = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
+    mrec = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
+    mprec = np.maximum.accumulate(mprec[::-1])[::-1]
+    idx = np.where(mrec[1:] != mrec[:-1])[0] + 1
+    return float(np.sum((mrec[idx] - mrec[idx - 1]) * mprec[idx]))
+
+
+def anet_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Interpolated AP of one class as the ActivityNet classification evaluator computes it, in ``[0, 1]``.
+
+    Every video is one prediction for the class with its score. Predictions are ranked by a *stable* sort
+    on decreasing score, so tied videos keep their input order (lower index first). The official code uses
+    ``argsort()[::-1]`` (numpy's unstable quicksort, reversed), which leaves the order of ties to the sort
+    implementation; a stable order makes the number reproducible. Ties do matter here: unlike sklearn's AP,
+    each prediction is its own point on the curve.
+
+    Args:
+        scores: ``[N]`` scores of the class.
+        targets: ``[N]`` binary labels of the class, with at least one positive.
+    """
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    hits = np.asarray(targets, dtype=np.float64)[order]
+    true_positives = np.cumsum(hits)
+    precision = true_positives / np.arange(1, len(hits) + 1)
+    recall = true_positives / hits.sum()
+    return anet_interpolated_ap(precision, recall)
+
+
+def mean_average_precision_anet(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean interpolated AP (ActivityNet evaluator) over classes with at least one positive, in percent."""
+    scores, targets = np.asarray(scores), np.asarray(targets)
+    present = np.flatnonzero(targets.sum(axis=0) > 0)
+    return float(np.mean([anet_average_precision(scores[:, c], targets[:, c]) for c in present]) * 100.0)
+
+
+def top1_accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Percent of videos whose highest-scoring class is one of their labels (multi-label safe).
+
+    A video without labels counts as a miss, so the denominator is always the number of videos.
+    """
+    return hit_at_k(scores, targets, k=1)
+
+
+def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
+    """Percent of videos with at least one label among their ``k`` highest-scoring classes.
+
+    Ties at the k-th score are broken towards the lower class index (stable sort), which matches
+    ``np.argmax`` for ``k = 1``. A video without labels counts as a miss.
+    """
+    scores, targets = np.asarray(scores), np.asarray(targets)
+    top_k = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = np.take_along_axis(targets, top_k, axis=1).any(axis=1)
+    return float(hits.mean() * 100.0)
+
+
+def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
+    """Percent of all selected frames that fall inside an annotated (salient) segment.
+
+    Every video counts, including those without annotated segments (all their selections are misses):
+    the denominator is then ``B·K`` for every sampler, so rates compare across samplers on the same
+    videos, and dropping such videos would make the rate depend on which annotations happen to exist.
+
+    Args:
+        salient: ``[B, T]`` bool, True for frames inside an annotated segment.
+        index: ``[B, K]`` selected frame indices.
+    """
+    hits = torch.gather(salient.bool(), 1, index.long())
+    return float(hits.float().mean().item() * 100.0)

@@ -1,0 +1,142 @@
+"""Paired bootstrap confidence intervals for comparing samplers on the same videos.
+
+Samplers are evaluated on the same test videos, so their errors are strongly correlated: a video that is
+hard for one sampler is hard for all. Resampling the videos *once* and scoring every sampler on the same
+resample (a paired bootstrap) keeps that correlation, which makes the interval of a *difference* between
+two samplers much narrower than two independent intervals would suggest, and is what decides whether
+"NSNet beats uniform" holds beyond the choice of test videos.
+
+Intervals are percentile intervals over the resamples. The resamples are drawn with numpy rather than
+``scipy.stats.bootstrap`` because the mAP of a resample is computed for a whole batch of resamples at once
+(:func:`resampled_average_precision`), which scipy's per-statistic interface cannot exploit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from samplerbench.metrics import mean_average_precision
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+# Upper bound on the elements of one [videos × positives] comparison block, to bound memory (~32 MB float32).
+_BLOCK_ELEMENTS = 1 << 23
+
+
+def resampled_average_precision(scores: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """sklearn's average precision of every class on a batch of bootstrap resamples, without re-sorting.
+
+    A resample is a vector of multiplicities ``counts[r, j]`` (how often video ``j`` was drawn); a
+    duplicated video is a tie with itself. sklearn's AP credits every positive ``(i, c)`` with the
+    precision at the end of its tie group, i.e. over the videos scoring at least ``scores[i, c]``::
+
+        retrieved[r, p] = sum_j counts[r, j] * [scores[j, c] >= scores[i, c]]
+        hits[r, p]      = sum_j counts[r, j] * [scores[j, c] >= scores[i, c]] * targets[j, c]
+        AP[r, c]        = sum_{p = (i, c)} counts[r, i] * hits / retrieved / sum_j counts[r, j] targets[j, c]
+
+    Both sums are matrix products of the count matrix with fixed 0/1 matrices (one column per positive),
+    so all resamples cost two BLAS calls per block of positives. With one label per video this is
+    ``R·N·N`` multiply-adds: about 3 s per sampler for 1,000 resamples of 5,000 videos × 200 classes on
+    2 cores. The counts are integers below 2**24, so the float32 products are exact and ties are handled
+    exactly.
+
+    Args:
+        scores: ``[N, C]`` scores.
+        targets: ``[N, C]`` multi-hot labels.
+        counts: ``[R, N]`` non-negative integer multiplicities of the videos.
+
+    Returns:
+        ``[R, C]`` AP in ``[0, 1]``; NaN where a class has no positive in the resample.
+    """
+    scores = np.asarray(scores)
+    labels = np.asarray(targets) > 0
+    counts = np.asarray(counts, dtype=np.float32)
+    n, c = scores.shape
+    pos_class, pos_video = np.nonzero(labels.T)
+    numerator = np.zeros((counts.shape[0], c))
+    block = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, len(pos_video), block):
+        video, cls = pos_video[start : start + block], pos_class[start : start + block]
+        at_or_above = scores[:, cls] >= scores[video, cls]
+        retrieved = counts @ at_or_above.astype(np.float32)
+        hits = counts @ (at_or_above & labels[:, cls]).astype(np.float32)
+        credit = counts[:, video].astype(np.float64) * hits / np.maximum(retrieved, 1.0)
+        # Positives come class by class (nonzero of the transpose), so each class is one contiguous run.
+        starts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]])
+        numerator[:, cls[starts]] += np.add.reduceat(credit, starts, axis=1)
+    num_positives = counts @ labels.astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(num_positives > 0, numerator / num_positives, np.nan)
+
+
+def _resampled_metric(
+    metric: Metric,
+    scores: np.ndarray,
+    targets: np.ndarray,
+    indices: np.ndarray,
+) -> np.ndarray:
+    """The metric on every resample; mAP goes through the batched exact path, anything else per resample."""
+    if metric is mean_average_precision:
+        counts = np.stack([np.bincount(row, minlength=len(targets)) for row in indices])
+        return np.nanmean(resampled_average_precision(scores, targets, counts), axis=1) * 100.0
+    return np.array([metric(scores[row], targets[row]) for row in indices])
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.nanpercentile(values, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def paired_bootstrap(
+    scores_by_name: dict[str, np.ndarray],
+    targets: np.ndarray,
+    *,
+    metric: Metric = mean_average_precision,
+    reference: str = "uniform",
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, dict[str, float]]:
+    """Point estimates and paired percentile bootstrap intervals of a metric for several samplers.
+
+    Every sampler is scored on the same ``resamples`` draws of the videos (with replacement), so the
+    interval of ``metric(sampler) - metric(reference)`` reflects only how the two samplers differ. As in
+    the point estimate, a class without a positive in a resample is left out of that resample's mAP.
+
+    Args:
+        scores_by_name: sampler name → ``[N, C]`` video scores, rows aligned with ``targets``.
+        targets: ``[N, C]`` multi-hot labels.
+        metric: ``(scores, targets) -> float``; :func:`~samplerbench.metrics.mean_average_precision` uses a
+            fast batched path, any other metric is recomputed on each resample.
+        reference: the sampler the differences are taken against; when it is not in ``scores_by_name``
+            the ``diff*`` fields are omitted.
+        resamples: number of bootstrap resamples.
+        seed: seed of the resampled indices; the same seed gives the same intervals.
+        level: coverage of the intervals.
+
+    Returns:
+        name → ``{"mAP": point, "lo", "hi"}`` plus ``{"diff", "diff_lo", "diff_hi"}`` against the
+        reference. The point is the metric on all videos (``"mAP"`` even for another ``metric``, so
+        table code reads one key).
+    """
+    targets = np.asarray(targets)
+    scores_by_name = {name: np.asarray(scores) for name, scores in scores_by_name.items()}
+    for name, scores in scores_by_name.items():
+        if scores.shape != targets.shape:
+            raise ValueError(f"scores of {name!r} have shape {scores.shape}, targets {targets.shape}")
+    indices = np.random.default_rng(seed).integers(0, len(targets), size=(resamples, len(targets)))
+    points = {name: metric(scores, targets) for name, scores in scores_by_name.items()}
+    draws = {name: _resampled_metric(metric, s, targets, indices) for name, s in scores_by_name.items()}
+
+    results: dict[str, dict[str, float]] = {}
+    for name, point in points.items():
+        lo, hi = _interval(draws[name], level)
+        row = {"mAP": float(point), "lo": lo, "hi": hi}
+        if reference in points:
+            diff_lo, diff_hi = _interval(draws[name] - draws[reference], level)
+            row |= {"diff": float(point - points[reference]), "diff_lo": diff_lo, "diff_hi": diff_hi}
+        results[name] = row
+    return results

@@ -1,0 +1,199 @@
+"""NSNet: Non-saliency Suppression Network (Xia, Wu et al., ECCV 2022), as described by its supplementary.
+
+Architecture (one network over the T FEM features of a video):
+
+    FEM features [T, D] → standardise → Linear D→d → + sinusoidal positional encoding → dropout 0.2
+      → TransformerEncoder (L layers, h heads of d/h, FFN hidden d) → z [T, d]
+    Frame Scrutinize (FS): Linear d→1 per frame → s^f = sigmoid, BCE against NS pseudo labels
+    Video Glimpse (VG):    Linear d→1 per frame → a = softmax over T → s^v = a
+        salient     Σ a_i z_i           → dropout 0.9 → FC d→C+1, target: the video's class(es)
+        non-salient Σ (1-a_i)/(T-1) z_i → the same FC,   target: the extra "background" class C
+
+Choices where the paper is silent (each a constructor field):
+  * sinusoidal positional encoding (no field): parameter-free and defined for any T, so a checkpoint
+    does not carry a maximum length; the pre-sampled frames are uniformly spaced, so index = time.
+  * ``encoder_dropout`` 0.1 inside the encoder layers (PyTorch's default; the paper only gives the 0.2 after
+    the positional encoding).
+  * VG attention dropout (0.2) applies to the weights of the salient sum; the complementary weights
+    (1 - a_i)/(T - 1) come from the attention before dropout, so they sum to exactly 1. With T = 1 there is
+    no non-salient frame and that term is dropped.
+  * multi-label videos: the salient target is the multi-hot label normalised to sum 1 (soft cross-entropy
+    over C+1 classes), keeping one softmax shared with the background class.
+  * NS pseudo labels: ``pseudo_rule`` (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
+  * ``no_ns=True`` ("w/o NS", Fig. 1): neither the FS pseudo-label loss nor the non-salient term is
+    trained, so the FS head is untrained; this variant selects and scores with the VG attention alone.
+  * temporal random shift: the training bank already holds several shifted views per video (the
+    pipeline's ``train_views``); no further jitter is applied here.
+  * ``scores`` (the saliency curve for plots) is the ``add`` fusion α·s^f + (1-α)·s^v/max(s^v), the
+    continuous analogue of union's α share, whatever fusion ``select`` uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from samplerbench.fusion import check_fusion, fuse_scores, fuse_select
+from samplerbench.samplers.base import FrameBank, check_budget, register_sampler
+from samplerbench.samplers.guiding import (
+    GUIDINGS,
+    PSEUDO_RULES,
+    check_choice,
+    class_prototypes,
+    guiding_scores,
+    ns_pseudo_labels,
+)
+from samplerbench.samplers.training import Standardize, TrainableSampler
+
+
+def sinusoidal_encoding(t: int, d: int) -> Tensor:
+    """``[T, d]`` Vaswani et al.'s sine/cosine positional encoding."""
+    position = torch.arange(t, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    enc = torch.zeros(t, d)
+    enc[:, 0::2] = torch.sin(position * freq)
+    enc[:, 1::2] = torch.cos(position * freq)[:, : d // 2]
+    return enc
+
+
+class NSNetNet(nn.Module):
+    """The network. ``forward`` is the inference path (both branch scores); training calls :meth:`encode`
+    and :meth:`branches` separately because the loss also needs the encoded frames."""
+
+    def __init__(
+        self, in_dim: int, num_classes: int, *, d: int, heads: int, layers: int,
+        pe_dropout: float, encoder_dropout: float, attention_dropout: float, fc_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.standardize = Standardize(in_dim)
+        self.proj = nn.Linear(in_dim, d)
+        self.pe_dropout = nn.Dropout(pe_dropout)
+        layer = nn.TransformerEncoderLayer(
+            d, heads, dim_feedforward=d, dropout=encoder_dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.fs_head = nn.Linear(d, 1)
+        self.vg_attention = nn.Linear(d, 1)
+        self.attention_dropout = nn.Dropout(attention_dropout)
+        self.fc_dropout = nn.Dropout(fc_dropout)
+        self.classifier = nn.Linear(d, num_classes + 1)  # the last class is "background" (non-salient)
+
+    def encode(self, fem: Tensor) -> Tensor:
+        x = self.proj(self.standardize(fem))
+        x = x + sinusoidal_encoding(x.shape[1], x.shape[2]).to(x)
+        return self.encoder(self.pe_dropout(x))
+
+    def branches(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """FS logits and VG attention (softmax over T) from encoded frames."""
+        return self.fs_head(z).squeeze(2), self.vg_attention(z).squeeze(2).softmax(dim=1)
+
+    def forward(self, fem: Tensor) -> tuple[Tensor, Tensor]:
+        """``(s^f, s^v)``, both ``[B, T]``: what a sampler runs at inference (and what gflops counts)."""
+        fs_logits, attention = self.branches(self.encode(fem))
+        return fs_logits.sigmoid(), attention
+
+
+@register_sampler("nsnet")
+@dataclasses.dataclass(kw_only=True, eq=False)
+class NSNetSampler(TrainableSampler):
+    """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default).
+
+    Defaults are sized for CPU runs on MobileNetV2 features (D = 1280, T = 16): d = 128, 4 heads, 2 layers;
+    the input projection D→d dominates the cost (≈ 0.006 GFLOPs per video with T = 16), and one training step
+    on a batch of 64 costs ≈ 1.5 GFLOP, so 120 epochs over a few hundred videos take a minute or two on CPU.
+    """
+
+    d: int = 128
+    heads: int = 4
+    layers: int = 2
+    pe_dropout: float = 0.2
+    encoder_dropout: float = 0.1
+    attention_dropout: float = 0.2
+    fc_dropout: float = 0.9
+    guiding: str = "prototype"
+    eps: float = 0.30
+    pseudo_rule: str = "minmax"
+    pseudo_threshold: float = 0.5
+    pseudo_ratio: float = 0.3
+    fs_weight: float = 1.0
+    vg_weight: float = 1.0
+    no_ns: bool = False
+    fusion: str = "union"
+    alpha: float = 0.6
+
+    def __post_init__(self) -> None:
+        check_choice("guiding score", self.guiding, GUIDINGS)
+        check_choice("pseudo-label rule", self.pseudo_rule, PSEUDO_RULES)
+        check_fusion(self.fusion)
+        if self.d % self.heads:
+            raise ValueError(f"nsnet: d={self.d} must be divisible by heads={self.heads}")
+
+    def architecture(self) -> dict[str, Any]:
+        return {"d": self.d, "heads": self.heads, "layers": self.layers, "no_ns": self.no_ns}
+
+    def build_net(self, in_dim: int, num_classes: int) -> NSNetNet:
+        return NSNetNet(
+            in_dim, num_classes, d=self.d, heads=self.heads, layers=self.layers, pe_dropout=self.pe_dropout,
+            encoder_dropout=self.encoder_dropout, attention_dropout=self.attention_dropout,
+            fc_dropout=self.fc_dropout,
+        )
+
+    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
+        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
+        labels = train.labels.float()
+        prototypes = (
+            class_prototypes(train.rec_logits, train.rec_feats, labels, eps=self.eps)
+            if self.guiding == "prototype" else None
+        )
+        guiding = guiding_scores(
+            self.guiding, rec_logits=train.rec_logits, rec_feats=train.rec_feats, labels=labels,
+            prototypes=prototypes,
+        )
+        pseudo = ns_pseudo_labels(
+            guiding, rule=self.pseudo_rule, threshold=self.pseudo_threshold, ratio=self.pseudo_ratio
+        )
+        target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
+        return train.fem.float(), target, pseudo
+
+    def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:
+        z = net.encode(fem)
+        fs_logits, attention = net.branches(z)
+        salient = torch.einsum("bt,btd->bd", net.attention_dropout(attention), z)
+        vg = F.cross_entropy(net.classifier(net.fc_dropout(salient)), target)
+        if self.no_ns:
+            return self.vg_weight * vg
+        t = fem.shape[1]
+        if t > 1:
+            complement = (1.0 - attention) / (t - 1)
+            non_salient = torch.einsum("bt,btd->bd", complement, z)
+            background = torch.full((fem.shape[0],), target.shape[1] - 1, device=fem.device)
+            vg = vg + F.cross_entropy(net.classifier(net.fc_dropout(non_salient)), background)
+        fs = F.binary_cross_entropy_with_logits(fs_logits, pseudo)
+        return self.fs_weight * fs + self.vg_weight * vg
+
+    def branch_scores(self, batch: FrameBank) -> tuple[Tensor, Tensor]:
+        """``(s^f, s^v)``, ``[B, T]`` each, in eval mode."""
+        sf, sv = self.infer(batch.fem, lambda net, fem: net(fem))
+        return sf, sv
+
+    def scores(self, batch: FrameBank) -> Tensor:
+        """The saliency curve for plots: α·s^f + (1-α)·s^v/max(s^v), or s^v alone for ``no_ns``."""
+        sf, sv = self.branch_scores(batch)
+        if self.no_ns:
+            return sv
+        return fuse_scores(sf, sv, fusion="add", alpha=self.alpha)
+
+    def select(self, batch: FrameBank, k: int) -> Tensor:
+        """The two branches fused by ``self.fusion`` (``"vg"`` for ``no_ns``: its FS head is untrained)."""
+        check_budget(k, batch.num_frames)
+        sf, sv = self.branch_scores(batch)
+        return fuse_select(sf, sv, k, fusion="vg" if self.no_ns else self.fusion, alpha=self.alpha)
+
+    def gflops(self, frames: int) -> float:
+        """The whole network at inference (encoder + both heads) on one video of ``frames`` features."""
+        return self.head_gflops(self.fitted_net(), frames)

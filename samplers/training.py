@@ -1,0 +1,185 @@
+"""What the trainable samplers (NSNet, SCSampler) share: the SGD loop, input standardisation, checkpoints.
+
+The schedule is the paper's for every trainable sampler, so a comparison between samplers is not a
+comparison between optimisers: SGD with momentum 0.9, batch 64, lr 1e-2 decayed ×0.1 at 50/120 and 75/120
+of the epochs.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from samplerbench.samplers.base import FrameBank, Sampler
+
+MILESTONE_FRACTIONS: tuple[float, float] = (50 / 120, 75 / 120)
+EVAL_CHUNK = 4096  # videos per forward pass at evaluation: bounds memory, not a loop over videos
+
+
+def milestones(epochs: int) -> list[int]:
+    """The paper's decay epochs (50 and 75 of 120) scaled to ``epochs``."""
+    return sorted({round(epochs * f) for f in MILESTONE_FRACTIONS})
+
+
+def train_sgd(
+    net: nn.Module,
+    loss_fn: Callable[..., Tensor],
+    tensors: tuple[Tensor, ...],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    device: str,
+    momentum: float = 0.9,
+) -> list[float]:
+    """Mini-batch SGD over rows of ``tensors`` (shuffled by ``generator``); the mean loss of each epoch.
+
+    ``loss_fn(*batch)`` gets the same rows of every tensor, already on ``device``.
+    """
+    optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones(epochs), gamma=0.1)
+    n = tensors[0].shape[0]
+    history: list[float] = []
+    net.train()
+    for _ in range(epochs):
+        total = 0.0
+        for rows in torch.randperm(n, generator=generator).split(batch_size):
+            loss = loss_fn(*(x[rows].to(device) for x in tensors))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(rows)
+        schedule.step()
+        history.append(total / n)
+    net.eval()
+    return history
+
+
+class Standardize(nn.Module):
+    """Per-channel standardisation with statistics of the training frames, kept as buffers.
+
+    Why: FEM features (post-ReLU averages, D ≈ 1280) are all positive with channel scales that differ by
+    orders of magnitude; plain SGD at lr 1e-2 then trains slowly or diverges. Unlike a LayerNorm it keeps a
+    frame's overall activation level, which itself carries saliency (empty, dark or blurred frames).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def set_statistics(self, x: Tensor) -> None:
+        flat = x.reshape(-1, x.shape[-1]).float()
+        self.mean.copy_(flat.mean(dim=0))
+        self.std.copy_(flat.std(dim=0, unbiased=False).clamp_min(1e-6))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+@dataclasses.dataclass(kw_only=True, eq=False)
+class TrainableSampler(Sampler):
+    """A sampler whose network is trained on the training bank by :func:`train_sgd`.
+
+    Subclasses say how to build the network (:meth:`build_net`), what to train on
+    (:meth:`training_tensors`) and the loss (:meth:`training_loss`). ``fit`` is deterministic given ``seed``:
+    the global RNG (weight init and dropout) is seeded inside a forked RNG state, so fitting neither depends
+    on nor disturbs the caller's random state, and shuffling uses its own generator.
+    """
+
+    trainable = True
+    uses_fem = True
+    seed: int = 0
+    epochs: int = 120
+    batch_size: int = 64
+    lr: float = 1e-2
+    device: str = "cpu"
+    net: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
+    history: list[float] = dataclasses.field(default_factory=list, init=False, repr=False)
+    dims: tuple[int, int] | None = dataclasses.field(default=None, init=False, repr=False)  # (D, C)
+
+    @abc.abstractmethod
+    def build_net(self, in_dim: int, num_classes: int) -> nn.Module:
+        """A fresh network; its first module must be a :class:`Standardize` named ``standardize``."""
+
+    @abc.abstractmethod
+    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
+        """Row-aligned tensors the loss reads, FEM features first."""
+
+    @abc.abstractmethod
+    def training_loss(self, net: nn.Module, *batch: Tensor) -> Tensor:
+        """The training loss of one mini-batch."""
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields fixed by training (network shape, training variant); stored in checkpoints and restored
+        on load."""
+        return {}
+
+    def fit(self, train: FrameBank) -> None:
+        train.require("labels", "rec_logits", "rec_feats", who=self.name)
+        fork_devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(self.seed)
+            tensors = self.training_tensors(train)
+            self.dims = (train.fem.shape[2], train.num_classes)
+            net = self.build_net(*self.dims)
+            net.standardize.set_statistics(train.fem)
+            self.net = net.to(self.device)
+            generator = torch.Generator().manual_seed(self.seed)
+            self.history = train_sgd(
+                self.net, lambda *b: self.training_loss(self.net, *b), tensors, epochs=self.epochs,
+                batch_size=self.batch_size, lr=self.lr, generator=generator, device=self.device,
+            )
+
+    def fitted_net(self) -> nn.Module:
+        if self.net is None:
+            raise RuntimeError(f"sampler {self.name!r} must be fitted (or loaded) before use")
+        return self.net
+
+    def infer(
+        self, fem: Tensor, forward: Callable[[nn.Module, Tensor], tuple[Tensor, ...]]
+    ) -> tuple[Tensor, ...]:
+        """``forward(net, fem_chunk)`` in eval mode without autograd, batched in chunks, results on CPU."""
+        net = self.fitted_net().eval()
+        with torch.inference_mode():
+            parts = [
+                tuple(o.float().cpu() for o in forward(net, chunk.to(self.device, torch.float32)))
+                for chunk in fem.split(EVAL_CHUNK)
+            ]
+        return tuple(torch.cat(outs) for outs in zip(*parts, strict=True))
+
+    def head_gflops(self, module: nn.Module, frames: int) -> float:
+        """fvcore-convention GFLOPs of ``module`` on one video of ``frames`` FEM features."""
+        from samplerbench.cost import count_gflops  # lazy: cost.py pulls in fvcore
+
+        assert self.dims is not None
+        example = torch.zeros(1, frames, self.dims[0], device=self.device)
+        return count_gflops(module.eval(), (example,))
+
+    def state_dict(self) -> dict:
+        """Plain values and tensors only, so ``torch.load(..., weights_only=True)`` restores it."""
+        net = self.fitted_net()
+        assert self.dims is not None
+        return {
+            "architecture": self.architecture(),
+            "dims": list(self.dims),
+            "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Rebuild the network from the checkpoint's architecture; eval-time fields (fusion, α) stay as
+        constructed, so one trained model can be evaluated under several of them."""
+        for key, value in state["architecture"].items():
+            setattr(self, key, value)
+        self.dims = (int(state["dims"][0]), int(state["dims"][1]))
+        net = self.build_net(*self.dims)
+        net.load_state_dict(state["net"])
+        self.net = net.to(self.device).eval()
+        self.history = list(state["history"])

@@ -1,0 +1,148 @@
+"""Cost: fvcore counts with the attention handles against hand calculations and published backbone values."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samplerbench.cost import backbone_gflops, count_gflops, flop_analysis, measure_throughput, video_gflops
+
+D, HEADS, FFN, TOKENS = 64, 4, 64, 16
+
+
+def _hand_layer_macs(tokens: int = TOKENS, width: int = D, ffn: int = FFN) -> int:
+    """q/k/v/out projections + Q·Kᵀ and attn·V + the two FFN linears, per layer, batch 1."""
+    return 4 * tokens * width**2 + 2 * tokens**2 * width + 2 * tokens * width * ffn
+
+
+def _encoder(layers: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(D, HEADS, FFN, dropout=0.0, batch_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+class _SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` called as self-attention, the way a sampler head would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(D, HEADS, batch_first=True)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, memory, memory, need_weights=False)[0]
+
+
+class _Sdpa(nn.Module):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+class _FusedEncoderLayer(nn.Module):
+    """Calls the fused inference kernel directly (fvcore's hooks keep the encoder layer off that path)."""
+
+    def __init__(self, layer: nn.TransformerEncoderLayer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer, attn = self.layer, self.layer.self_attn
+        return torch._transformer_encoder_layer_fwd(
+            x, attn.embed_dim, attn.num_heads, attn.in_proj_weight, attn.in_proj_bias,
+            attn.out_proj.weight, attn.out_proj.bias, False, layer.norm_first, layer.norm1.eps,
+            layer.norm1.weight, layer.norm1.bias, layer.norm2.weight, layer.norm2.bias,
+            layer.linear1.weight, layer.linear1.bias, layer.linear2.weight, layer.linear2.bias, None, None,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_transformer_encoder_matches_hand_count_in_train_and_eval(layers: int) -> None:
+    model, x = _encoder(layers), torch.randn(1, TOKENS, D)
+    train = count_gflops(model.train(), (x,))
+    evaluated = count_gflops(model.eval(), (x,))
+    hand = layers * _hand_layer_macs() / 1e9
+    assert train == pytest.approx(hand, rel=0.05)  # the rest is fvcore's layer-norm estimate
+    assert evaluated == train  # the eval fast path is counted exactly like the training path
+
+
+def test_encoder_attention_ops_are_all_handled() -> None:
+    """Which attention op each mode traces to in this torch, and that none is left unsupported."""
+    x = torch.randn(1, TOKENS, D)
+    with torch.no_grad():  # the analysis traces lazily: one model per mode
+        train = flop_analysis(_encoder(1).train(), (x,))
+        evaluated = flop_analysis(_encoder(1).eval(), (x,))
+        assert "scaled_dot_product_attention" in train.by_operator()
+        fast_paths = {"_native_multi_head_attention", "_transformer_encoder_layer_fwd"}
+        assert fast_paths & set(evaluated.by_operator())
+        assert not train.unsupported_ops() and not evaluated.unsupported_ops()
+
+
+def test_fused_encoder_layer_kernel_counts_like_the_unfused_layer() -> None:
+    layer = nn.TransformerEncoderLayer(D, HEADS, FFN, dropout=0.0, batch_first=True).eval()
+    x = torch.randn(2, TOKENS, D)
+    fused = _FusedEncoderLayer(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), layer(x))
+        assert "_transformer_encoder_layer_fwd" in flop_analysis(fused, (x,)).by_operator()
+    assert count_gflops(fused, (x,)) == count_gflops(layer.train(), (x,))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_multihead_attention_matches_hand_count(mode: str) -> None:
+    queries, keys = 8, 20  # cross-attention: different query and key lengths
+    model = _SelfAttention()
+    model.train(mode == "train")
+    x, memory = torch.randn(3, queries, D), torch.randn(3, keys, D)
+    hand = 3 * ((2 * queries + 2 * keys) * D * D + 2 * queries * keys * D)
+    assert count_gflops(model, (x, memory)) * 1e9 == pytest.approx(hand)
+
+
+def test_scaled_dot_product_attention_counts_both_products() -> None:
+    batch, heads, queries, keys, width, value_width = 2, 4, 16, 24, 8, 12
+    q = torch.randn(batch, heads, queries, width)
+    k = torch.randn(batch, heads, keys, width)
+    v = torch.randn(batch, heads, keys, value_width)
+    hand = batch * heads * queries * keys * (width + value_width)
+    assert count_gflops(_Sdpa(), (q, k, v)) * 1e9 == pytest.approx(hand)
+
+
+@pytest.mark.parametrize(
+    ("name", "published"),
+    [
+        ("mobilenet_v2", 0.30),
+        ("shufflenet_v2_x1_0", 0.15),
+        ("efficientnet_b0", 0.39),
+        ("resnet101", 7.8),
+        ("resnet152", 11.5),
+    ],
+)
+def test_backbone_gflops_match_published_values(name: str, published: float) -> None:
+    assert backbone_gflops(name, 224) == pytest.approx(published, rel=0.05)
+
+
+def test_backbone_gflops_scale_with_resolution_and_are_cached() -> None:
+    full, half = backbone_gflops("mobilenet_v2", 224), backbone_gflops("mobilenet_v2", 112)
+    assert half == pytest.approx(full / 4, rel=0.1)
+    hits = backbone_gflops.cache_info().hits
+    assert backbone_gflops("mobilenet_v2", 112) == half
+    assert backbone_gflops.cache_info().hits == hits + 1
+
+
+def test_video_gflops() -> None:
+    # 16 frames through a 0.3 G FEM, a 0.01 G head, 4 frames through a 7.8 G recognizer.
+    cost = video_gflops(fem_per_frame=0.3, head=0.01, rec_per_frame=7.8, frames=16, budget=4)
+    assert cost == pytest.approx(16 * 0.3 + 0.01 + 4 * 7.8)
+
+
+def test_measure_throughput_on_cpu() -> None:
+    calls: list[bool] = []
+
+    def fn() -> None:
+        calls.append(torch.is_inference_mode_enabled())
+        time.sleep(0.01)
+
+    rate = measure_throughput(fn, items_per_call=4, device=torch.device("cpu"), warmup=2, iters=5)
+    assert calls == [True] * 7  # warm-up calls first, all under inference mode
+    assert 100 < rate <= 400  # 4 items per >= 10 ms call

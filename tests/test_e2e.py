@@ -1,0 +1,64 @@
+"""The tiny preset end to end: every file written, an identical re-run served from the cache, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from samplerbench.config import build_config
+from samplerbench.report import SUMMARY_COLUMNS
+from samplerbench.run import run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    cfg = build_config("tiny", seed=0)
+    folder = run(cfg, out=root / "out", cache_dir=root / "cache", weights={}, quiet=True)
+    return cfg, root, folder
+
+
+def test_every_result_file_is_written(tiny):
+    cfg, _, folder = tiny
+    for name in ("summary.csv", "main.md", "run.json", "skipped.csv", "table1_guiding.md", "table2_fusion.md",
+                 "table3_fem.md", "table4_recognizer.md", "fig1_saliency.png", "map_vs_gflops.png"):
+        assert (folder / name).is_file(), name
+    summary = pd.read_csv(folder / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    samplers = set(summary["sampler"])
+    assert {"uniform", "random", "dense", "oracle", "nsnet", "nsnet (w/o NS)", "scsampler", "mgsampler"} <= samplers
+    for name in samplers - {"dense"}:
+        assert sorted(summary.loc[summary["sampler"] == name, "budget_K"]) == sorted(cfg.budgets), name
+    assert summary.loc[summary["sampler"] == "dense", "budget_K"].tolist() == [cfg.frames]
+    assert summary["mAP"].between(0, 100).all() and summary["gflops_per_video"].gt(0).all()
+    assert summary["mAP_lo"].le(summary["mAP"] + 1e-9).all() and summary["mAP_hi"].ge(summary["mAP"] - 1e-9).all()
+    deployable = summary["sampler"] != "oracle"
+    assert summary.loc[deployable, "videos_per_s"].gt(0).all()
+    assert summary.loc[~deployable, "videos_per_s"].isna().all()  # not measured -> empty, never invented
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["seed"] == 0 and meta["config"]["preset"] == "tiny"
+    assert {"torch", "decord", "fvcore"} <= set(meta["versions"])
+    assert meta["machine"] and meta["stages"] and "skipped_videos" in meta
+    assert "preset `tiny`" in (folder / "main.md").read_text()
+
+
+def test_identical_rerun_reuses_every_stage(tiny):
+    cfg, root, _ = tiny
+    folder = run(cfg, out=root / "out2", cache_dir=root / "cache", weights={}, quiet=True)
+    stages = json.loads((folder / "run.json").read_text())["stages"]
+    cacheable = [s for s in stages if s["stage"].split()[0].split("/")[0] in
+                 ("decode", "train", "features", "fit", "throughput")]
+    assert cacheable and all(s["cached"] for s in cacheable), [s for s in cacheable if not s["cached"]]
+
+
+def test_same_seed_same_numbers(tiny, tmp_path):
+    cfg, _, folder = tiny
+    again = build_config("tiny", seed=0, samplers=("uniform", "nsnet"), tables=("main",))
+    other = run(again, out=tmp_path / "out", cache_dir=tmp_path / "cache", weights={}, quiet=True)
+    first, second = (pd.read_csv(f / "summary.csv").set_index(["sampler", "budget_K"]) for f in (folder, other))
+    common = second.index
+    pd.testing.assert_series_equal(first.loc[common, "mAP"], second["mAP"])

@@ -1,0 +1,133 @@
+"""Metrics: hand-worked examples, and equality with scikit-learn on random data with ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from samplerbench.metrics import (
+    anet_average_precision,
+    anet_interpolated_ap,
+    hit_at_k,
+    mean_average_precision,
+    mean_average_precision_anet,
+    per_class_average_precision,
+    salient_hit_rate,
+    top1_accuracy,
+    video_scores,
+)
+
+
+def _sklearn_map(scores: np.ndarray, targets: np.ndarray) -> float:
+    present = [c for c in range(targets.shape[1]) if targets[:, c].any()]
+    return float(np.mean([average_precision_score(targets[:, c], scores[:, c]) for c in present]) * 100)
+
+
+def test_video_scores_is_mean_softmax_of_selected_frames() -> None:
+    logits = torch.randn(3, 4, 5).transpose(1, 2)  # [3, 5 frames, 4 classes], not contiguous
+    index = torch.tensor([[0, 2], [4, 4], [1, 3]])
+    expected = torch.stack([torch.softmax(logits[b, index[b]], dim=-1).mean(0) for b in range(3)])
+    torch.testing.assert_close(video_scores(logits, index), expected)
+
+
+def test_video_scores_hand_worked() -> None:
+    # Frame 0: logits [0, 0] -> softmax [.5, .5]; frame 1: [ln 3, 0] -> [.75, .25]. Mean: [.625, .375].
+    logits = torch.tensor([[[0.0, 0.0], [np.log(3.0), 0.0], [9.0, -9.0]]])
+    out = video_scores(logits, torch.tensor([[0, 1]]))
+    torch.testing.assert_close(out, torch.tensor([[0.625, 0.375]]))
+
+
+def test_video_scores_half_precision_input_gives_float32() -> None:
+    logits = torch.randn(2, 6, 5)
+    index = torch.tensor([[0, 5], [2, 3]])
+    out = video_scores(logits.half(), index)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, video_scores(logits, index), atol=2e-3, rtol=0)
+
+
+def test_map_hand_worked_with_ties() -> None:
+    # Class 0: ranking 0.9(+) 0.8(-) 0.7(+): AP = (1/1 + 2/3) / 2 = 5/6.
+    # Class 1: all three tied at 0.5 with one positive: precision at the tie group's end = 1/3.
+    # Class 2: no positive -> skipped.
+    scores = np.array([[0.9, 0.5, 0.1], [0.8, 0.5, 0.2], [0.7, 0.5, 0.3]])
+    targets = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    ap = per_class_average_precision(scores, targets)
+    np.testing.assert_allclose(ap[:2], [5 / 6, 1 / 3])
+    assert np.isnan(ap[2])
+    assert mean_average_precision(scores, targets) == pytest.approx((5 / 6 + 1 / 3) / 2 * 100)
+
+
+@pytest.mark.parametrize("levels", [None, 3, 10])
+def test_map_equals_sklearn_on_random_data_with_ties(levels: int | None) -> None:
+    rng = np.random.default_rng(levels or 0)
+    scores = rng.random((300, 12))
+    if levels is not None:  # coarse quantisation makes many ties, across positives and negatives
+        scores = np.floor(scores * levels) / levels
+    targets = (rng.random((300, 12)) < 0.15).astype(int)
+    targets[:, 5] = 0  # one class without positives, skipped by both
+    assert mean_average_precision(scores, targets) == pytest.approx(_sklearn_map(scores, targets), abs=1e-9)
+
+
+def test_map_of_perfect_ranking_is_100() -> None:
+    targets = np.eye(4, dtype=int)
+    assert mean_average_precision(targets * 0.9 + 0.05, targets) == pytest.approx(100.0)
+
+
+def test_anet_interpolated_ap_hand_worked() -> None:
+    # Ranking + - + -, two positives: prec [1, .5, 2/3, .5], rec [.5, .5, 1, 1].
+    # Envelope: [1, 2/3, 2/3, .5]; recall steps at ranks 1 and 3: 0.5 * 1 + 0.5 * 2/3 = 5/6.
+    prec = np.array([1.0, 0.5, 2 / 3, 0.5])
+    rec = np.array([0.5, 0.5, 1.0, 1.0])
+    assert anet_interpolated_ap(prec, rec) == pytest.approx(5 / 6)
+
+
+def test_anet_interpolation_credits_later_higher_precision() -> None:
+    # Ranking - + + : prec [0, .5, 2/3], rec [0, .5, 1]. Envelope lifts the first positive to 2/3: AP = 2/3
+    # (sklearn, uninterpolated, gives (1/2 + 2/3) / 2 = 7/12).
+    scores, targets = np.array([0.9, 0.8, 0.7]), np.array([0, 1, 1])
+    assert anet_average_precision(scores, targets) == pytest.approx(2 / 3)
+    assert average_precision_score(targets, scores) == pytest.approx(7 / 12)
+
+
+def test_anet_ties_are_ranked_stably_in_input_order() -> None:
+    # All tied: the stable order is the input order. [+, -] -> 1.0; [-, +] -> envelope 0.5.
+    assert anet_average_precision(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(1.0)
+    assert anet_average_precision(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)
+
+
+def test_mean_average_precision_anet_skips_empty_classes_and_bounds_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.random((200, 8))
+    targets = (rng.random((200, 8)) < 0.2).astype(int)
+    targets[:, 3] = 0
+    anet = mean_average_precision_anet(scores, targets)
+    per_class = [anet_average_precision(scores[:, c], targets[:, c]) for c in range(8) if c != 3]
+    expected = np.mean(per_class) * 100
+    assert anet == pytest.approx(expected)
+    assert anet >= mean_average_precision(scores, targets)  # interpolation never lowers a precision
+
+
+def test_top1_and_hit_at_k_hand_worked() -> None:
+    scores = np.array(
+        [
+            [0.7, 0.2, 0.1],  # top-1 class 0 (label) -> hit
+            [0.5, 0.3, 0.2],  # top-1 class 0, label 1 (2nd) -> miss at 1, hit at 2
+            [0.4, 0.4, 0.2],  # tie at top: argmax picks class 0, label 1 -> miss at 1, hit at 2
+            [0.6, 0.3, 0.1],  # multi-label {1, 2}: miss at 1, hit at 2
+            [0.2, 0.3, 0.5],  # no label: always a miss
+        ]
+    )
+    targets = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 0]])
+    assert top1_accuracy(scores, targets) == pytest.approx(20.0)
+    assert hit_at_k(scores, targets, k=1) == pytest.approx(20.0)
+    assert hit_at_k(scores, targets, k=2) == pytest.approx(80.0)
+    assert hit_at_k(scores, targets, k=3) == pytest.approx(80.0)
+
+
+def test_salient_hit_rate_counts_every_video() -> None:
+    salient = torch.tensor([[True, True, False, False], [False, False, False, False]])
+    index = torch.tensor([[0, 2], [1, 3]])
+    # Video 0: one of two selections inside the segment; video 1 has no segment: two misses. 1 / 4.
+    assert salient_hit_rate(salient, index) == pytest.approx(25.0)

@@ -1,0 +1,201 @@
+"""NSNet and its guiding scores: prototypes by hand, pseudo labels, and learning on a bank with obvious
+salient frames (NSNet beats random there and stays at or below the oracle)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+import samplerbench.samplers.oracle
+import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
+from samplerbench.samplers.base import FrameBank, get_sampler
+from samplerbench.samplers.guiding import (
+    class_prototypes,
+    ns_pseudo_labels,
+    prototype_guiding,
+    response_guiding,
+)
+from samplerbench.samplers.nsnet import NSNetSampler
+
+C, T, D, F, K = 4, 16, 24, 12, 2
+SALIENT = 3  # frames per video that show the action
+SMALL = dict(d=32, heads=2, layers=1, epochs=20, batch_size=32, lr=0.05, seed=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks on a shared 2-core machine: intra-op threads only add synchronisation."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------- guiding
+
+
+def hand_made() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """3 videos, T=4, C=3, F=2. Filler frames have feature [9, 9] so any mistake shows in the prototype.
+
+    video 0, class 0: argmax is 0 on frames 0, 1, 3 (confidence on class 0: .88 .73 - .95) -> top ⌈.3·3⌉ = 1
+        frame = frame 3, feature [1, 2]
+    video 1, class 0: argmax is 0 on frames 1, 2 (.73 .62) -> frame 1, feature [3, 0]
+        => p_0 = ([1, 2] + [3, 0]) / 2 = [2, 1]
+    video 2, class 1: never predicted as 1 anywhere -> fallback over all 4 frames: top ⌈.3·4⌉ = 2 by
+        confidence on class 1 = frames 2, 1, features [4, 0] and [2, 2] => p_1 = [3, 1]
+    class 2 has no video => p_2 = [0, 0]
+    """
+    logits = torch.tensor([
+        [[2.0, 0, -9], [1, 0, -9], [0, 1, -9], [3, 0, -9]],
+        [[0.0, 2, -9], [1, 0, -9], [0.5, 0, -9], [0, 1, -9]],
+        [[1.0, 0, -9], [1, 0.5, -9], [1, 0.8, -9], [2, 0, -9]],
+    ])
+    feats = torch.tensor([
+        [[0.0, 4], [9, 9], [9, 9], [1, 2]],
+        [[9.0, 9], [3, 0], [5, 5], [9, 9]],
+        [[9.0, 9], [2, 2], [4, 0], [9, 9]],
+    ])
+    labels = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    return logits, feats, labels
+
+
+def test_prototypes_by_hand():
+    logits, feats, labels = hand_made()
+    expected = torch.tensor([[2.0, 1.0], [3.0, 1.0], [0.0, 0.0]])
+    assert torch.allclose(class_prototypes(logits, feats, labels, eps=0.30), expected)
+
+
+def test_prototypes_eps_counts_correct_frames():
+    logits, feats, labels = hand_made()
+    # ε = .5: video 0 keeps ⌈1.5⌉ = 2 frames (3 and 0: mean [.5, 3]); video 1 keeps ⌈1.0⌉ = 1 frame ([3, 0])
+    protos = class_prototypes(logits, feats, labels, eps=0.5)
+    assert torch.allclose(protos[0], torch.tensor([1.75, 1.5]))
+    assert torch.allclose(protos[1], torch.tensor([3.0, 1.0]))  # fallback: ⌈.5·4⌉ = 2 frames, the same two
+
+
+def test_prototypes_ignore_videos_without_correct_frames_when_the_class_has_some():
+    logits, feats, labels = hand_made()
+    labels = torch.cat((labels, torch.tensor([[1.0, 0, 0]])))
+    logits = torch.cat((logits, torch.tensor([[[0.0, 1, -9]] * 4])))  # a class-0 video never predicted as 0
+    feats = torch.cat((feats, torch.full((1, 4, 2), 100.0)))
+    assert torch.allclose(class_prototypes(logits, feats, labels)[0], torch.tensor([2.0, 1.0]))
+
+
+def test_guiding_scores_multi_label_take_the_best_class():
+    feats = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    protos = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.0]])
+    both = torch.tensor([[1.0, 1.0, 0.0]])
+    half = 2**-0.5
+    assert torch.allclose(prototype_guiding(feats, both, protos), torch.tensor([[1.0, 1.0, half]]))
+    assert torch.allclose(prototype_guiding(feats, torch.tensor([[0.0, 0, 1]]), protos),
+                          torch.tensor([[-1.0, 0.0, -half]]))
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]]])
+    probs = logits.softmax(dim=2)
+    assert torch.allclose(response_guiding(logits, both), probs[..., :2].amax(dim=2))
+
+
+def test_pseudo_labels():
+    g = torch.tensor([[0.1, 0.9, 0.5, 0.49], [0.3, 0.3, 0.3, 0.3]])
+    # minmax: (g - .1) / .8 -> [0, 1, .5, .4875]; a flat row is all salient
+    assert ns_pseudo_labels(g).tolist() == [[0, 1, 1, 0], [1, 1, 1, 1]]
+    # topk: ⌈.3·4⌉ = 2 per video, ties to the earlier frame
+    assert ns_pseudo_labels(g, rule="topk", ratio=0.3).tolist() == [[0, 1, 1, 0], [1, 1, 0, 0]]
+    assert ns_pseudo_labels(torch.tensor([[0.7]])).tolist() == [[1.0]]
+
+
+# ------------------------------------------------------------------------------------------ learning
+
+
+def salient_bank(n: int, *, seed: int, with_labels: bool = True) -> FrameBank:
+    """Videos of one class each; SALIENT consecutive frames show it, the rest is shared background.
+
+    FEM: salient frames = class embedding + noise; background = a shared embedding + a faint embedding of
+    another class (a confuser) + noise. The recognizer is confident and right on salient frames and
+    mildly confident in the confuser class elsewhere, so picking background frames misleads it.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    world = torch.Generator().manual_seed(99)  # the same classes and background in every bank
+    fem_class, rec_class = torch.randn(C, D, generator=world), torch.randn(C, F, generator=world)
+    background = torch.randn(D, generator=world)
+    y = torch.arange(n) % C
+    confuser = (y + 1 + torch.randint(0, C - 1, (n,), generator=gen)) % C
+    start = torch.randint(0, T - SALIENT + 1, (n,), generator=gen)
+    t = torch.arange(T)
+    salient = (t >= start[:, None]) & (t < start[:, None] + SALIENT)  # [n, T]
+    s = salient[..., None].float()
+    fem = s * fem_class[y][:, None] + (1 - s) * (background + 0.5 * fem_class[confuser][:, None])
+    fem = fem + 0.3 * torch.randn(n, T, D, generator=gen)
+    onehot = torch.nn.functional.one_hot
+    logits = s * 4.0 * onehot(y, C)[:, None].float() + (1 - s) * 1.0 * onehot(confuser, C)[:, None].float()
+    logits = logits + 0.3 * torch.randn(n, T, C, generator=gen)
+    feats = s * rec_class[y][:, None] + (1 - s) * 0.3 * rec_class[confuser][:, None]
+    feats = feats + 0.3 * torch.randn(n, T, F, generator=gen)
+    labels = onehot(y, C).float()
+    keep = dict(labels=labels, rec_logits=logits, rec_feats=feats) if with_labels else {}
+    return FrameBank(fem=fem, num_classes=C, **keep)
+
+
+def video_map(bank: FrameBank, selected: torch.Tensor) -> float:
+    """mAP of the video score = mean per-frame softmax over the selected frames (how the suite evaluates)."""
+    probs = bank.rec_logits.softmax(dim=2)
+    picked = probs.gather(1, selected[..., None].expand(-1, -1, C)).mean(dim=1)
+    return float(average_precision_score(bank.labels.numpy(), picked.numpy(), average="macro"))
+
+
+@pytest.fixture(scope="module")
+def banks() -> tuple[FrameBank, FrameBank]:
+    return salient_bank(160, seed=0), salient_bank(80, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(banks) -> NSNetSampler:
+    sampler = NSNetSampler(**SMALL)
+    sampler.fit(banks[0])
+    return sampler
+
+
+def eval_view(bank: FrameBank) -> FrameBank:
+    return FrameBank(fem=bank.fem, num_classes=bank.num_classes)
+
+
+def test_loss_falls(trained):
+    assert len(trained.history) == SMALL["epochs"]
+    assert trained.history[-1] < trained.history[0]
+
+
+def test_nsnet_beats_random_and_oracle_bounds_it(banks, trained):
+    train, held_out = banks
+    nsnet = video_map(held_out, trained.select(eval_view(held_out), K))
+    rand = video_map(held_out, get_sampler("random", seed=0).select(eval_view(held_out), K))
+    oracle = get_sampler("oracle")
+    oracle.fit(train)
+    upper = video_map(held_out, oracle.select(held_out, K))
+    assert nsnet > rand + 0.05, (nsnet, rand)
+    assert upper >= nsnet - 1e-9, (upper, nsnet)
+
+
+def test_branches_find_salient_frames(banks, trained):
+    """Both branches rank the action's frames first (the bank's salient frames are where logits agree)."""
+    held_out = banks[1]
+    salient = held_out.rec_logits.argmax(dim=2) == held_out.labels.argmax(dim=1, keepdim=True)
+    sf, sv = trained.branch_scores(eval_view(held_out))
+    for s in (sf, sv):
+        top = s.argmax(dim=1, keepdim=True)
+        assert salient.gather(1, top).float().mean() > 0.8
+
+
+def test_no_ns_variant_trains_and_selects(banks):
+    sampler = NSNetSampler(**{**SMALL, "epochs": 4}, no_ns=True)
+    sampler.fit(banks[0])
+    held_out = eval_view(banks[1])
+    _, sv = sampler.branch_scores(held_out)
+    assert torch.equal(sampler.scores(held_out), sv)
+    out = sampler.select(held_out, K)
+    assert out.shape == (80, K) and bool((out[:, 1:] > out[:, :-1]).all())
+
+
+def test_response_guiding_variant_trains(banks):
+    sampler = NSNetSampler(**{**SMALL, "epochs": 4}, guiding="response", pseudo_rule="topk")
+    sampler.fit(banks[0])
+    assert sampler.history[-1] < sampler.history[0]

@@ -1,0 +1,204 @@
+"""The sampler contract, for every built-in sampler: K distinct sorted in-range indices, determinism,
+degenerate shapes, the registry, and checkpoints that load with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+import samplerbench.samplers.dense
+import samplerbench.samplers.mgsampler
+import samplerbench.samplers.nsnet
+import samplerbench.samplers.oracle
+import samplerbench.samplers.random
+import samplerbench.samplers.scsampler
+import samplerbench.samplers.uniform  # noqa: F401 - importing registers the samplers
+from samplerbench.errors import UserError
+from samplerbench.samplers.base import FrameBank, Sampler, get_sampler, list_samplers, register_sampler
+from samplerbench.samplers.mgsampler import distinct_in_range, frame_motion, quantile_indices
+
+C, D, F = 3, 12, 6
+TRAINING = dict(epochs=2, batch_size=8, seed=3)
+SAMPLERS: dict[str, dict] = {
+    "uniform": {},
+    "random": {"seed": 3},
+    "dense": {},
+    "mgsampler": {},
+    "oracle": {},
+    "oracle_response": {"guiding": "response"},
+    "scsampler": {**TRAINING, "hidden": 8},
+    "scsampler_rank": {**TRAINING, "hidden": 8},
+    "nsnet": {**TRAINING, "d": 8, "heads": 2, "layers": 1},
+    "nsnet_no_ns": {**TRAINING, "d": 8, "heads": 2, "layers": 1, "no_ns": True},
+    "nsnet_intersection": {**TRAINING, "d": 8, "heads": 2, "layers": 1, "fusion": "intersection"},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks on a shared 2-core machine: intra-op threads only add synchronisation (35x slower
+    under load), so these tests run single-threaded and restore the setting afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def registry_name(case: str) -> str:
+    return case.split("_")[0] if case.startswith(("oracle_", "nsnet_")) else case
+
+
+def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameBank:
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.nn.functional.one_hot(torch.arange(n) % C, C).float()
+    if n > 1:
+        labels[0, (1 if C > 1 else 0)] = 1.0  # one multi-label video
+    return FrameBank(
+        fem=torch.rand(n, t, D, generator=gen) * 3,
+        num_classes=C,
+        frames=torch.randint(0, 256, (n, t, 3, 8, 10), generator=gen, dtype=torch.uint8),
+        labels=labels if full else None,
+        rec_logits=torch.randn(n, t, C, generator=gen) if full else None,
+        rec_feats=torch.randn(n, t, F, generator=gen) if full else None,
+    )
+
+
+def eval_bank(sampler: Sampler, n: int, t: int, seed: int) -> FrameBank:
+    """What the pipeline hands a sampler at evaluation: labels only to the oracle, frames only on request."""
+    bank = make_bank(n, t, seed=seed)
+    return FrameBank(
+        fem=bank.fem,
+        num_classes=C,
+        frames=bank.frames if sampler.needs_frames else None,
+        labels=bank.labels if sampler.uses_labels_at_eval else None,
+        rec_logits=bank.rec_logits if sampler.uses_labels_at_eval else None,
+        rec_feats=bank.rec_feats if sampler.uses_labels_at_eval else None,
+    )
+
+
+def fitted(case: str, t: int) -> Sampler:
+    sampler = get_sampler(registry_name(case), **SAMPLERS[case])
+    sampler.fit(make_bank(20, t, seed=0))
+    return sampler
+
+
+def check_indices(out: torch.Tensor, b: int, k: int, t: int) -> None:
+    assert out.shape == (b, k) and out.dtype == torch.long
+    assert out.min() >= 0 and out.max() < t
+    assert bool((out[:, 1:] > out[:, :-1]).all()), "indices must be distinct and sorted"
+
+
+@pytest.mark.parametrize("case", list(SAMPLERS))
+@pytest.mark.parametrize(("b", "t", "k"), [(1, 8, 3), (5, 8, 3), (5, 4, 4), (5, 1, 1), (1, 1, 1)])
+def test_contract(case, b, t, k):
+    sampler = fitted(case, t)
+    batch = eval_bank(sampler, b, t, seed=1)
+    out = sampler.select(batch, k)
+    if sampler.keeps_all:
+        assert torch.equal(out, torch.arange(t).expand(b, t))
+    else:
+        check_indices(out, b, k, t)
+    assert torch.equal(out, sampler.select(batch, k)), "two calls must agree"
+    scores = sampler.scores(batch)
+    assert scores.shape == (b, t) and bool(torch.isfinite(scores).all())
+    refit = fitted(case, t)
+    assert torch.equal(out, refit.select(batch, k)), "a re-fit with the same seed must select the same frames"
+    assert torch.equal(scores, refit.scores(batch))
+
+
+@pytest.mark.parametrize("case", list(SAMPLERS))
+def test_state_dict_round_trip(case, tmp_path):
+    sampler = fitted(case, 8)
+    batch = eval_bank(sampler, 5, 8, seed=2)
+    path = tmp_path / "sampler.pt"
+    torch.save(sampler.state_dict(), path)
+    restored = get_sampler(registry_name(case), **{k: v for k, v in SAMPLERS[case].items() if k != "no_ns"})
+    restored.load_state_dict(torch.load(path, weights_only=True))
+    assert torch.equal(sampler.select(batch, 3), restored.select(batch, 3))
+    assert torch.equal(sampler.scores(batch), restored.scores(batch))
+
+
+def test_nsnet_checkpoint_evaluates_under_other_fusions():
+    """One trained NSNet, evaluated under each fusion (Table 2), without re-training."""
+    sampler = fitted("nsnet", 8)
+    state = io.BytesIO()
+    torch.save(sampler.state_dict(), state)
+    state.seek(0)
+    loaded = torch.load(state, weights_only=True)
+    batch = eval_bank(sampler, 5, 8, seed=2)
+    sf = sampler.branch_scores(batch)[0]
+    for fusion in ("add", "max", "intersection", "fs", "vg"):
+        other = get_sampler("nsnet", fusion=fusion)
+        other.load_state_dict(loaded)
+        assert torch.equal(other.branch_scores(batch)[0], sf)
+        check_indices(other.select(batch, 3), 5, 3, 8)
+
+
+def test_fit_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fitted("nsnet", 8)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_training_samplers_accept_pipeline_kwargs():
+    for name in ("nsnet", "scsampler", "scsampler_rank"):
+        sampler = get_sampler(name, seed=1, epochs=1, batch_size=4, lr=0.1, device="cpu")
+        assert sampler.trainable and sampler.epochs == 1
+
+
+def test_bad_field_values_are_user_errors():
+    with pytest.raises(UserError, match=r"valid: .*union"):
+        get_sampler("nsnet", fusion="unoin")
+    with pytest.raises(UserError, match="prototype"):
+        get_sampler("oracle", guiding="nope")
+    with pytest.raises(UserError, match="rank"):
+        get_sampler("scsampler", loss="hinge")
+
+
+def test_registry():
+    names = list_samplers()
+    for name in ("uniform", "random", "dense", "oracle", "scsampler", "scsampler_rank", "mgsampler", "nsnet"):
+        assert name in names
+    with pytest.raises(ValueError, match="already registered"):
+        register_sampler("nsnet")(type("Again", (Sampler,), {"scores": lambda self, batch: None}))
+    with pytest.raises(UserError, match=r"valid: .*nsnet"):
+        get_sampler("nssnet")
+    assert get_sampler("scsampler_rank").loss == "rank" and get_sampler("scsampler").loss == "ce"
+
+
+def test_untrained_sampler_refuses_to_select():
+    with pytest.raises(RuntimeError, match="fitted"):
+        get_sampler("nsnet").select(make_bank(2, 8, seed=0, full=False), 2)
+
+
+def test_mgsampler_motion_and_quantiles():
+    frames = torch.zeros(1, 5, 3, 2, 2, dtype=torch.uint8)
+    frames[0, 3:] = 255  # one cut between frames 2 and 3
+    motion = frame_motion(frames)
+    assert torch.allclose(motion, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]]), atol=1e-6)
+    # all the motion sits on frame 3: every quantile lands there, collisions spread to distinct frames
+    assert quantile_indices(motion, 2, floor=1e-4).tolist() == [[3, 4]]
+    assert quantile_indices(motion, 3, floor=1e-4).tolist() == [[2, 3, 4]]
+    # a static video is sampled uniformly
+    assert quantile_indices(torch.zeros(1, 8), 4, floor=1e-4).tolist() == [[1, 3, 5, 7]]
+    assert distinct_in_range(torch.tensor([[0, 0, 0], [5, 5, 5]]), 6).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_mgsampler_gflops_counts_frame_differencing():
+    sampler = get_sampler("mgsampler")
+    with pytest.raises(RuntimeError, match="frame size"):
+        sampler.gflops(16)
+    sampler.scores(make_bank(2, 4, seed=0))
+    assert sampler.gflops(16) == pytest.approx(16 * 8 * 10 * 4 / 1e9)
+    explicit = get_sampler("mgsampler", frame_size=(112, 112))
+    assert explicit.gflops(16) == pytest.approx(16 * 112 * 112 * 4 / 1e9)
+
+
+@pytest.mark.parametrize("case", ["nsnet", "scsampler"])
+def test_head_gflops(case):
+    pytest.importorskip("samplerbench.cost")
+    assert fitted(case, 8).gflops(8) > 0

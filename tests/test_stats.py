@@ -1,0 +1,114 @@
+"""Paired bootstrap: the batched resample AP equals sklearn's, and the intervals behave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from samplerbench import stats
+from samplerbench.metrics import mean_average_precision, top1_accuracy
+from samplerbench.stats import paired_bootstrap, resampled_average_precision
+
+
+def _data(n: int = 360, c: int = 10, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One label per video; samplers differ by how much of the label signal their scores carry."""
+    rng = np.random.default_rng(seed)
+    targets = np.zeros((n, c), dtype=int)
+    targets[np.arange(n), rng.integers(0, c, n)] = 1
+    noise = rng.random((n, c))
+    scores = {
+        "uniform": noise + 0.3 * targets,
+        "better": noise + 0.8 * targets,
+        "random": rng.random((n, c)) + 0.3 * targets,
+    }
+    return targets, scores
+
+
+def test_resampled_ap_equals_sklearn_on_resampled_data_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    n, c = 120, 6
+    scores = np.floor(rng.random((n, c)) * 6) / 6  # heavy ties, on top of the duplicates of a resample
+    targets = (rng.random((n, c)) < 0.1).astype(int)
+    indices = rng.integers(0, n, size=(8, n))
+    counts = np.stack([np.bincount(row, minlength=n) for row in indices])
+    ap = resampled_average_precision(scores, targets, counts)
+    for r, row in enumerate(indices):
+        # mean_average_precision is itself tested equal to sklearn, ties included.
+        assert np.nanmean(ap[r]) * 100 == pytest.approx(mean_average_precision(scores[row], targets[row]))
+        missing = ~targets[row].any(axis=0)
+        assert np.array_equal(np.isnan(ap[r]), missing)  # a class without a drawn positive is skipped
+
+
+def test_resampled_ap_is_independent_of_the_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    targets, scores = _data(90, 4)
+    counts = np.random.default_rng(5).integers(0, 3, size=(4, 90))
+    whole = resampled_average_precision(scores["better"], targets, counts)
+    monkeypatch.setattr(stats, "_BLOCK_ELEMENTS", 90 * 7)  # blocks of 7 positives, classes split across them
+    np.testing.assert_allclose(resampled_average_precision(scores["better"], targets, counts), whole)
+
+
+def test_resampled_ap_with_unit_counts_is_the_point_estimate() -> None:
+    targets, scores = _data(100, 5)
+    ap = resampled_average_precision(scores["better"], targets, np.ones((1, 100)))
+    assert np.nanmean(ap) * 100 == pytest.approx(mean_average_precision(scores["better"], targets))
+
+
+def test_intervals_contain_point_and_better_sampler_wins() -> None:
+    targets, scores = _data()
+    out = paired_bootstrap(scores, targets, resamples=300)
+    for name, row in out.items():
+        assert row["mAP"] == pytest.approx(mean_average_precision(scores[name], targets))
+        assert row["lo"] <= row["mAP"] <= row["hi"]
+        assert row["diff_lo"] <= row["diff"] <= row["diff_hi"]
+    assert out["better"]["diff_lo"] > 0
+    assert out["better"]["diff"] == pytest.approx(out["better"]["mAP"] - out["uniform"]["mAP"])
+
+
+def test_pairing_narrows_the_difference_interval() -> None:
+    # "better" shares uniform's noise, so their difference varies much less than either mAP does.
+    targets, scores = _data()
+    out = paired_bootstrap(scores, targets, resamples=300)
+    diff_width = out["better"]["diff_hi"] - out["better"]["diff_lo"]
+    assert diff_width < out["uniform"]["hi"] - out["uniform"]["lo"]
+
+
+def test_identical_inputs_have_an_exactly_zero_difference_interval() -> None:
+    targets, scores = _data()
+    same = {"uniform": scores["uniform"], "copy": scores["uniform"].copy()}
+    out = paired_bootstrap(same, targets, resamples=200)
+    assert (out["copy"]["diff"], out["copy"]["diff_lo"], out["copy"]["diff_hi"]) == (0.0, 0.0, 0.0)
+    assert (out["uniform"]["diff_lo"], out["uniform"]["diff_hi"]) == (0.0, 0.0)
+
+
+def test_deterministic_given_seed() -> None:
+    targets, scores = _data()
+    first = paired_bootstrap(scores, targets, resamples=100, seed=7)
+    assert paired_bootstrap(scores, targets, resamples=100, seed=7) == first
+    assert paired_bootstrap(scores, targets, resamples=100, seed=8) != first
+
+
+def test_no_reference_means_no_difference_fields() -> None:
+    targets, scores = _data()
+    out = paired_bootstrap({"better": scores["better"]}, targets, resamples=50)
+    assert set(out["better"]) == {"mAP", "lo", "hi"}
+
+
+def test_other_metric_goes_through_the_generic_path() -> None:
+    targets, scores = _data()
+    out = paired_bootstrap(scores, targets, metric=top1_accuracy, resamples=100)
+    assert out["better"]["mAP"] == pytest.approx(top1_accuracy(scores["better"], targets))
+    assert out["better"]["lo"] <= out["better"]["mAP"] <= out["better"]["hi"]
+    assert out["better"]["diff_lo"] > 0
+
+
+def test_level_widens_the_interval() -> None:
+    targets, scores = _data()
+    narrow = paired_bootstrap(scores, targets, resamples=300, level=0.5)["uniform"]
+    wide = paired_bootstrap(scores, targets, resamples=300, level=0.99)["uniform"]
+    assert wide["lo"] < narrow["lo"] < narrow["hi"] < wide["hi"]
+
+
+def test_mismatched_shapes_are_rejected() -> None:
+    targets, scores = _data()
+    with pytest.raises(ValueError, match="shape"):
+        paired_bootstrap({"uniform": scores["uniform"][:-1]}, targets)
