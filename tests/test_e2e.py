@@ -56,7 +56,7 @@ def test_identical_rerun_reuses_every_stage(tiny):
 
 
 def test_same_seed_same_numbers(tiny, tmp_path):
-    cfg, _, folder = tiny
+    _, _, folder = tiny
     again = build_config("tiny", seed=0, samplers=("uniform", "nsnet"), tables=("main",))
     other = run(again, out=tmp_path / "out", cache_dir=tmp_path / "cache", weights={}, quiet=True)
     first, second = (pd.read_csv(f / "summary.csv").set_index(["sampler", "budget_K"]) for f in (folder, other))
