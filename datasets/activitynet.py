@@ -202,8 +202,8 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     root = Path(cfg.data_root).expanduser()
     if not root.is_dir():
         raise UserError(f"--data-root {root} is not a folder ({layout})")
-    annotations = getattr(cfg, "annotations", None)
+    annotations = cfg.annotations
     annotations = Path(annotations).expanduser() if annotations else root / ANNOTATION_FILE
     if not annotations.is_file():
         raise UserError(f"annotation file {annotations} not found ({layout})")
-    return parse_activitynet(annotations, video_dir=root / "videos", lenient=getattr(cfg, "lenient", False))
+    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.lenient)

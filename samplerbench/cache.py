@@ -31,9 +31,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+# Bumped whenever what a stage stores changes shape or meaning, so older cache entries are never misread.
+CACHE_FORMAT = 2
+
+
 def stage_key(stage: str, **parts: Any) -> str:
     """A short stable hash of a stage name and everything that determines its output."""
-    blob = json.dumps({"stage": stage, **_jsonable(parts)}, sort_keys=True, default=str)
+    blob = json.dumps({"stage": stage, "format": CACHE_FORMAT, **_jsonable(parts)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

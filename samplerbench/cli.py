@@ -14,13 +14,11 @@ from pathlib import Path
 
 import torch
 
-from samplerbench.config import PRESETS, RunConfig, build_config
+from samplerbench.config import PRESETS, TABLE_NAMES, RunConfig, build_config, load_config_file
 from samplerbench.datasets import list_datasets
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
 from samplerbench.samplers import list_samplers
-
-TABLES = RunConfig.__dataclass_fields__["tables"].default
 
 
 def default_cache_dir() -> Path:
@@ -59,25 +57,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samplers to compare (default: all registered)")
     p.add_argument("--dataset", default=None, help=f"dataset adapter (default: synthetic); one of {list_datasets()}")
     p.add_argument("--data-root", default=None, help="folder of a real dataset (see README for each layout)")
+    p.add_argument("--annotations", default=None, help="annotation file (default: the dataset's own, in --data-root)")
+    p.add_argument("--lenient", action="store_true", default=None,
+                   help="skip malformed annotation entries and list them, instead of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
     p.add_argument("--frames", type=int, default=None, metavar="T", help="frames pre-sampled per video")
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS), help="tiny | default | paper")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="tiny | default | paper (default: default)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="settings from a TOML/YAML/JSON file (or a run's run.json); flags given override it")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
-                   help=f"tables to write: {','.join(TABLES)} (default: all)")
+                   help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")
     p.add_argument("--out", default="results", help="results root; a run writes <out>/<dataset>/")
     p.add_argument("--cache-dir", default=None, help=f"stage cache (default: {default_cache_dir()})")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (cuda when available)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, or auto (the default: cuda when available)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--weights", type=_weights, default={}, metavar="recognizer=PATH,fem=PATH",
                    help="initialise the recognizer / FEM from local checkpoints (no download)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
+    p.add_argument("--export-predictions", action="store_true", default=None,
+                   help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")
     p.add_argument("--quiet", action="store_true", help="no per-stage lines")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    device = args.device
+    file_values = load_config_file(args.config) if args.config else {}
+    device = args.device or file_values.get("device") or "auto"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
@@ -89,17 +95,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         for name in samplers:
             if name not in valid:
                 raise UserError(f"unknown sampler {name!r}; valid: {', '.join(valid)}")
-    tables = args.tables
-    if tables is not None:
-        tables = TABLES if tables == ("all",) else tables
-        unknown = sorted(set(tables) - set(TABLES))
-        if unknown:
-            raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLES)}, all")
+    tables = TABLE_NAMES if args.tables == ("all",) else args.tables
     if args.dataset is not None and args.dataset not in list_datasets():
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
-    return build_config(args.preset, dataset=args.dataset, data_root=args.data_root, samplers=samplers,
-                        budgets=args.budget, frames=args.frames, tables=tables, seed=args.seed, device=device,
-                        compile=args.compile)
+    return build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
+                        samplers=samplers, annotations=args.annotations, lenient=args.lenient, budgets=args.budget,
+                        frames=args.frames, tables=tables, seed=args.seed, device=device, compile=args.compile,
+                        export_predictions=args.export_predictions)
 
 
 def print_listing() -> None:
@@ -108,7 +110,7 @@ def print_listing() -> None:
     print("presets:    " + ", ".join(PRESETS))
     print("recognizer: " + ", ".join(RECOGNIZER_ARCHS))
     print("fem:        " + ", ".join(FEM_ARCHS))
-    print("tables:     " + ", ".join(TABLES))
+    print("tables:     " + ", ".join(TABLE_NAMES))
 
 
 def bench(argv: list[str]) -> int:

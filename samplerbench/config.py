@@ -8,7 +8,12 @@ recomputes exactly the stages downstream of it.
 from __future__ import annotations
 
 import dataclasses
+import json
+import typing
+from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from samplerbench.errors import UserError
 
@@ -29,6 +34,9 @@ class SyntheticConfig:
     confuser_strength: float = 0.35  # opacity of other classes' faint patterns in non-salient frames
 
 
+TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """Every knob of a run. Field names are the CLI's flag names with dashes for underscores."""
@@ -36,6 +44,8 @@ class RunConfig:
     preset: str = "default"
     dataset: str = "synthetic"
     data_root: str | None = None
+    annotations: str | None = None  # annotation file; None = the adapter's default inside data_root
+    lenient: bool = False  # skip malformed annotation entries (listed in run.json) instead of stopping
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
@@ -43,34 +53,38 @@ class RunConfig:
     frames: int = 16  # T, uniformly pre-sampled frames per video
     budgets: tuple[int, ...] = (1, 2, 4, 8)  # K values swept
     main_budget: int = 4  # the K of the headline comparison and the ablation tables
-    short_side: int = 72  # recognizer frames: shorter side resized to this ...
-    rec_res: int = 64  # ... then centre-cropped to rec_res x rec_res
-    fem_res: int = 64  # FEM frames: the recognizer crop resized to this
+    short_side: int = 56  # recognizer frames: shorter side resized to this ...
+    rec_res: int = 48  # ... then centre-cropped to rec_res x rec_res
+    fem_res: int = 48  # FEM frames: the recognizer crop resized to this
     train_views: int = 2  # temporal-random-shift draws decoded per training video
     # recognizer
     rec_arch: str = "resnet18"
     rec_tsn: bool = False  # train "w/ TSN" (K segments, averaged logits) instead of one frame per step
-    rec_epochs: int = 12
+    rec_epochs: int = 7  # passes over the training rows (train_views per video)
+    # "w/ TSN" sees K frames per video per step; None trains it for rec_epochs too. The default preset gives it
+    # fewer epochs so that both variants see about as many frames (and fit the CPU budget).
+    rec_tsn_epochs: int | None = 2
     rec_lr: float = 0.05
     rec_batch: int = 32
     # FEM
     fem_arch: str = "mobilenet_v2"
-    fem_epochs: int = 10
+    fem_epochs: int = 6
     fem_lr: float = 0.05
     fem_batch: int = 64
     # samplers
-    sampler_epochs: int = 120
+    sampler_epochs: int = 50  # the paper trains 120 epochs over ~10k videos; a few hundred need fewer
     sampler_batch: int = 64
     sampler_lr: float = 1e-2
     # tables
-    tables: tuple[str, ...] = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
+    tables: tuple[str, ...] = TABLE_NAMES
     table_fem_archs: tuple[str, ...] = ("shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0")
     table_rec_variants: tuple[tuple[str, bool], ...] = (("resnet18", False), ("resnet18", True), ("resnet34", True))
     # cost
-    throughput_batch: int = 16
-    throughput_iters: int = 5
+    throughput_batch: int = 8
+    throughput_iters: int = 3
     compile: bool = False
     bootstrap: int = 1000
+    export_predictions: bool = False  # write <out>/<dataset>/predictions/<sampler>_K<k>.json (ActivityNet format)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
@@ -81,6 +95,9 @@ class RunConfig:
                 raise UserError(f"--budget K={k} must be at least 1")
             if k > self.frames:
                 raise UserError(f"--budget K={k} exceeds --frames T={self.frames}: a sampler keeps K of T frames")
+        unknown = sorted(set(self.tables) - set(TABLE_NAMES))
+        if unknown:
+            raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLE_NAMES)}, all")
         if self.main_budget not in self.budgets:
             object.__setattr__(self, "main_budget", min(self.budgets, key=lambda k: abs(k - self.main_budget)))
 
@@ -96,6 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         fem_res=32,
         train_views=1,
         rec_epochs=4,
+        rec_tsn_epochs=2,
         fem_epochs=3,
         sampler_epochs=30,
         table_fem_archs=("mobilenet_v2",),
@@ -118,6 +136,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_views=4,
         rec_arch="resnet101",
         rec_epochs=30,
+        rec_tsn_epochs=None,
         rec_lr=0.01,
         fem_epochs=30,
         fem_lr=0.01,
@@ -130,9 +149,62 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_config(preset: str = "default", **overrides: Any) -> RunConfig:
-    """The preset's values, then the explicit overrides (``None`` means "not given")."""
+def build_config(preset: str | None = None, *, file_values: dict[str, Any] | None = None,
+                 **overrides: Any) -> RunConfig:
+    """The preset's values, then a config file's, then the explicit overrides (``None`` = "not given").
+
+    The preset is the argument, else the file's ``preset``, else ``default``.
+    """
+    file_values = dict(file_values or {})
+    preset = preset or file_values.pop("preset", None) or "default"
+    file_values.pop("preset", None)
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    values = {**PRESETS[preset], **file_values, **{k: v for k, v in overrides.items() if v is not None}}
     return RunConfig(preset=preset, **values)
+
+
+def _coerce(cls: type, values: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Check the keys of a config mapping against ``cls``'s fields and turn lists back into tuples."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for raw_key, value in values.items():
+        key = raw_key.replace("-", "_")
+        if key not in fields:
+            raise UserError(f"{source}: unknown setting {raw_key!r}; valid: {', '.join(fields)}")
+        if key == "synthetic" and isinstance(value, dict):
+            value = SyntheticConfig(**_coerce(SyntheticConfig, value, source=f"{source} [synthetic]"))
+        elif isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        out[key] = value
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML, YAML or JSON file, keyed by RunConfig field (dashes or underscores).
+
+    A run's ``run.json`` is accepted as is (its ``config`` entry is used), so any run can be repeated
+    exactly with ``--config results/<dataset>/run.json``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            values = json.loads(text)
+            values = values.get("config", values)
+        else:
+            raise UserError(f"--config {path}: expected a .toml, .yaml, .yml or .json file")
+    except OSError as exc:
+        raise UserError(f"--config {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise UserError(f"--config {path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config {path}: expected a table of settings at the top level")
+    return _coerce(RunConfig, values, source=str(path))

@@ -19,7 +19,7 @@ from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
-from samplerbench.decode import decode_records
+from samplerbench.decode import DecodedSplit, decode_records
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights
 from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
@@ -102,17 +102,16 @@ class Pipeline:
             hit = self.cache.load("decode", key)
             st["cached"] = hit is not None
             if hit is None:
-                dec = decode_records(records, **params)
-                hit = dict(frames=dec.frames, salient=dec.salient, video_ids=dec.video_ids,
-                           labels=[list(lab) for lab in dec.labels], skipped=[list(s) for s in dec.skipped])
+                hit = decode_records(records, **params).to_dict()
                 self.cache.save("decode", key, hit)
-        if not hit["video_ids"]:
+        dec = DecodedSplit.from_dict(hit)
+        if not dec.video_ids:
             raise UserError(f"no readable {subset} video in dataset {data.name!r}; see the skipped list")
-        targets = torch.zeros(len(hit["labels"]), len(data.classes))
-        for row, labels in enumerate(hit["labels"]):
-            targets[row, labels] = 1.0
-        return Split(key=key, frames=hit["frames"], targets=targets, salient=hit["salient"],
-                     video_ids=list(hit["video_ids"]), skipped=[tuple(s) for s in hit["skipped"]])
+        targets = torch.zeros(len(dec.labels), len(data.classes))
+        for row, labels in enumerate(dec.labels):
+            targets[row, list(labels)] = 1.0
+        return Split(key=key, frames=dec.frames, targets=targets, salient=dec.salient, video_ids=dec.video_ids,
+                     skipped=dec.skipped)
 
     # -- frame classifiers --------------------------------------------------------------------------------
     def outputs(self, role: str, arch: str, *, tsn: bool = False) -> Outputs:
@@ -123,10 +122,13 @@ class Pipeline:
         cfg = self.cfg
         train, val = self.split("train"), self.split("val")
         rec = role == "recognizer"
+        epochs = cfg.fem_epochs
+        if rec:
+            epochs = (cfg.rec_tsn_epochs or cfg.rec_epochs) if tsn else cfg.rec_epochs
         hyper = dict(
             arch=arch,
             segments=cfg.main_budget if tsn else 1,
-            epochs=cfg.rec_epochs if rec else cfg.fem_epochs,
+            epochs=epochs,
             lr=cfg.rec_lr if rec else cfg.fem_lr,
             batch_size=cfg.rec_batch if rec else cfg.fem_batch,
             resolution=cfg.rec_res if rec else cfg.fem_res,

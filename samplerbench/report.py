@@ -105,7 +105,7 @@ def main_markdown(rows: list[dict], header: str) -> str:
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
     """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values, marked as such."""
-    table = [{k.replace("paper_", "paper (ActivityNet) "): (_num(v) if isinstance(v, float) else v)
+    table = [{k.replace("paper_", "paper (ActivityNet) "): (f"{v:.4g}" if isinstance(v, float) else v)
               for k, v in r.items()} for r in rows]
     return "\n\n".join([f"# {title}", header, note, tabulate(table, headers="keys", tablefmt="github")]) + "\n"
 
@@ -162,6 +162,30 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def prediction_filename(sampler: str, k: int) -> str:
+    """``nsnet (w/o NS)`` at K=4 -> ``nsnet_w_o_ns_K4.json``: a portable file name for any sampler label."""
+    slug = "".join(c if c.isalnum() else "_" for c in sampler.lower())
+    return f"{'_'.join(filter(None, slug.split('_')))}_K{k}.json"
+
+
+def write_predictions(folder: Path, scores: dict[tuple[str, int], np.ndarray], *, video_ids: list[str],
+                      classes: tuple[str, ...], cfg: RunConfig) -> list[str]:
+    """ActivityNet results files (``{"version", "results": {id: [{"label", "score"}]}, "external_data"}``),
+    one per sampler and budget, with a score for every class, for the official evaluators."""
+    written = []
+    for (sampler, k), s in scores.items():
+        results = {vid: [{"label": name, "score": round(float(v), 6)} for name, v in zip(classes, row, strict=True)]
+                   for vid, row in zip(video_ids, s, strict=True)}
+        payload = {"version": "VERSION 1.3", "results": results,
+                   "external_data": {"used": False, "details": f"samplerbench {package_versions()['samplerbench']}, "
+                                     f"sampler {sampler}, K={k} of T={cfg.frames}, preset {cfg.preset}, "
+                                     f"seed {cfg.seed}; trained from scratch on the dataset's training split"}}
+        name = f"predictions/{prediction_filename(sampler, k)}"
+        _write_text(folder / name, json.dumps(payload) + "\n")
+        written.append(name)
+    return written
+
+
 def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
@@ -175,15 +199,18 @@ TABLE_SPECS = {
     "fem": ("table3_fem.md", "Table 3: FEM backbone (NSNet, K={k})",
             "GFLOPs per frame at this run's FEM resolution and at 224 px. " + FLOP_NOTE),
     "recognizer": ("table4_recognizer.md", "Table 4: recognizer backbone × training (K={k})",
-                   "'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits. The default "
-                   "preset uses smaller ResNets than the paper (ResNet-101/152) for CPU budgets."),
+                   "'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits, trained for "
+                   "`rec_tsn_epochs` epochs. The default preset uses smaller ResNets than the paper (ResNet-101/152) "
+                   "and sets each of its rows beside the paper's row in the same position."),
 }
 
 
 def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[str, list[dict]],
               curves: dict | None, machine: str, stages: list[dict], skipped: list[tuple],
-              paper_oracle: float) -> None:
-    """Write every result file of a run into ``folder`` (``<out>/<dataset>/``)."""
+              paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
+              video_ids: list[str] | None = None) -> None:
+    """Write every result file of a run into ``folder`` (``<out>/<dataset>/``); ``predictions`` (per-video
+    scores by sampler and budget) are exported in the ActivityNet results format when given."""
     folder.mkdir(parents=True, exist_ok=True)
     header = provenance(cfg, machine)
     rows = tables["main"]
@@ -204,6 +231,8 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
     if curves is not None:
         plot_saliency(curves, folder / "fig1_saliency.png")
         written.append("fig1_saliency.png")
+    if predictions is not None:
+        written += write_predictions(folder, predictions, video_ids=video_ids, classes=data.classes, cfg=cfg)
     skipped_df = pd.DataFrame(skipped, columns=["video_id", "path", "reason"])
     atomic_write(folder / "skipped.csv", lambda tmp: skipped_df.to_csv(tmp, index=False))
     meta = {

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from samplerbench.config import build_config
+from samplerbench.config import build_config, load_config_file
 from samplerbench.report import SUMMARY_COLUMNS
 from samplerbench.run import run
 
@@ -55,10 +55,26 @@ def test_identical_rerun_reuses_every_stage(tiny):
     assert cacheable and all(s["cached"] for s in cacheable), [s for s in cacheable if not s["cached"]]
 
 
+def test_run_json_repeats_the_run(tiny):
+    """``--config <run>/run.json`` rebuilds the same config, hence (from the cache) the same numbers."""
+    cfg, root, folder = tiny
+    again = build_config(file_values=load_config_file(folder / "run.json"))
+    assert again == cfg
+    repeat = run(again, out=root / "out3", cache_dir=root / "cache", weights={}, quiet=True)
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "summary.csv"), pd.read_csv(repeat / "summary.csv"))
+
+
 def test_same_seed_same_numbers(tiny, tmp_path):
     _, _, folder = tiny
-    again = build_config("tiny", seed=0, samplers=("uniform", "nsnet"), tables=("main",))
+    again = build_config("tiny", seed=0, samplers=("uniform", "nsnet"), tables=("main",), export_predictions=True)
     other = run(again, out=tmp_path / "out", cache_dir=tmp_path / "cache", weights={}, quiet=True)
     first, second = (pd.read_csv(f / "summary.csv").set_index(["sampler", "budget_K"]) for f in (folder, other))
     common = second.index
     pd.testing.assert_series_equal(first.loc[common, "mAP"], second["mAP"])
+    exported = json.loads((other / "predictions" / "nsnet_w_o_ns_K2.json").read_text())
+    meta = json.loads((other / "run.json").read_text())
+    assert exported["version"] and "external_data" in exported
+    assert len(exported["results"]) == meta["dataset"]["val_videos"]  # no video of the tiny set is skipped
+    for ranked in exported["results"].values():
+        assert len(ranked) == meta["dataset"]["classes"]  # a score for every class
+        assert abs(sum(p["score"] for p in ranked) - 1.0) < 1e-3  # the mean of softmaxes sums to one

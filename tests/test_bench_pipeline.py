@@ -1,0 +1,89 @@
+"""Speed of the pipeline's pieces (pytest-benchmark): selection on cached tensors, decoding, backbones.
+
+Run with ``pytest -m benchmark --benchmark-enable``; the README's "Performance" section lists the figures
+measured on the reference 2-core machine. Rates are printed in each benchmark's ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from samplerbench.datasets.synthetic import write_mp4
+from samplerbench.decode import decode_clip, presample_indices
+from samplerbench.fusion import fuse_select
+from samplerbench.metrics import video_scores
+from samplerbench.recognizers.backbones import FrameClassifier
+from samplerbench.samplers import FrameBank, get_sampler
+
+pytestmark = pytest.mark.benchmark
+
+B, T, K, C = 50_000, 16, 4, 200
+
+
+def _rate(benchmark, items: int) -> float | None:
+    if benchmark.stats is None:
+        return None
+    rate = items / benchmark.stats.stats.mean
+    benchmark.extra_info["items_per_s"] = round(rate, 1)
+    return rate
+
+
+@pytest.fixture(scope="module")
+def cached_logits() -> torch.Tensor:
+    return torch.randn(B, T, C, generator=torch.Generator().manual_seed(0))
+
+
+def test_bench_uniform_select_and_score(benchmark, cached_logits):
+    """Selection + evaluation on cached tensors for uniform (target: >= 50,000 videos/s)."""
+    bank = FrameBank(fem=torch.zeros(B, T, 1), num_classes=C)
+    sampler = get_sampler("uniform")
+    benchmark.pedantic(lambda: video_scores(cached_logits, sampler.select(bank, K)), rounds=5, warmup_rounds=1)
+    rate = _rate(benchmark, B)
+    assert rate is None or rate >= 50_000
+
+
+@pytest.mark.parametrize("fusion", ["union", "add", "intersection", "join"])
+def test_bench_nsnet_fusion_select_and_score(benchmark, cached_logits, fusion):
+    """NSNet's fusion of its two cached branch scores + evaluation (target: >= 50,000 videos/s)."""
+    gen = torch.Generator().manual_seed(1)
+    sf, sv = torch.rand(B, T, generator=gen), torch.randn(B, T, generator=gen).softmax(dim=1)
+    benchmark.pedantic(lambda: video_scores(cached_logits, fuse_select(sf, sv, K, fusion=fusion)), rounds=5,
+                       warmup_rounds=1)
+    rate = _rate(benchmark, B)
+    assert rate is None or rate >= 50_000
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> str:
+    """A 300-frame 340x256 H.264 clip, the size of a resized ActivityNet video."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("decode") / "clip.mp4"
+    frames = (rng.integers(0, 255, (1, 256, 340, 3)) + np.arange(300)[:, None, None, None]) % 255
+    write_mp4(path, iter(frames.astype(np.uint8)), fps=30, width=340, height=256)
+    return str(path)
+
+
+@pytest.mark.parametrize(("short_side", "crop"), [(56, 48), (256, 224)], ids=["default", "paper"])
+def test_bench_decode_t_frames(benchmark, clip, short_side, crop):
+    """decord: T=16 pre-sampled frames of a 300-frame clip, resized and centre-cropped (frames/s)."""
+    indices = presample_indices(300, T)
+    out = benchmark.pedantic(decode_clip, args=(clip, indices), kwargs=dict(short_side=short_side, crop=crop),
+                             rounds=3, warmup_rounds=1)
+    assert out.shape == (T, 3, crop, crop)
+    _rate(benchmark, T)
+
+
+@pytest.mark.parametrize(
+    ("arch", "res"),
+    [("mobilenet_v2", 48), ("resnet18", 48), ("mobilenet_v2", 224), ("resnet101", 224)],
+    ids=["fem-default", "recognizer-default", "fem-paper", "recognizer-paper"],
+)
+def test_bench_backbone_inference(benchmark, arch, res):
+    """FEM and recognizer inference frames/s at the default and the paper's resolution (batch 16)."""
+    model = FrameClassifier(arch=arch, num_classes=C).eval()
+    x = torch.randint(0, 256, (16, 3, res, res), dtype=torch.uint8)
+    with torch.inference_mode():
+        benchmark.pedantic(model, args=(x,), rounds=3, warmup_rounds=1)
+    _rate(benchmark, 16)

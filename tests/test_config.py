@@ -1,0 +1,70 @@
+"""Presets, config files and their precedence: preset < file < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from samplerbench.cli import build_parser, config_from_args
+from samplerbench.config import PRESETS, RunConfig, SyntheticConfig, build_config, load_config_file
+from samplerbench.errors import UserError
+
+
+def test_every_preset_builds():
+    for name in PRESETS:
+        cfg = build_config(name)
+        assert cfg.preset == name and cfg.main_budget in cfg.budgets and max(cfg.budgets) <= cfg.frames
+
+
+def test_toml_and_yaml_files(tmp_path):
+    toml = 'preset = "tiny"\nbudgets = [1, 3]\nrec-epochs = 2\n[synthetic]\nnum_classes = 3\n'
+    (tmp_path / "a.toml").write_text(toml)
+    cfg = build_config(file_values=load_config_file(tmp_path / "a.toml"))
+    assert cfg.preset == "tiny" and cfg.budgets == (1, 3) and cfg.rec_epochs == 2
+    assert cfg.synthetic == SyntheticConfig(num_classes=3)  # a [synthetic] table replaces the preset's whole
+    (tmp_path / "b.yaml").write_text("frames: 12\nsamplers: [uniform, nsnet]\n")
+    cfg = build_config(file_values=load_config_file(tmp_path / "b.yaml"))
+    assert cfg.preset == "default" and cfg.frames == 12 and cfg.samplers == ("uniform", "nsnet")
+
+
+def test_flags_override_the_file_which_overrides_the_preset(tmp_path):
+    (tmp_path / "c.toml").write_text('preset = "tiny"\nseed = 5\nframes = 6\n')
+    args = build_parser().parse_args(["--config", str(tmp_path / "c.toml"), "--seed", "7", "--device", "cpu"])
+    cfg = config_from_args(args)
+    assert (cfg.preset, cfg.seed, cfg.frames, cfg.rec_res) == ("tiny", 7, 6, PRESETS["tiny"]["rec_res"])
+
+
+def test_run_json_round_trips_to_the_same_config(tmp_path):
+    cfg = build_config("tiny", seed=3, budgets=(2, 3))
+    (tmp_path / "run.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "seed": 3}))
+    assert build_config(file_values=load_config_file(tmp_path / "run.json")) == cfg
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.toml", "budgets = [1,", "not valid TOML"),
+        ("bad.json", "{", "not valid JSON"),
+        ("typo.toml", "rec_epoch = 3", "unknown setting 'rec_epoch'"),
+        ("nested.toml", "[synthetic]\nclasses = 3", "[synthetic]: unknown setting 'classes'"),
+        ("list.yaml", "- 1\n- 2", "expected a table of settings"),
+        ("conf.ini", "x=1", "expected a .toml, .yaml, .yml or .json file"),
+    ],
+)
+def test_bad_config_files_name_the_file_and_the_problem(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UserError) as err:
+        load_config_file(tmp_path / name)
+    assert name in str(err.value) and message in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="No such file"):
+        load_config_file(tmp_path / "nope.toml")
+
+
+def test_unknown_table_is_rejected_wherever_it_comes_from():
+    with pytest.raises(UserError, match=r"unknown table\(s\) \['bogus'\]"):
+        RunConfig(tables=("main", "bogus"))
