@@ -64,12 +64,12 @@ class RunConfig:
     # "w/ TSN" sees K frames per video per step; None trains it for rec_epochs too. The default preset gives it
     # fewer epochs so that both variants see about as many frames (and fit the CPU budget).
     rec_tsn_epochs: int | None = 2
-    rec_lr: float = 0.05
+    rec_lr: float = 0.01  # 0.05 diverged in the first epochs from scratch (loss above ln C), then stalled
     rec_batch: int = 32
     # FEM
     fem_arch: str = "mobilenet_v2"
     fem_epochs: int = 6
-    fem_lr: float = 0.05
+    fem_lr: float = 0.02
     fem_batch: int = 64
     # samplers
     sampler_epochs: int = 50  # the paper trains 120 epochs over ~10k videos; a few hundred need fewer
