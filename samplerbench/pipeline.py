@@ -44,6 +44,7 @@ class Outputs:
     """A frozen frame classifier and its per-frame features and logits on both splits."""
 
     key: str
+    name: str  # e.g. "recognizer/resnet18+tsn", for stage lines
     arch: str
     model: FrameClassifier  # in eval mode, for throughput timing
     train_feats: Tensor
@@ -162,7 +163,7 @@ class Pipeline:
                                             device=cfg.device, desc=f"features {name} {subset}")
                     feats[f"{subset}_feats"], feats[f"{subset}_logits"] = f, lg
                 self.cache.save("outputs", out_key, feats)
-        return Outputs(key=out_key, arch=arch, model=model.eval(), history=list(state["history"]), **feats)
+        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), **feats)
 
     # -- samplers -----------------------------------------------------------------------------------------
     def banks(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameBank, FrameBank]:
@@ -204,7 +205,7 @@ class Pipeline:
         if cls.trainable:
             key = stage_key("sampler", name=name, kwargs={k: v for k, v in kwargs.items() if k != "device"},
                             fem=fem.key, rec=rec.key)
-            label = name + "".join(f" {k}={v}" for k, v in fields.items())
+            label = name + "".join(f" {k}={v}" for k, v in fields.items()) + f" ({fem.name}, {rec.name})"
             with self.log.stage(f"fit {label}") as st:
                 state = self.cache.load("sampler", key)
                 st["cached"] = state is not None
