@@ -33,18 +33,18 @@ def test_soft_targets_spread_over_labels():
 def test_training_learns_a_separable_task(segments):
     """Class 0 frames show horizontal stripes, class 1 vertical: the loss must fall and eval must classify."""
     gen = torch.Generator().manual_seed(0)
-    labels = torch.tensor([0, 1] * 12)
+    labels = torch.tensor([0, 1] * 24)
     stripes = (torch.arange(32) // 4 % 2).float() * 120
     pattern = torch.stack([stripes.view(32, 1).expand(32, 32), stripes.view(1, 32).expand(32, 32)])
-    frames = pattern[labels].view(24, 1, 1, 32, 32) + torch.rand(24, 4, 3, 1, 1, generator=gen) * 100
-    frames = (frames + torch.randn(24, 4, 3, 32, 32, generator=gen) * 10).clamp(0, 255).to(torch.uint8)
+    frames = pattern[labels].view(48, 1, 1, 32, 32) + torch.rand(48, 4, 3, 1, 1, generator=gen) * 100
+    frames = (frames + torch.randn(48, 4, 3, 32, 32, generator=gen) * 10).clamp(0, 255).to(torch.uint8)
     targets = torch.nn.functional.one_hot(labels, 2).float()
     model = FrameClassifier(arch="resnet18", num_classes=2)
-    history = train_frame_classifier(model, frames, targets, segments=segments, epochs=6, lr=0.01, batch_size=8,
+    history = train_frame_classifier(model, frames, targets, segments=segments, epochs=8, lr=0.01, batch_size=8,
                                      seed=0, device="cpu", resolution=32, desc="test")
     assert history[-1] < history[0]
     feats, logits = extract_outputs(model, frames, resolution=32, device="cpu", desc="test")
-    assert feats.shape == (24, 4, 512) and logits.shape == (24, 4, 2)
+    assert feats.shape == (48, 4, 512) and logits.shape == (48, 4, 2)
     assert (logits.mean(1).argmax(-1) == labels).float().mean() >= 0.9
 
 
