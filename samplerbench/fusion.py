@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from samplerbench.errors import UserError
+from samplerbench.selection import check_budget, topk_sorted
 
 FUSIONS: tuple[str, ...] = ("add", "mul", "max", "join", "intersection", "union", "fs", "vg")
 SCORE_FUSIONS: tuple[str, ...] = ("add", "mul", "max")
@@ -58,15 +59,6 @@ def ranks(scores: Tensor) -> Tensor:
 def smallest_sorted(key: Tensor, k: int) -> Tensor:
     """Indices of the k smallest keys per row (ties to the lower index), in temporal order."""
     return torch.sort(key, dim=1, stable=True).indices[:, :k].sort(dim=1).values
-
-
-def topk_sorted(scores: Tensor, k: int) -> Tensor:
-    """Indices of the k highest scores per row (ties to the lower index), in temporal order.
-
-    The same rule as :func:`samplerbench.samplers.base.topk_sorted`; this module does not import the samplers
-    package, because samplers (NSNet) import it and the package's ``__init__`` imports every sampler.
-    """
-    return smallest_sorted(-scores, k)
 
 
 def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
@@ -171,6 +163,5 @@ def fuse_select(sf: Tensor, sv: Tensor, k: int, *, fusion: str, alpha: float = 0
         raise ValueError(f"sf and sv must both be [B, T]; got {tuple(sf.shape)} and {tuple(sv.shape)}")
     if not 0.0 <= alpha <= 1.0:
         raise UserError(f"fusion alpha={alpha} must lie in [0, 1]")
-    if not 1 <= k <= sf.shape[1]:
-        raise UserError(f"budget K={k} must satisfy 1 <= K <= T={sf.shape[1]}")
+    check_budget(k, sf.shape[1])
     return _SELECTORS[fusion](sf, sv, k, alpha)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import ClassVar, TypeVar
 
-import torch
 from torch import Tensor
 
 from samplerbench.errors import UserError
+from samplerbench.selection import check_budget, topk_sorted
 
 ENTRY_POINT_GROUP = "samplerbench.samplers"
 
@@ -70,20 +70,6 @@ class FrameBank:
         missing = [n for n in names if getattr(self, n) is None]
         if missing:
             raise ValueError(f"sampler {who!r} needs FrameBank fields {missing}, which this bank lacks")
-
-
-def topk_sorted(scores: Tensor, k: int) -> Tensor:
-    """Indices of the k highest scores per row, sorted by time: ``[B, T] -> [B, k]``.
-
-    Ties go to the earlier frame (a stable sort), so selection is deterministic.
-    """
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-    return torch.sort(order, dim=1).values
-
-
-def check_budget(k: int, t: int) -> None:
-    if not 1 <= k <= t:
-        raise UserError(f"budget K={k} must satisfy 1 <= K <= T={t}")
 
 
 class Sampler(abc.ABC):
