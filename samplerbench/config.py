@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from samplerbench.errors import UserError
 
