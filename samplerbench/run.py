@@ -194,7 +194,8 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], 
     log = StageLog(quiet=quiet)
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log, weights=weights)
     data = pipe.index()
-    pipe.split("train"), pipe.split("val")
+    for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
+        pipe.split(subset)
     bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
                   fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
     names = list(cfg.samplers) or list_samplers()
