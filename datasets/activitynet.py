@@ -24,23 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.layout import data_root, existing, find_video, list_videos
+from samplerbench.datasets.parsing import BadEntry, check_entries
 from samplerbench.errors import UserError
 
 ANNOTATION_FILE = "activity_net.v1-3.min.json"
-VIDEO_EXTENSIONS = ("mp4", "mkv", "webm", "avi", "mov")
 SUBSETS = {"training": "train", "validation": "val"}
 
 # ActivityNet's durations come from the downloaded file while the segments were annotated on the YouTube
 # player, with both rounded; real v1.3 entries end up to about a second past the duration. Anything later
 # than this is a broken entry, not rounding.
 SEGMENT_END_TOLERANCE_S = 1.0
-
-_MAX_LISTED = 5  # malformed entries quoted in one error message
-
-
-class _BadEntry(Exception):
-    """What is wrong with one database entry (caught and turned into a UserError or a skip)."""
-
 
 class _JsonObject(dict):
     """A JSON object that remembers which of its keys appeared more than once (``json`` keeps the last)."""
@@ -71,35 +65,35 @@ def _load_json(path: Path) -> Any:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _BadEntry(f"{what} must be a finite number, got {value!r}")
+        raise BadEntry(f"{what} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _require(entry: dict, key: str, where: str = "") -> Any:
     if key not in entry:
-        raise _BadEntry(f"missing key {key!r}{where}")
+        raise BadEntry(f"missing key {key!r}{where}")
     return entry[key]
 
 
 def _parse_segment(ann: Any, i: int, duration: float, known_labels: frozenset[str]) -> tuple[str, float, float]:
     where = f" in annotation {i}"
     if not isinstance(ann, dict):
-        raise _BadEntry(f"annotation {i} is not an object")
+        raise BadEntry(f"annotation {i} is not an object")
     segment = _require(ann, "segment", where)
     label = _require(ann, "label", where)
     if not isinstance(label, str):
-        raise _BadEntry(f"label{where} must be a string, got {label!r}")
+        raise BadEntry(f"label{where} must be a string, got {label!r}")
     if known_labels and label not in known_labels:
-        raise _BadEntry(f"unknown label {label!r}{where} (not in the file's taxonomy)")
+        raise BadEntry(f"unknown label {label!r}{where} (not in the file's taxonomy)")
     if not isinstance(segment, list) or len(segment) != 2:
-        raise _BadEntry(f"segment{where} must be [start, end], got {segment!r}")
+        raise BadEntry(f"segment{where} must be [start, end], got {segment!r}")
     start, end = (_number(v, f"segment{where}") for v in segment)
     if start < 0:
-        raise _BadEntry(f"segment {segment}{where} starts before 0")
+        raise BadEntry(f"segment {segment}{where} starts before 0")
     if end <= start:
-        raise _BadEntry(f"segment {segment}{where} does not end after it starts")
+        raise BadEntry(f"segment {segment}{where} does not end after it starts")
     if end > duration + SEGMENT_END_TOLERANCE_S:
-        raise _BadEntry(f"segment {segment}{where} ends after the video's duration ({duration} s)")
+        raise BadEntry(f"segment {segment}{where} ends after the video's duration ({duration} s)")
     return label, start, end
 
 
@@ -107,19 +101,19 @@ def _parse_entry(entry: dict, known_labels: frozenset[str]) -> tuple[float, list
     """``(duration, [(label, start, end), ...])`` of one labelled database entry."""
     duration = _number(_require(entry, "duration"), "duration")
     if duration <= 0:
-        raise _BadEntry(f"duration must be positive, got {duration}")
+        raise BadEntry(f"duration must be positive, got {duration}")
     annotations = _require(entry, "annotations")
     if not isinstance(annotations, list) or not annotations:
-        raise _BadEntry(f"annotations must be a non-empty list, got {annotations!r}")
+        raise BadEntry(f"annotations must be a non-empty list, got {annotations!r}")
     return duration, [_parse_segment(a, i, duration, known_labels) for i, a in enumerate(annotations)]
 
 
 def _subset(entry: Any) -> str:
     if not isinstance(entry, dict):
-        raise _BadEntry("entry is not an object")
+        raise BadEntry("entry is not an object")
     subset = _require(entry, "subset")
     if subset not in (*SUBSETS, "testing"):
-        raise _BadEntry(f"unknown subset {subset!r} (expected training, validation or testing)")
+        raise BadEntry(f"unknown subset {subset!r} (expected training, validation or testing)")
     return subset
 
 
@@ -130,29 +124,17 @@ def _taxonomy_labels(data: dict, path: Path) -> frozenset[str]:
     return frozenset(n["nodeName"] for n in taxonomy)
 
 
-def find_video(video_dir: Path, video_id: str, names: frozenset[str]) -> Path:
-    """The file of ``video_id`` among ``names`` (the folder's listing): ``v_<id>.<ext>`` or ``<id>.<ext>``.
-
-    Falls back to the expected ``v_<id>.mp4`` when none exists: the decode stage reports it as missing, so
-    a partly downloaded dataset still runs and says what is absent.
-    """
-    for ext in VIDEO_EXTENSIONS:
-        for stem in (f"v_{video_id}", video_id):
-            if f"{stem}.{ext}" in names:
-                return video_dir / f"{stem}.{ext}"
-    return video_dir / f"v_{video_id}.mp4"
-
-
 def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, name: str = "activitynet") -> DatasetIndex:
-    """Index an ActivityNet v1.3 annotation file; videos are looked up in ``video_dir`` (see
-    :func:`find_video`). Classes are the sorted distinct annotation labels."""
+    """Index an ActivityNet v1.3 annotation file; videos are looked up in ``video_dir`` as ``v_<id>.<ext>`` or
+    ``<id>.<ext>`` (see :func:`~samplerbench.datasets.layout.find_video`). Classes are the sorted distinct
+    annotation labels."""
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise UserError(f"{path}: no 'database' object; is this an ActivityNet v1.3 annotation file?")
     known_labels = _taxonomy_labels(data, path)
     database: _JsonObject = data["database"]
-    names = frozenset(p.name for p in video_dir.iterdir()) if video_dir.is_dir() else frozenset()
+    files = list_videos(video_dir)
 
     parsed: list[tuple[str, str, float, list[tuple[str, float, float]]]] = []
     bad: list[tuple[str, str]] = [(vid, "duplicate video id") for vid in database.duplicates]
@@ -164,25 +146,19 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
             if subset == "testing":
                 continue
             duration, segments = _parse_entry(entry, known_labels)
-        except _BadEntry as e:
+        except BadEntry as e:
             bad.append((video_id, str(e)))
             continue
         parsed.append((video_id, SUBSETS[subset], duration, segments))
 
-    if bad and not lenient:
-        listed = "; ".join(f"video {vid!r}: {reason}" for vid, reason in bad[:_MAX_LISTED])
-        more = f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""
-        raise UserError(
-            f"{path}: {len(bad)} malformed entr{'y' if len(bad) == 1 else 'ies'}: {listed}{more}. "
-            "Fix the file, or pass --lenient to skip such entries."
-        )
+    check_entries(str(path), bad, lenient=lenient, entry_format="video {!r}")
 
     classes = tuple(sorted({label for *_, segments in parsed for label, _, _ in segments}))
     index = {c: i for i, c in enumerate(classes)}
     records = tuple(
         VideoRecord(
             video_id=video_id,
-            path=find_video(video_dir, video_id, names),
+            path=find_video(files, (f"v_{video_id}", video_id), default=video_dir / f"v_{video_id}.mp4"),
             labels=tuple(sorted({index[label] for label, _, _ in segments})),
             subset=subset,
             segments=tuple(sorted((s, e) for _, s, e in segments)),
@@ -197,13 +173,6 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
 def build(cfg, cache_dir: Path) -> DatasetIndex:
     """``--data-root`` holds ``activity_net.v1-3.min.json`` (or ``--annotations``) and ``videos/``."""
     layout = f"expected <root>/{ANNOTATION_FILE} and <root>/videos/v_<id>.mp4"
-    if cfg.data_root is None:
-        raise UserError(f"--dataset activitynet needs --data-root ({layout})")
-    root = Path(cfg.data_root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"--data-root {root} is not a folder ({layout})")
-    annotations = cfg.annotations
-    annotations = Path(annotations).expanduser() if annotations else root / ANNOTATION_FILE
-    if not annotations.is_file():
-        raise UserError(f"annotation file {annotations} not found ({layout})")
+    root = data_root(cfg, layout)
+    annotations = existing(cfg.annotations or root / ANNOTATION_FILE, "annotation file", layout)
     return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.lenient)

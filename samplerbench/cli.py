@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help=f"dataset adapter (default: synthetic); one of {list_datasets()}")
     p.add_argument("--data-root", default=None, help="folder of a real dataset (see README for each layout)")
     p.add_argument("--annotations", default=None, help="annotation file (default: the dataset's own, in --data-root)")
+    p.add_argument("--classes", default=None, metavar="FILE",
+                   help="class list, one name per line (fcvid, list, ucf101)")
+    p.add_argument("--train-list", default=None, metavar="FILE",
+                   help="training list: 'path label...' lines (fcvid, list, ucf101) or YouTube ids (minikinetics)")
+    p.add_argument("--val-list", default=None, metavar="FILE", help="validation list, same format as --train-list")
+    p.add_argument("--split", type=int, default=None, choices=(1, 2, 3), help="UCF101's official split (default: 1)")
     p.add_argument("--lenient", action="store_true", default=None,
                    help="skip malformed annotation entries and list them, instead of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
@@ -99,7 +105,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.dataset is not None and args.dataset not in list_datasets():
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
     return build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
-                        samplers=samplers, annotations=args.annotations, lenient=args.lenient, budgets=args.budget,
+                        samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
+                        train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, compile=args.compile,
                         export_predictions=args.export_predictions)
 

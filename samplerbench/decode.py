@@ -206,14 +206,21 @@ def probe(path: Path | str) -> tuple[int, float] | str:
     return n, fps
 
 
+def upright(frame: av.VideoFrame) -> np.ndarray:
+    """``frame`` as ``[H, W, 3]`` RGB, turned as the container's display matrix says (phone videos are often
+    stored sideways with a rotation flag). decord applies the flag itself; PyAV reports it in
+    ``frame.rotation`` (degrees counter-clockwise), so the fallback turns the pixels to match."""
+    return np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4)
+
+
 def _decode_av(path: Path, wanted: np.ndarray) -> np.ndarray:
-    """Sequential PyAV decode of the (sorted, unique) ``wanted`` indices, ``[n, H, W, 3]`` uint8."""
+    """Sequential PyAV decode of the (sorted, unique) ``wanted`` indices, ``[n, H, W, 3]`` uint8, upright."""
     keep = set(wanted.tolist())
     frames: dict[int, np.ndarray] = {}
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in keep:
-                frames[i] = frame.to_ndarray(format="rgb24")
+                frames[i] = upright(frame)
             if i >= wanted[-1]:
                 break
     missing = keep - frames.keys()

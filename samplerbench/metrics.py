@@ -158,15 +158,20 @@ def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
 
 
 def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
-    """Percent of all selected frames that fall inside an annotated (salient) segment.
+    """Percent of all selected frames that fall inside an annotated (salient) segment; NaN when no frame is.
 
     Every video counts, including those without annotated segments (all their selections are misses):
     the denominator is then ``B·K`` for every sampler, so rates compare across samplers on the same
     videos, and dropping such videos would make the rate depend on which annotations happen to exist.
+    A split without a single salient frame (a dataset without temporal annotations: FCVID, Kinetics,
+    UCF101) has nothing to hit, and a rate of 0 would read as "every sampler misses": it is NaN instead,
+    shown empty in the tables.
 
     Args:
         salient: ``[B, T]`` bool, True for frames inside an annotated segment.
         index: ``[B, K]`` selected frame indices.
     """
+    if not salient.any():
+        return float("nan")
     hits = torch.gather(salient.bool(), 1, index.long())
     return float(hits.float().mean().item() * 100.0)

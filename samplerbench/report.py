@@ -57,9 +57,20 @@ def provenance(cfg: RunConfig, machine: str) -> str:
             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}._")
 
 
-def pareto_flags(rows: list[dict]) -> list[bool]:
-    """A row is Pareto-optimal when no other row is at most as costly and at least as accurate, one strictly."""
-    pts = [(r["gflops_per_video"], r["mAP"]) for r in rows]
+def summary_columns(metric: str) -> list[str]:
+    """:data:`SUMMARY_COLUMNS` with the dataset's headline metric first among the scores: top-1 before mAP for
+    the trimmed-clip datasets (Mini-Kinetics, UCF101), whose literature reports top-1."""
+    if metric != "top1":
+        return list(SUMMARY_COLUMNS)
+    columns = [c for c in SUMMARY_COLUMNS if c != "top1"]
+    columns.insert(columns.index("mAP"), "top1")
+    return columns
+
+
+def pareto_flags(rows: list[dict], metric: str = "mAP") -> list[bool]:
+    """A row is Pareto-optimal when no other row is at most as costly and at least as accurate (in ``metric``),
+    one strictly."""
+    pts = [(r["gflops_per_video"], r[metric]) for r in rows]
     return [not any(g2 <= g and m2 >= m and (g2, m2) != (g, m) for g2, m2 in pts) for g, m in pts]
 
 
@@ -75,7 +86,8 @@ def _ci(point, lo, hi, digits: int = 1) -> str:
     return f"{point:.{digits}f} [{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
-def main_markdown(rows: list[dict], header: str) -> str:
+def main_markdown(rows: list[dict], header: str, metric: str = "mAP") -> str:
+    """The samplers × budgets table; its first score column is ``metric`` ("mAP" or "top1")."""
     table = [
         {
             "sampler": r["sampler"],
@@ -93,20 +105,28 @@ def main_markdown(rows: list[dict], header: str) -> str:
         }
         for r in rows
     ]
+    if metric == "top1":
+        table = [{"sampler": r["sampler"], "K": r["K"], "top-1 %": r["top-1 %"], **r} for r in table]
     return "\n\n".join([
         "# Samplers × budgets",
         header,
         FLOP_NOTE + " videos/s: FEM on T frames + sampler + recognizer on K frames, decoding excluded; "
         "empty where not measured (the oracle reads labels and is not deployable). CIs: paired bootstrap over "
-        "videos. ★ = Pareto-optimal in (GFLOPs, mAP).",
+        "videos (mAP). "
+        f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}). Salient-hit is empty for datasets "
+        "without temporal annotations.",
         tabulate(table, headers="keys", tablefmt="github"),
     ]) + "\n"
 
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
     """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values, marked as such."""
-    table = [{k.replace("paper_", "paper (ActivityNet) "): (f"{v:.4g}" if isinstance(v, float) else v)
-              for k, v in r.items()} for r in rows]
+    def cell(v):
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.4g}"  # NaN: not defined for this dataset (salient-hit)
+        return v
+
+    table = [{k.replace("paper_", "paper (ActivityNet) "): cell(v) for k, v in r.items()} for r in rows]
     return "\n\n".join([f"# {title}", header, note, tabulate(table, headers="keys", tablefmt="github")]) + "\n"
 
 
@@ -214,12 +234,12 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
     folder.mkdir(parents=True, exist_ok=True)
     header = provenance(cfg, machine)
     rows = tables["main"]
-    for row, flag in zip(rows, pareto_flags(rows), strict=True):
+    for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
-    summary = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+    summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
     oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
-    _write_text(folder / "main.md", main_markdown(rows, header) + oracle_note + "\n")
+    _write_text(folder / "main.md", main_markdown(rows, header, data.metric) + oracle_note + "\n")
     written = ["summary.csv", "main.md"]
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in tables:
@@ -250,4 +270,15 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "saliency": curves,
         "files": [*written, "skipped.csv", "run.json"],
     }
-    _write_text(folder / "run.json", json.dumps(meta, indent=2, default=str) + "\n")
+    _write_text(folder / "run.json", json.dumps(_nan_to_null(meta), indent=2, default=str) + "\n")
+
+
+def _nan_to_null(obj):
+    """``obj`` with NaN floats as ``None``: JSON has no NaN, and strict readers reject the ``NaN`` token."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_null(v) for v in obj]
+    return obj

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from samplerbench import report
 from samplerbench.cache import stage_key
@@ -187,6 +188,19 @@ def saliency_curves(b: Bench) -> dict:
         classes=b.pipe.index().classes)
 
 
+def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
+    """Console lines saying how much of the dataset a run leaves out and where the list is, printed even with
+    ``--quiet``: accuracies over a silently smaller dataset would be compared as if complete."""
+    lines = []
+    if videos:
+        lines.append(f"{videos} video{'s' if videos != 1 else ''} skipped as unreadable "
+                     f"(see {folder / 'skipped.csv'} for the reasons)")
+    if entries:
+        lines.append(f"{entries} malformed annotation entr{'ies' if entries != 1 else 'y'} skipped (--lenient; "
+                     f"see dataset.skipped_annotations in {folder / 'run.json'})")
+    return lines
+
+
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], quiet: bool = False) -> Path:
     """Run the benchmark described by ``cfg``; returns the folder holding its tables."""
     torch.manual_seed(cfg.seed)
@@ -196,6 +210,10 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], 
     data = pipe.index()
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
+    folder = Path(out) / cfg.dataset
+    skipped = pipe.split("train").skipped + pipe.split("val").skipped
+    for line in skip_notices(len(skipped), len(data.skipped), folder):
+        tqdm.write(line)
     bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
                   fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
     names = list(cfg.samplers) or list_samplers()
@@ -214,10 +232,9 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], 
         tables["recognizer"] = table_recognizer(bench)
     curves = saliency_curves(bench) if with_nsnet and "oracle" in names and "saliency" in cfg.tables else None
 
-    folder = Path(out) / cfg.dataset
     with log.stage("report"):
         report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
-                         stages=log.records, skipped=pipe.split("train").skipped + pipe.split("val").skipped,
+                         stages=log.records, skipped=skipped,
                          paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
                          video_ids=pipe.split("val").video_ids)
     return folder

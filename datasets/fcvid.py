@@ -1,0 +1,32 @@
+"""FCVID adapter (``--dataset fcvid``): 239 classes of untrimmed, multi-label web videos; scored by mAP.
+
+FCVID ships its split and labels as spreadsheets and MATLAB files, so the adapter reads them converted to
+the generic list format (:mod:`samplerbench.datasets.listfile`): ``train_list.txt`` and ``val_list.txt``
+with ``relative/path label [label ...]`` lines (0-based labels, several for multi-label videos) and
+``classes.txt``, one class name per line in label order. Unlike ``--dataset list``, the class list is
+required: FCVID's labels are only meaningful with its names. FCVID has no temporal annotations, so the
+salient-hit rate is empty for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from samplerbench.datasets.base import DatasetIndex, register_dataset
+from samplerbench.datasets.layout import data_root, existing
+from samplerbench.datasets.listfile import CLASS_LIST, TRAIN_LIST, VAL_LIST, list_files, parse_list_dataset
+from samplerbench.datasets.parsing import parse_class_list
+
+NUM_CLASSES = 239  # in the official release; a subset of the classes is accepted, for smaller experiments
+
+
+@register_dataset("fcvid")
+def build(cfg, cache_dir: Path) -> DatasetIndex:
+    """``--data-root`` with ``classes.txt``, ``train_list.txt`` and ``val_list.txt`` (or the matching flags);
+    video paths in the lists are relative to the root."""
+    layout = (f"expected <root>/{CLASS_LIST} ({NUM_CLASSES} class names), <root>/{TRAIN_LIST} and <root>/{VAL_LIST} "
+              "with 'relative/path label [label ...]' lines")
+    root = data_root(cfg, layout)
+    classes = parse_class_list(existing(cfg.classes or root / CLASS_LIST, "class list", layout))
+    return parse_list_dataset(name="fcvid", lists=list_files(cfg, root, layout), root=root, classes=classes,
+                              lenient=cfg.lenient)

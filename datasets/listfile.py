@@ -1,0 +1,72 @@
+"""Generic list-file adapter (``--dataset list``): mmaction2-style ``relative/path label [label ...]`` lines.
+
+Any dataset that can be written as two such files (training and validation) runs without a dedicated
+adapter. Labels are 0-based class indices; several labels on a line make a multi-label video, scored with a
+multi-hot target. Paths are relative to ``--data-root`` (mmaction2's ``data_prefix``), or absolute. Class
+names come from an optional class list (one name per line), else they are the label numbers themselves.
+The FCVID adapter is this format with a required class list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.layout import data_root, existing
+from samplerbench.datasets.parsing import BadEntry, parse_class_list, parse_int, records_from_lists
+
+TRAIN_LIST = "train_list.txt"
+VAL_LIST = "val_list.txt"
+CLASS_LIST = "classes.txt"
+
+
+def parse_label_line(fields: list[str], *, num_classes: int | None) -> tuple[str, tuple[int, ...]]:
+    """``(path, sorted distinct labels)`` of one ``path label [label ...]`` line."""
+    if len(fields) < 2:
+        raise BadEntry(f"expected 'path label [label ...]', got {' '.join(fields)!r}")
+    path, *labels = fields
+    values = [parse_int(text, "label") for text in labels]
+    for value in values:
+        if value < 0 or (num_classes is not None and value >= num_classes):
+            limit = f"0..{num_classes - 1}" if num_classes is not None else "non-negative"
+            raise BadEntry(f"label {value} out of range ({limit})")
+    return path, tuple(sorted(set(values)))
+
+
+def parse_list_dataset(
+    *, name: str, lists: dict[str, Path], root: Path, classes: tuple[str, ...] | None, lenient: bool
+) -> DatasetIndex:
+    """Index ``{"train": file, "val": file}`` list files; ``classes`` (when known) bounds the labels."""
+    num_classes = len(classes) if classes is not None else None
+
+    def record(fields: list[str], subset: str) -> VideoRecord:
+        path, labels = parse_label_line(fields, num_classes=num_classes)
+        return VideoRecord(video_id=path, path=root / path, labels=labels, subset=subset)
+
+    records, bad = records_from_lists(lists, record, lenient=lenient)
+    if classes is None:
+        classes = tuple(str(i) for i in range(max((max(r.labels) for r in records), default=-1) + 1))
+    return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))
+
+
+def list_files(cfg, root: Path, layout: str) -> dict[str, Path]:
+    """The training and validation list files: ``--train-list``/``--val-list``, else the defaults in ``root``."""
+    return {
+        "train": existing(cfg.train_list or root / TRAIN_LIST, "training list", layout),
+        "val": existing(cfg.val_list or root / VAL_LIST, "validation list", layout),
+    }
+
+
+@register_dataset("list")
+def build(cfg, cache_dir: Path) -> DatasetIndex:
+    """``--data-root`` with ``train_list.txt``, ``val_list.txt`` (or ``--train-list``/``--val-list``) and,
+    optionally, ``classes.txt`` (or ``--classes``)."""
+    layout = (f"expected <root>/{TRAIN_LIST} and <root>/{VAL_LIST} with 'relative/path label [label ...]' lines, "
+              f"optionally <root>/{CLASS_LIST}")
+    root = data_root(cfg, layout)
+    lists = list_files(cfg, root, layout)
+    class_list = Path(cfg.classes).expanduser() if cfg.classes else root / CLASS_LIST
+    if cfg.classes:
+        existing(class_list, "class list", layout)
+    classes = parse_class_list(class_list) if class_list.is_file() else None
+    return parse_list_dataset(name="list", lists=lists, root=root, classes=classes, lenient=cfg.lenient)

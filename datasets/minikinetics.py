@@ -1,0 +1,126 @@
+"""Mini-Kinetics-200 adapter (``--dataset minikinetics``): Kinetics-400 CSVs restricted to the Mini-Kinetics
+id lists; scored by top-1, FEM at 112 px in the ``paper`` preset (supplementary A.1).
+
+Kinetics' CSVs (``train.csv``, ``validate.csv`` of the Kinetics-400 release) have a header
+``label,youtube_id,time_start,time_end,split`` and one clip per row; Mini-Kinetics-200 (Xie et al., S3D) is
+the subset named by two files of YouTube ids, ``train_ytid_list.txt`` and ``val_ytid_list.txt``, one id per
+line. The id lists decide each clip's split (the CSV's ``split`` column is not needed); classes are the
+labels of the listed clips, sorted. Videos are found anywhere under ``videos/`` (flat, or in per-class
+folders as the Kinetics downloaders write them) as ``<id>_<start:06d>_<end:06d>.<ext>`` or ``<id>.<ext>``.
+Kinetics has no temporal annotations inside the clips, so the salient-hit rate is empty for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.layout import data_root, existing, find_video, list_videos
+from samplerbench.datasets.parsing import BadEntry, records_from_lists
+from samplerbench.errors import UserError
+
+CSV_FILES = ("train.csv", "validate.csv")
+ID_LISTS = {"train": "train_ytid_list.txt", "val": "val_ytid_list.txt"}
+COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+def _seconds(text: str, what: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadEntry(f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise BadEntry(f"{what} {text!r} must be a whole number of seconds >= 0")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Clip:
+    """One CSV row: its class and its interval in the YouTube video, seconds."""
+
+    label: str
+    start: int
+    end: int
+
+
+def _clip(row: dict[str, str | None]) -> Clip:
+    label = (row["label"] or "").strip()
+    if not label:
+        raise BadEntry("empty label")
+    start, end = _seconds(row["time_start"] or "", "time_start"), _seconds(row["time_end"] or "", "time_end")
+    if end <= start:
+        raise BadEntry(f"time_end {end} is not after time_start {start}")
+    return Clip(label=label, start=start, end=end)
+
+
+def read_kinetics_csv(paths: list[Path]) -> dict[str, Clip | str]:
+    """YouTube id -> its clip, or why its row is unusable (malformed, or the id on two rows).
+
+    Problems are kept per id rather than raised, because only the rows of listed ids matter: a broken row
+    of a clip outside Mini-Kinetics must not stop the run.
+    """
+    clips: dict[str, Clip | str] = {}
+    first_row: dict[str, str] = {}
+    for path in paths:
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise UserError(f"{path}: no column(s) {', '.join(missing)} in the header; expected a Kinetics "
+                                    f"CSV with {','.join(COLUMNS)},split")
+                for row in reader:
+                    youtube_id = (row["youtube_id"] or "").strip()
+                    entry = f"{path}:{reader.line_num}"
+                    if youtube_id in first_row:
+                        clips[youtube_id] = f"on two rows of the CSV ({first_row[youtube_id]} and {entry})"
+                        continue
+                    first_row[youtube_id] = entry
+                    try:
+                        clips[youtube_id] = _clip(row)
+                    except BadEntry as e:
+                        clips[youtube_id] = f"{entry}: {e}"
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+    return clips
+
+
+@register_dataset("minikinetics", paper_fem_res=112)
+def build(cfg, cache_dir: Path) -> DatasetIndex:
+    """``--data-root`` with the Kinetics CSVs (or ``--annotations`` for one CSV), the two id lists (or
+    ``--train-list``/``--val-list``) and ``videos/``."""
+    layout = (f"expected <root>/{CSV_FILES[0]} and <root>/{CSV_FILES[1]} (Kinetics CSVs), "
+              f"<root>/{ID_LISTS['train']} and <root>/{ID_LISTS['val']} (Mini-Kinetics-200 ids), "
+              "and the videos under <root>/videos/ as <id>_<start:06d>_<end:06d>.mp4")
+    root = data_root(cfg, layout)
+    csvs = [cfg.annotations] if cfg.annotations else [root / name for name in CSV_FILES]
+    clips = read_kinetics_csv([existing(p, "Kinetics CSV", layout) for p in csvs])
+    lists = {
+        "train": existing(cfg.train_list or root / ID_LISTS["train"], "training id list", layout),
+        "val": existing(cfg.val_list or root / ID_LISTS["val"], "validation id list", layout),
+    }
+    files = list_videos(root / "videos", recursive=True)
+    label_of: dict[str, str] = {}
+
+    def record(fields: list[str], subset: str) -> VideoRecord:
+        if len(fields) != 1:
+            raise BadEntry(f"expected one YouTube id, got {' '.join(fields)!r}")
+        youtube_id = fields[0]
+        clip = clips.get(youtube_id, "not in the Kinetics CSV")
+        if isinstance(clip, str):
+            raise BadEntry(f"id {youtube_id!r}: {clip}")
+        label_of[youtube_id] = clip.label
+        stem = f"{youtube_id}_{clip.start:06d}_{clip.end:06d}"
+        path = find_video(files, (stem, youtube_id), default=root / "videos" / f"{stem}.mp4")
+        return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset,
+                           duration=float(clip.end - clip.start))
+
+    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    classes = tuple(sorted({label_of[r.video_id] for r in records}))
+    index = {name: i for i, name in enumerate(classes)}
+    records = [dataclasses.replace(r, labels=(index[label_of[r.video_id]],)) for r in records]
+    return DatasetIndex(name="minikinetics", classes=classes, records=tuple(records), metric="top1",
+                        skipped=tuple(bad))

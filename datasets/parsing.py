@@ -1,0 +1,136 @@
+"""Parsing helpers shared by the adapters: numbered lines, class lists, and what to do with bad entries.
+
+Every adapter follows one policy: a malformed entry is a :class:`~samplerbench.errors.UserError` naming the
+file and the entry (``file:line`` for text files, the video id for JSON), listing the first few, because a
+silently shrunken dataset makes accuracies incomparable; ``--lenient`` skips them instead and the run report
+lists them (:attr:`~samplerbench.datasets.base.DatasetIndex.skipped`). Keeping the policy here means every
+format words its errors the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from samplerbench.datasets.base import VideoRecord
+from samplerbench.errors import UserError
+
+MAX_LISTED = 5  # malformed entries quoted in one error message
+
+T = TypeVar("T")
+
+
+class BadEntry(Exception):
+    """What is wrong with one entry (caught and turned into a UserError or a skip)."""
+
+
+def check_entries(source: str, bad: Sequence[tuple[str, str]], *, lenient: bool, entry_format: str = "{}") -> None:
+    """Raise one :class:`UserError` listing the first malformed ``(entry, reason)`` pairs, unless ``lenient``.
+
+    ``entry_format`` turns an entry into its name in the message (``"video {!r}"`` for an id).
+    """
+    if not bad or lenient:
+        return
+    listed = "; ".join(f"{entry_format.format(entry)}: {reason}" for entry, reason in bad[:MAX_LISTED])
+    more = f" (and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ""
+    raise UserError(
+        f"{source}: {len(bad)} malformed entr{'y' if len(bad) == 1 else 'ies'}: {listed}{more}. "
+        "Fix the file, or pass --lenient to skip such entries."
+    )
+
+
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, text)`` of the non-blank lines of a UTF-8 text file, stripped; ``#`` starts a comment
+    line. A missing or unreadable file is a :class:`UserError` naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+    lines = ((n, line.strip()) for n, line in enumerate(text.splitlines(), start=1))
+    return [(n, line) for n, line in lines if line and not line.startswith("#")]
+
+
+def parse_lines(path: Path, parse: Callable[[list[str]], T]) -> tuple[list[tuple[str, T]], list[tuple[str, str]]]:
+    """``parse`` applied to the whitespace-separated fields of every line of ``path``: the parsed values and
+    the ``(file:line, reason)`` of the lines it rejected with :class:`BadEntry`, both keyed ``file:line``."""
+    parsed: list[tuple[str, T]] = []
+    bad: list[tuple[str, str]] = []
+    for n, line in read_lines(path):
+        entry = f"{path}:{n}"
+        try:
+            parsed.append((entry, parse(line.split())))
+        except BadEntry as e:
+            bad.append((entry, str(e)))
+    return parsed, bad
+
+
+def parse_int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadEntry(f"{what} {text!r} is not an integer") from None
+
+
+def parse_class_list(path: Path) -> tuple[str, ...]:
+    """Class names in label-index order from a file with one class per line.
+
+    A line is either ``name`` or ``<number> name`` (UCF101's ``classInd.txt``: ``1 ApplyEyeMakeup``); numbers,
+    when present, must count up by one from the first line's (0 or 1), so a reordered or gapped list is caught
+    instead of silently shifting every label. Class lists are short and must be exactly right, so any
+    problem is an error even with ``--lenient``.
+    """
+    lines = read_lines(path)
+    if not lines:
+        raise UserError(f"{path}: the class list is empty")
+    numbered = all(line.split(maxsplit=1)[0].isdigit() and len(line.split(maxsplit=1)) == 2 for _, line in lines)
+    names: list[str] = []
+    first = int(lines[0][1].split()[0]) if numbered else 0
+    for i, (n, line) in enumerate(lines):
+        name = line
+        if numbered:
+            number, name = line.split(maxsplit=1)
+            if int(number) != first + i or first not in (0, 1):
+                raise UserError(f"{path}:{n}: class number {number} out of sequence (expected {first + i}, "
+                                "numbering from 0 or 1)")
+        if name in names:
+            raise UserError(f"{path}:{n}: class {name!r} listed twice")
+        names.append(name)
+    return tuple(names)
+
+
+def drop_duplicates(entries: Iterable[tuple[str, VideoRecord]]) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
+    """The records with distinct video ids, and ``(entry, reason)`` for every later repeat of an id (a video
+    listed twice, or in both splits, would be counted twice or leak from training into evaluation)."""
+    first: dict[str, str] = {}
+    records: list[VideoRecord] = []
+    bad: list[tuple[str, str]] = []
+    for entry, record in entries:
+        if record.video_id in first:
+            bad.append((entry, f"duplicate video {record.video_id!r} (first at {first[record.video_id]})"))
+            continue
+        first[record.video_id] = entry
+        records.append(record)
+    return records, bad
+
+
+def records_from_lists(
+    lists: Mapping[str, Path], parse: Callable[[list[str], str], VideoRecord], *, lenient: bool
+) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
+    """One record per line of each subset's list file (``{"train": path, "val": path}``), built by
+    ``parse(fields, subset)``; repeated ids dropped, malformed lines checked (:func:`check_entries`).
+
+    Returns the records and the ``(file:line, reason)`` of the lines skipped (only when ``lenient``).
+    """
+    entries: list[tuple[str, VideoRecord]] = []
+    bad: list[tuple[str, str]] = []
+    for subset, path in lists.items():
+        parsed, rejected = parse_lines(path, lambda fields, subset=subset: parse(fields, subset))
+        entries += parsed
+        bad += rejected
+    records, duplicates = drop_duplicates(entries)
+    bad += duplicates
+    check_entries(" and ".join(str(p) for p in lists.values()), bad, lenient=lenient)
+    return records, bad

@@ -1,0 +1,60 @@
+"""UCF101 adapter (``--dataset ucf101``): the official ``ucfTrainTestlist`` files; scored by top-1.
+
+``classInd.txt`` numbers the 101 classes from 1 (``1 ApplyEyeMakeup``); ``trainlistNN.txt`` lines are
+``Class/v_Class_gXX_cYY.avi N`` and ``testlistNN.txt`` lines the path alone, for the three official splits
+(``--split 1|2|3``). A video's class is the folder part of its path, looked up in ``classInd.txt`` (ignoring
+case: the lists spell some folders differently from the file names inside them); a training line's number
+must agree with it. UCF101 has no temporal annotations, so the salient-hit rate is empty for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.layout import data_root, existing
+from samplerbench.datasets.parsing import BadEntry, parse_class_list, parse_int, records_from_lists
+
+SPLIT_DIR = "ucfTrainTestlist"
+VIDEO_DIRS = ("UCF-101", "videos")  # the official archive's folder, or a plain one
+
+
+def parse_ucf_line(fields: list[str], *, class_index: dict[str, int], train: bool) -> tuple[str, int]:
+    """``(relative path, 0-based class)`` of one split-list line."""
+    if len(fields) not in ((2,) if train else (1, 2)):
+        expected = "'Class/file.avi N'" if train else "'Class/file.avi'"
+        raise BadEntry(f"expected {expected}, got {' '.join(fields)!r}")
+    path = PurePosixPath(fields[0])
+    if len(path.parts) != 2:
+        raise BadEntry(f"path {fields[0]!r} is not 'Class/file'")
+    label = class_index.get(path.parts[0].lower())
+    if label is None:
+        raise BadEntry(f"unknown class {path.parts[0]!r} (not in classInd.txt)")
+    if len(fields) == 2 and parse_int(fields[1], "class number") != label + 1:
+        raise BadEntry(f"class number {fields[1]} does not match the folder {path.parts[0]!r} (class {label + 1})")
+    return fields[0], label
+
+
+@register_dataset("ucf101")
+def build(cfg, cache_dir: Path) -> DatasetIndex:
+    """``--data-root`` with ``ucfTrainTestlist/`` (or ``--classes``/``--train-list``/``--val-list``) and the
+    videos in ``UCF-101/<Class>/`` (or ``videos/<Class>/``)."""
+    n = f"{cfg.split:02d}"
+    layout = (f"expected <root>/{SPLIT_DIR}/classInd.txt, trainlist{n}.txt and testlist{n}.txt, "
+              "and the videos in <root>/UCF-101/<Class>/")
+    root = data_root(cfg, layout)
+    splits = root / SPLIT_DIR
+    classes = parse_class_list(existing(cfg.classes or splits / "classInd.txt", "class list", layout))
+    class_index = {name.lower(): i for i, name in enumerate(classes)}
+    video_dir = next((root / d for d in VIDEO_DIRS if (root / d).is_dir()), root / VIDEO_DIRS[0])
+    lists = {
+        "train": existing(cfg.train_list or splits / f"trainlist{n}.txt", "training list", layout),
+        "val": existing(cfg.val_list or splits / f"testlist{n}.txt", "test list", layout),
+    }
+
+    def record(fields: list[str], subset: str) -> VideoRecord:
+        rel, label = parse_ucf_line(fields, class_index=class_index, train=subset == "train")
+        return VideoRecord(video_id=PurePosixPath(rel).stem, path=video_dir / rel, labels=(label,), subset=subset)
+
+    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    return DatasetIndex(name="ucf101", classes=classes, records=tuple(records), metric="top1", skipped=tuple(bad))
