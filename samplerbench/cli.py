@@ -1,5 +1,6 @@
 """Command line: ``samplerbench [flags]`` (== ``python bench.py [flags]``) runs a benchmark;
-``samplerbench compare DIR...`` aggregates several runs.
+``samplerbench compare DIR...`` aggregates several runs; ``samplerbench select --checkpoint PATH -k K VIDEO...``
+chooses frames of new videos with a trained sampler.
 
 User mistakes (an unknown name, K > T, a missing data root) end with one line on stderr and exit status 2;
 only bugs print a traceback.
@@ -87,13 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; a CUDA device on a machine without CUDA is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    return device
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     file_values = load_config_file(args.config) if args.config else {}
-    device = args.device or file_values.get("device") or "auto"
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    device = resolve_device(args.device or file_values.get("device") or "auto")
     samplers = args.sampler
     if samplers is not None:
         samplers = () if samplers == ("all",) else samplers
@@ -141,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             from samplerbench.compare import main as compare
 
             return compare(argv[1:])
+        if argv[:1] == ["select"]:
+            from samplerbench.select import main as select
+
+            return select(argv[1:])
         return bench(argv)
     except UserError as err:
         print(f"samplerbench: error: {err}", file=sys.stderr)

@@ -52,6 +52,19 @@ class Outputs:
     val_feats: Tensor
     val_logits: Tensor
     history: list[float]
+    tsn: bool = False  # trained "w/ TSN" (K segments, averaged logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    """A sampler the pipeline built, the non-default options it was built with, and the classifiers it was
+    fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
+
+    name: str
+    fields: dict
+    fem: Outputs
+    rec: Outputs
+    sampler: Sampler
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
@@ -71,6 +84,7 @@ class Pipeline:
         self.log = log
         self.weights = weights
         self._memo: dict[tuple, object] = {}
+        self.fitted: list[Fitted] = []  # every sampler built so far, in order, for the run's checkpoints
 
     def _once(self, key: tuple, compute):
         if key not in self._memo:
@@ -163,7 +177,8 @@ class Pipeline:
                                             device=cfg.device, desc=f"features {name} {subset}")
                     feats[f"{subset}_feats"], feats[f"{subset}_logits"] = f, lg
                 self.cache.save("outputs", out_key, feats)
-        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), **feats)
+        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), tsn=tsn,
+                       **feats)
 
     # -- samplers -----------------------------------------------------------------------------------------
     def banks(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameBank, FrameBank]:
@@ -214,4 +229,5 @@ class Pipeline:
                     self.cache.save("sampler", key, sampler.state_dict())
                 else:
                     sampler.load_state_dict(state)
+        self.fitted.append(Fitted(name=name, fields=fields, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank

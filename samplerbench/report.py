@@ -26,8 +26,10 @@ import torch
 from tabulate import tabulate
 
 from samplerbench.cache import atomic_write
+from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets.base import DatasetIndex
+from samplerbench.pipeline import Fitted, Outputs
 
 SUMMARY_COLUMNS = [
     "dataset", "sampler", "frames_T", "budget_K", "mAP", "mAP_lo", "mAP_hi", "dmAP_vs_uniform", "dmAP_lo",
@@ -182,10 +184,15 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def slug(label: str) -> str:
+    """``nsnet (w/o NS)`` -> ``nsnet_w_o_ns``: a portable file name stem for any label."""
+    text = "".join(c if c.isalnum() else "_" for c in label.lower())
+    return "_".join(filter(None, text.split("_")))
+
+
 def prediction_filename(sampler: str, k: int) -> str:
     """``nsnet (w/o NS)`` at K=4 -> ``nsnet_w_o_ns_K4.json``: a portable file name for any sampler label."""
-    slug = "".join(c if c.isalnum() else "_" for c in sampler.lower())
-    return f"{'_'.join(filter(None, slug.split('_')))}_K{k}.json"
+    return f"{slug(sampler)}_K{k}.json"
 
 
 def write_predictions(folder: Path, scores: dict[tuple[str, int], np.ndarray], *, video_ids: list[str],
@@ -204,6 +211,61 @@ def write_predictions(folder: Path, scores: dict[tuple[str, int], np.ndarray], *
         _write_text(folder / name, json.dumps(payload) + "\n")
         written.append(name)
     return written
+
+
+def sampler_label(fitted: Fitted, *, fem: Outputs, rec: Outputs) -> str:
+    """``nsnet``, ``nsnet no_ns=True``, ``nsnet fem=efficientnet_b0``, ``uniform recognizer=resnet34+tsn``: the
+    sampler, its non-default options, and its FEM / recognizer where they are not the run's main ones (the
+    ablation tables fit samplers on those)."""
+    parts = [fitted.name, *(f"{k}={v}" for k, v in sorted(fitted.fields.items()))]
+    if fitted.fem.key != fem.key:
+        parts.append(f"fem={fitted.fem.arch}")
+    if fitted.rec.key != rec.key:
+        parts.append(f"recognizer={fitted.rec.arch}{'+tsn' if fitted.rec.tsn else ''}")
+    return " ".join(parts)
+
+
+def _save_checkpoint(path: Path, ckpt: dict) -> bool:
+    """Write ``ckpt`` unless ``path`` already holds the same content (same key); whether it was written."""
+    if stored_key(path) == ckpt["key"]:
+        return False
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+    return True
+
+
+def write_checkpoints(folder: Path, fitted: list[Fitted], *, cfg: RunConfig, classes: tuple[str, ...],
+                      fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
+    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in ``folder``
+    (``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint`). Returns the listing for ``run.json`` (paths
+    relative to the run folder) and the number of files written.
+
+    A file that already holds the same content is left alone, so a re-run served from the stage cache writes
+    nothing. Checkpoints of an earlier run that this run does not produce are removed: the folder holds
+    exactly this run's models, and no sampler file can reference a classifier of another run.
+    """
+    rel = f"{folder.name}/"
+    classifiers: dict[str, tuple[str, Outputs]] = {}
+    for f in fitted:
+        classifiers.setdefault(classifier_filename(f.fem, "fem"), ("fem", f.fem))
+        classifiers.setdefault(classifier_filename(f.rec, "recognizer"), ("recognizer", f.rec))
+    entries, written = [], 0
+    for name, (role, out) in classifiers.items():
+        written += _save_checkpoint(folder / name, frame_classifier_checkpoint(out, role=role, cfg=cfg,
+                                                                              classes=classes))
+        entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
+    for f in fitted:
+        label = sampler_label(f, fem=fem, rec=rec)
+        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec)
+        name = f"{slug(label)}.pt"
+        written += _save_checkpoint(folder / name, ckpt)
+        entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
+                        "fields": f.fields, "fem": rel + ckpt["fem"], "recognizer": rel + ckpt["recognizer"],
+                        "selects_new_videos": not f.sampler.uses_labels_at_eval})
+    produced = {Path(e["file"]).name for e in entries}
+    for stale in folder.glob("*.pt"):
+        if stale.name not in produced:
+            stale.unlink()
+    return entries, written
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -228,9 +290,10 @@ TABLE_SPECS = {
 def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[str, list[dict]],
               curves: dict | None, machine: str, stages: list[dict], skipped: list[tuple],
               paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
-              video_ids: list[str] | None = None) -> None:
+              video_ids: list[str] | None = None, checkpoints: list[dict] | None = None) -> None:
     """Write every result file of a run into ``folder`` (``<out>/<dataset>/``); ``predictions`` (per-video
-    scores by sampler and budget) are exported in the ActivityNet results format when given."""
+    scores by sampler and budget) are exported in the ActivityNet results format when given;
+    ``checkpoints`` (from :func:`write_checkpoints`) are listed in ``run.json``."""
     folder.mkdir(parents=True, exist_ok=True)
     header = provenance(cfg, machine)
     rows = tables["main"]
@@ -268,7 +331,8 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "skipped_videos": [list(s) for s in skipped],
         "tables": {name: rows for name, rows in tables.items()},
         "saliency": curves,
-        "files": [*written, "skipped.csv", "run.json"],
+        "checkpoints": checkpoints or [],
+        "files": [*written, "skipped.csv", "run.json", *(c["file"] for c in checkpoints or [])],
     }
     _write_text(folder / "run.json", json.dumps(_nan_to_null(meta), indent=2, default=str) + "\n")
 

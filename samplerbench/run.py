@@ -232,9 +232,13 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], 
         tables["recognizer"] = table_recognizer(bench)
     curves = saliency_curves(bench) if with_nsnet and "oracle" in names and "saliency" in cfg.tables else None
 
+    with log.stage("checkpoints") as st:
+        checkpoints, written = report.write_checkpoints(folder / "checkpoints", pipe.fitted, cfg=cfg,
+                                                        classes=data.classes, fem=bench.fem, rec=bench.rec)
+        st["cached"] = written == 0
     with log.stage("report"):
         report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
                          stages=log.records, skipped=skipped,
                          paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
-                         video_ids=pipe.split("val").video_ids)
+                         video_ids=pipe.split("val").video_ids, checkpoints=checkpoints)
     return folder

@@ -1,0 +1,138 @@
+"""Self-describing checkpoints of a run's trained models: frame classifiers (recognizer, FEM) and samplers.
+
+A checkpoint holds everything needed to rebuild and use its model with no run config around, as plain
+tensors, dicts, lists, strings and numbers, so that ``torch.load(path, weights_only=True)`` reads it (a
+checkpoint is data, never code):
+
+* **frame classifier**: role, arch, training variant (TSN), class names, the preprocessing its input needs
+  (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation) and its state dict;
+* **sampler**: the registry name, every constructor field (eval-time ones such as NSNet's fusion and α
+  included), its ``state_dict()``, and the file names of the FEM and recognizer checkpoints it relies on.
+  Those are *referenced* as sibling files rather than embedded: a run's samplers share one recognizer (a
+  ResNet-18 alone is 45 MB), so embedding would store it once per sampler.
+
+Every sampler references a FEM, even one that ignores FEM features: the benchmark hands every sampler a
+bank of FEM features (``random`` seeds its draws from them), and selection on new videos builds the same
+bank, so that a checkpoint selects exactly the frames the benchmark selected.
+
+Each checkpoint also stores a ``key`` that identifies its content (the stage-cache keys it was made from),
+so that a re-run rewrites only the files whose content changed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from samplerbench.cache import stage_key
+from samplerbench.config import RunConfig
+from samplerbench.errors import UserError
+from samplerbench.pipeline import Outputs
+from samplerbench.recognizers.backbones import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier
+from samplerbench.samplers import Sampler, get_sampler_class
+
+FRAME_CLASSIFIER = "samplerbench/frame-classifier"
+SAMPLER = "samplerbench/sampler"
+FORMAT_VERSION = 1
+
+
+def classifier_filename(out: Outputs, role: str) -> str:
+    """``recognizer_resnet18.pt``, ``recognizer_resnet18_tsn.pt``, ``fem_mobilenet_v2.pt``: unique in a run."""
+    return f"{role}_{out.arch}{'_tsn' if out.tsn else ''}.pt"
+
+
+def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, classes: tuple[str, ...]) -> dict:
+    """The checkpoint of a trained recognizer or FEM (``role``), with the preprocessing of this run."""
+    meta = {
+        "format": FRAME_CLASSIFIER,
+        "version": FORMAT_VERSION,
+        "role": role,
+        "arch": out.arch,
+        "tsn": out.tsn,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "preprocessing": {
+            "input": "uint8 RGB frames [N, 3, H, W]; the model divides by 255 and normalises with mean/std",
+            "frames": cfg.frames,  # T, uniformly pre-sampled (segment centres) per video
+            "short_side": cfg.short_side,  # shorter side resized to this ...
+            "crop": cfg.rec_res,  # ... then centre-cropped to crop x crop
+            "resolution": cfg.rec_res if role == "recognizer" else cfg.fem_res,  # then resized to this
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+    }
+    return {**meta, "key": stage_key("checkpoint", outputs=out.key, meta=meta),
+            "state_dict": {k: v.detach().cpu() for k, v in out.model.state_dict().items()}}
+
+
+def constructor_fields(sampler: Sampler) -> dict[str, Any]:
+    """Every keyword the sampler's constructor takes, with the sampler's value, except the device."""
+    params = inspect.signature(type(sampler).__init__).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)  # not object's *args
+    return {p.name: getattr(sampler, p.name) for p in params if p.kind in named and p.name not in ("self", "device")}
+
+
+def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs) -> dict:
+    """The checkpoint of a sampler fitted on ``fem`` and ``rec``, which it references by file name."""
+    fields = constructor_fields(sampler)
+    return {
+        "format": SAMPLER,
+        "version": FORMAT_VERSION,
+        # The fields and the classifiers' stage keys determine the fitted state (the stage cache's own key).
+        "key": stage_key("checkpoint", sampler=sampler.name, fields=fields, fem=fem.key, rec=rec.key),
+        "sampler": sampler.name,
+        "fields": fields,
+        "state": sampler.state_dict(),
+        "fem": classifier_filename(fem, "fem"),
+        "recognizer": classifier_filename(rec, "recognizer"),
+    }
+
+
+def stored_key(path: Path) -> str | None:
+    """The ``key`` of the checkpoint at ``path``, or ``None`` when there is none to reuse. Memory-mapped, so
+    reading the key of a large checkpoint does not read its weights."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("key")
+    except Exception:  # any unreadable or foreign file is simply rewritten
+        return None
+
+
+def load_checkpoint(path: Path | str, kind: str) -> dict:
+    """A checkpoint of ``kind`` (:data:`SAMPLER` or :data:`FRAME_CLASSIFIER`), or a :class:`UserError`
+    naming the file and what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt, truncated or pickled-code file
+        raise UserError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != kind:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else None
+        raise UserError(f"{path} is not a samplerbench {kind.split('/')[1]} checkpoint (found format {found!r}); "
+                        f"a run writes them into <out>/<dataset>/checkpoints/")
+    return ckpt
+
+
+def load_frame_classifier(path: Path | str, *, device: str) -> tuple[FrameClassifier, dict]:
+    """The model, in eval mode on ``device``, and its checkpoint (for the class names and preprocessing)."""
+    ckpt = load_checkpoint(path, FRAME_CLASSIFIER)
+    model = FrameClassifier(arch=ckpt["arch"], num_classes=ckpt["num_classes"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt
+
+
+def build_sampler(ckpt: dict, *, device: str) -> Sampler:
+    """The sampler of a sampler checkpoint, constructed from its fields and loaded with its state."""
+    cls = get_sampler_class(ckpt["sampler"])
+    kwargs = dict(ckpt["fields"])
+    if "device" in inspect.signature(cls.__init__).parameters:
+        kwargs["device"] = device
+    sampler = cls(**kwargs)
+    sampler.load_state_dict(ckpt["state"])
+    return sampler

@@ -1,0 +1,147 @@
+"""Selecting frames of new videos with a trained sampler: :func:`load_sampler` and ``samplerbench select``.
+
+A video goes through exactly what the benchmark does to a validation video: crash-isolated probing
+(:func:`~samplerbench.decode.probe_many`), T segment-centre frames decoded, resized and cropped by
+:func:`~samplerbench.decode.decode_records`, FEM features at the FEM's resolution, and a
+:class:`~samplerbench.samplers.FrameBank` with frames for samplers that look at pixels. So a checkpoint
+selects the same frames the benchmark scored it on. The chosen positions among the T are mapped back to the
+video's own frame numbering (:func:`~samplerbench.decode.presample_indices`) and to seconds
+(:func:`~samplerbench.decode.frame_times`). In a video shorter than T the pre-sampled frames repeat, so its
+indices are non-decreasing rather than distinct.
+
+Unreadable videos (missing, zero-byte, corrupt, no video stream, a decoder crash) are reported as
+``{"video": ..., "skipped": reason}`` instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from samplerbench.checkpoint import SAMPLER, build_sampler, load_checkpoint, load_frame_classifier
+from samplerbench.datasets.base import VideoRecord
+from samplerbench.decode import decode_records, frame_times, presample_indices, probe_many
+from samplerbench.errors import UserError
+from samplerbench.metrics import video_scores
+from samplerbench.recognizers.backbones import FrameClassifier
+from samplerbench.recognizers.train import extract_outputs, resize_frames
+from samplerbench.samplers import FrameBank, Sampler
+from samplerbench.selection import check_budget
+
+TOP = 5  # classes reported with ``top5``
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainedSampler:
+    """A sampler with the FEM and recognizer it was trained with and the preprocessing of its run."""
+
+    sampler: Sampler
+    fem: FrameClassifier
+    recognizer: FrameClassifier
+    classes: tuple[str, ...]
+    frames: int  # T
+    short_side: int
+    crop: int
+    fem_res: int
+    rec_res: int
+    device: str
+
+    def select_video(self, video: Path | str, k: int, *, top5: bool = False) -> dict:
+        """The selection of one video; see :meth:`select_videos`."""
+        return self.select_videos([video], k, top5=top5)[0]
+
+    def select_videos(self, videos: Sequence[Path | str], k: int, *, top5: bool = False) -> list[dict]:
+        """K of the T pre-sampled frames of every video, in the order given, as JSON-ready dicts.
+
+        A readable video gives ``{"video", "num_frames", "fps", "T", "K", "frame_indices", "times_s"}`` (plus
+        ``"top5": [{"label", "score"}]``, the recognizer's video scores from the selected frames, when
+        ``top5``); an unreadable one gives ``{"video", "skipped": reason}``. ``dense`` ignores K and keeps all T.
+        """
+        check_budget(k, self.frames)
+        paths = [Path(v) for v in videos]
+        probed = probe_many(paths)
+        readable = [p for p in dict.fromkeys(paths) if not isinstance(probed[p], str)]
+        decoded = decode_records(
+            [VideoRecord(video_id=str(p), path=p, labels=(), subset="val") for p in readable],
+            t=self.frames, short_side=self.short_side, crop=self.crop)
+        reasons = {Path(path): reason for _, path, reason in decoded.skipped}
+        reasons |= {p: info for p, info in probed.items() if isinstance(info, str)}
+        chosen = self._choose(decoded.frames, k, top5=top5)
+        results = {Path(vid): row for vid, row in zip(decoded.video_ids, chosen, strict=True)}
+        out = []
+        for path in paths:
+            if path in reasons:
+                out.append({"video": str(path), "skipped": reasons[path]})
+                continue
+            num_frames, fps = probed[path]
+            positions, top = results[path]
+            indices = presample_indices(num_frames, self.frames)[positions]
+            entry = {"video": str(path), "num_frames": num_frames, "fps": fps, "T": self.frames,
+                     "K": len(indices), "frame_indices": indices.tolist(),
+                     "times_s": [round(float(t), 4) for t in frame_times(indices, fps)]}
+            out.append(entry | ({"top5": top} if top5 else {}))
+        return out
+
+    def _choose(self, frames: torch.Tensor, k: int, *, top5: bool) -> list[tuple[list[int], list[dict]]]:
+        """Per video of ``frames`` ``[N, T, 3, crop, crop]``: the selected positions among the T, and the top
+        classes of the recognizer on them (empty unless ``top5``)."""
+        if not len(frames):
+            return []
+        feats, _ = extract_outputs(self.fem, frames, resolution=self.fem_res, device=self.device, desc="features")
+        bank = FrameBank(fem=feats, num_classes=len(self.classes),
+                         frames=resize_frames(frames, self.fem_res) if self.sampler.needs_frames else None)
+        positions = self.sampler.select(bank, k)
+        tops: list[list[dict]] = [[] for _ in positions]
+        if top5:
+            kept = frames[torch.arange(len(frames))[:, None], positions]  # [N, K, 3, crop, crop]
+            _, logits = extract_outputs(self.recognizer, kept, resolution=self.rec_res, device=self.device,
+                                        desc="recognizer")
+            scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1))
+            best = scores.topk(min(TOP, scores.shape[1]), dim=1)
+            tops = [[{"label": self.classes[c], "score": round(float(s), 6)} for s, c in zip(*row, strict=True)]
+                    for row in zip(best.values.tolist(), best.indices.tolist(), strict=True)]
+        return list(zip(positions.tolist(), tops, strict=True))
+
+
+def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
+    """A sampler checkpoint (``<out>/<dataset>/checkpoints/<sampler>.pt``) with the FEM and recognizer
+    checkpoints it references, ready for :meth:`TrainedSampler.select_video`."""
+    path = Path(path)
+    ckpt = load_checkpoint(path, SAMPLER)
+    sampler = build_sampler(ckpt, device=device)
+    if sampler.uses_labels_at_eval:
+        raise UserError(f"{path}: sampler {sampler.name!r} selects with the ground-truth labels and the "
+                        f"recognizer's outputs of the video itself (an upper bound, not a deployable sampler), "
+                        f"so it cannot select frames of new videos")
+    fem, fem_ckpt = load_frame_classifier(path.parent / ckpt["fem"], device=device)
+    recognizer, rec_ckpt = load_frame_classifier(path.parent / ckpt["recognizer"], device=device)
+    pre = rec_ckpt["preprocessing"]
+    return TrainedSampler(sampler=sampler, fem=fem, recognizer=recognizer, classes=tuple(rec_ckpt["classes"]),
+                          frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],
+                          fem_res=fem_ckpt["preprocessing"]["resolution"], rec_res=pre["resolution"],
+                          device=device)
+
+
+def main(argv: list[str]) -> int:
+    """``samplerbench select``: print a JSON list, one object per video and line (so that line tools work
+    too); exit 1 when no video was readable."""
+    from samplerbench.cli import resolve_device
+
+    p = argparse.ArgumentParser(prog="samplerbench select",
+                                description="Choose K frames of each video with a trained sampler; prints JSON.")
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="a sampler checkpoint, e.g. results/synthetic/checkpoints/nsnet.pt")
+    p.add_argument("-k", "--budget", type=int, required=True, metavar="K", help="frames to keep per video")
+    p.add_argument("--top5", action="store_true", help="add the recognizer's top-5 classes on the kept frames")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="any file decord (or PyAV) reads")
+    args = p.parse_args(argv)
+    trained = load_sampler(args.checkpoint, device=resolve_device(args.device))
+    results = trained.select_videos(args.videos, args.budget, top5=args.top5)
+    print("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]")
+    return 0 if any("skipped" not in r for r in results) else 1

@@ -1,0 +1,139 @@
+"""Checkpoints of a run, and selecting frames of new videos with them (``load_sampler``, ``samplerbench select``)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from samplerbench.checkpoint import FRAME_CLASSIFIER, SAMPLER
+from samplerbench.cli import main
+from samplerbench.config import build_config
+from samplerbench.decode import presample_indices, probe
+from samplerbench.errors import UserError
+from samplerbench.pipeline import Pipeline
+from samplerbench.run import run
+from samplerbench.select import load_sampler
+from samplerbench.stagelog import StageLog
+
+pytestmark = pytest.mark.slow
+
+SAMPLER_FILES = ("nsnet.pt", "nsnet_no_ns_true.pt", "uniform.pt", "mgsampler.pt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run of NSNet, uniform and MGSampler, and the pipeline that re-reads its cached stages.
+
+    One budget and one timed throughput iteration: what is tested here is what the run saved, not the table.
+    """
+    root = tmp_path_factory.mktemp("select")
+    cfg = build_config("tiny", samplers=("nsnet", "uniform", "mgsampler"), tables=("main",), budgets=(2,),
+                       throughput_iters=1, export_predictions=True, device="cpu")
+    folder = run(cfg, out=root / "out", cache_dir=root / "cache", weights={}, quiet=True)
+    pipe = Pipeline(cfg, cache_dir=root / "cache", log=StageLog(quiet=True), weights={})
+    videos = {r.video_id: r.path for r in pipe.index().split("val")}
+    lengths = {vid: probe(path)[0] for vid, path in videos.items()}
+    return SimpleNamespace(cfg=cfg, root=root, folder=folder, pipe=pipe, videos=videos, lengths=lengths)
+
+
+def test_run_lists_self_describing_checkpoints(trained):
+    meta = json.loads((trained.folder / "run.json").read_text())
+    listed = {e["file"]: e for e in meta["checkpoints"]}
+    expected = {f"checkpoints/{n}" for n in ("fem_mobilenet_v2.pt", "recognizer_resnet18.pt", *SAMPLER_FILES)}
+    assert set(listed) == expected and expected <= set(meta["files"])
+    assert listed["checkpoints/nsnet_no_ns_true.pt"]["fields"] == {"no_ns": True}
+    rec = torch.load(trained.folder / "checkpoints/recognizer_resnet18.pt", weights_only=True)
+    assert (rec["format"], rec["role"], rec["arch"], rec["tsn"]) == (FRAME_CLASSIFIER, "recognizer", "resnet18", False)
+    assert rec["num_classes"] == len(rec["classes"]) == 4  # the tiny preset's synthetic classes
+    assert {k: rec["preprocessing"][k] for k in ("frames", "short_side", "crop", "resolution")} == \
+        {"frames": 8, "short_side": 40, "crop": 32, "resolution": 32}
+    assert rec["state_dict"]["head.weight"].shape == (4, 512)  # resnet18's pooled features -> 4 classes
+    fem = torch.load(trained.folder / "checkpoints/fem_mobilenet_v2.pt", weights_only=True)
+    assert (fem["role"], fem["classes"], fem["preprocessing"]["resolution"]) == ("fem", rec["classes"], 32)
+    nsnet = torch.load(trained.folder / "checkpoints/nsnet.pt", weights_only=True)
+    assert (nsnet["format"], nsnet["sampler"]) == (SAMPLER, "nsnet")
+    assert (nsnet["fields"]["fusion"], nsnet["fields"]["alpha"], nsnet["fields"]["epochs"]) == ("union", 0.6, 30)
+    assert (nsnet["fem"], nsnet["recognizer"]) == ("fem_mobilenet_v2.pt", "recognizer_resnet18.pt")
+    assert nsnet["state"]["dims"] == [1280, 4] and nsnet["state"]["net"]  # mobilenet_v2 features, 4 classes
+    assert torch.load(trained.folder / "checkpoints/uniform.pt", weights_only=True)["state"] == {}
+
+
+def test_rerun_rewrites_no_checkpoint_and_removes_stale_ones(trained):
+    ckpts = trained.folder / "checkpoints"
+    before = {p.name: p.stat().st_mtime_ns for p in ckpts.glob("*.pt")}
+    (ckpts / "scsampler.pt").write_bytes(b"left over from an earlier run")
+    run(trained.cfg, out=trained.root / "out", cache_dir=trained.root / "cache", weights={}, quiet=True)
+    assert {p.name: p.stat().st_mtime_ns for p in ckpts.glob("*.pt")} == before
+    stages = json.loads((trained.folder / "run.json").read_text())["stages"]
+    assert next(s for s in stages if s["stage"] == "checkpoints")["cached"]
+
+
+def test_selection_on_new_videos(trained, tmp_path):
+    long_ids = [vid for vid, n in trained.lengths.items() if n >= 8][:2]
+    short_id = next(vid for vid, n in trained.lengths.items() if n < 8)
+    paths = [trained.videos[v] for v in (*long_ids, short_id)]
+    (tmp_path / "broken.mp4").write_bytes(trained.videos[long_ids[0]].read_bytes()[:300])
+    for name in SAMPLER_FILES:
+        trained_sampler = load_sampler(trained.folder / "checkpoints" / name)
+        out = trained_sampler.select_videos([*paths, tmp_path / "broken.mp4"], 2)
+        assert out[-1]["video"] == str(tmp_path / "broken.mp4") and "corrupt" in out[-1]["skipped"]
+        for vid, entry in zip((*long_ids, short_id), out, strict=False):
+            n, idx = trained.lengths[vid], entry["frame_indices"]
+            assert (entry["num_frames"], entry["T"], entry["K"], entry["fps"]) == (n, 8, 2, 8.0)
+            assert all(0 <= i < n for i in idx) and idx == sorted(idx), (name, entry)
+            assert len(set(idx)) == 2 or n < 8, (name, entry)  # a video shorter than T repeats frames
+            np.testing.assert_allclose(entry["times_s"], (np.array(idx) + 0.5) / 8.0, atol=1e-4)
+        if name == "uniform":
+            # Positions floor((i + 0.5) * T / K) = 2 and 6 of T = 8; segment centres floor((2p + 1) n / 16).
+            assert [e["frame_indices"] for e in out[:3]] == [
+                [5 * trained.lengths[v] // 16, 13 * trained.lengths[v] // 16] for v in (*long_ids, short_id)]
+
+
+def test_nsnet_selects_what_the_benchmark_selected(trained):
+    """Same frames and same recognizer scores as the run, for every validation video."""
+    pipe, cfg = trained.pipe, trained.cfg
+    sampler, bank = pipe.sampler("nsnet", fem=pipe.outputs("fem", cfg.fem_arch),
+                                 rec=pipe.outputs("recognizer", cfg.rec_arch))
+    positions = sampler.select(bank, 2).numpy()
+    val_ids = pipe.split("val").video_ids
+    nsnet = load_sampler(trained.folder / "checkpoints/nsnet.pt")
+    out = nsnet.select_videos([trained.videos[v] for v in val_ids], 2, top5=True)
+    predictions = json.loads((trained.folder / "predictions/nsnet_K2.json").read_text())["results"]
+    for vid, pos, entry in zip(val_ids, positions, out, strict=True):
+        assert entry["frame_indices"] == presample_indices(trained.lengths[vid], 8)[pos].tolist(), vid
+        exported = sorted(predictions[vid], key=lambda p: -p["score"])
+        assert [p["label"] for p in entry["top5"]] == [p["label"] for p in exported], vid
+        np.testing.assert_allclose([p["score"] for p in entry["top5"]], [p["score"] for p in exported], atol=1e-5)
+
+
+def test_cli_prints_json_and_exits_by_outcome(trained, tmp_path, capsys):
+    nsnet, video = str(trained.folder / "checkpoints/nsnet.pt"), str(next(iter(trained.videos.values())))
+    (tmp_path / "empty.mp4").touch()
+    assert main(["select", "--checkpoint", nsnet, "-k", "3", "--top5", video, str(tmp_path / "empty.mp4")]) == 0
+    first, second = json.loads(capsys.readouterr().out)
+    assert first["video"] == video and first["K"] == 3 and len(first["top5"]) == 4  # min(5, 4 classes)
+    assert abs(sum(p["score"] for p in first["top5"]) - 1.0) < 1e-4  # every class, a mean of softmaxes
+    assert second == {"video": str(tmp_path / "empty.mp4"), "skipped": "zero-byte file"}
+    assert main(["select", "--checkpoint", nsnet, "-k", "2", str(tmp_path / "empty.mp4")]) == 1  # none readable
+    capsys.readouterr()
+    assert main(["select", "--checkpoint", nsnet, "-k", "9", video]) == 2
+    assert "K=9 must satisfy 1 <= K <= T=8" in capsys.readouterr().err
+
+
+def test_unusable_checkpoints_are_user_errors(trained, tmp_path):
+    with pytest.raises(UserError, match="is not a samplerbench sampler checkpoint"):
+        load_sampler(trained.folder / "checkpoints/recognizer_resnet18.pt")
+    with pytest.raises(UserError, match=r"nope\.pt not found"):
+        load_sampler(tmp_path / "nope.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"cannot load checkpoint .*garbage\.pt"):
+        load_sampler(tmp_path / "garbage.pt")
+    oracle = torch.load(trained.folder / "checkpoints/uniform.pt", weights_only=True) | {
+        "sampler": "oracle", "state": {"prototypes": None}}
+    torch.save(oracle, tmp_path / "oracle.pt")
+    with pytest.raises(UserError, match="cannot select frames of new videos"):
+        load_sampler(tmp_path / "oracle.pt")
