@@ -391,8 +391,6 @@ def decode_records(
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
-    if workers < 1:
-        raise UserError(f"--workers {workers}: decoding needs at least one worker process (crash isolation)")
     views = views if train else 1
     desc = f"decode {'train' if train else 'test'}"
     infos = probe_many([r.path for r in records], workers=workers)

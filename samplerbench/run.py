@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from samplerbench import report
+from samplerbench import distributed, report
 from samplerbench.cache import stage_key
 from samplerbench.config import RunConfig
 from samplerbench.cost import backbone_gflops, video_gflops
@@ -82,17 +82,17 @@ class Bench:
         key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
                         batch=cfg.throughput_batch, iters=cfg.throughput_iters, compile=cfg.compile,
                         device=cfg.device)
-        with self.pipe.log.stage(f"throughput {label} K={k}") as st:
-            hit = self.pipe.cache.load("throughput", key)
-            st["cached"] = hit is not None
-            if hit is None:
-                frames = self.pipe.split("val").frames[: cfg.throughput_batch]
-                hit = sampler_throughput(
-                    sampler=sampler, frames=frames, k=k, recognizer=self.rec.model, fem=self.fem.model,
-                    fem_res=cfg.fem_res, num_classes=self.rec.val_logits.shape[-1],
-                    device=cfg.device, iters=cfg.throughput_iters, compile_model=cfg.compile)
-                self.pipe.cache.save("throughput", key, hit)
-        return float(hit)
+
+        def measure() -> float | None:
+            """Timed on rank 0 alone while the other ranks wait: they would compete for the machine."""
+            value = sampler_throughput(
+                sampler=sampler, frames=self.pipe.split("val").frames[: cfg.throughput_batch], k=k,
+                recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
+                num_classes=self.rec.val_logits.shape[-1], device=cfg.device, iters=cfg.throughput_iters,
+                compile_model=cfg.compile) if distributed.is_main() else None
+            return distributed.broadcast(value)
+
+        return float(self.pipe.cached(f"throughput {label} K={k}", "throughput", key, measure))
 
 
 def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict]:
@@ -189,9 +189,11 @@ def saliency_curves(b: Bench) -> dict:
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], quiet: bool = False) -> Path:
     """Run the benchmark described by ``cfg``; returns the folder holding its tables."""
+    for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
+        distributed.local_batch(batch)  # fail before decoding if the ranks cannot share a batch evenly
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    log = StageLog(quiet=quiet)
+    log = StageLog(quiet=quiet or not distributed.is_main())  # one set of stage lines, from rank 0
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log, weights=weights)
     data = pipe.index()
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
@@ -215,6 +217,8 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], 
     curves = saliency_curves(bench) if with_nsnet and "oracle" in names and "saliency" in cfg.tables else None
 
     folder = Path(out) / cfg.dataset
+    if not distributed.is_main():
+        return folder
     with log.stage("report"):
         report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
                          stages=log.records, skipped=pipe.split("train").skipped + pipe.split("val").skipped,
