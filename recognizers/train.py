@@ -67,7 +67,7 @@ def train_frame_classifier(
     the single-process batch; DDP averages the ranks' mean losses' gradients, i.e. the global mean's. The
     augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
     per-rank stream, so it does not depend on which rank handles the row. What still differs with W > 1:
-    BatchNorm on CPU (see :func:`~samplerbench.distributed.wrap`), dropout masks (per-rank streams) and the
+    dropout masks (per-rank streams; MobileNetV2 and EfficientNet have dropout before their head) and the
     order of floating-point sums. When the row count is not a multiple of W, DistributedSampler repeats the
     first rows of the permutation to even out the ranks.
 

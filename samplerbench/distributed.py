@@ -8,8 +8,8 @@ world of one, so ``python bench.py`` runs exactly as a single process.
 How the stages use it (see :mod:`samplerbench.pipeline`): rank 0 decides whether a stage is cached and
 tells the others, so every rank takes the same branch; decoding and feature extraction compute one
 contiguous :func:`shard` of the rows per rank and :func:`gather` the parts in rank order, which is record
-order; training wraps the network in :func:`wrap` (DistributedDataParallel); only rank 0 writes the cache
-and the results.
+order; training wraps the network in :func:`wrap` (DistributedDataParallel, BatchNorm over the global
+batch); only rank 0 writes the cache and the results.
 
 Cost at the paper's scale: :func:`gather` is ``all_gather_object``, which pickles each part and hands every
 rank a full copy. That is fine for the tiny and default presets (megabytes), but ActivityNet at 224 px is
@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch import nn
+import torch.distributed.nn as distributed_nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from samplerbench.errors import UserError
@@ -125,17 +126,51 @@ def rank_seed(seed: int) -> int:
     return seed + 1_000_003 * rank()
 
 
-def wrap(module: nn.Module, *, device: str, find_unused_parameters: bool = False) -> nn.Module:
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where PyTorch's
+    SyncBatchNorm does not run (it needs GPU kernels).
+
+    Each rank sums its per-channel ``x`` and ``x²`` and its count; a differentiable all-reduce
+    (``torch.distributed.nn``) adds them up, so the forward normalises exactly as one process would over
+    the whole batch and the backward carries every rank's share of the statistics' gradient, as
+    SyncBatchNorm does. The variance comes from ``E[x²] - E[x]²`` rather than the single-process kernel's
+    two-pass formula: equal up to rounding.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        c = x.shape[1]
+        dims = (0, 2, 3)
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / c)])
+        total = distributed_nn.all_reduce(local)
+        count = total[-1]
+        mean = total[:c] / count
+        var = total[c : 2 * c] / count - mean * mean
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.lerp_(mean.detach(), factor)
+            self.running_var.lerp_(var.detach() * count / (count - 1), factor)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return x * scale[:, None, None] + (self.bias - mean * scale)[:, None, None]
+
+
+def wrap(module: nn.Module, *, device: str) -> nn.Module:
     """``module`` in DistributedDataParallel when there are several processes (else itself).
 
-    On CUDA, BatchNorm becomes SyncBatchNorm so batch statistics cover the global batch, as in one process.
-    PyTorch's SyncBatchNorm runs on GPUs only: on CPU (gloo) each rank normalises over its own share of the
-    batch, so a CPU run with W processes trains with W times smaller BatchNorm batches than one process.
+    BatchNorm is converted so that batch statistics cover the global batch, as in one process: PyTorch's
+    SyncBatchNorm on CUDA, :class:`GlobalBatchNorm2d` on CPU (its class is swapped in place, which keeps
+    the module's very parameters and buffers). ``static_graph``: every step of our loops runs the same
+    graph, which lets DDP cope with parameters that a loss never uses (NSNet "w/o NS" leaves its FS head
+    out) without a graph traversal per step.
     """
     if world_size() == 1:
         return module
     if device.startswith("cuda"):
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-        return DistributedDataParallel(module, device_ids=[torch.device(device).index],
-                                       find_unused_parameters=find_unused_parameters)
-    return DistributedDataParallel(module, find_unused_parameters=find_unused_parameters)
+        return DistributedDataParallel(module, device_ids=[torch.device(device).index], static_graph=True)
+    for m in module.modules():
+        if type(m) is nn.BatchNorm2d:
+            m.__class__ = GlobalBatchNorm2d
+    return DistributedDataParallel(module, static_graph=True)

@@ -64,8 +64,7 @@ def train_sgd(
     """
     local = distributed.local_batch(batch_size)
     torch.manual_seed(distributed.rank_seed(seed))
-    # NSNet "w/o NS" leaves its FS head out of the loss: DDP must not wait for that head's gradients.
-    objective = distributed.wrap(_Objective(net, loss_fn), device=device, find_unused_parameters=True)
+    objective = distributed.wrap(_Objective(net, loss_fn), device=device)
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones(epochs), gamma=0.1)
     order = DistributedSampler(range(tensors[0].shape[0]), num_replicas=distributed.world_size(),
