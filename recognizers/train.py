@@ -11,9 +11,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DistributedSampler
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
+from samplerbench import distributed
 from samplerbench.recognizers.backbones import FrameClassifier
 
 
@@ -31,15 +33,16 @@ def soft_targets(labels: Tensor) -> Tensor:
     return labels / labels.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
-def _pick_frames(num_frames: int, segments: int, batch: int, gen: torch.Generator) -> Tensor:
-    """One random frame inside each of ``segments`` equal parts of the T frames: ``[batch, segments]``.
+def _pick_frames(num_frames: int, offsets: Tensor) -> Tensor:
+    """One frame inside each of ``segments`` equal parts of the T frames: ``[batch, segments]``.
 
-    ``segments=1`` is "w/o TSN" (any frame of the video); ``segments=K`` is TSN's segment sampling.
+    ``offsets`` (uniform in ``[0, 1)``, ``[batch, segments]``) place the pick inside its part. ``segments=1``
+    is "w/o TSN" (any frame of the video); ``segments=K`` is TSN's segment sampling.
     """
+    segments = offsets.shape[1]
     edges = torch.linspace(0, num_frames, segments + 1)
     width = (edges[1:] - edges[:-1]).clamp_min(1.0)
-    offsets = torch.rand(batch, segments, generator=gen) * width
-    return (edges[:-1] + offsets).floor().long().clamp_(0, num_frames - 1)
+    return (edges[:-1] + offsets * width).floor().long().clamp_(0, num_frames - 1)
 
 
 def train_frame_classifier(
@@ -56,32 +59,45 @@ def train_frame_classifier(
     resolution: int,
     desc: str,
 ) -> list[float]:
-    """Train in place with SGD (momentum 0.9, cosine schedule, horizontal flips); returns the loss per epoch.
+    """Train in place with SGD (momentum 0.9, one-cycle schedule, horizontal flips); returns the loss per epoch.
+
+    Under torchrun the model is trained with DistributedDataParallel and the *global* batch is the same as in
+    one process: ``DistributedSampler(seed=seed)`` draws the same permutation for any world size and rank r
+    takes every W-th index, so one step's rank-local batches of ``batch_size / W`` rows together are exactly
+    the single-process batch; DDP averages the ranks' mean losses' gradients, i.e. the global mean's. The
+    augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
+    per-rank stream, so it does not depend on which rank handles the row. What still differs with W > 1:
+    dropout masks (per-rank streams; MobileNetV2 and EfficientNet have dropout before their head) and the
+    order of floating-point sums. When the row count is not a multiple of W, DistributedSampler repeats the
+    first rows of the permutation to even out the ranks.
 
     Args:
         frames: uint8 ``[N, T, 3, H, W]``, the cached training frames (one row per temporal-shift view).
         labels: multi-hot ``[N, C]``.
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
-    steps = epochs * max(1, -(-len(frames) // batch_size))
+    local = distributed.local_batch(batch_size)
+    torch.manual_seed(distributed.rank_seed(seed))
+    net = distributed.wrap(model.to(device).train(), device=device)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
+    order = DistributedSampler(range(len(frames)), num_replicas=distributed.world_size(), rank=distributed.rank(),
+                               shuffle=True, seed=seed)
+    steps = epochs * max(1, -(-len(order) // local))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     targets = soft_targets(labels)
+    augment = torch.Generator().manual_seed(seed)
     history = []
-    for _ in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
-        order = torch.randperm(len(frames), generator=gen)
+    for epoch in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
+        order.set_epoch(epoch)
+        draws = torch.rand(len(frames), segments + 1, generator=augment)  # per row: picks, then flip
         total, seen = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            picks = _pick_frames(frames.shape[1], segments, len(rows), gen)
+        for rows in torch.tensor(list(order), dtype=torch.long).split(local):
+            picks = _pick_frames(frames.shape[1], draws[rows, :segments])
             clip = frames[rows.unsqueeze(1), picks]  # [b, segments, 3, H, W]
-            x = resize_frames(clip.flatten(0, 1), resolution).to(device)
-            if torch.rand((), generator=gen) < 0.5:
-                x = x.flip(-1)
-            _, logits = model(x)
+            flip = (draws[rows, segments] < 0.5).repeat_interleave(segments)
+            x = resize_frames(clip.flatten(0, 1), resolution)
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x).to(device)
+            _, logits = net(x)
             logits = logits.view(len(rows), segments, -1).mean(dim=1)
             loss = F.cross_entropy(logits, targets[rows].to(device))
             opt.zero_grad(set_to_none=True)
@@ -90,7 +106,8 @@ def train_frame_classifier(
             sched.step()
             total += loss.item() * len(rows)
             seen += len(rows)
-        history.append(total / seen)
+        totals, counts = zip(*distributed.gather((total, seen)), strict=True)
+        history.append(sum(totals) / sum(counts))
     model.eval()
     return history
 

@@ -9,12 +9,14 @@ only bugs print a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 import torch
 
+from samplerbench import distributed
 from samplerbench.config import PRESETS, TABLE_NAMES, RunConfig, build_config, load_config_file
 from samplerbench.datasets import list_datasets
 from samplerbench.errors import UserError
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help=f"stage cache (default: {default_cache_dir()})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, or auto (the default: cuda when available)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="decoding worker processes (per rank under torchrun; default 2)")
     p.add_argument("--weights", type=_weights, default={}, metavar="recognizer=PATH,fem=PATH",
                    help="initialise the recognizer / FEM from local checkpoints (no download)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
@@ -113,8 +117,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
-                        frames=args.frames, tables=tables, seed=args.seed, device=device, compile=args.compile,
-                        export_predictions=args.export_predictions)
+                        frames=args.frames, tables=tables, seed=args.seed, device=device, workers=args.workers,
+                        compile=args.compile, export_predictions=args.export_predictions)
 
 
 def print_listing() -> None:
@@ -135,8 +139,11 @@ def bench(argv: list[str]) -> int:
     from samplerbench.run import run  # heavy imports only when a run happens
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    folder = run(cfg, out=Path(args.out), cache_dir=cache_dir, weights=args.weights, quiet=args.quiet)
-    print(f"results written to {folder}/")
+    with distributed.session(cfg.device) as device:
+        cfg = dataclasses.replace(cfg, device=device)
+        folder = run(cfg, out=Path(args.out), cache_dir=cache_dir, weights=args.weights, quiet=args.quiet)
+        if distributed.is_main():
+            print(f"results written to {folder}/")
     return 0
 
 

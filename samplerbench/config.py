@@ -61,6 +61,7 @@ class RunConfig:
     rec_res: int = 48  # ... then centre-cropped to rec_res x rec_res
     fem_res: int = 48  # FEM frames: the recognizer crop resized to this
     train_views: int = 2  # temporal-random-shift draws decoded per training video
+    workers: int = 2  # decoding processes (DataLoader workers) per rank; not part of any cache key
     # recognizer
     rec_arch: str = "resnet18"
     rec_tsn: bool = False  # train "w/ TSN" (K segments, averaged logits) instead of one frame per step
@@ -92,6 +93,8 @@ class RunConfig:
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise UserError(f"--workers {self.workers}: decoding needs at least one worker process")
         if self.frames < 1:
             raise UserError(f"--frames T={self.frames} must be at least 1")
         for k in self.budgets:

@@ -6,10 +6,12 @@ Why it looks the way it does:
   choice (segment centres) and the train-time temporal random shift is reproducible from ``(seed, video_id)``
   alone, independent of worker scheduling or of which other videos were readable.
 * **Every file is opened in a worker process.** decord aborts the whole process on some corrupt inputs (a
-  failed ``CHECK`` in C++ is not a Python exception), so probing and decoding run in a process pool and a
-  dead worker costs one video ("decoder crashed"), never the run. The pool uses the ``forkserver`` start
-  method with this module preloaded: workers fork from a server that already imported torch, so a pool
-  starts in milliseconds after the first, and a crash leaves no inherited locks or threads behind.
+  failed ``CHECK`` in C++ is not a Python exception), so every file is first probed in an isolated process
+  pool, where a dead worker costs one video ("decoder crashed"), never the run. Files that probed fine are
+  decoded by ``torch.utils.data.DataLoader`` workers (``--workers``, pinned memory on CUDA); should one of
+  those die anyway, the videos it had not delivered are decoded again in the isolated pool. Both use the
+  ``forkserver`` start method with this module preloaded: workers fork from a server that already imported
+  torch, so they start in milliseconds after the first, and a crash leaves no inherited locks behind.
 * **Skipped videos are reported, never dropped silently**: :class:`DecodedSplit` carries
   ``(video_id, path, reason)`` for every video that could not be read, for the run report.
 * **decord first, PyAV as fallback**: decord's ``get_batch`` is the fast path; PyAV (sequential decoding)
@@ -33,6 +35,7 @@ import av
 import decord
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
@@ -91,6 +94,18 @@ class DecodedSplit:
             salient=d["salient"],
             labels=[tuple(lab) for lab in d["labels"]],
             skipped=[(s[0], s[1], s[2]) for s in d["skipped"]],
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[DecodedSplit]) -> DecodedSplit:
+        """The rows of ``parts`` one after the other: the shards decoded by several ranks, in record order."""
+        return cls(
+            frames=torch.cat([p.frames for p in parts]),
+            video_ids=[v for p in parts for v in p.video_ids],
+            times_s=torch.cat([p.times_s for p in parts]),
+            salient=torch.cat([p.salient for p in parts]),
+            labels=[lab for p in parts for lab in p.labels],
+            skipped=[s for p in parts for s in p.skipped],
         )
 
 
@@ -253,15 +268,19 @@ def decode_clip(path: Path | str, indices: np.ndarray, *, short_side: int, crop:
 # ---------------------------------------------------------------------------------------------- isolation
 
 
-def _worker_init() -> None:
-    """One intra-op thread per worker: the pool already provides the parallelism."""
+def _worker_init(*_worker_id: int) -> None:
+    """One intra-op thread per worker: the workers already provide the parallelism."""
     torch.set_num_threads(1)
 
 
-def _make_pool(workers: int) -> ProcessPoolExecutor:
+def _context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    return ctx
+
+
+def _make_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_worker_init)
 
 
 def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> list[Any]:
@@ -308,17 +327,49 @@ def probe_many(paths: Iterable[Path | str], *, workers: int = 2) -> dict[Path, t
     return dict(zip(paths, results, strict=True))
 
 
+class _Jobs(Dataset):
+    """``fn(*jobs[i])`` as a map-style dataset, so a DataLoader's workers run the calls."""
+
+    def __init__(self, fn: Callable[..., Any], jobs: Sequence[tuple]) -> None:
+        self.fn = fn
+        self.jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.fn(*self.jobs[i])
+
+
+def _run_loader(
+    fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, pin_memory: bool, desc: str
+) -> list[Any]:
+    """``[fn(*job) for job in jobs]`` through DataLoader workers, in order (numpy arrays come back as tensors,
+    pinned when ``pin_memory``).
+
+    DataLoader workers are not crash-isolated: when one dies, the loader stops, and the jobs it had not
+    delivered yet go through :func:`_run_isolated`, which pins a crash on the one file that caused it.
+    """
+    loader = DataLoader(_Jobs(fn, jobs), batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                        multiprocessing_context=_context(), worker_init_fn=_worker_init)
+    results: list[Any] = []
+    try:
+        for item in tqdm(loader, total=len(jobs), desc=desc, unit="video", leave=False):
+            results.append(item)
+    except RuntimeError as err:  # the loader's way of saying "DataLoader worker (pid ...) exited unexpectedly"
+        if "exited unexpectedly" not in str(err):
+            raise
+    return results + _run_isolated(fn, jobs[len(results):], workers=workers, desc=f"{desc} (isolated)")
+
+
 def _decode_video(
-    path: Path, video_id: str, *, t: int, short_side: int, crop: int, views: int, seed: int, train: bool
+    path: Path, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
+    seed: int, train: bool,
 ) -> tuple[np.ndarray, np.ndarray] | str:
-    """Probe, choose indices and decode one video (runs in a worker): ``(frames [V,T,3,c,c], times [V,T])``
+    """Choose indices and decode one probed video (runs in a worker): ``(frames [V,T,3,c,c], times [V,T])``
     or the reason it was skipped."""
-    info = probe(path)
-    if isinstance(info, str):
-        return info
-    n, fps = info
     rng = video_rng(seed, video_id) if train else None
-    indices = np.stack([presample_indices(n, t, rng=rng) for _ in range(views)])
+    indices = np.stack([presample_indices(num_frames, t, rng=rng) for _ in range(views)])
     try:
         frames = decode_clip(path, indices.reshape(-1), short_side=short_side, crop=crop)
     except DecodeError as e:
@@ -336,26 +387,34 @@ def decode_records(
     seed: int = 0,
     train: bool = False,
     workers: int = 2,
+    pin_memory: bool = False,
 ) -> DecodedSplit:
     """Decode ``t`` pre-sampled frames of every record; unreadable videos are skipped with their reason.
 
-    Test (``train=False``): one view, segment-centre indices. Train: ``views`` draws of the temporal random
-    shift per video, from a generator seeded by ``(seed, video_id)``, so the result does not depend on the
-    worker count or on which other videos were readable.
+    Every file is probed in the isolated pool, then the readable ones are decoded by ``workers`` DataLoader
+    workers. Test (``train=False``): one view, segment-centre indices. Train: ``views`` draws of the
+    temporal random shift per video, from a generator seeded by ``(seed, video_id)``, so the result does not
+    depend on the worker count, on which other videos were readable, or on the rank that decodes it.
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
     views = views if train else 1
+    desc = f"decode {'train' if train else 'test'}"
+    infos = probe_many([r.path for r in records], workers=workers)
+    readable = [r for r in records if not isinstance(infos[Path(r.path)], str)]
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
-    jobs = [(r.path, r.video_id) for r in records]
-    results = _run_isolated(job, jobs, workers=workers, desc=f"decode {'train' if train else 'test'}")
+    decoded = _run_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,
+                          pin_memory=pin_memory, desc=desc)
+    by_id = dict(zip((r.video_id for r in readable), decoded, strict=True))
     frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
-    for record, result in zip(records, results, strict=True):
+    for record in records:
+        result = by_id.get(record.video_id, infos[Path(record.path)])
         if isinstance(result, str):
             skipped.append((record.video_id, str(record.path), result))
             continue
         clip, clip_times = result
-        frames.append(torch.from_numpy(clip))
+        clip_times = np.asarray(clip_times)
+        frames.append(torch.as_tensor(clip))
         times.append(clip_times)
         salient.append(salient_mask(record.segments, clip_times))
         video_ids += [record.video_id] * views

@@ -4,17 +4,24 @@ Every stage result is stored in the :class:`~samplerbench.cache.StageCache` unde
 config and the keys of its inputs, and is memoised for the rest of the process, so the ablation tables can
 ask for "NSNet on an EfficientNet FEM" without caring whether that was already computed by this run, by an
 earlier run, or not at all.
+
+Under torchrun (see :mod:`samplerbench.distributed`) every rank runs the same stages in the same order:
+decoding and feature extraction split the rows over the ranks and gather them back in record order,
+training runs in DistributedDataParallel, and only rank 0 writes the cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from samplerbench import distributed
 from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
@@ -91,10 +98,32 @@ class Pipeline:
             self._memo[key] = compute()
         return self._memo[key]
 
+    def cached(self, label: str, stage: str, key: str, compute: Callable[[], Any]) -> Any:
+        """Entry ``key`` of the cache's ``stage``, else ``compute()`` saved there; one stage line ``label``.
+
+        Under torchrun every rank calls this, and rank 0 decides hit or miss for all of them: a rank that
+        loads while another computes would wait forever in the computation's collectives. ``compute`` runs
+        on every rank and must return the same value on each; only rank 0 writes it.
+        """
+        path = self.cache.path(stage, key)
+        with self.log.stage(label) as st:
+            st["cached"] = distributed.broadcast(path.exists())
+            if not st["cached"]:
+                value = compute()
+                if distributed.is_main():
+                    self.cache.save(stage, key, value)
+                return value
+            value = self.cache.load(stage, key)
+            if value is None:
+                raise UserError(f"rank {distributed.rank()} cannot see {path}, which rank 0 found: with several "
+                                f"nodes, --cache-dir must be on a filesystem that all of them share")
+            return value
+
     # -- data ---------------------------------------------------------------------------------------------
     def index(self) -> DatasetIndex:
         def compute() -> DatasetIndex:
-            with self.log.stage("index"):
+            # Rank 0 generates the synthetic dataset (if needed) before the other ranks read it.
+            with distributed.main_first(), self.log.stage("index"):
                 data = get_dataset(self.cfg.dataset)(self.cfg, self.cache_dir)
             for subset in ("train", "val"):
                 if not data.split(subset):
@@ -113,13 +142,13 @@ class Pipeline:
         params = dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res,
                       views=cfg.train_views if train else 1, seed=cfg.seed, train=train)
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
-        with self.log.stage(f"decode/{subset}") as st:
-            hit = self.cache.load("decode", key)
-            st["cached"] = hit is not None
-            if hit is None:
-                hit = decode_records(records, **params).to_dict()
-                self.cache.save("decode", key, hit)
-        dec = DecodedSplit.from_dict(hit)
+
+        def decode() -> dict:
+            part = decode_records(records[distributed.shard(len(records))], **params, workers=cfg.workers,
+                                  pin_memory=cfg.device.startswith("cuda"))
+            return DecodedSplit.concat(distributed.gather(part)).to_dict()
+
+        dec = DecodedSplit.from_dict(self.cached(f"decode/{subset}", "decode", key, decode))
         if not dec.video_ids:
             raise UserError(f"no readable {subset} video in dataset {data.name!r}; see the skipped list")
         targets = torch.zeros(len(dec.labels), len(data.classes))
@@ -152,31 +181,37 @@ class Pipeline:
         )
         key = stage_key(f"train/{role}", train=train.key, **hyper)
         name = f"{role}/{arch}{'+tsn' if tsn else ''}"
-        model = FrameClassifier(arch=arch, num_classes=train.targets.shape[1])
-        with self.log.stage(f"train {name}") as st:
-            state = self.cache.load("model", key)
-            st["cached"] = state is not None
-            if state is None:
-                if hyper["weights"]:
-                    load_weights(model, hyper["weights"])
-                history = train_frame_classifier(
-                    model, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
-                    lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
-                    resolution=hyper["resolution"], desc=f"train {name}")
-                state = {"model": model.state_dict(), "history": history}
-                self.cache.save("model", key, state)
-            model.load_state_dict(state["model"])
+        num_classes = train.targets.shape[1]
+
+        def fit() -> dict:
+            torch.manual_seed(cfg.seed)  # initial weights from the seed alone, not from what ran before
+            net = FrameClassifier(arch=arch, num_classes=num_classes)
+            if hyper["weights"]:
+                load_weights(net, hyper["weights"])
+            history = train_frame_classifier(
+                net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
+                lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
+                resolution=hyper["resolution"], desc=f"train {name}")
+            # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
+            # (local batches): every rank continues with rank 0's model, the one in the cache.
+            return distributed.broadcast({"model": net.state_dict(), "history": history})
+
+        state = self.cached(f"train {name}", "model", key, fit)
+        model = FrameClassifier(arch=arch, num_classes=num_classes)
+        model.load_state_dict(state["model"])
         out_key = stage_key(f"outputs/{role}", model=key, train=train.key, val=val.key)
-        with self.log.stage(f"features {name}") as st:
-            feats = self.cache.load("outputs", out_key)
-            st["cached"] = feats is not None
-            if feats is None:
-                feats = {}
-                for subset, split in (("train", train), ("val", val)):
-                    f, lg = extract_outputs(model, split.frames, resolution=hyper["resolution"],
-                                            device=cfg.device, desc=f"features {name} {subset}")
-                    feats[f"{subset}_feats"], feats[f"{subset}_logits"] = f, lg
-                self.cache.save("outputs", out_key, feats)
+
+        def features() -> dict[str, Tensor]:
+            feats = {}
+            for subset, split in (("train", train), ("val", val)):
+                part = extract_outputs(model, split.frames[distributed.shard(len(split.frames))],
+                                       resolution=hyper["resolution"], device=cfg.device,
+                                       desc=f"features {name} {subset}")
+                f, lg = (torch.cat(p) for p in zip(*distributed.gather(part), strict=True))
+                feats[f"{subset}_feats"], feats[f"{subset}_logits"] = f, lg
+            return feats
+
+        feats = self.cached(f"features {name}", "outputs", out_key, features)
         return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), tsn=tsn,
                        **feats)
 
@@ -221,13 +256,11 @@ class Pipeline:
             key = stage_key("sampler", name=name, kwargs={k: v for k, v in kwargs.items() if k != "device"},
                             fem=fem.key, rec=rec.key)
             label = name + "".join(f" {k}={v}" for k, v in fields.items()) + f" ({fem.name}, {rec.name})"
-            with self.log.stage(f"fit {label}") as st:
-                state = self.cache.load("sampler", key)
-                st["cached"] = state is not None
-                if state is None:
-                    sampler.fit(train_bank)
-                    self.cache.save("sampler", key, sampler.state_dict())
-                else:
-                    sampler.load_state_dict(state)
+
+            def fit() -> dict:
+                sampler.fit(train_bank)
+                return sampler.state_dict()
+
+            sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, fit))
         self.fitted.append(Fitted(name=name, fields=fields, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from tabulate import tabulate
 
+from samplerbench import distributed
 from samplerbench.cache import atomic_write
 from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
 from samplerbench.config import RunConfig
@@ -323,6 +324,7 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "seed": cfg.seed,
         "preset": cfg.preset,
         "machine": machine,
+        "processes": distributed.world_size(),  # torchrun's WORLD_SIZE for this run; 1 without torchrun
         "platform": platform.platform(),
         "versions": package_versions(),
         "dataset": {"name": data.name, "classes": len(data.classes), "train_videos": len(data.split("train")),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from samplerbench import report
+from samplerbench import distributed, report
 from samplerbench.cache import stage_key
 from samplerbench.config import RunConfig
 from samplerbench.cost import backbone_gflops, video_gflops
@@ -83,17 +83,17 @@ class Bench:
         key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
                         batch=cfg.throughput_batch, iters=cfg.throughput_iters, compile=cfg.compile,
                         device=cfg.device)
-        with self.pipe.log.stage(f"throughput {label} K={k}") as st:
-            hit = self.pipe.cache.load("throughput", key)
-            st["cached"] = hit is not None
-            if hit is None:
-                frames = self.pipe.split("val").frames[: cfg.throughput_batch]
-                hit = sampler_throughput(
-                    sampler=sampler, frames=frames, k=k, recognizer=self.rec.model, fem=self.fem.model,
-                    fem_res=cfg.fem_res, num_classes=self.rec.val_logits.shape[-1],
-                    device=cfg.device, iters=cfg.throughput_iters, compile_model=cfg.compile)
-                self.pipe.cache.save("throughput", key, hit)
-        return float(hit)
+
+        def measure() -> float | None:
+            """Timed on rank 0 alone while the other ranks wait: they would compete for the machine."""
+            value = sampler_throughput(
+                sampler=sampler, frames=self.pipe.split("val").frames[: cfg.throughput_batch], k=k,
+                recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
+                num_classes=self.rec.val_logits.shape[-1], device=cfg.device, iters=cfg.throughput_iters,
+                compile_model=cfg.compile) if distributed.is_main() else None
+            return distributed.broadcast(value)
+
+        return float(self.pipe.cached(f"throughput {label} K={k}", "throughput", key, measure))
 
 
 def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict]:
@@ -203,16 +203,18 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], quiet: bool = False) -> Path:
     """Run the benchmark described by ``cfg``; returns the folder holding its tables."""
+    for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
+        distributed.local_batch(batch)  # fail before decoding if the ranks cannot share a batch evenly
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    log = StageLog(quiet=quiet)
+    log = StageLog(quiet=quiet or not distributed.is_main())  # one set of stage lines, from rank 0
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log, weights=weights)
     data = pipe.index()
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
     folder = Path(out) / cfg.dataset
     skipped = pipe.split("train").skipped + pipe.split("val").skipped
-    for line in skip_notices(len(skipped), len(data.skipped), folder):
+    for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)
     bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
                   fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
@@ -232,6 +234,8 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], 
         tables["recognizer"] = table_recognizer(bench)
     curves = saliency_curves(bench) if with_nsnet and "oracle" in names and "saliency" in cfg.tables else None
 
+    if not distributed.is_main():
+        return folder
     with log.stage("checkpoints") as st:
         checkpoints, written = report.write_checkpoints(folder / "checkpoints", pipe.fitted, cfg=cfg,
                                                         classes=data.classes, fem=bench.fem, rec=bench.rec)

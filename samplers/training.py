@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
 
+from samplerbench import distributed
 from samplerbench.samplers.base import FrameBank, Sampler
 
 MILESTONE_FRACTIONS: tuple[float, float] = (50 / 120, 75 / 120)
@@ -26,6 +28,20 @@ def milestones(epochs: int) -> list[int]:
     return sorted({round(epochs * f) for f in MILESTONE_FRACTIONS})
 
 
+class _Objective(nn.Module):
+    """``loss_fn(net, *batch)`` as a module's forward: DistributedDataParallel synchronises the gradients of
+    what runs inside its wrapped module's forward, and NSNet's loss calls several submodules of its network,
+    not ``net.forward``."""
+
+    def __init__(self, net: nn.Module, loss_fn: Callable[..., Tensor]) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss_fn
+
+    def forward(self, *batch: Tensor) -> Tensor:
+        return self.loss_fn(self.net, *batch)
+
+
 def train_sgd(
     net: nn.Module,
     loss_fn: Callable[..., Tensor],
@@ -34,29 +50,40 @@ def train_sgd(
     epochs: int,
     batch_size: int,
     lr: float,
-    generator: torch.Generator,
+    seed: int,
     device: str,
     momentum: float = 0.9,
 ) -> list[float]:
-    """Mini-batch SGD over rows of ``tensors`` (shuffled by ``generator``); the mean loss of each epoch.
+    """Mini-batch SGD over rows of ``tensors`` (shuffled from ``seed``); the mean loss of each epoch.
 
-    ``loss_fn(*batch)`` gets the same rows of every tensor, already on ``device``.
+    ``loss_fn(net, *batch)`` gets the same rows of every tensor, already on ``device``, and returns their
+    mean loss. Under torchrun the rows are split as in
+    :func:`~samplerbench.recognizers.train.train_frame_classifier`: the same global batches for any number
+    of processes, each rank a ``batch_size / W`` share, gradients averaged by DistributedDataParallel;
+    dropout masks come from per-rank streams, so W > 1 trains with other masks than one process.
     """
+    local = distributed.local_batch(batch_size)
+    torch.manual_seed(distributed.rank_seed(seed))
+    objective = distributed.wrap(_Objective(net, loss_fn), device=device)
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones(epochs), gamma=0.1)
-    n = tensors[0].shape[0]
+    order = DistributedSampler(range(tensors[0].shape[0]), num_replicas=distributed.world_size(),
+                               rank=distributed.rank(), shuffle=True, seed=seed)
     history: list[float] = []
     net.train()
-    for _ in range(epochs):
-        total = 0.0
-        for rows in torch.randperm(n, generator=generator).split(batch_size):
-            loss = loss_fn(*(x[rows].to(device) for x in tensors))
+    for epoch in range(epochs):
+        order.set_epoch(epoch)
+        total, seen = 0.0, 0
+        for rows in torch.tensor(list(order), dtype=torch.long).split(local):
+            loss = objective(*(x[rows].to(device) for x in tensors))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             total += loss.item() * len(rows)
+            seen += len(rows)
         schedule.step()
-        history.append(total / n)
+        totals, counts = zip(*distributed.gather((total, seen)), strict=True)
+        history.append(sum(totals) / sum(counts))
     net.eval()
     return history
 
@@ -131,10 +158,9 @@ class TrainableSampler(Sampler):
             net = self.build_net(*self.dims)
             net.standardize.set_statistics(train.fem)
             self.net = net.to(self.device)
-            generator = torch.Generator().manual_seed(self.seed)
             self.history = train_sgd(
-                self.net, lambda *b: self.training_loss(self.net, *b), tensors, epochs=self.epochs,
-                batch_size=self.batch_size, lr=self.lr, generator=generator, device=self.device,
+                self.net, self.training_loss, tensors, epochs=self.epochs, batch_size=self.batch_size,
+                lr=self.lr, seed=self.seed, device=self.device,
             )
 
     def fitted_net(self) -> nn.Module:

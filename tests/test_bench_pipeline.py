@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from samplerbench.datasets.base import VideoRecord
 from samplerbench.datasets.synthetic import write_mp4
-from samplerbench.decode import decode_clip, presample_indices
+from samplerbench.decode import decode_clip, decode_records, presample_indices
 from samplerbench.fusion import fuse_select
 from samplerbench.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
@@ -73,6 +74,17 @@ def test_bench_decode_t_frames(benchmark, clip, short_side, crop):
                              rounds=3, warmup_rounds=1)
     assert out.shape == (T, 3, crop, crop)
     _rate(benchmark, T)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_decode_stage_workers(benchmark, clip, workers):
+    """The decode stage (probe + DataLoader decode) of 12 videos, T=16 at 48 px, with 1 and 2 workers."""
+    records = [VideoRecord(video_id=f"v{i}", path=clip, labels=(0,), segments=(), subset="val")
+               for i in range(12)]
+    out = benchmark.pedantic(decode_records, args=(records,), kwargs=dict(t=T, short_side=56, crop=48, workers=workers),
+                             rounds=3, warmup_rounds=1)
+    assert out.frames.shape == (12, T, 3, 48, 48)
+    _rate(benchmark, 12 * T)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from samplerbench.decode import (
     DecodedSplit,
     DecodeError,
     _run_isolated,
+    _run_loader,
     decode_clip,
     decode_records,
     frame_times,
@@ -173,3 +174,20 @@ def crash_on_boom(word: str) -> str:
 def test_a_crashing_worker_costs_only_its_own_file() -> None:
     jobs = [("a",), ("boom",), ("b",), ("c",), ("d",)]
     assert _run_isolated(crash_on_boom, jobs, workers=2, desc="test") == ["A", CRASHED, "B", "C", "D"]
+
+
+def test_a_crashing_loader_worker_hands_the_rest_to_the_isolated_pool() -> None:
+    """A DataLoader worker that dies ends the loader; what it had not delivered is decoded in isolation."""
+    jobs = [("a",), ("b",), ("boom",), ("c",), ("d",)]
+    assert _run_loader(crash_on_boom, jobs, workers=2, pin_memory=False, desc="test") == ["A", "B", CRASHED, "C", "D"]
+
+
+def test_decoded_shards_concatenate_in_record_order(videos: dict[str, Path]) -> None:
+    """What two ranks decode of the first and second half equals one process decoding everything."""
+    records = [record(name, videos[name]) for name in ("good", "missing", "short")]
+    kwargs = dict(t=4, short_side=32, crop=24, train=True, views=2, seed=3, workers=1)
+    whole = decode_records(records, **kwargs)
+    halves = DecodedSplit.concat([decode_records(records[:2], **kwargs), decode_records(records[2:], **kwargs)])
+    assert torch.equal(halves.frames, whole.frames) and torch.equal(halves.times_s, whole.times_s)
+    assert halves.video_ids == whole.video_ids == ["good", "good", "short", "short"]
+    assert halves.skipped == whole.skipped and [s[0] for s in whole.skipped] == ["missing"]

@@ -17,11 +17,14 @@ def test_frame_classifier_gives_features_and_logits(arch):
 
 
 def test_pick_frames_tsn_segments_stay_in_their_segment():
-    picks = _pick_frames(16, 4, 50, torch.Generator().manual_seed(0))
+    picks = _pick_frames(16, torch.rand(50, 4, generator=torch.Generator().manual_seed(0)))
     assert picks.shape == (50, 4)
     for seg in range(4):
         assert picks[:, seg].min() >= 4 * seg and picks[:, seg].max() < 4 * (seg + 1)
-    assert _pick_frames(3, 4, 5, torch.Generator().manual_seed(0)).max() <= 2  # T < segments still valid
+    # T=16 in 4 parts of 4 frames: the offset places the pick inside its part
+    assert _pick_frames(16, torch.tensor([[0.0, 0.5, 0.999, 0.25]])).tolist() == [[0, 6, 11, 13]]
+    # T=3 < 4 segments: parts of 0.75 frames widened to 1, the last pick clamped to frame 2
+    assert _pick_frames(3, torch.full((1, 4), 0.999)).tolist() == [[0, 1, 2, 2]]
 
 
 def test_soft_targets_spread_over_labels():
