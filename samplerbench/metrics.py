@@ -175,3 +175,40 @@ def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
         return float("nan")
     hits = torch.gather(salient.bool(), 1, index.long())
     return float(hits.float().mean().item() * 100.0)
+
+
+def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
+    """Percent of frames whose highest-scoring class is one of their video's labels, counting only frames
+    inside annotated segments (every frame when the split has no temporal annotation).
+
+    A diagnostic of a frame classifier (the recognizer or a FEM) rather than of a sampler: outside the
+    segments a frame need not show its class at all, so only salient frames say whether the network
+    learned the classes. A FEM near chance here hands every FEM-based sampler features that cannot tell
+    one class's evidence from another's.
+
+    Args:
+        frame_logits: ``[B, T, C]``.
+        targets: ``[B, C]`` multi-hot.
+        salient: ``[B, T]`` bool.
+    """
+    mask = salient.bool() if salient.any() else torch.ones_like(salient, dtype=torch.bool)
+    best = frame_logits.argmax(dim=2)  # [B, T]
+    hits = torch.gather(targets > 0, 1, best)  # [B, T]: the frame's top class is a label of its video
+    return float(hits[mask].float().mean().item() * 100.0)
+
+
+def label_agreement(predicted: Tensor, salient: Tensor) -> tuple[float, float]:
+    """(precision, recall) in percent of binary frame labels ``predicted`` against the annotated ``salient``
+    mask, both ``[B, T]``; NaN for both when nothing is annotated (no reference to compare with).
+
+    Used on NSNet's NS pseudo labels: they are derived from the recognizer, never from the annotations, so
+    this measures how much of its Frame Scrutinize supervision is right. Precision is NaN when no frame is
+    predicted salient.
+    """
+    truth = salient.bool()
+    if not truth.any():
+        return float("nan"), float("nan")
+    pred = predicted.bool()
+    both = (pred & truth).sum().item()
+    precision = both / pred.sum().item() * 100.0 if pred.any() else float("nan")
+    return precision, both / truth.sum().item() * 100.0

@@ -275,16 +275,22 @@ def _write_text(path: Path, text: str) -> None:
 
 TABLE_SPECS = {
     "guiding": ("table1_guiding.md", "Table 1: guiding saliency score of the FS module (NSNet, K={k})",
-                "NSNet trained with NS pseudo labels from the response-based or the prototype-based guiding score."),
+                "NSNet trained with NS pseudo labels from the response-based or the prototype-based guiding score. "
+                "pseudo_label_precision / _recall: % of the training frames labelled salient that lie in an "
+                "annotated segment / % of annotated frames labelled salient (empty without annotations); the labels "
+                "come from the recognizer's outputs only."),
     "fusion": ("table2_fusion.md", "Table 2: fusion of the FS and VG branches (NSNet, K={k})",
                "Score fusions (max, mul, add α=0.6) and index fusions (join, intersection, union α=0.6) of one "
                "trained NSNet; fs/vg are the single branches."),
     "fem": ("table3_fem.md", "Table 3: FEM backbone (NSNet, K={k})",
-            "GFLOPs per frame at this run's FEM resolution and at 224 px. " + FLOP_NOTE),
+            "fem_frame_top1: % of the FEM's own frame predictions on val frames inside annotated segments (all "
+            "frames without annotations) that name the video's class: a FEM near chance gives the sampler "
+            "uninformative features. GFLOPs per frame at this run's FEM resolution and at 224 px. " + FLOP_NOTE),
     "recognizer": ("table4_recognizer.md", "Table 4: recognizer backbone × training (K={k})",
                    "'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits, trained for "
                    "`rec_tsn_epochs` epochs. The default preset uses smaller ResNets than the paper (ResNet-101/152) "
-                   "and sets each of its rows beside the paper's row in the same position."),
+                   "and sets each of its rows beside the paper's row in the same position. rec_frame_top1: % of the "
+                   "recognizer's val frame predictions inside annotated segments that name the video's class."),
 }
 
 

@@ -20,9 +20,10 @@ from samplerbench.config import RunConfig
 from samplerbench.cost import backbone_gflops, video_gflops
 from samplerbench.evaluate import evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
-from samplerbench.metrics import per_class_average_precision
+from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog
 from samplerbench.stats import paired_bootstrap
 from samplerbench.throughput import sampler_throughput
@@ -131,9 +132,15 @@ def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
 
 
 def table_guiding(b: Bench) -> list[dict]:
-    k = b.cfg.main_budget
-    return [dict(guiding=g, mAP=b.evaluate(*b.nsnet(guiding=g), k).mAP, paper_mAP=PAPER_GUIDING[g])
-            for g in ("response", "prototype")]
+    """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments."""
+    k, rows = b.cfg.main_budget, []
+    train_bank = b.pipe.banks(NSNetSampler, fem=b.fem, rec=b.rec)[0]
+    for g in ("response", "prototype"):
+        sampler, bank = b.nsnet(guiding=g)
+        precision, recall = label_agreement(sampler.pseudo_labels(train_bank), b.pipe.split("train").salient)
+        rows.append(dict(guiding=g, mAP=b.evaluate(sampler, bank, k).mAP, pseudo_label_precision=precision,
+                         pseudo_label_recall=recall, paper_mAP=PAPER_GUIDING[g]))
+    return rows
 
 
 def table_fusion(b: Bench) -> list[dict]:
@@ -151,18 +158,19 @@ def table_fusion(b: Bench) -> list[dict]:
 
 
 def table_fem(b: Bench) -> list[dict]:
-    cfg, rows = b.cfg, []
+    cfg, rows, val = b.cfg, [], b.pipe.split("val")
     for arch in cfg.table_fem_archs:
         fem = b.pipe.outputs("fem", arch)
         paper = PAPER_FEM.get(arch, (None, None))
         rows.append(dict(fem=arch, mAP=b.evaluate(*b.nsnet(fem=fem), cfg.main_budget).mAP,
+                         fem_frame_top1=frame_top1(fem.val_logits, val.targets, val.salient),
                          gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
                          gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
     return rows
 
 
 def table_recognizer(b: Bench) -> list[dict]:
-    cfg, rows = b.cfg, []
+    cfg, rows, val = b.cfg, [], b.pipe.split("val")
     for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
         rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
         uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
@@ -170,6 +178,7 @@ def table_recognizer(b: Bench) -> list[dict]:
         rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN",
                          nsnet_mAP=b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec).mAP,
                          uniform_mAP=b.evaluate(uniform, ubank, cfg.main_budget, rec=rec).mAP,
+                         rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
                          paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
                          paper_mAP=paper[2]))
     return rows

@@ -143,8 +143,10 @@ class NSNetSampler(TrainableSampler):
             fc_dropout=self.fc_dropout,
         )
 
-    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
-        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
+    def pseudo_labels(self, train: FrameBank) -> Tensor:
+        """The binary NS pseudo labels ``[N, T]`` of the training frames: the Frame Scrutinize targets, from
+        the guiding score of the recognizer's outputs and the video labels (never from annotated segments)."""
+        train.require("labels", "rec_logits", "rec_feats", who=self.name)
         labels = train.labels.float()
         prototypes = (
             class_prototypes(train.rec_logits, train.rec_feats, labels, eps=self.eps)
@@ -154,11 +156,14 @@ class NSNetSampler(TrainableSampler):
             self.guiding, rec_logits=train.rec_logits, rec_feats=train.rec_feats, labels=labels,
             prototypes=prototypes,
         )
-        pseudo = ns_pseudo_labels(
-            guiding, rule=self.pseudo_rule, threshold=self.pseudo_threshold, ratio=self.pseudo_ratio
-        )
+        return ns_pseudo_labels(guiding, rule=self.pseudo_rule, threshold=self.pseudo_threshold,
+                                ratio=self.pseudo_ratio)
+
+    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
+        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
+        labels = train.labels.float()
         target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
-        return train.fem.float(), target, pseudo
+        return train.fem.float(), target, self.pseudo_labels(train)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:
         z = net.encode(fem)

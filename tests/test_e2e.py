@@ -44,6 +44,11 @@ def test_every_result_file_is_written(tiny):
     assert {"torch", "decord", "fvcore"} <= set(meta["versions"])
     assert meta["machine"] and meta["stages"] and "skipped_videos" in meta
     assert "preset `tiny`" in (folder / "main.md").read_text()
+    tables = meta["tables"]
+    for row in tables["guiding"]:  # the synthetic set is annotated: pseudo-label agreement is measured
+        assert 0 < row["pseudo_label_precision"] <= 100 and 0 < row["pseudo_label_recall"] <= 100
+    assert all(0 <= row["fem_frame_top1"] <= 100 for row in tables["fem"])
+    assert all(0 <= row["rec_frame_top1"] <= 100 for row in tables["recognizer"])
 
 
 def test_identical_rerun_reuses_every_stage(tiny):

@@ -10,7 +10,9 @@ from sklearn.metrics import average_precision_score
 from samplerbench.metrics import (
     anet_average_precision,
     anet_interpolated_ap,
+    frame_top1,
     hit_at_k,
+    label_agreement,
     mean_average_precision,
     mean_average_precision_anet,
     per_class_average_precision,
@@ -131,3 +133,37 @@ def test_salient_hit_rate_counts_every_video() -> None:
     index = torch.tensor([[0, 2], [1, 3]])
     # Video 0: one of two selections inside the segment; video 1 has no segment: two misses. 1 / 4.
     assert salient_hit_rate(salient, index) == pytest.approx(25.0)
+
+
+def test_frame_top1_counts_salient_frames_only():
+    # 2 videos, T=3, C=2. Video 0 is class 0, video 1 class 1; frame argmaxes: [0, 1, 0] and [1, 1, 0].
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]],
+                           [[0.0, 2.0], [0.0, 2.0], [2.0, 0.0]]])
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    salient = torch.tensor([[True, True, False], [False, True, True]])
+    # salient frames: v0f0 right, v0f1 wrong, v1f1 right, v1f2 wrong -> 2 of 4
+    assert frame_top1(logits, targets, salient) == pytest.approx(50.0)
+    # without annotations every frame counts: right are v0f0, v0f2, v1f0, v1f1 -> 4 of 6
+    assert frame_top1(logits, targets, torch.zeros(2, 3, dtype=torch.bool)) == pytest.approx(400 / 6)
+
+
+def test_frame_top1_multi_label_frame_is_right_on_any_label():
+    logits = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+    targets = torch.tensor([[1.0, 1.0, 0.0]])
+    assert frame_top1(logits, targets, torch.tensor([[True, True]])) == pytest.approx(50.0)
+
+
+def test_label_agreement_precision_and_recall():
+    predicted = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 1]])
+    salient = torch.tensor([[True, False, False, True], [False, True, True, False]])
+    # predicted salient: 5 frames, of which 3 annotated (v0f0, v1f1, v1f2); annotated: 4, of which 3 found
+    precision, recall = label_agreement(predicted, salient)
+    assert precision == pytest.approx(60.0)
+    assert recall == pytest.approx(75.0)
+
+
+def test_label_agreement_is_nan_without_annotations_or_predictions():
+    assert all(np.isnan(v) for v in label_agreement(torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool)))
+    precision, recall = label_agreement(torch.zeros(1, 3), torch.tensor([[True, False, False]]))
+    assert np.isnan(precision)
+    assert recall == 0.0
