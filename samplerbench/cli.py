@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from samplerbench import distributed
-from samplerbench.config import PRESETS, TABLE_NAMES, RunConfig, build_config, load_config_file
+from samplerbench.config import OUTPUT_SETTINGS, PRESETS, TABLE_NAMES, RunConfig, build_config, load_config_file
 from samplerbench.datasets import list_datasets
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
@@ -76,18 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings from a TOML/YAML/JSON file (or a run's run.json); flags given override it")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
                    help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")
-    p.add_argument("--out", default="results", help="results root; a run writes <out>/<dataset>/")
+    p.add_argument("--out", default=None, help="results root; a run writes <out>/<dataset>/ (default: results)")
     p.add_argument("--cache-dir", default=None, help=f"stage cache (default: {default_cache_dir()})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, or auto (the default: cuda when available)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="decoding worker processes (per rank under torchrun; default 2)")
-    p.add_argument("--weights", type=_weights, default={}, metavar="recognizer=PATH,fem=PATH",
+    p.add_argument("--weights", type=_weights, default=None, metavar="recognizer=PATH,fem=PATH",
                    help="initialise the recognizer / FEM from local checkpoints (no download)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
     p.add_argument("--export-predictions", action="store_true", default=None,
                    help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")
-    p.add_argument("--quiet", action="store_true", help="no per-stage lines")
+    p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
     return p
 
@@ -102,7 +102,12 @@ def resolve_device(device: str) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run's config; a config file's output settings (``out``, ``cache_dir``, ``quiet``) fill the flags
+    of ``args`` that were not given."""
     file_values = load_config_file(args.config) if args.config else {}
+    for key in OUTPUT_SETTINGS:
+        if getattr(args, key) is None:
+            setattr(args, key, file_values.get(key))
     device = resolve_device(args.device or file_values.get("device") or "auto")
     samplers = args.sampler
     if samplers is not None:
@@ -117,7 +122,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
-                        frames=args.frames, tables=tables, seed=args.seed, device=device, workers=args.workers,
+                        frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
+                        workers=args.workers,
                         compile=args.compile, export_predictions=args.export_predictions)
 
 
@@ -139,9 +145,10 @@ def bench(argv: list[str]) -> int:
     from samplerbench.run import run  # heavy imports only when a run happens
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    out = Path(args.out or "results")
     with distributed.session(cfg.device) as device:
         cfg = dataclasses.replace(cfg, device=device)
-        folder = run(cfg, out=Path(args.out), cache_dir=cache_dir, weights=args.weights, quiet=args.quiet)
+        folder = run(cfg, out=out, cache_dir=cache_dir, quiet=bool(args.quiet))
         if distributed.is_main():
             print(f"results written to {folder}/")
     return 0

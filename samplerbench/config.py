@@ -34,6 +34,10 @@ class SyntheticConfig:
 
 
 TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
+WEIGHT_ROLES = ("recognizer", "fem")
+# Flags that say where a run writes and how loudly, not what it computes: a config file may set them, but
+# they are not RunConfig fields (nor in run.json's config), so moving a run's output never changes a key.
+OUTPUT_SETTINGS = ("out", "cache_dir", "quiet")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,6 +57,9 @@ class RunConfig:
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
+    # role ("recognizer" / "fem") -> a local checkpoint to start training from; "imagenet" = torchvision's file
+    # already in TORCH_HOME. Part of the config (and of run.json) because it changes every number downstream.
+    weights: dict[str, str] = dataclasses.field(default_factory=dict)
     # frames
     frames: int = 16  # T, uniformly pre-sampled frames per video
     budgets: tuple[int, ...] = (1, 2, 4, 8)  # K values swept
@@ -105,6 +112,9 @@ class RunConfig:
                 raise UserError(f"--budget K={k} must be at least 1")
             if k > self.frames:
                 raise UserError(f"--budget K={k} exceeds --frames T={self.frames}: a sampler keeps K of T frames")
+        roles = sorted(set(self.weights) - set(WEIGHT_ROLES))
+        if roles:
+            raise UserError(f"weights for unknown role(s) {roles}; valid: {', '.join(WEIGHT_ROLES)}")
         unknown = sorted(set(self.tables) - set(TABLE_NAMES))
         if unknown:
             raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLE_NAMES)}, all")
@@ -167,9 +177,10 @@ def build_config(preset: str | None = None, *, file_values: dict[str, Any] | Non
 
     The preset is the argument, else the file's ``preset``, else ``default``. The ``paper`` preset's FEM
     resolution is the dataset's own (224 px, or 112 px for Mini-Kinetics; supplementary A.1), so it sits
-    between the preset and the file: any explicit ``fem_res`` still wins.
+    between the preset and the file: any explicit ``fem_res`` still wins. A file's output settings
+    (:data:`OUTPUT_SETTINGS`) are the command line's business and are ignored here.
     """
-    file_values = dict(file_values or {})
+    file_values = {k: v for k, v in (file_values or {}).items() if k not in OUTPUT_SETTINGS}
     preset = preset or file_values.pop("preset", None) or "default"
     file_values.pop("preset", None)
     if preset not in PRESETS:
@@ -190,8 +201,11 @@ def _coerce(cls: type, values: dict[str, Any], *, source: str) -> dict[str, Any]
     out = {}
     for raw_key, value in values.items():
         key = raw_key.replace("-", "_")
+        if cls is RunConfig and key in OUTPUT_SETTINGS:
+            out[key] = value
+            continue
         if key not in fields:
-            raise UserError(f"{source}: unknown setting {raw_key!r}; valid: {', '.join(fields)}")
+            raise UserError(f"{source}: unknown setting {raw_key!r}; valid: {', '.join([*fields, *OUTPUT_SETTINGS])}")
         if key == "synthetic" and isinstance(value, dict):
             value = SyntheticConfig(**_coerce(SyntheticConfig, value, source=f"{source} [synthetic]"))
         elif isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
@@ -204,7 +218,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML, YAML or JSON file, keyed by RunConfig field (dashes or underscores).
 
     A run's ``run.json`` is accepted as is (its ``config`` entry is used), so any run can be repeated
-    exactly with ``--config results/<dataset>/run.json``.
+    exactly with ``--config results/<dataset>/run.json``. Besides the fields, a file may set the output
+    settings ``out``, ``cache_dir`` and ``quiet``, so that every flag has a config-file form.
     """
     path = Path(path)
     try:

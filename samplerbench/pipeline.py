@@ -82,14 +82,13 @@ def _file_fingerprint(record: VideoRecord) -> tuple:
 
 
 class Pipeline:
-    """Computes (or loads) each stage once. ``weights`` maps ``"recognizer"``/``"fem"`` to a checkpoint."""
+    """Computes (or loads) each stage once."""
 
-    def __init__(self, cfg: RunConfig, *, cache_dir: Path, log: StageLog, weights: dict[str, str]) -> None:
+    def __init__(self, cfg: RunConfig, *, cache_dir: Path, log: StageLog) -> None:
         self.cfg = cfg
         self.cache_dir = Path(cache_dir)
         self.cache = StageCache(self.cache_dir / "stages")
         self.log = log
-        self.weights = weights
         self._memo: dict[tuple, object] = {}
         self.fitted: list[Fitted] = []  # every sampler built so far, in order, for the run's checkpoints
 
@@ -177,7 +176,7 @@ class Pipeline:
             batch_size=cfg.rec_batch if rec else cfg.fem_batch,
             resolution=cfg.rec_res if rec else cfg.fem_res,
             seed=cfg.seed,
-            weights=self.weights.get(role),
+            weights=cfg.weights.get(role),
         )
         key = stage_key(f"train/{role}", train=train.key, **hyper)
         name = f"{role}/{arch}{'+tsn' if tsn else ''}"

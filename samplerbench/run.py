@@ -210,14 +210,14 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
     return lines
 
 
-def run(cfg: RunConfig, *, out: Path, cache_dir: Path, weights: dict[str, str], quiet: bool = False) -> Path:
+def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False) -> Path:
     """Run the benchmark described by ``cfg``; returns the folder holding its tables."""
     for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
         distributed.local_batch(batch)  # fail before decoding if the ranks cannot share a batch evenly
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     log = StageLog(quiet=quiet or not distributed.is_main())  # one set of stage lines, from rank 0
-    pipe = Pipeline(cfg, cache_dir=cache_dir, log=log, weights=weights)
+    pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)

@@ -33,7 +33,7 @@ def test_adapter_runs_the_tiny_preset(dataset: str, tmp_path: Path, capsys: pyte
     (root / BROKEN[dataset]).write_bytes(b"")
     cfg = build_config("tiny", dataset=dataset, data_root=str(root), samplers=("uniform", "random"), tables=("main",),
                        **SMALLER)
-    folder = run(cfg, out=tmp_path / "out", cache_dir=tmp_path / "cache", weights={}, quiet=True)
+    folder = run(cfg, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
 
     assert f"1 video skipped as unreadable (see {folder / 'skipped.csv'}" in capsys.readouterr().out
     skipped = pd.read_csv(folder / "skipped.csv")

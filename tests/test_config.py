@@ -36,8 +36,23 @@ def test_flags_override_the_file_which_overrides_the_preset(tmp_path):
     assert (cfg.preset, cfg.seed, cfg.frames, cfg.rec_res) == ("tiny", 7, 6, PRESETS["tiny"]["rec_res"])
 
 
+def test_every_flag_has_a_config_file_form(tmp_path):
+    """Output settings and --weights come from the file too; weights are part of the config (and run.json)."""
+    (tmp_path / "d.toml").write_text('preset = "tiny"\nout = "elsewhere"\ncache_dir = "cache"\nquiet = true\n'
+                                     '[weights]\nfem = "fem.pt"\n')
+    args = build_parser().parse_args(["--config", str(tmp_path / "d.toml"), "--device", "cpu"])
+    cfg = config_from_args(args)
+    assert (args.out, args.cache_dir, args.quiet) == ("elsewhere", "cache", True)
+    assert cfg.weights == {"fem": "fem.pt"}
+    flags = build_parser().parse_args(["--config", str(tmp_path / "d.toml"), "--out", "here",
+                                       "--weights", "recognizer=r.pt", "--device", "cpu"])
+    assert config_from_args(flags).weights == {"recognizer": "r.pt"} and flags.out == "here"  # flags win
+    with pytest.raises(UserError, match=r"weights for unknown role\(s\) \['backbone'\]"):
+        build_config("tiny", weights={"backbone": "x.pt"})
+
+
 def test_run_json_round_trips_to_the_same_config(tmp_path):
-    cfg = build_config("tiny", seed=3, budgets=(2, 3))
+    cfg = build_config("tiny", seed=3, budgets=(2, 3), weights={"recognizer": "r.pt"})
     (tmp_path / "run.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "seed": 3}))
     assert build_config(file_values=load_config_file(tmp_path / "run.json")) == cfg
 

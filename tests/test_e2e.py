@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     cfg = build_config("tiny", seed=0)
-    folder = run(cfg, out=root / "out", cache_dir=root / "cache", weights={}, quiet=True)
+    folder = run(cfg, out=root / "out", cache_dir=root / "cache", quiet=True)
     return cfg, root, folder
 
 
@@ -53,7 +53,7 @@ def test_every_result_file_is_written(tiny):
 
 def test_identical_rerun_reuses_every_stage(tiny):
     cfg, root, _ = tiny
-    folder = run(cfg, out=root / "out2", cache_dir=root / "cache", weights={}, quiet=True)
+    folder = run(cfg, out=root / "out2", cache_dir=root / "cache", quiet=True)
     stages = json.loads((folder / "run.json").read_text())["stages"]
     cacheable = [s for s in stages if s["stage"].split()[0].split("/")[0] in
                  ("decode", "train", "features", "fit", "throughput")]
@@ -65,14 +65,14 @@ def test_run_json_repeats_the_run(tiny):
     cfg, root, folder = tiny
     again = build_config(file_values=load_config_file(folder / "run.json"))
     assert again == cfg
-    repeat = run(again, out=root / "out3", cache_dir=root / "cache", weights={}, quiet=True)
+    repeat = run(again, out=root / "out3", cache_dir=root / "cache", quiet=True)
     pd.testing.assert_frame_equal(pd.read_csv(folder / "summary.csv"), pd.read_csv(repeat / "summary.csv"))
 
 
 def test_same_seed_same_numbers(tiny, tmp_path):
     _, _, folder = tiny
     again = build_config("tiny", seed=0, samplers=("uniform", "nsnet"), tables=("main",), export_predictions=True)
-    other = run(again, out=tmp_path / "out", cache_dir=tmp_path / "cache", weights={}, quiet=True)
+    other = run(again, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
     first, second = (pd.read_csv(f / "summary.csv").set_index(["sampler", "budget_K"]) for f in (folder, other))
     common = second.index
     pd.testing.assert_series_equal(first.loc[common, "mAP"], second["mAP"])

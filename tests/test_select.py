@@ -33,8 +33,8 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("select")
     cfg = build_config("tiny", samplers=("nsnet", "uniform", "mgsampler"), tables=("main",), budgets=(2,),
                        throughput_iters=1, export_predictions=True, device="cpu")
-    folder = run(cfg, out=root / "out", cache_dir=root / "cache", weights={}, quiet=True)
-    pipe = Pipeline(cfg, cache_dir=root / "cache", log=StageLog(quiet=True), weights={})
+    folder = run(cfg, out=root / "out", cache_dir=root / "cache", quiet=True)
+    pipe = Pipeline(cfg, cache_dir=root / "cache", log=StageLog(quiet=True))
     videos = {r.video_id: r.path for r in pipe.index().split("val")}
     lengths = {vid: probe(path)[0] for vid, path in videos.items()}
     return SimpleNamespace(cfg=cfg, root=root, folder=folder, pipe=pipe, videos=videos, lengths=lengths)
@@ -66,7 +66,7 @@ def test_rerun_rewrites_no_checkpoint_and_removes_stale_ones(trained):
     ckpts = trained.folder / "checkpoints"
     before = {p.name: p.stat().st_mtime_ns for p in ckpts.glob("*.pt")}
     (ckpts / "scsampler.pt").write_bytes(b"left over from an earlier run")
-    run(trained.cfg, out=trained.root / "out", cache_dir=trained.root / "cache", weights={}, quiet=True)
+    run(trained.cfg, out=trained.root / "out", cache_dir=trained.root / "cache", quiet=True)
     assert {p.name: p.stat().st_mtime_ns for p in ckpts.glob("*.pt")} == before
     stages = json.loads((trained.folder / "run.json").read_text())["stages"]
     assert next(s for s in stages if s["stage"] == "checkpoints")["cached"]
