@@ -13,7 +13,7 @@ def _run_folder(path, seed, maps):
     rows = [dict(dataset="synthetic", sampler=s, frames_T=16, budget_K=4, mAP=m, top1=m / 2, salient_hit_rate=50.0,
                  gflops_per_video=1.0) for s, m in maps.items()]
     pd.DataFrame(rows).to_csv(path / "summary.csv", index=False)
-    (path / "run.json").write_text(json.dumps({"seed": seed}))
+    (path / "run.json").write_text(json.dumps({"seed": seed, "preset": "default", "machine": "m1"}))
     return path
 
 
@@ -25,7 +25,9 @@ def test_compare_mean_and_std_over_seeds(tmp_path, capsys):
     assert "52.0 ± 2.8" in out and "71.0 ± 1.4" in out and "0,1" in out  # sample std, ddof=1
     agg = pd.read_csv(tmp_path / "agg.csv").set_index("sampler")
     assert agg.loc["nsnet", "mAP_mean"] == pytest.approx(71.0) and agg.loc["nsnet", "runs"] == 2
-    assert (tmp_path / "agg.md").read_text().startswith("# Mean ± std over runs")
+    text = (tmp_path / "agg.md").read_text()
+    assert text.startswith("# Mean ± std over runs")
+    assert f"- {b}: preset `default`, seed 1, machine: m1" in text
 
 
 def test_compare_rejects_a_folder_without_summary(tmp_path, capsys):
