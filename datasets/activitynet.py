@@ -25,7 +25,7 @@ from typing import Any
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import data_root, existing, find_video, list_videos
-from samplerbench.datasets.parsing import BadEntry, check_entries
+from samplerbench.datasets.parsing import BadEntry, check_entries, read_text
 from samplerbench.errors import UserError
 
 ANNOTATION_FILE = "activity_net.v1-3.min.json"
@@ -51,12 +51,7 @@ def _object_hook(pairs: list[tuple[str, Any]]) -> _JsonObject:
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"annotation file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read annotation file {path}: {e}") from None
+    text = read_text(path, what="annotation file")
     try:
         return json.loads(text, object_pairs_hook=_object_hook)
     except json.JSONDecodeError as e:

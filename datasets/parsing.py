@@ -40,15 +40,20 @@ def check_entries(source: str, bad: Sequence[tuple[str, str]], *, lenient: bool,
     )
 
 
+def read_text(path: Path, *, what: str = "file") -> str:
+    """A UTF-8 annotation file's text; a missing or unreadable one is a :class:`UserError` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {what} {path}: {e}") from None
+
+
 def read_lines(path: Path) -> list[tuple[int, str]]:
     """``(line number, text)`` of the non-blank lines of a UTF-8 text file, stripped; ``#`` starts a comment
     line. A missing or unreadable file is a :class:`UserError` naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {e}") from None
+    text = read_text(path)
     lines = ((n, line.strip()) for n, line in enumerate(text.splitlines(), start=1))
     return [(n, line) for n, line in lines if line and not line.startswith("#")]
 
