@@ -25,7 +25,7 @@ import functools
 import multiprocessing
 import re
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -388,6 +388,7 @@ def decode_records(
     train: bool = False,
     workers: int = 2,
     pin_memory: bool = False,
+    probed: Mapping[Path, tuple[int, float] | str] | None = None,
 ) -> DecodedSplit:
     """Decode ``t`` pre-sampled frames of every record; unreadable videos are skipped with their reason.
 
@@ -395,12 +396,13 @@ def decode_records(
     workers. Test (``train=False``): one view, segment-centre indices. Train: ``views`` draws of the
     temporal random shift per video, from a generator seeded by ``(seed, video_id)``, so the result does not
     depend on the worker count, on which other videos were readable, or on the rank that decodes it.
+    ``probed``: :func:`probe_many`'s answer for these records' files, when the caller already has it.
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
     views = views if train else 1
     desc = f"decode {'train' if train else 'test'}"
-    infos = probe_many([r.path for r in records], workers=workers)
+    infos = probed if probed is not None else probe_many([r.path for r in records], workers=workers)
     readable = [r for r in records if not isinstance(infos[Path(r.path)], str)]
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
     decoded = _run_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,

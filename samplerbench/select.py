@@ -68,7 +68,7 @@ class TrainedSampler:
         readable = [p for p in dict.fromkeys(paths) if not isinstance(probed[p], str)]
         decoded = decode_records(
             [VideoRecord(video_id=str(p), path=p, labels=(), subset="val") for p in readable],
-            t=self.frames, short_side=self.short_side, crop=self.crop)
+            t=self.frames, short_side=self.short_side, crop=self.crop, probed=probed)
         reasons = {Path(path): reason for _, path, reason in decoded.skipped}
         reasons |= {p: info for p, info in probed.items() if isinstance(info, str)}
         chosen = self._choose(decoded.frames, k, top5=top5)
