@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, register_dataset
-from samplerbench.datasets.layout import data_root, existing
-from samplerbench.datasets.listfile import CLASS_LIST, TRAIN_LIST, VAL_LIST, list_files, parse_list_dataset
+from samplerbench.datasets.layout import data_root, existing, split_lists
+from samplerbench.datasets.listfile import CLASS_LIST, TRAIN_LIST, VAL_LIST, parse_list_dataset
 from samplerbench.datasets.parsing import parse_class_list
 
 NUM_CLASSES = 239  # in the official release; a subset of the classes is accepted, for smaller experiments
@@ -28,5 +28,5 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
               "with 'relative/path label [label ...]' lines")
     root = data_root(cfg, layout)
     classes = parse_class_list(existing(cfg.classes or root / CLASS_LIST, "class list", layout))
-    return parse_list_dataset(name="fcvid", lists=list_files(cfg, root, layout), root=root, classes=classes,
-                              lenient=cfg.lenient)
+    lists = split_lists(cfg, layout, train=root / TRAIN_LIST, val=root / VAL_LIST)
+    return parse_list_dataset(name="fcvid", lists=lists, root=root, classes=classes, lenient=cfg.lenient)

@@ -32,6 +32,16 @@ def existing(path: Path | str, what: str, layout: str, *, folder: bool = False) 
     return path
 
 
+def split_lists(cfg, layout: str, *, train: Path, val: Path,
+                what: tuple[str, str] = ("training list", "validation list")) -> dict[str, Path]:
+    """``{"train": file, "val": file}``: ``--train-list``/``--val-list``, else the adapter's default files
+    ``train`` and ``val``; each must exist (``what`` names them in the error)."""
+    return {
+        "train": existing(cfg.train_list or train, what[0], layout),
+        "val": existing(cfg.val_list or val, what[1], layout),
+    }
+
+
 def list_videos(folder: Path, *, recursive: bool = False) -> dict[str, Path]:
     """File name -> path of every file in ``folder`` (and its subfolders when ``recursive``), from one scan:
     looking each video up with ``exists`` would cost one stat per candidate name on a network drive."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing
+from samplerbench.datasets.layout import data_root, existing, split_lists
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, parse_int, records_from_lists
 
 TRAIN_LIST = "train_list.txt"
@@ -49,14 +49,6 @@ def parse_list_dataset(
     return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))
 
 
-def list_files(cfg, root: Path, layout: str) -> dict[str, Path]:
-    """The training and validation list files: ``--train-list``/``--val-list``, else the defaults in ``root``."""
-    return {
-        "train": existing(cfg.train_list or root / TRAIN_LIST, "training list", layout),
-        "val": existing(cfg.val_list or root / VAL_LIST, "validation list", layout),
-    }
-
-
 @register_dataset("list")
 def build(cfg, cache_dir: Path) -> DatasetIndex:
     """``--data-root`` with ``train_list.txt``, ``val_list.txt`` (or ``--train-list``/``--val-list``) and,
@@ -64,7 +56,7 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     layout = (f"expected <root>/{TRAIN_LIST} and <root>/{VAL_LIST} with 'relative/path label [label ...]' lines, "
               f"optionally <root>/{CLASS_LIST}")
     root = data_root(cfg, layout)
-    lists = list_files(cfg, root, layout)
+    lists = split_lists(cfg, layout, train=root / TRAIN_LIST, val=root / VAL_LIST)
     class_list = Path(cfg.classes).expanduser() if cfg.classes else root / CLASS_LIST
     if cfg.classes:
         existing(class_list, "class list", layout)

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing, find_video, list_videos
+from samplerbench.datasets.layout import data_root, existing, find_video, list_videos, split_lists
 from samplerbench.datasets.parsing import BadEntry, records_from_lists
 from samplerbench.errors import UserError
 
@@ -98,10 +98,8 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     root = data_root(cfg, layout)
     csvs = [cfg.annotations] if cfg.annotations else [root / name for name in CSV_FILES]
     clips = read_kinetics_csv([existing(p, "Kinetics CSV", layout) for p in csvs])
-    lists = {
-        "train": existing(cfg.train_list or root / ID_LISTS["train"], "training id list", layout),
-        "val": existing(cfg.val_list or root / ID_LISTS["val"], "validation id list", layout),
-    }
+    lists = split_lists(cfg, layout, train=root / ID_LISTS["train"], val=root / ID_LISTS["val"],
+                        what=("training id list", "validation id list"))
     files = list_videos(root / "videos", recursive=True)
     label_of: dict[str, str] = {}
 

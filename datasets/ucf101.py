@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing
+from samplerbench.datasets.layout import data_root, existing, split_lists
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, parse_int, records_from_lists
 
 SPLIT_DIR = "ucfTrainTestlist"
@@ -47,10 +47,8 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     classes = parse_class_list(existing(cfg.classes or splits / "classInd.txt", "class list", layout))
     class_index = {name.lower(): i for i, name in enumerate(classes)}
     video_dir = next((root / d for d in VIDEO_DIRS if (root / d).is_dir()), root / VIDEO_DIRS[0])
-    lists = {
-        "train": existing(cfg.train_list or splits / f"trainlist{n}.txt", "training list", layout),
-        "val": existing(cfg.val_list or splits / f"testlist{n}.txt", "test list", layout),
-    }
+    lists = split_lists(cfg, layout, train=splits / f"trainlist{n}.txt", val=splits / f"testlist{n}.txt",
+                        what=("training list", "test list"))
 
     def record(fields: list[str], subset: str) -> VideoRecord:
         rel, label = parse_ucf_line(fields, class_index=class_index, train=subset == "train")
