@@ -40,8 +40,9 @@ class FrameClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalise(self, frames: Tensor) -> Tensor:
-        """uint8 ``[N,3,H,W]`` -> float, ImageNet-normalised (what torchvision weights expect)."""
-        return (frames.float() / 255.0 - self.mean) / self.std
+        """uint8 ``[N,3,H,W]`` -> ImageNet-normalised (what torchvision weights expect), in the model's
+        floating-point type."""
+        return (frames.to(self.mean.dtype) / 255.0 - self.mean) / self.std
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """uint8 frames -> (features ``[N,F]``, logits ``[N,C]``)."""

@@ -66,9 +66,10 @@ def train_frame_classifier(
     takes every W-th index, so one step's rank-local batches of ``batch_size / W`` rows together are exactly
     the single-process batch; DDP averages the ranks' mean losses' gradients, i.e. the global mean's. The
     augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
-    per-rank stream, so it does not depend on which rank handles the row. What still differs with W > 1:
-    dropout masks (per-rank streams; MobileNetV2 and EfficientNet have dropout before their head) and the
-    order of floating-point sums. When the row count is not a multiple of W, DistributedSampler repeats the
+    per-rank stream, and dropout and stochastic-depth masks are drawn for the global batch
+    (:func:`~samplerbench.distributed.global_draws`), so neither depends on which rank handles the row. What
+    still differs with W > 1 is the order of floating-point sums, which training from scratch amplifies
+    (see ``RunConfig.dtype``). When the row count is not a multiple of W, DistributedSampler repeats the
     first rows of the permutation to even out the ranks.
 
     Args:
@@ -77,7 +78,7 @@ def train_frame_classifier(
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """
     local = distributed.local_batch(batch_size)
-    torch.manual_seed(distributed.rank_seed(seed))
+    torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     net = distributed.wrap(model.to(device).train(), device=device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
     order = DistributedSampler(range(len(frames)), num_replicas=distributed.world_size(), rank=distributed.rank(),
@@ -97,9 +98,10 @@ def train_frame_classifier(
             flip = (draws[rows, segments] < 0.5).repeat_interleave(segments)
             x = resize_frames(clip.flatten(0, 1), resolution)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x).to(device)
-            _, logits = net(x)
+            with distributed.global_draws(len(rows)):
+                _, logits = net(x)
             logits = logits.view(len(rows), segments, -1).mean(dim=1)
-            loss = F.cross_entropy(logits, targets[rows].to(device))
+            loss = F.cross_entropy(logits, targets[rows].to(device, logits.dtype))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -116,13 +118,14 @@ def train_frame_classifier(
 def extract_outputs(
     model: FrameClassifier, frames: Tensor, *, resolution: int, device: str, batch_size: int = 256, desc: str
 ) -> tuple[Tensor, Tensor]:
-    """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every cached frame, in eval mode."""
+    """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every cached frame, in eval mode, in the
+    model's floating-point type."""
     model.to(device).eval()
     flat = frames.flatten(0, 1)
     feats, logits = [], []
     for start in tqdm(range(0, len(flat), batch_size), desc=desc, unit="batch", leave=False):
         f, lg = model(resize_frames(flat[start : start + batch_size], resolution).to(device))
-        feats.append(f.float().cpu())
-        logits.append(lg.float().cpu())
+        feats.append(f.cpu())
+        logits.append(lg.cpu())
     n, t = frames.shape[:2]
     return torch.cat(feats).view(n, t, -1), torch.cat(logits).view(n, t, -1)

@@ -123,6 +123,7 @@ def load_frame_classifier(path: Path | str, *, device: str) -> tuple[FrameClassi
     """The model, in eval mode on ``device``, and its checkpoint (for the class names and preprocessing)."""
     ckpt = load_checkpoint(path, FRAME_CLASSIFIER)
     model = FrameClassifier(arch=ckpt["arch"], num_classes=ckpt["num_classes"])
+    model.to(ckpt["state_dict"]["head.weight"].dtype)  # a --dtype float64 run's model stays float64
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
 

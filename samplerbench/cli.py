@@ -17,7 +17,15 @@ from pathlib import Path
 import torch
 
 from samplerbench import distributed
-from samplerbench.config import OUTPUT_SETTINGS, PRESETS, TABLE_NAMES, RunConfig, build_config, load_config_file
+from samplerbench.config import (
+    DTYPES,
+    OUTPUT_SETTINGS,
+    PRESETS,
+    TABLE_NAMES,
+    RunConfig,
+    build_config,
+    load_config_file,
+)
 from samplerbench.datasets import list_datasets
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
@@ -80,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help=f"stage cache (default: {default_cache_dir()})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, or auto (the default: cuda when available)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--dtype", default=None, choices=DTYPES,
+                   help="training and cached outputs (default: float32); float64 to check that runs which should "
+                        "agree (e.g. 1 and N processes) do, beyond float32 rounding")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="decoding worker processes (per rank under torchrun; default 2)")
     p.add_argument("--weights", type=_weights, default=None, metavar="recognizer=PATH,fem=PATH",
@@ -123,8 +134,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
-                        workers=args.workers,
-                        compile=args.compile, export_predictions=args.export_predictions)
+                        workers=args.workers, dtype=args.dtype, compile=args.compile,
+                        export_predictions=args.export_predictions)
 
 
 def print_listing() -> None:

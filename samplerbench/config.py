@@ -35,6 +35,7 @@ class SyntheticConfig:
 
 TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
 WEIGHT_ROLES = ("recognizer", "fem")
+DTYPES = ("float32", "float64")
 # Flags that say where a run writes and how loudly, not what it computes: a config file may set them, but
 # they are not RunConfig fields (nor in run.json's config), so moving a run's output never changes a key.
 OUTPUT_SETTINGS = ("out", "cache_dir", "quiet")
@@ -57,6 +58,12 @@ class RunConfig:
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
+    # Floating-point type of training and of the cached per-frame outputs. Training from scratch amplifies
+    # rounding: in the tiny preset, summing the same gradient in another order (2 threads instead of 1, or 2
+    # processes instead of 1) moves the float32 weights by ~1% within 8 steps, so runs that should agree
+    # (any number of processes) agree only to that. "float64" shrinks the seed of that difference by 1e9,
+    # which makes such runs agree to many digits; it is for checking, at several times the run time.
+    dtype: str = "float32"
     # role ("recognizer" / "fem") -> a local checkpoint to start training from; "imagenet" = torchvision's file
     # already in TORCH_HOME. Part of the config (and of run.json) because it changes every number downstream.
     weights: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -107,6 +114,8 @@ class RunConfig:
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise UserError(f"--dtype {self.dtype}: valid: {', '.join(DTYPES)}")
         if self.workers < 1:
             raise UserError(f"--workers {self.workers}: decoding needs at least one worker process")
         if self.frames < 1:

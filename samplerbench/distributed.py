@@ -29,11 +29,14 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn as distributed_nn
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from samplerbench.errors import UserError
 
 T = TypeVar("T")
+aten = torch.ops.aten
 
 
 def world_size() -> int:
@@ -120,21 +123,89 @@ def local_batch(batch_size: int) -> int:
     return batch_size // w
 
 
-def rank_seed(seed: int) -> int:
-    """Seed for per-rank randomness that no sample owns (dropout): rank 0 keeps ``seed``, the others get
-    distinct streams, so ranks do not drop the same units of their different samples."""
-    return seed + 1_000_003 * rank()
+class GlobalDraws(TorchDispatchMode):
+    """Random draws of a training step made for the whole global batch; each rank keeps its own rows.
+
+    Dropout (and stochastic depth) draw a mask whose first dimension is the batch. One process draws it for
+    the global batch; under torchrun each rank would draw its own from its own stream, so W processes would
+    train with other masks than one, and a run's numbers would depend on how many processes made them.
+    This mode intercepts every seeded op of the step below autograd: ``bernoulli_`` (dropout on CPU,
+    stochastic depth) and ``native_dropout`` (dropout on CUDA) are drawn at the global batch's shape from
+    the default generator, seeded alike on every rank, and rank ``r`` keeps the rows of its samples:
+    positions ``r, r + W, ...`` of the global batch, which is what ``DistributedSampler`` hands it. Every
+    rank thus consumes its generator exactly as one process does, and a sample gets the same mask for any
+    number of processes. A sample may own several consecutive rows of a draw (TSN's K frames of a video).
+    Any other seeded op raises: it would silently differ between world sizes.
+
+    Cost: every op of the forward passes through Python (not the backward, which draws nothing), and each
+    mask is drawn W times over; both are small next to the network's own work.
+    """
+
+    def __init__(self, samples: int, *, rank: int, world: int) -> None:
+        super().__init__()
+        self.samples, self.rank, self.world = samples, rank, world
+
+    def _full(self, local: Tensor, func: Any) -> Tensor:
+        """An empty tensor for the global draw of which ``local`` is this rank's part, laid out in memory as
+        ``local`` is: CPU kernels fill a tensor in memory order, and one process draws into a tensor laid out
+        like its input (``empty_like``), e.g. batch-inside-time after attention's transposes."""
+        rows = local.shape[0] if local.dim() else 0
+        if rows == 0 or rows % self.samples:
+            raise RuntimeError(f"{func} in a training step draws a {tuple(local.shape)} tensor whose first "
+                               f"dimension is not the {self.samples} samples of this rank's batch: its draw cannot "
+                               f"be made for the global batch, and {self.world} processes would train with "
+                               f"other random numbers than one")
+        shape = (rows * self.world, *local.shape[1:])
+        # outermost dim first; a size-1 dim ties with the dim around it and sits inside it
+        order = sorted(range(local.dim()), key=lambda d: (-local.stride(d), local.shape[d] == 1))
+        memory = local.new_empty([shape[d] for d in order])
+        return memory.permute([order.index(d) for d in range(local.dim())])
+
+    def _mine(self, full: Tensor, local: Tensor) -> Tensor:
+        per_sample = local.shape[0] // self.samples
+        return full.unflatten(0, (self.samples, self.world, per_sample))[:, self.rank].reshape(local.shape)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if torch.Tag.nondeterministic_seeded not in func.tags:
+            return func(*args, **kwargs)
+        if func is aten.bernoulli_.float:
+            local = args[0]
+            full = func(self._full(local, func), *args[1:], **kwargs)
+            return local.copy_(self._mine(full, local))
+        if func is aten.native_dropout.default:
+            x, p, train = args
+            if not train or p == 0:
+                return func(*args, **kwargs)
+            keep = self._mine(self._full(x, func).bernoulli_(1 - p), x).bool()
+            return x * keep * (1.0 / (1 - p)), keep
+        raise RuntimeError(f"{func} draws random numbers in a training step under torchrun; samplerbench draws "
+                           f"only dropout-style masks (bernoulli_, native_dropout) for the global batch, so "
+                           f"that any number of processes trains alike")
+
+
+@contextlib.contextmanager
+def global_draws(samples: int) -> Iterator[None]:
+    """Run one training step's forward with :class:`GlobalDraws` for this rank's ``samples`` (no-op in a
+    world of one). Attention runs on PyTorch's math kernel there, whose dropout is an ordinary dropout op;
+    the fused CUDA kernels draw inside themselves, where no mode can reach."""
+    if world_size() == 1:
+        yield
+        return
+    with GlobalDraws(samples, rank=rank(), world=world_size()), sdpa_kernel(SDPBackend.MATH):
+        yield
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where PyTorch's
     SyncBatchNorm does not run (it needs GPU kernels).
 
-    Each rank sums its per-channel ``x`` and ``x²`` and its count; a differentiable all-reduce
-    (``torch.distributed.nn``) adds them up, so the forward normalises exactly as one process would over
-    the whole batch and the backward carries every rank's share of the statistics' gradient, as
-    SyncBatchNorm does. The variance comes from ``E[x²] - E[x]²`` rather than the single-process kernel's
-    two-pass formula: equal up to rounding.
+    Each rank sums its per-channel ``x`` and its count, a differentiable all-reduce
+    (``torch.distributed.nn``) adds them up to the global mean, and a second one adds up the squared
+    deviations from it: the two-pass variance of the single-process kernel, not ``E[x²] - E[x]²``, whose
+    cancellation costs digits wherever the mean is large next to the spread. The forward therefore
+    normalises as one process does over the whole batch, and the backward carries every rank's share of
+    the statistics' gradient, as SyncBatchNorm does.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -142,11 +213,10 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         c = x.shape[1]
         dims = (0, 2, 3)
-        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / c)])
-        total = distributed_nn.all_reduce(local)
-        count = total[-1]
-        mean = total[:c] / count
-        var = total[c : 2 * c] / count - mean * mean
+        sums = distributed_nn.all_reduce(torch.cat([x.sum(dims), x.new_full((1,), x.numel() / c)]))
+        count = sums[-1]
+        mean = sums[:c] / count
+        var = distributed_nn.all_reduce((x - mean[:, None, None]).square().sum(dims)) / count
         with torch.no_grad():
             self.num_batches_tracked += 1
             factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)

@@ -177,16 +177,19 @@ class Pipeline:
             resolution=cfg.rec_res if rec else cfg.fem_res,
             seed=cfg.seed,
             weights=cfg.weights.get(role),
+            dtype=cfg.dtype,
         )
         key = stage_key(f"train/{role}", train=train.key, **hyper)
         name = f"{role}/{arch}{'+tsn' if tsn else ''}"
         num_classes = train.targets.shape[1]
+        dtype = getattr(torch, cfg.dtype)
 
         def fit() -> dict:
             torch.manual_seed(cfg.seed)  # initial weights from the seed alone, not from what ran before
             net = FrameClassifier(arch=arch, num_classes=num_classes)
             if hyper["weights"]:
                 load_weights(net, hyper["weights"])
+            net.to(dtype)
             history = train_frame_classifier(
                 net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
                 lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
@@ -196,7 +199,7 @@ class Pipeline:
             return distributed.broadcast({"model": net.state_dict(), "history": history})
 
         state = self.cached(f"train {name}", "model", key, fit)
-        model = FrameClassifier(arch=arch, num_classes=num_classes)
+        model = FrameClassifier(arch=arch, num_classes=num_classes).to(dtype)
         model.load_state_dict(state["model"])
         out_key = stage_key(f"outputs/{role}", model=key, train=train.key, val=val.key)
 
@@ -223,12 +226,13 @@ class Pipeline:
         frames = (resize_frames(train.frames, res), resize_frames(val.frames, res)) if sampler.needs_frames \
             else (None, None)
         train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, frames=frames[0],
-                               labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats)
+                               labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats,
+                               video_ids=tuple(train.video_ids))
         privileged = sampler.uses_labels_at_eval
         val_bank = FrameBank(fem=fem.val_feats, num_classes=num_classes, frames=frames[1],
                              labels=val.targets if privileged else None,
                              rec_logits=rec.val_logits if privileged else None,
-                             rec_feats=rec.val_feats if privileged else None)
+                             rec_feats=rec.val_feats if privileged else None, video_ids=tuple(val.video_ids))
         return train_bank, val_bank
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:

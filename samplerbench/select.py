@@ -71,7 +71,8 @@ class TrainedSampler:
             t=self.frames, short_side=self.short_side, crop=self.crop, probed=probed)
         reasons = {Path(path): reason for _, path, reason in decoded.skipped}
         reasons |= {p: info for p, info in probed.items() if isinstance(info, str)}
-        chosen = self._choose(decoded.frames, k, top5=top5)
+        # a new video's identity for id-keyed samplers (random) is its file name without the extension
+        chosen = self._choose(decoded.frames, tuple(Path(v).stem for v in decoded.video_ids), k, top5=top5)
         results = {Path(vid): row for vid, row in zip(decoded.video_ids, chosen, strict=True)}
         out = []
         for path in paths:
@@ -87,13 +88,14 @@ class TrainedSampler:
             out.append(entry | ({"top5": top} if top5 else {}))
         return out
 
-    def _choose(self, frames: torch.Tensor, k: int, *, top5: bool) -> list[tuple[list[int], list[dict]]]:
+    def _choose(self, frames: torch.Tensor, video_ids: tuple[str, ...], k: int, *,
+                top5: bool) -> list[tuple[list[int], list[dict]]]:
         """Per video of ``frames`` ``[N, T, 3, crop, crop]``: the selected positions among the T, and the top
         classes of the recognizer on them (empty unless ``top5``)."""
         if not len(frames):
             return []
         feats, _ = extract_outputs(self.fem, frames, resolution=self.fem_res, device=self.device, desc="features")
-        bank = FrameBank(fem=feats, num_classes=len(self.classes),
+        bank = FrameBank(fem=feats, num_classes=len(self.classes), video_ids=video_ids,
                          frames=resize_frames(frames, self.fem_res) if self.sampler.needs_frames else None)
         positions = self.sampler.select(bank, k)
         tops: list[list[dict]] = [[] for _ in positions]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import ClassVar, TypeVar
 
+import torch
 from torch import Tensor
 
 from samplerbench.errors import UserError
@@ -37,6 +38,8 @@ class FrameBank:
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
         num_classes: C, so that samplers can size their heads before seeing labels.
+        video_ids: one identity per video (the dataset's id, or a file path), for samplers whose draws must
+            follow the video rather than the bits of its features; ``None`` when the caller has none.
     """
 
     fem: Tensor
@@ -45,6 +48,7 @@ class FrameBank:
     labels: Tensor | None = None
     rec_logits: Tensor | None = None
     rec_feats: Tensor | None = None
+    video_ids: tuple[str, ...] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -56,14 +60,11 @@ class FrameBank:
 
     def subset(self, index: Tensor | slice) -> FrameBank:
         """The same bank restricted to some videos (a mini-batch)."""
-        return dataclasses.replace(
-            self,
-            **{
-                f.name: getattr(self, f.name)[index]
-                for f in dataclasses.fields(self)
-                if isinstance(getattr(self, f.name), Tensor)
-            },
-        )
+        values = {f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)
+                  if isinstance(getattr(self, f.name), Tensor)}
+        if self.video_ids is not None:
+            values["video_ids"] = tuple(self.video_ids[i] for i in torch.arange(self.batch_size)[index].tolist())
+        return dataclasses.replace(self, **values)
 
     def require(self, *names: str, who: str) -> None:
         """Fail loudly when a sampler is handed a bank without the fields it needs."""

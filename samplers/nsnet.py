@@ -161,9 +161,9 @@ class NSNetSampler(TrainableSampler):
 
     def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
         """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
-        labels = train.labels.float()
+        labels = train.labels.to(train.fem.dtype)
         target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
-        return train.fem.float(), target, self.pseudo_labels(train)
+        return train.fem, target, self.pseudo_labels(train).to(train.fem.dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:
         z = net.encode(fem)

@@ -12,17 +12,17 @@ from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
 
 @register_sampler("random")
 class RandomSampler(Sampler):
-    """Training-free. Draws are seeded by ``seed`` and the bank's contents, so a given video gets the same
-    frames on every call (evaluation is deterministic) while different videos get independent draws."""
+    """Training-free. Each video's draw is seeded by ``seed`` and the video's id (its position in the bank
+    when the bank has no ids), so a video gets the same frames on every call, whichever FEM, precision or
+    number of processes made the bank, while different videos get independent draws."""
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
 
     def scores(self, batch: FrameBank) -> Tensor:
-        fem = batch.fem.detach().to(torch.float32).contiguous().cpu()
+        ids = batch.video_ids or [str(i) for i in range(batch.batch_size)]
         out = torch.empty(batch.batch_size, batch.num_frames)
-        for i in range(batch.batch_size):
-            digest = zlib.crc32(fem[i].numpy().tobytes())
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + digest)
+        for i, video_id in enumerate(ids):
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(video_id.encode()))
             out[i] = torch.rand(batch.num_frames, generator=gen)
         return out

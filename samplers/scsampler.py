@@ -67,10 +67,10 @@ class SCSampler(TrainableSampler):
 
     def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
         """FEM features and the target: the video's soft label (ce) or per-frame GT confidence (rank)."""
-        labels = train.labels.float()
+        labels = train.labels.to(train.fem.dtype)
         if self.loss == "ce":
-            return train.fem.float(), labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return train.fem.float(), response_guiding(train.rec_logits, labels)
+            return train.fem, labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return train.fem, response_guiding(train.rec_logits, labels).to(train.fem.dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor) -> Tensor:
         out = net(fem)

@@ -59,11 +59,11 @@ def train_sgd(
     ``loss_fn(net, *batch)`` gets the same rows of every tensor, already on ``device``, and returns their
     mean loss. Under torchrun the rows are split as in
     :func:`~samplerbench.recognizers.train.train_frame_classifier`: the same global batches for any number
-    of processes, each rank a ``batch_size / W`` share, gradients averaged by DistributedDataParallel;
-    dropout masks come from per-rank streams, so W > 1 trains with other masks than one process.
+    of processes, each rank a ``batch_size / W`` share, gradients averaged by DistributedDataParallel, and
+    dropout masks drawn for the global batch.
     """
     local = distributed.local_batch(batch_size)
-    torch.manual_seed(distributed.rank_seed(seed))
+    torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones(epochs), gamma=0.1)
@@ -75,7 +75,8 @@ def train_sgd(
         order.set_epoch(epoch)
         total, seen = 0.0, 0
         for rows in torch.tensor(list(order), dtype=torch.long).split(local):
-            loss = objective(*(x[rows].to(device) for x in tensors))
+            with distributed.global_draws(len(rows)):
+                loss = objective(*(x[rows].to(device) for x in tensors))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -102,7 +103,7 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     def set_statistics(self, x: Tensor) -> None:
-        flat = x.reshape(-1, x.shape[-1]).float()
+        flat = x.reshape(-1, x.shape[-1]).to(self.mean.dtype)
         self.mean.copy_(flat.mean(dim=0))
         self.std.copy_(flat.std(dim=0, unbiased=False).clamp_min(1e-6))
 
@@ -155,9 +156,8 @@ class TrainableSampler(Sampler):
             torch.manual_seed(self.seed)
             tensors = self.training_tensors(train)
             self.dims = (train.fem.shape[2], train.num_classes)
-            net = self.build_net(*self.dims)
-            net.standardize.set_statistics(train.fem)
-            self.net = net.to(self.device)
+            self.net = self.build_net(*self.dims).to(self.device, train.fem.dtype)  # float64 FEM: float64 net
+            self.net.standardize.set_statistics(train.fem)
             self.history = train_sgd(
                 self.net, self.training_loss, tensors, epochs=self.epochs, batch_size=self.batch_size,
                 lr=self.lr, seed=self.seed, device=self.device,
@@ -175,7 +175,7 @@ class TrainableSampler(Sampler):
         net = self.fitted_net().eval()
         with torch.inference_mode():
             parts = [
-                tuple(o.float().cpu() for o in forward(net, chunk.to(self.device, torch.float32)))
+                tuple(o.float().cpu() for o in forward(net, chunk.to(self.device, net.standardize.mean.dtype)))
                 for chunk in fem.split(EVAL_CHUNK)
             ]
         return tuple(torch.cat(outs) for outs in zip(*parts, strict=True))
@@ -205,7 +205,7 @@ class TrainableSampler(Sampler):
         for key, value in state["architecture"].items():
             setattr(self, key, value)
         self.dims = (int(state["dims"][0]), int(state["dims"][1]))
-        net = self.build_net(*self.dims)
+        net = self.build_net(*self.dims).to(state["net"]["standardize.mean"].dtype)
         net.load_state_dict(state["net"])
         self.net = net.to(self.device).eval()
         self.history = list(state["history"])

@@ -83,3 +83,10 @@ def test_missing_config_file(tmp_path):
 def test_unknown_table_is_rejected_wherever_it_comes_from():
     with pytest.raises(UserError, match=r"unknown table\(s\) \['bogus'\]"):
         RunConfig(tables=("main", "bogus"))
+
+
+def test_dtype_is_checked_and_reaches_the_config(tmp_path):
+    with pytest.raises(UserError, match="--dtype float16: valid: float32, float64"):
+        RunConfig(dtype="float16")
+    args = build_parser().parse_args(["--preset", "tiny", "--dtype", "float64", "--device", "cpu"])
+    assert config_from_args(args).dtype == "float64" and build_config("tiny").dtype == "float32"

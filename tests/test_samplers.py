@@ -202,3 +202,44 @@ def test_mgsampler_gflops_counts_frame_differencing():
 def test_head_gflops(case):
     pytest.importorskip("samplerbench.cost")
     assert fitted(case, 8).gflops(8) > 0
+
+
+@pytest.mark.parametrize("case", ["scsampler", "scsampler_rank", "nsnet"])
+def test_float64_features_train_and_reload_a_float64_network(case):
+    """``--dtype float64`` banks: the network trains in float64, and its checkpoint reloads as float64."""
+    bank = make_bank(20, 8, seed=0)
+    bank64 = FrameBank(**{**vars(bank), "fem": bank.fem.double()})
+    sampler = get_sampler(registry_name(case), **SAMPLERS[case])
+    sampler.fit(bank64)
+    assert all(p.dtype == torch.float64 for p in sampler.fitted_net().parameters())
+    restored = get_sampler(registry_name(case), **SAMPLERS[case])
+    restored.load_state_dict(sampler.state_dict())
+    assert restored.fitted_net().standardize.mean.dtype == torch.float64
+    batch = eval_bank(sampler, 5, 8, seed=2)
+    batch64 = FrameBank(**{**vars(batch), "fem": batch.fem.double()})
+    assert torch.equal(sampler.scores(batch64), restored.scores(batch64))
+
+
+def test_random_draws_follow_the_video_not_its_features():
+    """A video keeps its frames whichever FEM (or precision, or process count) made its features; without
+    ids the position in the bank is the key."""
+    sampler = get_sampler("random", seed=3)
+    ids = ("v_a", "v_b", "v_c")
+    first = sampler.select(FrameBank(fem=torch.rand(3, 8, D), num_classes=C, video_ids=ids), 3)
+    other_fem = FrameBank(fem=torch.rand(3, 8, 5).double(), num_classes=C, video_ids=ids)
+    assert torch.equal(sampler.select(other_fem, 3), first)
+    reordered = FrameBank(fem=torch.rand(3, 8, D), num_classes=C, video_ids=ids[::-1])
+    assert torch.equal(sampler.select(reordered, 3), first.flip(0))
+    assert not torch.equal(first[0], first[1])  # videos draw independently
+    assert not torch.equal(get_sampler("random", seed=4).select(other_fem, 3), first)
+    positional = FrameBank(fem=torch.rand(3, 8, D), num_classes=C)
+    assert torch.equal(sampler.select(positional, 3), sampler.select(FrameBank(fem=torch.zeros(3, 8, 1),
+                                                                               num_classes=C), 3))
+
+
+def test_subset_keeps_video_ids_aligned():
+    bank = FrameBank(fem=torch.rand(4, 2, 1), num_classes=C, video_ids=("a", "b", "c", "d"))
+    assert bank.subset(torch.tensor([2, 0])).video_ids == ("c", "a")
+    assert bank.subset(torch.tensor([False, True, True, False])).video_ids == ("b", "c")
+    assert bank.subset(slice(1, None, 2)).video_ids == ("b", "d")
+    assert torch.equal(bank.subset(slice(1, None, 2)).fem, bank.fem[1::2])
