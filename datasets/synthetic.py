@@ -44,13 +44,13 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tqdm import tqdm
 
 from samplerbench.cache import atomic_write, stage_key
 from samplerbench.config import SyntheticConfig
 from samplerbench.datasets.activitynet import ANNOTATION_FILE, parse_activitynet
 from samplerbench.datasets.base import DatasetIndex, register_dataset
 from samplerbench.errors import UserError
+from samplerbench.stagelog import progress
 
 GENERATOR_VERSION = 1  # bump when the generated content changes, so cached datasets are regenerated
 
@@ -474,13 +474,8 @@ def generate(cfg: SyntheticConfig, *, seed: int, root: Path, workers: int = 2) -
         futures = [
             pool.submit(_write_video, p, todo[p.video_id], assets=assets, cfg=cfg) for p in plans if p.video_id in todo
         ]
-        for future in tqdm(
-            as_completed(futures),
-            total=len(futures),
-            desc="generating synthetic videos",
-            unit="video",
-            leave=False,
-        ):
+        for future in progress(as_completed(futures), total=len(futures), desc="generating synthetic videos",
+                               unit="video"):
             future.result()
     annotations = root / ANNOTATION_FILE
     text = annotation_json(plans, cfg=cfg, seed=seed)

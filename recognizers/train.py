@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 from torchvision.transforms.v2 import functional as TF
-from tqdm.auto import tqdm
 
 from samplerbench import distributed
 from samplerbench.recognizers.backbones import FrameClassifier
+from samplerbench.stagelog import progress
 
 
 def resize_frames(frames: Tensor, resolution: int) -> Tensor:
@@ -88,7 +88,7 @@ def train_frame_classifier(
     targets = soft_targets(labels)
     augment = torch.Generator().manual_seed(seed)
     history = []
-    for epoch in tqdm(range(epochs), desc=desc, unit="epoch", leave=False):
+    for epoch in progress(range(epochs), desc=desc, unit="epoch"):
         order.set_epoch(epoch)
         draws = torch.rand(len(frames), segments + 1, generator=augment)  # per row: picks, then flip
         total, seen = 0.0, 0
@@ -123,7 +123,7 @@ def extract_outputs(
     model.to(device).eval()
     flat = frames.flatten(0, 1)
     feats, logits = [], []
-    for start in tqdm(range(0, len(flat), batch_size), desc=desc, unit="batch", leave=False):
+    for start in progress(range(0, len(flat), batch_size), desc=desc, unit="batch"):
         f, lg = model(resize_frames(flat[start : start + batch_size], resolution).to(device))
         feats.append(f.cpu())
         logits.append(lg.cpu())

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
-from tqdm import tqdm
 
 from samplerbench.datasets.base import VideoRecord
 from samplerbench.errors import UserError
+from samplerbench.stagelog import progress
 
 CRASHED = "decoder crashed"
 
@@ -292,7 +292,7 @@ def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int
     """
     results: list[Any] = [None] * len(jobs)
     done = [False] * len(jobs)
-    with tqdm(total=len(jobs), desc=desc, unit="video", leave=False) as bar:
+    with progress(total=len(jobs), desc=desc, unit="video") as bar:
         with _make_pool(workers) as pool:
             futures: dict[Future, int] = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
             for fut in as_completed(futures):
@@ -354,7 +354,7 @@ def _run_loader(
                         multiprocessing_context=_context(), worker_init_fn=_worker_init)
     results: list[Any] = []
     try:
-        for item in tqdm(loader, total=len(jobs), desc=desc, unit="video", leave=False):
+        for item in progress(loader, total=len(jobs), desc=desc, unit="video"):
             results.append(item)
     except RuntimeError as err:  # the loader's way of saying "DataLoader worker (pid ...) exited unexpectedly"
         if "exited unexpectedly" not in str(err):

@@ -133,9 +133,11 @@ class GlobalDraws(TorchDispatchMode):
     stochastic depth) and ``native_dropout`` (dropout on CUDA) are drawn at the global batch's shape from
     the default generator, seeded alike on every rank, and rank ``r`` keeps the rows of its samples:
     positions ``r, r + W, ...`` of the global batch, which is what ``DistributedSampler`` hands it. Every
-    rank thus consumes its generator exactly as one process does, and a sample gets the same mask for any
-    number of processes. A sample may own several consecutive rows of a draw (TSN's K frames of a video).
-    Any other seeded op raises: it would silently differ between world sizes.
+    rank thus consumes its generator exactly as one process does, and on CPU a sample gets the same mask
+    for any number of processes. On CUDA one process draws with the fused ``native_dropout`` kernel, which
+    no other op reproduces: there the masks agree for every W > 1, and match one process's only in
+    distribution. A sample may own several consecutive rows of a draw (TSN's K frames of a video). Any
+    other seeded op raises: it would silently differ between world sizes.
 
     Cost: every op of the forward passes through Python (not the backward, which draws nothing), and each
     mask is drawn W times over; both are small next to the network's own work.

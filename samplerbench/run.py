@@ -24,7 +24,7 @@ from samplerbench.metrics import frame_top1, label_agreement, per_class_average_
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.samplers import Sampler, list_samplers
 from samplerbench.samplers.nsnet import NSNetSampler
-from samplerbench.stagelog import StageLog
+from samplerbench.stagelog import StageLog, progress_bars
 from samplerbench.stats import paired_bootstrap
 from samplerbench.throughput import sampler_throughput
 
@@ -211,17 +211,23 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
 
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False) -> Path:
-    """Run the benchmark described by ``cfg``; returns the folder holding its tables."""
+    """Run the benchmark described by ``cfg``; returns the folder holding its tables. ``quiet``: no stage
+    lines and no progress bars (ranks other than 0 are always quiet: one set of lines, from rank 0)."""
+    quiet = quiet or not distributed.is_main()
+    with progress_bars(not quiet):
+        return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet))
+
+
+def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
     for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
         distributed.local_batch(batch)  # fail before decoding if the ranks cannot share a batch evenly
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    log = StageLog(quiet=quiet or not distributed.is_main())  # one set of stage lines, from rank 0
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
-    folder = Path(out) / cfg.dataset
+    folder = out / cfg.dataset
     skipped = pipe.split("train").skipped + pipe.split("val").skipped
     for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)

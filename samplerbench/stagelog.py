@@ -1,13 +1,34 @@
-"""One summary line per pipeline stage, with its time and whether it came from the cache."""
+"""What a run prints: one summary line per pipeline stage, with its time and whether it came from the cache,
+and progress bars for the long loops."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tqdm.auto import tqdm
+
+_BARS = contextvars.ContextVar("samplerbench_progress_bars", default=True)
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """Progress bars on or off inside the block: off for ``--quiet``, and on torchrun ranks other than 0,
+    whose W copies of every bar would interleave."""
+    token = _BARS.set(enabled)
+    try:
+        yield
+    finally:
+        _BARS.reset(token)
+
+
+def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
+    """A tqdm bar that vanishes when done (``leave=False``), unless :func:`progress_bars` turned them off."""
+    return tqdm(iterable, leave=False, disable=not _BARS.get(), **kwargs)
 
 
 @dataclasses.dataclass

@@ -52,3 +52,15 @@ def test_bench_py_is_the_console_script():
     a = subprocess.run([sys.executable, "bench.py", "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
     b = subprocess.run(["samplerbench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert a.stdout == b.stdout and "samplers:" in a.stdout
+
+
+def test_progress_bars_follow_quiet(capsys):
+    """``--quiet`` (and ranks other than 0 under torchrun) turn the bars off; they are on by default."""
+    from samplerbench.stagelog import progress, progress_bars
+
+    assert list(progress(range(3), desc="visible")) == [0, 1, 2]
+    assert "visible" in capsys.readouterr().err
+    with progress_bars(False):
+        assert list(progress(range(3), desc="hidden")) == [0, 1, 2]
+    assert "hidden" not in capsys.readouterr().err
+    assert not progress(range(1)).disable  # the switch is scoped to its block

@@ -52,7 +52,14 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for name, proc in procs.items():
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, f"{name}:\n{output[-3000:]}"
+        (root / name / "console.txt").write_text(output)
     return {name: root / name for name in commands}
+
+
+def test_quiet_runs_print_no_stage_lines_or_bars_on_any_rank(runs):
+    for name in runs:
+        console = (runs[name] / "console.txt").read_text()
+        assert "epoch" not in console and "(computed)" not in console, console[-2000:]
 
 
 def test_two_processes_decode_the_same_frames(runs):
