@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn as distributed_nn
+import torch.distributed._functional_collectives as funcol
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.parallel import DistributedDataParallel
@@ -198,12 +198,18 @@ def global_draws(samples: int) -> Iterator[None]:
         yield
 
 
+def _all_reduce(x: Tensor) -> Tensor:
+    """The sum over ranks, differentiable (its backward sums the gradients over ranks): PyTorch's functional
+    collective, which its deprecation notice on ``torch.distributed.nn.all_reduce`` points to."""
+    return funcol.all_reduce(x, "sum", dist.group.WORLD)
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where PyTorch's
     SyncBatchNorm does not run (it needs GPU kernels).
 
-    Each rank sums its per-channel ``x`` and its count, a differentiable all-reduce
-    (``torch.distributed.nn``) adds them up to the global mean, and a second one adds up the squared
+    Each rank sums its per-channel ``x`` and its count, a differentiable all-reduce adds them up to the
+    global mean, and a second one adds up the squared
     deviations from it: the two-pass variance of the single-process kernel, not ``E[x²] - E[x]²``, whose
     cancellation costs digits wherever the mean is large next to the spread. The forward therefore
     normalises as one process does over the whole batch, and the backward carries every rank's share of
@@ -215,10 +221,10 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         c = x.shape[1]
         dims = (0, 2, 3)
-        sums = distributed_nn.all_reduce(torch.cat([x.sum(dims), x.new_full((1,), x.numel() / c)]))
+        sums = _all_reduce(torch.cat([x.sum(dims), x.new_full((1,), x.numel() / c)]))
         count = sums[-1]
         mean = sums[:c] / count
-        var = distributed_nn.all_reduce((x - mean[:, None, None]).square().sum(dims)) / count
+        var = _all_reduce((x - mean[:, None, None]).square().sum(dims)) / count
         with torch.no_grad():
             self.num_batches_tracked += 1
             factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)

@@ -155,7 +155,7 @@ def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor,
             lo, hi = s.min(dim=1, keepdim=True).values, s.max(dim=1, keepdim=True).values
             mean = ((s - lo) / (hi - lo).clamp_min(1e-12)).mean(dim=0).numpy()
             curves[variant] = pd.Series(mean).ewm(alpha=1 - EMA_WEIGHT, adjust=False).mean().tolist()
-        out[level] = {"class": classes[c], "ap": float(class_ap[c]), "curves": curves}
+        out[level] = {"class": classes[c], "ap": float(class_ap[c]) * 100.0, "curves": curves}  # %, as mAP is
     return out
 
 
