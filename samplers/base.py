@@ -38,8 +38,9 @@ class FrameBank:
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
         num_classes: C, so that samplers can size their heads before seeing labels.
-        video_ids: one identity per video (the dataset's id, or a file path), for samplers whose draws must
-            follow the video rather than the bits of its features; ``None`` when the caller has none.
+        video_ids: one identity per video (the dataset's id; a new video's file name without its extension),
+            for samplers whose draws must follow the video rather than the bits of its features; ``None``
+            when the caller has none.
     """
 
     fem: Tensor

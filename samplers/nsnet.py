@@ -48,7 +48,7 @@ from samplerbench.samplers.guiding import (
     guiding_scores,
     ns_pseudo_labels,
 )
-from samplerbench.samplers.training import Standardize, TrainableSampler
+from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 
 
 def sinusoidal_encoding(t: int, d: int) -> Tensor:
@@ -161,9 +161,10 @@ class NSNetSampler(TrainableSampler):
 
     def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
         """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
-        labels = train.labels.to(train.fem.dtype)
+        dtype = training_dtype(train.fem)
+        labels = train.labels.to(dtype)
         target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
-        return train.fem, target, self.pseudo_labels(train).to(train.fem.dtype)
+        return train.fem.to(dtype), target, self.pseudo_labels(train).to(dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:
         z = net.encode(fem)

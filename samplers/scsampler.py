@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from samplerbench.samplers.base import FrameBank, register_sampler
 from samplerbench.samplers.guiding import check_choice, response_guiding
-from samplerbench.samplers.training import Standardize, TrainableSampler
+from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 
 LOSSES: tuple[str, ...] = ("ce", "rank")
 
@@ -67,10 +67,11 @@ class SCSampler(TrainableSampler):
 
     def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
         """FEM features and the target: the video's soft label (ce) or per-frame GT confidence (rank)."""
-        labels = train.labels.to(train.fem.dtype)
+        dtype = training_dtype(train.fem)
+        labels, fem = train.labels.to(dtype), train.fem.to(dtype)
         if self.loss == "ce":
-            return train.fem, labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return train.fem, response_guiding(train.rec_logits, labels).to(train.fem.dtype)
+            return fem, labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return fem, response_guiding(train.rec_logits, labels).to(dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor) -> Tensor:
         out = net(fem)

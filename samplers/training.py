@@ -28,6 +28,12 @@ def milestones(epochs: int) -> list[int]:
     return sorted({round(epochs * f) for f in MILESTONE_FRACTIONS})
 
 
+def training_dtype(fem: Tensor) -> torch.dtype:
+    """What a sampler network computes in: float64 for float64 features (``--dtype float64``), else float32
+    (half-precision features are promoted, as SGD in float16 would lose the small updates)."""
+    return torch.promote_types(fem.dtype, torch.float32)
+
+
 class _Objective(nn.Module):
     """``loss_fn(net, *batch)`` as a module's forward: DistributedDataParallel synchronises the gradients of
     what runs inside its wrapped module's forward, and NSNet's loss calls several submodules of its network,
@@ -156,7 +162,7 @@ class TrainableSampler(Sampler):
             torch.manual_seed(self.seed)
             tensors = self.training_tensors(train)
             self.dims = (train.fem.shape[2], train.num_classes)
-            self.net = self.build_net(*self.dims).to(self.device, train.fem.dtype)  # float64 FEM: float64 net
+            self.net = self.build_net(*self.dims).to(self.device, training_dtype(train.fem))
             self.net.standardize.set_statistics(train.fem)
             self.history = train_sgd(
                 self.net, self.training_loss, tensors, epochs=self.epochs, batch_size=self.batch_size,

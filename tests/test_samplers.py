@@ -243,3 +243,10 @@ def test_subset_keeps_video_ids_aligned():
     assert bank.subset(torch.tensor([False, True, True, False])).video_ids == ("b", "c")
     assert bank.subset(slice(1, None, 2)).video_ids == ("b", "d")
     assert torch.equal(bank.subset(slice(1, None, 2)).fem, bank.fem[1::2])
+
+
+def test_half_precision_features_train_in_float32():
+    bank = make_bank(20, 8, seed=0)
+    sampler = get_sampler("nsnet", **SAMPLERS["nsnet"])
+    sampler.fit(FrameBank(**{**vars(bank), "fem": bank.fem.half()}))
+    assert all(p.dtype == torch.float32 for p in sampler.fitted_net().parameters())
