@@ -70,8 +70,11 @@ def test_two_processes_decode_the_same_frames(runs):
 
 
 def test_the_second_run_had_two_processes(runs):
-    for name, processes in (("one", 1), ("two", 2)):
-        assert json.loads((runs[name] / "out" / "synthetic" / "run.json").read_text())["processes"] == processes
+    """... and both say so, with their precision, in run.json and in every table's opening line."""
+    for name, processes, says in (("one", 1, "float64, "), ("two", 2, "float64 x2 processes, ")):
+        folder = runs[name] / "out" / "synthetic"
+        assert json.loads((folder / "run.json").read_text())["processes"] == processes
+        assert says in (folder / "main.md").read_text()
 
 
 def test_two_processes_cache_the_same_features(runs):
