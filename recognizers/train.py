@@ -8,15 +8,21 @@ evenly over the video's labels, which reduces to ordinary cross-entropy for sing
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+from contextlib import AbstractContextManager as ContextManager
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-from torch.utils.data import DistributedSampler
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms.v2 import functional as TF
 
 from samplerbench import distributed
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.stagelog import progress
+from samplerbench.store import FrameSource
+from samplerbench.workers import context, init_worker
 
 
 def resize_frames(frames: Tensor, resolution: int) -> Tensor:
@@ -45,9 +51,64 @@ def _pick_frames(num_frames: int, offsets: Tensor) -> Tensor:
     return (edges[:-1] + offsets * width).floor().long().clamp_(0, num_frames - 1)
 
 
+class _Batches(Dataset):
+    """A training step's input, built in a loader worker: item ``(rows, picks, flip)`` -> uint8
+    ``[rows · segments, 3, r, r]``, the picked frames of each row resized to ``r`` and flipped where asked."""
+
+    def __init__(self, frames: FrameSource, resolution: int) -> None:
+        self.frames = frames
+        self.resolution = resolution
+
+    def __getitem__(self, item: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        rows, picks, flip = item
+        x = resize_frames(self.frames.take(rows, picks).flatten(0, 1), self.resolution)
+        return torch.where(flip.repeat_interleave(picks.shape[1])[:, None, None, None], x.flip(-1), x)
+
+
+class _Frames(Dataset):
+    """Feature extraction's input: item ``(start, stop)``, a range of the flattened ``N·T`` frames, resized."""
+
+    def __init__(self, frames: FrameSource, resolution: int) -> None:
+        self.frames = frames
+        self.resolution = resolution
+
+    def __getitem__(self, item: tuple[int, int]) -> Tensor:
+        start, stop = item
+        t = self.frames.shape[1]
+        rows = torch.arange(start // t, -(-stop // t))
+        flat = self.frames.take(rows).flatten(0, 1)[start - rows[0] * t : stop - rows[0] * t]
+        return resize_frames(flat, self.resolution)
+
+
+def _loader(dataset: Dataset, items: Iterable, *, workers: int, device: str) -> DataLoader:
+    """Items of ``dataset`` in the order of ``items``, read by ``workers`` processes (in this one for 0),
+    pinned for a CUDA device. The loader draws its worker seed from a generator of its own: from the global
+    one it would shift every dropout mask that training draws after it."""
+    return DataLoader(dataset, sampler=items, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=device.startswith("cuda"), multiprocessing_context=context() if workers else None,
+                      worker_init_fn=init_worker, generator=torch.Generator())
+
+
+def fast_path(model: nn.Module, device: str, *, compile_model: bool) -> tuple[nn.Module, ContextManager]:
+    """``model`` ready for ``device`` and the context to run it in: on CUDA, channels_last memory and bf16
+    autocast for a float32 model (a float64 one is a precision check and stays as it is); ``torch.compile``d
+    when asked."""
+    precise = next(model.parameters()).dtype == torch.float64
+    cuda = torch.device(device).type == "cuda" and not precise
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    return (torch.compile(model) if compile_model else model), autocast
+
+
+def _to_device(x: Tensor, device: str) -> Tensor:
+    fmt = torch.channels_last if device.startswith("cuda") else torch.contiguous_format
+    return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+
+
 def train_frame_classifier(
     model: FrameClassifier,
-    frames: Tensor,
+    frames: FrameSource,
     labels: Tensor,
     *,
     segments: int,
@@ -58,6 +119,8 @@ def train_frame_classifier(
     device: str,
     resolution: int,
     desc: str,
+    workers: int = 0,
+    compile_model: bool = False,
 ) -> list[float]:
     """Train in place with SGD (momentum 0.9, one-cycle schedule, horizontal flips); returns the loss per epoch.
 
@@ -73,13 +136,17 @@ def train_frame_classifier(
     first rows of the permutation to even out the ranks.
 
     Args:
-        frames: uint8 ``[N, T, 3, H, W]``, the cached training frames (one row per temporal-shift view).
+        frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per temporal-shift view), read a step at a
+            time by ``workers`` loader processes: only the picked frames of a step are ever in memory.
         labels: multi-hot ``[N, C]``.
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """
     local = distributed.local_batch(batch_size)
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
-    net = distributed.wrap(model.to(device).train(), device=device)
+    model.to(device).train()
+    dtype = next(model.parameters()).dtype
+    fast, autocast = fast_path(model, device, compile_model=compile_model)
+    net = distributed.wrap(fast, device=device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
     order = DistributedSampler(range(len(frames)), num_replicas=distributed.world_size(), rank=distributed.rank(),
                                shuffle=True, seed=seed)
@@ -87,20 +154,19 @@ def train_frame_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     targets = soft_targets(labels)
     augment = torch.Generator().manual_seed(seed)
+    epoch_items: list[tuple[Tensor, Tensor, Tensor]] = []
+    loader = _loader(_Batches(frames, resolution), epoch_items, workers=workers, device=device)
     history = []
     for epoch in progress(range(epochs), desc=desc, unit="epoch"):
         order.set_epoch(epoch)
         draws = torch.rand(len(frames), segments + 1, generator=augment)  # per row: picks, then flip
+        epoch_items[:] = [(rows, _pick_frames(frames.shape[1], draws[rows, :segments]), draws[rows, segments] < 0.5)
+                          for rows in torch.tensor(list(order), dtype=torch.long).split(local)]
         total, seen = 0.0, 0
-        for rows in torch.tensor(list(order), dtype=torch.long).split(local):
-            picks = _pick_frames(frames.shape[1], draws[rows, :segments])
-            clip = frames[rows.unsqueeze(1), picks]  # [b, segments, 3, H, W]
-            flip = (draws[rows, segments] < 0.5).repeat_interleave(segments)
-            x = resize_frames(clip.flatten(0, 1), resolution)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x).to(device)
-            with distributed.global_draws(len(rows)):
-                _, logits = net(x)
-            logits = logits.view(len(rows), segments, -1).mean(dim=1)
+        for (rows, _, _), x in zip(epoch_items, loader, strict=True):
+            with distributed.global_draws(len(rows)), autocast:
+                _, logits = net(_to_device(x, device))
+            logits = logits.to(dtype).view(len(rows), segments, -1).mean(dim=1)
             loss = F.cross_entropy(logits, targets[rows].to(device, logits.dtype))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -116,16 +182,24 @@ def train_frame_classifier(
 
 @torch.inference_mode()
 def extract_outputs(
-    model: FrameClassifier, frames: Tensor, *, resolution: int, device: str, batch_size: int = 256, desc: str
+    model: FrameClassifier, frames: FrameSource, *, resolution: int, device: str, batch_size: int = 256, desc: str,
+    workers: int = 0, compile_model: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every cached frame, in eval mode, in the
-    model's floating-point type."""
+    """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every frame of ``frames``, in eval mode, in
+    the model's floating-point type; ``batch_size`` frames at a time, read by ``workers`` loader processes."""
     model.to(device).eval()
-    flat = frames.flatten(0, 1)
-    feats, logits = [], []
-    for start in progress(range(0, len(flat), batch_size), desc=desc, unit="batch"):
-        f, lg = model(resize_frames(flat[start : start + batch_size], resolution).to(device))
-        feats.append(f.cpu())
-        logits.append(lg.cpu())
+    fast, autocast = fast_path(model, device, compile_model=compile_model)
+    dtype = next(model.parameters()).dtype
     n, t = frames.shape[:2]
+    ranges = [(start, min(start + batch_size, n * t)) for start in range(0, n * t, batch_size)]
+    feats, logits = [], []
+    for x in progress(_loader(_Frames(frames, resolution), ranges, workers=workers, device=device),
+                      total=len(ranges), desc=desc, unit="batch"):
+        with autocast:
+            f, lg = fast(_to_device(x, device))
+        feats.append(f.to("cpu", dtype))
+        logits.append(lg.to("cpu", dtype))
+    if not ranges:  # a rank with no rows under torchrun
+        empty = torch.zeros(0, t, dtype=dtype)
+        return empty[..., None].expand(0, t, model.feature_dim), empty[..., None].expand(0, t, model.head.out_features)
     return torch.cat(feats).view(n, t, -1), torch.cat(logits).view(n, t, -1)

@@ -8,12 +8,12 @@ Why it looks the way it does:
 * **Every file is opened in a worker process.** decord aborts the whole process on some corrupt inputs (a
   failed ``CHECK`` in C++ is not a Python exception), so every file is first probed in an isolated process
   pool, where a dead worker costs one video ("decoder crashed"), never the run. Files that probed fine are
-  decoded by ``torch.utils.data.DataLoader`` workers (``--workers``, pinned memory on CUDA); should one of
-  those die anyway, the videos it had not delivered are decoded again in the isolated pool. Both use the
-  ``forkserver`` start method with this module preloaded: workers fork from a server that already imported
-  torch, so they start in milliseconds after the first, and a crash leaves no inherited locks behind.
-* **Skipped videos are reported, never dropped silently**: :class:`DecodedSplit` carries
-  ``(video_id, path, reason)`` for every video that could not be read, for the run report.
+  decoded by ``torch.utils.data.DataLoader`` workers (``--workers``); should one of those die anyway, the
+  videos it had not delivered are decoded again in the isolated pool (:mod:`samplerbench.workers`).
+* **Results stream**: :func:`decode_stream` yields each video as it is decoded, so a run writes it to the
+  frame store (:mod:`samplerbench.store`) and never holds a split in memory.
+* **Skipped videos are reported, never dropped silently**: every unreadable video comes with
+  ``(video_id, path, reason)``, for the run report.
 * **decord first, PyAV as fallback**: decord's ``get_batch`` is the fast path; PyAV (sequential decoding)
   reads some files decord rejects, e.g. unusual containers.
 """
@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import multiprocessing
 import re
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -41,6 +40,7 @@ from torchvision.transforms.v2 import functional as TF
 from samplerbench.datasets.base import VideoRecord
 from samplerbench.errors import UserError
 from samplerbench.stagelog import progress
+from samplerbench.workers import context, init_worker
 
 CRASHED = "decoder crashed"
 
@@ -74,39 +74,15 @@ class DecodedSplit:
     labels: list[tuple[int, ...]]
     skipped: list[tuple[str, str, str]]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain tensors/lists/strings, loadable with ``torch.load(weights_only=True)`` (the stage cache)."""
-        return {
-            "frames": self.frames,
-            "video_ids": list(self.video_ids),
-            "times_s": self.times_s,
-            "salient": self.salient,
-            "labels": [list(lab) for lab in self.labels],
-            "skipped": [list(s) for s in self.skipped],
-        }
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DecodedSplit:
-        return cls(
-            frames=d["frames"],
-            video_ids=list(d["video_ids"]),
-            times_s=d["times_s"],
-            salient=d["salient"],
-            labels=[tuple(lab) for lab in d["labels"]],
-            skipped=[(s[0], s[1], s[2]) for s in d["skipped"]],
-        )
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DecodedVideo:
+    """One readable video's rows: ``frames`` uint8 ``[views, T, 3, crop, crop]``; ``times_s`` and ``salient``
+    ``[views, T]``."""
 
-    @classmethod
-    def concat(cls, parts: Sequence[DecodedSplit]) -> DecodedSplit:
-        """The rows of ``parts`` one after the other: the shards decoded by several ranks, in record order."""
-        return cls(
-            frames=torch.cat([p.frames for p in parts]),
-            video_ids=[v for p in parts for v in p.video_ids],
-            times_s=torch.cat([p.times_s for p in parts]),
-            salient=torch.cat([p.salient for p in parts]),
-            labels=[lab for p in parts for lab in p.labels],
-            skipped=[s for p in parts for s in p.skipped],
-        )
+    frames: np.ndarray
+    times_s: np.ndarray
+    salient: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers
@@ -268,19 +244,8 @@ def decode_clip(path: Path | str, indices: np.ndarray, *, short_side: int, crop:
 # ---------------------------------------------------------------------------------------------- isolation
 
 
-def _worker_init(*_worker_id: int) -> None:
-    """One intra-op thread per worker: the workers already provide the parallelism."""
-    torch.set_num_threads(1)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    return ctx
-
-
 def _make_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_worker_init)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context(), initializer=init_worker)
 
 
 def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> list[Any]:
@@ -341,25 +306,24 @@ class _Jobs(Dataset):
         return self.fn(*self.jobs[i])
 
 
-def _run_loader(
-    fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, pin_memory: bool, desc: str
-) -> list[Any]:
-    """``[fn(*job) for job in jobs]`` through DataLoader workers, in order (numpy arrays come back as tensors,
-    pinned when ``pin_memory``).
+def _stream_loader(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> Iterator[Any]:
+    """``fn(*job) for job in jobs`` through DataLoader workers, in order, as each result arrives (numpy
+    arrays come back as tensors).
 
     DataLoader workers are not crash-isolated: when one dies, the loader stops, and the jobs it had not
     delivered yet go through :func:`_run_isolated`, which pins a crash on the one file that caused it.
     """
-    loader = DataLoader(_Jobs(fn, jobs), batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                        multiprocessing_context=_context(), worker_init_fn=_worker_init)
-    results: list[Any] = []
+    loader = DataLoader(_Jobs(fn, jobs), batch_size=None, num_workers=workers, multiprocessing_context=context(),
+                        worker_init_fn=init_worker)
+    delivered = 0
     try:
         for item in progress(loader, total=len(jobs), desc=desc, unit="video"):
-            results.append(item)
+            delivered += 1
+            yield item
     except RuntimeError as err:  # the loader's way of saying "DataLoader worker (pid ...) exited unexpectedly"
         if "exited unexpectedly" not in str(err):
             raise
-    return results + _run_isolated(fn, jobs[len(results):], workers=workers, desc=f"{desc} (isolated)")
+    yield from _run_isolated(fn, jobs[delivered:], workers=workers, desc=f"{desc} (isolated)")
 
 
 def _decode_video(
@@ -377,7 +341,7 @@ def _decode_video(
     return frames.reshape(views, t, *frames.shape[1:]).numpy(), frame_times(indices, fps)
 
 
-def decode_records(
+def decode_stream(
     records: Sequence[VideoRecord],
     *,
     t: int,
@@ -387,10 +351,10 @@ def decode_records(
     seed: int = 0,
     train: bool = False,
     workers: int = 2,
-    pin_memory: bool = False,
     probed: Mapping[Path, tuple[int, float] | str] | None = None,
-) -> DecodedSplit:
-    """Decode ``t`` pre-sampled frames of every record; unreadable videos are skipped with their reason.
+) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
+    """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order as the
+    videos are decoded; ``result`` is the reason when the video is unreadable.
 
     Every file is probed in the isolated pool, then the readable ones are decoded by ``workers`` DataLoader
     workers. Test (``train=False``): one view, segment-centre indices. Train: ``views`` draws of the
@@ -401,24 +365,33 @@ def decode_records(
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
     views = views if train else 1
-    desc = f"decode {'train' if train else 'test'}"
     infos = probed if probed is not None else probe_many([r.path for r in records], workers=workers)
     readable = [r for r in records if not isinstance(infos[Path(r.path)], str)]
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
-    decoded = _run_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,
-                          pin_memory=pin_memory, desc=desc)
-    by_id = dict(zip((r.video_id for r in readable), decoded, strict=True))
-    frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
+    decoded = _stream_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,
+                             desc=f"decode {'train' if train else 'test'}")
     for record in records:
-        result = by_id.get(record.video_id, infos[Path(record.path)])
+        info = infos[Path(record.path)]
+        result = info if isinstance(info, str) else next(decoded)
+        if isinstance(result, str):
+            yield record, result
+            continue
+        clip, clip_times = (np.asarray(x) for x in result)
+        yield record, DecodedVideo(frames=clip, times_s=clip_times, salient=salient_mask(record.segments, clip_times))
+
+
+def decode_records(records: Sequence[VideoRecord], *, t: int, crop: int, **kwargs: Any) -> DecodedSplit:
+    """:func:`decode_stream` collected in memory: for a few videos (``select``, tests); a run's splits go
+    to the frame store instead (:mod:`samplerbench.store`)."""
+    frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
+    for record, result in decode_stream(records, t=t, crop=crop, **kwargs):
         if isinstance(result, str):
             skipped.append((record.video_id, str(record.path), result))
             continue
-        clip, clip_times = result
-        clip_times = np.asarray(clip_times)
-        frames.append(torch.as_tensor(clip))
-        times.append(clip_times)
-        salient.append(salient_mask(record.segments, clip_times))
+        views = len(result.frames)
+        frames.append(torch.from_numpy(result.frames))
+        times.append(result.times_s)
+        salient.append(result.salient)
         video_ids += [record.video_id] * views
         labels += [record.labels] * views
     empty = np.zeros((0, t))

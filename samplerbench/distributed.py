@@ -6,16 +6,11 @@ torchrun (``python -m torch.distributed.run``) starts one process per GPU (or CP
 world of one, so ``python bench.py`` runs exactly as a single process.
 
 How the stages use it (see :mod:`samplerbench.pipeline`): rank 0 decides whether a stage is cached and
-tells the others, so every rank takes the same branch; decoding and feature extraction compute one
-contiguous :func:`shard` of the rows per rank and :func:`gather` the parts in rank order, which is record
-order; training wraps the network in :func:`wrap` (DistributedDataParallel, BatchNorm over the global
-batch); only rank 0 writes the cache and the results.
-
-Cost at the paper's scale: :func:`gather` is ``all_gather_object``, which pickles each part and hands every
-rank a full copy. That is fine for the tiny and default presets (megabytes), but ActivityNet at 224 px is
-~20k videos × 4 views × 16 frames × 150 kB ≈ 190 GB of training frames: every rank would hold all of it,
-as a single process does today. At that size decode on each node into the shared cache and keep frames
-out of memory (a memory-mapped cache) before scaling out; this module does not do that.
+tells the others, so every rank takes the same branch; decoding writes each rank's block of frame-store
+shards to the shared cache (frames are never sent between ranks); feature extraction computes the rows of a
+rank's own shards and :func:`gather_rows` concatenates the ranks' feature tensors in rank order, which is
+record order; training wraps the network in :func:`wrap` (DistributedDataParallel, BatchNorm over the
+global batch) and reads its rows from the store; only rank 0 writes the cache and the results.
 """
 
 from __future__ import annotations
@@ -88,12 +83,30 @@ def broadcast(obj: T) -> T:
 
 
 def gather(obj: Any) -> list[Any]:
-    """Every rank's ``obj``, in rank order, on every rank (pickled; see the module note on its cost)."""
+    """Every rank's ``obj``, in rank order, on every rank (pickled: for small values; tensors of rows go
+    through :func:`gather_rows`)."""
     if world_size() == 1:
         return [obj]
     out: list[Any] = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def gather_rows(t: Tensor) -> Tensor:
+    """Every rank's ``t`` concatenated along its first dimension in rank order, on every rank; the row counts
+    may differ. Tensors travel as tensors (through the GPU on NCCL), never pickled."""
+    w = world_size()
+    if w == 1:
+        return t
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    sizes = [torch.zeros((), dtype=torch.long, device=dev) for _ in range(w)]
+    dist.all_gather(sizes, torch.tensor(len(t), device=dev))
+    counts = [int(n) for n in sizes]
+    padded = torch.zeros(max(counts), *t.shape[1:], dtype=t.dtype, device=dev)
+    padded[: len(t)] = t
+    parts = [torch.empty_like(padded) for _ in range(w)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:n] for p, n in zip(parts, counts, strict=True)]).to(t.device)
 
 
 def shard(n: int) -> slice:

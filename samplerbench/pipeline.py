@@ -5,33 +5,39 @@ config and the keys of its inputs, and is memoised for the rest of the process, 
 ask for "NSNet on an EfficientNet FEM" without caring whether that was already computed by this run, by an
 earlier run, or not at all.
 
+Decoded frames live in the frame store (:mod:`samplerbench.store`), one folder per decode key, and are read
+from disk by every stage that needs them; a decode stopped half-way resumes from its finished shards.
+
 Under torchrun (see :mod:`samplerbench.distributed`) every rank runs the same stages in the same order:
-decoding and feature extraction split the rows over the ranks and gather them back in record order,
-training runs in DistributedDataParallel, and only rank 0 writes the cache.
+decoding and feature extraction take one block of shards per rank (features are gathered back in record
+order), training runs in DistributedDataParallel, and only rank 0 writes the cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
-from samplerbench import distributed
+from samplerbench import distributed, store
 from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
-from samplerbench.decode import DecodedSplit, decode_records
+from samplerbench.decode import decode_stream
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights
 from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
 from samplerbench.stagelog import StageLog
+from samplerbench.store import FrameSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Split:
     """The decoded frames of one subset (one row per video, or per temporal-shift view in training)."""
 
     key: str
-    frames: Tensor  # [N, T, 3, rec_res, rec_res] uint8
+    frames: FrameSource  # [N, T, 3, rec_res, rec_res] uint8, read from the frame store
     targets: Tensor  # [N, C] multi-hot float
     salient: Tensor  # [N, T] bool: frame inside an annotated segment
     video_ids: list[str]
@@ -72,6 +78,22 @@ class Fitted:
     fem: Outputs
     rec: Outputs
     sampler: Sampler
+
+
+class Resized(FrameSource):
+    """A split's frames at another resolution, resized as they are read: what samplers that look at pixels
+    get in their banks (see :func:`~samplerbench.samplers.base.select_all`)."""
+
+    def __init__(self, source: FrameSource, resolution: int) -> None:
+        self.source = source
+        self.resolution = resolution
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        return (*self.source.shape[:3], self.resolution, self.resolution)
+
+    def take(self, rows: Tensor, picks: Tensor | None = None) -> Tensor:
+        return resize_frames(self.source.take(rows, picks), self.resolution)
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
@@ -135,26 +157,64 @@ class Pipeline:
         return self._once(("split", subset), lambda: self._decode(subset))
 
     def _decode(self, subset: str) -> Split:
+        """The split's frame store, decoded (or completed) first where needed.
+
+        Rank 0 checks a complete store against its checksums; a shard that fails is moved aside and decoded
+        again. Each rank decodes the unfinished shards of its own block, so a killed run resumes from the
+        shards it completed, with any number of ranks.
+        """
         cfg, data = self.cfg, self.index()
         records = data.split(subset)
         train = subset == "train"
         params = dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res,
                       views=cfg.train_views if train else 1, seed=cfg.seed, train=train)
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
-
-        def decode() -> dict:
-            part = decode_records(records[distributed.shard(len(records))], **params, workers=cfg.workers,
-                                  pin_memory=cfg.device.startswith("cuda"))
-            return DecodedSplit.concat(distributed.gather(part)).to_dict()
-
-        dec = DecodedSplit.from_dict(self.cached(f"decode/{subset}", "decode", key, decode))
-        if not dec.video_ids:
+        root = self.cache_dir / "frames" / key
+        chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
+        with self.log.stage(f"decode/{subset}") as st:
+            st["cached"] = distributed.broadcast(distributed.is_main() and self._complete(root))
+            if not st["cached"]:
+                mine = range(len(chunks))[distributed.shard(len(chunks))]
+                todo = [i for i in mine if not store.shard_done(root, i)]
+                st["shards_resumed"] = sum(distributed.gather(len(mine) - len(todo)))
+                self._write_shards(root, [(i, chunks[i]) for i in todo], params)
+                distributed.barrier()
+                if distributed.is_main():
+                    store.finish(root, len(chunks), frame_shape=(cfg.frames, 3, cfg.rec_res, cfg.rec_res))
+                distributed.barrier()
+        frames = store.FrameStore(root)
+        if not len(frames):
             raise UserError(f"no readable {subset} video in dataset {data.name!r}; see the skipped list")
-        targets = torch.zeros(len(dec.labels), len(data.classes))
-        for row, labels in enumerate(dec.labels):
-            targets[row, list(labels)] = 1.0
-        return Split(key=key, frames=dec.frames, targets=targets, salient=dec.salient, video_ids=dec.video_ids,
-                     skipped=dec.skipped)
+        targets = torch.zeros(len(frames), len(data.classes))
+        for row, labels in enumerate(frames.column("labels")):
+            targets[row, labels] = 1.0
+        salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.frames)
+        return Split(key=key, frames=frames, targets=targets, salient=salient, video_ids=frames.column("video_ids"),
+                     skipped=frames.skipped())
+
+    def _complete(self, root: Path) -> bool:
+        """Whether the store at ``root`` is complete and intact; shards that fail their check are reported,
+        moved aside, and the store is left incomplete so that they are decoded again."""
+        if not store.is_complete(root):
+            return False
+        bad = store.verify(root)
+        for path in bad:
+            tqdm.write(f"{path}: frame store shard failed its size or checksum check; moved aside and decoding "
+                       f"its videos again")
+        return not bad
+
+    def _write_shards(self, root: Path, todo: list[tuple[int, list[VideoRecord]]], params: dict) -> None:
+        """Decode the videos of the ``todo`` shards in one stream, writing each shard as its videos arrive."""
+        store.sweep(root)
+        stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers)
+        shape = (params["t"], 3, params["crop"], params["crop"])
+        for index, chunk in todo:
+            with store.ShardWriter(root, index, frame_shape=shape) as writer:
+                for record, result in itertools.islice(stream, len(chunk)):
+                    if isinstance(result, str):
+                        writer.skip(record.video_id, str(record.path), result)
+                    else:
+                        writer.add(record.video_id, record.labels, result.frames, result.salient)
 
     # -- frame classifiers --------------------------------------------------------------------------------
     def outputs(self, role: str, arch: str, *, tsn: bool = False) -> Outputs:
@@ -178,6 +238,7 @@ class Pipeline:
             seed=cfg.seed,
             weights=cfg.weights.get(role),
             dtype=cfg.dtype,
+            **({"compile": True} if cfg.compile else {}),  # compiled kernels round differently
         )
         key = stage_key(f"train/{role}", train=train.key, **hyper)
         name = f"{role}/{arch}{'+tsn' if tsn else ''}"
@@ -193,7 +254,8 @@ class Pipeline:
             history = train_frame_classifier(
                 net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
                 lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
-                resolution=hyper["resolution"], desc=f"train {name}")
+                resolution=hyper["resolution"], desc=f"train {name}", workers=cfg.workers,
+                compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
             return distributed.broadcast({"model": net.state_dict(), "history": history})
@@ -206,11 +268,11 @@ class Pipeline:
         def features() -> dict[str, Tensor]:
             feats = {}
             for subset, split in (("train", train), ("val", val)):
-                part = extract_outputs(model, split.frames[distributed.shard(len(split.frames))],
-                                       resolution=hyper["resolution"], device=cfg.device,
-                                       desc=f"features {name} {subset}")
-                f, lg = (torch.cat(p) for p in zip(*distributed.gather(part), strict=True))
-                feats[f"{subset}_feats"], feats[f"{subset}_logits"] = f, lg
+                mine = split.frames.rows(split.frames.shard_rows(distributed.shard(split.frames.num_shards)))
+                part = extract_outputs(model, mine, resolution=hyper["resolution"], device=cfg.device,
+                                       desc=f"features {name} {subset}", workers=cfg.workers,
+                                       compile_model=cfg.compile)
+                feats[f"{subset}_feats"], feats[f"{subset}_logits"] = (distributed.gather_rows(p) for p in part)
             return feats
 
         feats = self.cached(f"features {name}", "outputs", out_key, features)
@@ -223,8 +285,7 @@ class Pipeline:
         train, val = self.split("train"), self.split("val")
         num_classes = train.targets.shape[1]
         res = self.cfg.fem_res
-        frames = (resize_frames(train.frames, res), resize_frames(val.frames, res)) if sampler.needs_frames \
-            else (None, None)
+        frames = (Resized(train.frames, res), Resized(val.frames, res)) if sampler.needs_frames else (None, None)
         train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, frames=frames[0],
                                labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats,
                                video_ids=tuple(train.video_ids))

@@ -22,7 +22,7 @@ from samplerbench.evaluate import evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
-from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.samplers import Sampler, list_samplers, select_all
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars
 from samplerbench.stats import paired_bootstrap
@@ -60,7 +60,7 @@ class Bench:
 
     def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None):
         val = self.pipe.split("val")
-        return evaluate_selection(sampler.select(bank, k), logits=(rec or self.rec).val_logits,
+        return evaluate_selection(select_all(sampler, bank, k), logits=(rec or self.rec).val_logits,
                                   targets=val.targets, salient=val.salient)
 
     def gflops(self, sampler: Sampler, k: int) -> float:

@@ -32,6 +32,7 @@ from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import extract_outputs, resize_frames
 from samplerbench.samplers import FrameBank, Sampler
 from samplerbench.selection import check_budget
+from samplerbench.store import TensorFrames
 
 TOP = 5  # classes reported with ``top5``
 
@@ -94,15 +95,16 @@ class TrainedSampler:
         classes of the recognizer on them (empty unless ``top5``)."""
         if not len(frames):
             return []
-        feats, _ = extract_outputs(self.fem, frames, resolution=self.fem_res, device=self.device, desc="features")
+        feats, _ = extract_outputs(self.fem, TensorFrames(frames), resolution=self.fem_res, device=self.device,
+                                   desc="features")
         bank = FrameBank(fem=feats, num_classes=len(self.classes), video_ids=video_ids,
                          frames=resize_frames(frames, self.fem_res) if self.sampler.needs_frames else None)
         positions = self.sampler.select(bank, k)
         tops: list[list[dict]] = [[] for _ in positions]
         if top5:
             kept = frames[torch.arange(len(frames))[:, None], positions]  # [N, K, 3, crop, crop]
-            _, logits = extract_outputs(self.recognizer, kept, resolution=self.rec_res, device=self.device,
-                                        desc="recognizer")
+            _, logits = extract_outputs(self.recognizer, TensorFrames(kept), resolution=self.rec_res,
+                                        device=self.device, desc="recognizer")
             scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1))
             best = scores.topk(min(TOP, scores.shape[1]), dim=1)
             tops = [[{"label": self.classes[c], "score": round(float(s), 6)} for s, c in zip(*row, strict=True)]

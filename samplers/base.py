@@ -22,6 +22,7 @@ from torch import Tensor
 
 from samplerbench.errors import UserError
 from samplerbench.selection import check_budget, topk_sorted
+from samplerbench.store import FrameSource
 
 ENTRY_POINT_GROUP = "samplerbench.samplers"
 
@@ -33,7 +34,9 @@ class FrameBank:
     Attributes:
         fem: FEM features of every frame, ``[B, T, D]`` float.
         frames: the frames at FEM resolution, ``[B, T, 3, H, W]`` uint8, for samplers that look at pixels
-            (motion); ``None`` when the pipeline did not attach them.
+            (motion); ``None`` when the pipeline did not attach them. In a whole split's bank they are a
+            :class:`~samplerbench.store.FrameSource` read from disk, which :meth:`subset` turns into a
+            tensor: samplers only ever see them as a tensor through :func:`select_all`.
         labels: multi-hot targets ``[B, C]`` float; training split only (and the oracle's eval bank).
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
@@ -45,7 +48,7 @@ class FrameBank:
 
     fem: Tensor
     num_classes: int
-    frames: Tensor | None = None
+    frames: Tensor | FrameSource | None = None
     labels: Tensor | None = None
     rec_logits: Tensor | None = None
     rec_feats: Tensor | None = None
@@ -62,7 +65,7 @@ class FrameBank:
     def subset(self, index: Tensor | slice) -> FrameBank:
         """The same bank restricted to some videos (a mini-batch)."""
         values = {f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)
-                  if isinstance(getattr(self, f.name), Tensor)}
+                  if isinstance(getattr(self, f.name), (Tensor, FrameSource))}
         if self.video_ids is not None:
             values["video_ids"] = tuple(self.video_ids[i] for i in torch.arange(self.batch_size)[index].tolist())
         return dataclasses.replace(self, **values)
@@ -110,6 +113,14 @@ class Sampler(abc.ABC):
 
     def load_state_dict(self, state: dict) -> None:  # noqa: B027 - nothing to load by default
         """Restore what :meth:`state_dict` returned."""
+
+
+def select_all(sampler: Sampler, bank: FrameBank, k: int, *, videos: int = 1024) -> Tensor:
+    """``sampler.select(bank, k)`` over a whole split; when the bank's frames are read from disk, ``videos``
+    at a time, so that a split's frames are never in memory together."""
+    if not isinstance(bank.frames, FrameSource):
+        return sampler.select(bank, k)
+    return torch.cat([sampler.select(bank.subset(slice(i, i + videos)), k) for i in range(0, bank.batch_size, videos)])
 
 
 S = TypeVar("S", bound=type[Sampler])

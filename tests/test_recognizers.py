@@ -7,6 +7,7 @@ import torchvision
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FEM_ARCHS, FrameClassifier, load_weights
 from samplerbench.recognizers.train import _pick_frames, extract_outputs, soft_targets, train_frame_classifier
+from samplerbench.store import TensorFrames
 
 
 @pytest.mark.parametrize("arch", ["resnet18", *FEM_ARCHS])
@@ -43,10 +44,10 @@ def test_training_learns_a_separable_task(segments):
     frames = (frames + torch.randn(48, 4, 3, 32, 32, generator=gen) * 10).clamp(0, 255).to(torch.uint8)
     targets = torch.nn.functional.one_hot(labels, 2).float()
     model = FrameClassifier(arch="resnet18", num_classes=2)
-    history = train_frame_classifier(model, frames, targets, segments=segments, epochs=8, lr=0.01, batch_size=8,
-                                     seed=0, device="cpu", resolution=32, desc="test")
+    history = train_frame_classifier(model, TensorFrames(frames), targets, segments=segments, epochs=8, lr=0.01,
+                                     batch_size=8, seed=0, device="cpu", resolution=32, desc="test")
     assert history[-1] < history[0]
-    feats, logits = extract_outputs(model, frames, resolution=32, device="cpu", desc="test")
+    feats, logits = extract_outputs(model, TensorFrames(frames), resolution=32, device="cpu", desc="test")
     assert feats.shape == (48, 4, 512) and logits.shape == (48, 4, 2)
     assert (logits.mean(1).argmax(-1) == labels).float().mean() >= 0.9
 

@@ -44,9 +44,9 @@ def bench(tmp_path: Path, rec_epochs: int) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(pattern: Path, count: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+def wait_for(root: Path, pattern: str, count: int, proc: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
-    while len(list(pattern.parent.glob(pattern.name))) < count:
+    while len(list(root.glob(pattern))) < count:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no completed stage in time"
         time.sleep(0.05)
@@ -56,7 +56,7 @@ def wait_for(pattern: Path, count: int, proc: subprocess.Popen, timeout: float =
 def test_killed_run_resumes_from_completed_stages(tmp_path: Path, sig: signal.Signals) -> None:
     proc = bench(tmp_path, rec_epochs=40)
     stages = tmp_path / "cache" / "stages"
-    wait_for(stages / "decode" / "*.pt", 2, proc)  # both splits decoded; the recognizer is training (40 epochs)
+    wait_for(tmp_path / "cache", "frames/*/index.json", 2, proc)  # both splits decoded; the recognizer is training
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     if sig == signal.SIGINT:
