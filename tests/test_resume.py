@@ -4,6 +4,7 @@ takes a partial file for a complete one."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -74,3 +76,59 @@ def test_killed_run_resumes_from_completed_stages(tmp_path: Path, sig: signal.Si
     log = {s["stage"]: s["cached"] for s in json.loads((tmp_path / "out/synthetic/run.json").read_text())["stages"]}
     assert log["decode/train"] and log["decode/val"]  # resumed
     assert not log["train recognizer/resnet18"]  # recomputed, not read from the partial file
+
+
+DECODE = """
+import json, sys, time
+from pathlib import Path
+from samplerbench import pipeline, store
+from samplerbench.config import build_config
+from samplerbench.stagelog import StageLog
+
+store.SHARD_VIDEOS = 4  # the tiny preset's 40 training videos in 10 shards
+delay, decode = float(sys.argv[2]), pipeline.decode_stream
+
+def slowed(*args, **kwargs):
+    for item in decode(*args, **kwargs):
+        time.sleep(delay)
+        yield item
+
+pipeline.decode_stream = slowed
+pipe = pipeline.Pipeline(build_config("tiny", device="cpu", workers=1), cache_dir=Path(sys.argv[1]),
+                         log=StageLog(quiet=True))
+split = pipe.split("train")
+print(json.dumps({"stages": pipe.log.records, "store": str(split.frames.root)}))
+"""
+
+
+def decode_train(cache: Path, delay: float) -> subprocess.Popen:
+    """The training split of the tiny preset decoded into ``cache``, ``delay`` seconds per video; in a session
+    of its own, so that killing it can take its decoding workers along."""
+    return subprocess.Popen([sys.executable, "-c", DECODE, str(cache), str(delay)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_a_decode_killed_half_way_resumes_from_its_finished_shards(tmp_path: Path) -> None:
+    first = decode_train(tmp_path / "cache", delay=0.25)
+    wait_for(tmp_path / "cache", "frames/*/shard-0000[0-2].json", 3, first)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate(timeout=60)
+    frames = next((tmp_path / "cache" / "frames").iterdir())
+    done = sorted(p.name for p in frames.glob("shard-*.json"))
+    assert 3 <= len(done) < 10 and not (frames / "index.json").exists()
+    # a shard cut short by the kill is at most a temporary file, never a shard without its metadata
+    assert sorted(p.with_suffix(".json").name for p in frames.glob("shard-*.u8")) == done
+
+    again = decode_train(tmp_path / "cache", delay=0.0)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    stage = json.loads(out)["stages"][-1]
+    assert stage["stage"] == "decode/train" and not stage["cached"] and stage["shards_resumed"] == len(done)
+
+    fresh = decode_train(tmp_path / "fresh", delay=0.0)
+    out_fresh, err = fresh.communicate(timeout=300)
+    assert fresh.returncode == 0, err
+    from samplerbench.store import FrameStore
+
+    resumed, whole = FrameStore(json.loads(out)["store"]), FrameStore(json.loads(out_fresh)["store"])
+    assert resumed.column("video_ids") == whole.column("video_ids") and torch.equal(resumed[:], whole[:])
