@@ -119,8 +119,10 @@ class Pipeline:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def cached(self, label: str, stage: str, key: str, compute: Callable[[], Any]) -> Any:
-        """Entry ``key`` of the cache's ``stage``, else ``compute()`` saved there; one stage line ``label``.
+    def cached(self, label: str, stage: str, key: str, compute: Callable[[], Any], *,
+               work: dict[str, int] | None = None) -> Any:
+        """Entry ``key`` of the cache's ``stage``, else ``compute()`` saved there; one stage line ``label``,
+        with the rate of ``work`` (e.g. ``{"frames": n}``, what ``compute`` processes) when it ran.
 
         Under torchrun every rank calls this, and rank 0 decides hit or miss for all of them: a rank that
         loads while another computes would wait forever in the computation's collectives. ``compute`` runs
@@ -130,6 +132,7 @@ class Pipeline:
         with self.log.stage(label) as st:
             st["cached"] = distributed.broadcast(path.exists())
             if not st["cached"]:
+                st.update(work or {})
                 value = compute()
                 if distributed.is_main():
                     self.cache.save(stage, key, value)
@@ -177,6 +180,7 @@ class Pipeline:
                 mine = range(len(chunks))[distributed.shard(len(chunks))]
                 todo = [i for i in mine if not store.shard_done(root, i)]
                 st["shards_resumed"] = sum(distributed.gather(len(mine) - len(todo)))
+                st["videos"] = sum(distributed.gather(sum(len(chunks[i]) for i in todo)))
                 self._write_shards(root, [(i, chunks[i]) for i in todo], params)
                 distributed.barrier()
                 if distributed.is_main():
@@ -260,7 +264,8 @@ class Pipeline:
             # (local batches): every rank continues with rank 0's model, the one in the cache.
             return distributed.broadcast({"model": net.state_dict(), "history": history})
 
-        state = self.cached(f"train {name}", "model", key, fit)
+        state = self.cached(f"train {name}", "model", key, fit,
+                            work={"frames": hyper["epochs"] * len(train.frames) * hyper["segments"]})
         model = FrameClassifier(arch=arch, num_classes=num_classes).to(dtype)
         model.load_state_dict(state["model"])
         out_key = stage_key(f"outputs/{role}", model=key, train=train.key, val=val.key)
@@ -275,7 +280,8 @@ class Pipeline:
                 feats[f"{subset}_feats"], feats[f"{subset}_logits"] = (distributed.gather_rows(p) for p in part)
             return feats
 
-        feats = self.cached(f"features {name}", "outputs", out_key, features)
+        frames = (len(train.frames) + len(val.frames)) * cfg.frames
+        feats = self.cached(f"features {name}", "outputs", out_key, features, work={"frames": frames})
         return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), tsn=tsn,
                        **feats)
 

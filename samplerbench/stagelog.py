@@ -40,12 +40,16 @@ class StageLog:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[dict]:
-        """``with log.stage("decode/train") as st: ...; st["cached"] = True`` when the cache answered."""
+        """``with log.stage("decode/train") as st: ...; st["cached"] = True`` when the cache answered; a
+        computed stage that set ``st["videos"]`` or ``st["frames"]`` is also recorded with its rate."""
         info = {"stage": name, "cached": False}
         start = time.perf_counter()
         yield info
-        info["seconds"] = round(time.perf_counter() - start, 3)
+        seconds = time.perf_counter() - start
+        info["seconds"] = round(seconds, 3)
+        rates = {unit: round(info[unit] / seconds, 1) for unit in ("videos", "frames") if unit in info and seconds}
+        info.update({f"{unit}_per_s": rate for unit, rate in rates.items()})
         self.records.append(info)
         if not self.quiet:
-            origin = "cache" if info["cached"] else "computed"
+            origin = "cache" if info["cached"] else ", ".join(["computed", *(f"{r:,} {u}/s" for u, r in rates.items())])
             tqdm.write(f"[{name:<28}] {info['seconds']:8.2f} s  ({origin})")
