@@ -102,19 +102,22 @@ class Pipeline:
 
         Under torchrun every rank calls this, and rank 0 decides hit or miss for all of them: a rank that
         loads while another computes would wait forever in the computation's collectives. ``compute`` runs
-        on every rank and must return the same value on each; only rank 0 writes it.
+        on every rank and must return the same value on each; only rank 0 writes it. An entry that does not
+        load is a miss (rank 0 moves it aside, see :meth:`StageCache.load`), so a damaged cache never blocks.
         """
         path = self.cache.path(stage, key)
         with self.log.stage(label) as st:
-            st["cached"] = distributed.broadcast(path.exists())
+            value = self.cache.load(stage, key) if distributed.is_main() else None
+            st["cached"] = distributed.broadcast(value is not None)
             if not st["cached"]:
                 value = compute()
                 if distributed.is_main():
                     self.cache.save(stage, key, value)
                 return value
-            value = self.cache.load(stage, key)
+            if not distributed.is_main():
+                value = self.cache.load(stage, key, heal=False)
             if value is None:
-                raise UserError(f"rank {distributed.rank()} cannot see {path}, which rank 0 found: with several "
+                raise UserError(f"rank {distributed.rank()} cannot load {path}, which rank 0 loaded: with several "
                                 f"nodes, --cache-dir must be on a filesystem that all of them share")
             return value
 

@@ -26,7 +26,7 @@ import torch
 from tabulate import tabulate
 
 from samplerbench import distributed
-from samplerbench.cache import atomic_write
+from samplerbench.cache import atomic_write, save_torch
 from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets.base import DatasetIndex
@@ -234,7 +234,7 @@ def _save_checkpoint(path: Path, ckpt: dict) -> bool:
     """Write ``ckpt`` unless ``path`` already holds the same content (same key); whether it was written."""
     if stored_key(path) == ckpt["key"]:
         return False
-    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+    save_torch(path, ckpt)
     return True
 
 
