@@ -37,6 +37,7 @@ def environment_error(exc: BaseException, path: Path | str | None = None, *,
     if exc is None:
         return None
     where = path if path is not None else exc.filename
+    what = f"cannot {action} {where}" if where else f"cannot {action}"
     reason = exc.strerror or os.strerror(exc.errno)
-    return UserError(f"cannot {action} {where}: {reason}; {_REMEDIES[exc.errno]} (--out, --cache-dir), then run "
-                     "again: completed stages are kept")
+    return UserError(f"{what}: {reason}; {_REMEDIES[exc.errno]} (--out, --cache-dir), then run again: completed "
+                     "stages are kept")

@@ -22,6 +22,7 @@ from samplerbench.evaluate import evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
+from samplerbench.preflight import check_frame_memory
 from samplerbench.samplers import Sampler, list_samplers
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars
@@ -225,6 +226,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
     np.random.seed(cfg.seed)
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
+    check_frame_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
     folder = out / cfg.dataset
