@@ -268,9 +268,47 @@ def decode_clip(path: Path | str, indices: np.ndarray, *, short_side: int, crop:
 # ---------------------------------------------------------------------------------------------- isolation
 
 
+def _die_with_main() -> None:
+    """End this worker process when the process that started it ends, however it ends (SIGKILL and the
+    out-of-memory killer included), so that no decoder goes on holding gigabytes for a dead run.
+
+    The surprise is forkserver: a worker's parent is the fork server, not the main process, and the fork
+    server ends when the last copy of its "alive" pipe closes, and every worker holds one. So the worker
+    closes its copy (it never starts processes itself) and arms Linux's parent-death signal: when the main
+    process dies the fork server ends and the kernel kills the worker, even inside decord's C++ holding the
+    GIL. A thread blocked on multiprocessing's sentinel for the main process (a pipe only it holds open)
+    covers other platforms, and a main process that died before the signal was armed.
+    """
+    import ctypes  # imported here, beside the one function that needs them
+    import os
+    import signal
+    import sys
+    import threading
+    from multiprocessing import forkserver
+
+    main = multiprocessing.parent_process()
+    if main is None:
+        return
+    server = forkserver._forkserver
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def exit_when_main_ends() -> None:
+        main.join()
+        os._exit(1)
+
+    threading.Thread(target=exit_when_main_ends, name="die-with-main", daemon=True).start()
+
+
 def _worker_init(*_worker_id: int) -> None:
-    """One intra-op thread per worker: the workers already provide the parallelism."""
+    """One intra-op thread per worker (the workers already provide the parallelism); the worker dies with
+    the main process (:func:`_die_with_main`)."""
     torch.set_num_threads(1)
+    _die_with_main()
 
 
 def _context() -> multiprocessing.context.BaseContext:
