@@ -130,7 +130,8 @@ class StageCache:
             raise environment_error(exc, p, action="read") from exc
         except Exception as exc:  # torch raises many types for a damaged file (EOFError, RuntimeError, ...)
             if heal:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                # the first sentence: torch goes on to guess at causes for several more
+                reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
                 warn(f"cache entry {p} does not load ({reason}); {_move_aside(p)}, recomputing it")
             return None
 

@@ -184,7 +184,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def describe(hint: Any) -> str:
-    """A type hint in words, for error messages: ``tuple[int, ...]`` -> "a list of integers"."""
+    """A type hint in words, for error messages: ``tuple[int, ...]`` -> "a list, each an integer"."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         return " or ".join("null" if a is type(None) else describe(a) for a in args)

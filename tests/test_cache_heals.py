@@ -3,14 +3,19 @@ never crashes or blocks a run."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from samplerbench import cache as cache_module
+from samplerbench.cache import StageCache
 from samplerbench.cli import main
 from samplerbench.config import build_config
+from samplerbench.errors import UserError
 from samplerbench.pipeline import Pipeline
 from samplerbench.stagelog import StageLog
 
@@ -96,3 +101,17 @@ def test_a_run_heals_every_stage_kind(tmp_path, capsys):
         assert len(list(entry.parent.glob(f"{entry.name}.corrupt-*"))) == 1 and entry.is_file(), kind
     again = json.loads((tmp_path / "out/synthetic/run.json").read_text())["tables"]["main"]
     assert [r["mAP"] for r in again] == [r["mAP"] for r in first]
+
+
+def test_an_entry_the_user_may_not_read_is_named_not_moved(tmp_path, monkeypatch):
+    """Another user's 0600 entry in a shared cache is no damage to repair: one line naming it."""
+    cache = StageCache(tmp_path)
+    cache.save("model", "k", {"w": torch.ones(1)})
+
+    def denied(path, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(cache_module.torch, "load", denied)
+    with pytest.raises(UserError, match=f"cannot read {cache.path('model', 'k')}: Permission denied; fix the"):
+        cache.load("model", "k")
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["k.pt"]
