@@ -2,9 +2,11 @@
 
 Any dataset that can be written as two such files (training and validation) runs without a dedicated
 adapter. Labels are 0-based class indices; several labels on a line make a multi-label video, scored with a
-multi-hot target. Paths are relative to ``--data-root`` (mmaction2's ``data_prefix``), or absolute. Class
-names come from an optional class list (one name per line), else they are the label numbers themselves.
-The FCVID adapter is this format with a required class list.
+multi-hot target. Paths are relative to ``--data-root`` (mmaction2's ``data_prefix``), or absolute, and may
+contain spaces: the labels are the integers at the end of the line, so ``my clip.mp4 3`` is the path
+``my clip.mp4`` with label 3 (see :func:`~samplerbench.datasets.parsing.split_labels` for how an ambiguous
+line reads). Class names come from an optional class list (one name per line), else they are the label
+numbers themselves. The FCVID adapter is this format with a required class list.
 """
 
 from __future__ import annotations
@@ -13,19 +15,18 @@ from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import data_root, existing, split_lists
-from samplerbench.datasets.parsing import BadEntry, parse_class_list, parse_int, records_from_lists
+from samplerbench.datasets.parsing import BadEntry, parse_class_list, records_from_lists, split_labels
 
 TRAIN_LIST = "train_list.txt"
 VAL_LIST = "val_list.txt"
 CLASS_LIST = "classes.txt"
 
 
-def parse_label_line(fields: list[str], *, num_classes: int | None) -> tuple[str, tuple[int, ...]]:
+def parse_label_line(line: str, *, num_classes: int | None) -> tuple[str, tuple[int, ...]]:
     """``(path, sorted distinct labels)`` of one ``path label [label ...]`` line."""
-    if len(fields) < 2:
-        raise BadEntry(f"expected 'path label [label ...]', got {' '.join(fields)!r}")
-    path, *labels = fields
-    values = [parse_int(text, "label") for text in labels]
+    path, values = split_labels(line)
+    if not values:
+        raise BadEntry(f"expected 'path label [label ...]' with integer labels at the end, got {line!r}")
     for value in values:
         if value < 0 or (num_classes is not None and value >= num_classes):
             limit = f"0..{num_classes - 1}" if num_classes is not None else "non-negative"
@@ -39,8 +40,8 @@ def parse_list_dataset(
     """Index ``{"train": file, "val": file}`` list files; ``classes`` (when known) bounds the labels."""
     num_classes = len(classes) if classes is not None else None
 
-    def record(fields: list[str], subset: str) -> VideoRecord:
-        path, labels = parse_label_line(fields, num_classes=num_classes)
+    def record(line: str, subset: str) -> VideoRecord:
+        path, labels = parse_label_line(line, num_classes=num_classes)
         return VideoRecord(video_id=path, path=root / path, labels=labels, subset=subset)
 
     records, bad = records_from_lists(lists, record, lenient=lenient)

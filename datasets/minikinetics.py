@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import data_root, existing, find_video, list_videos, split_lists
-from samplerbench.datasets.parsing import BadEntry, records_from_lists
+from samplerbench.datasets.parsing import BadEntry, read_text, records_from_lists
 from samplerbench.errors import UserError
 
 CSV_FILES = ("train.csv", "validate.csv")
@@ -65,25 +66,24 @@ def read_kinetics_csv(paths: list[Path]) -> dict[str, Clip | str]:
     clips: dict[str, Clip | str] = {}
     first_row: dict[str, str] = {}
     for path in paths:
+        reader = csv.DictReader(io.StringIO(read_text(path, what="Kinetics CSV"), newline=""))
         try:
-            with path.open(newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-                if missing:
-                    raise UserError(f"{path}: no column(s) {', '.join(missing)} in the header; expected a Kinetics "
-                                    f"CSV with {','.join(COLUMNS)},split")
-                for row in reader:
-                    youtube_id = (row["youtube_id"] or "").strip()
-                    entry = f"{path}:{reader.line_num}"
-                    if youtube_id in first_row:
-                        clips[youtube_id] = f"on two rows of the CSV ({first_row[youtube_id]} and {entry})"
-                        continue
-                    first_row[youtube_id] = entry
-                    try:
-                        clips[youtube_id] = _clip(row)
-                    except BadEntry as e:
-                        clips[youtube_id] = f"{entry}: {e}"
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UserError(f"{path}: no column(s) {', '.join(missing)} in the header; expected a Kinetics "
+                                f"CSV with {','.join(COLUMNS)},split")
+            for row in reader:
+                youtube_id = (row["youtube_id"] or "").strip()
+                entry = f"{path}:{reader.line_num}"
+                if youtube_id in first_row:
+                    clips[youtube_id] = f"on two rows of the CSV ({first_row[youtube_id]} and {entry})"
+                    continue
+                first_row[youtube_id] = entry
+                try:
+                    clips[youtube_id] = _clip(row)
+                except BadEntry as e:
+                    clips[youtube_id] = f"{entry}: {e}"
+        except csv.Error as e:
             raise UserError(f"cannot read {path}: {e}") from None
     return clips
 
@@ -103,10 +103,10 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     files = list_videos(root / "videos", recursive=True)
     label_of: dict[str, str] = {}
 
-    def record(fields: list[str], subset: str) -> VideoRecord:
-        if len(fields) != 1:
-            raise BadEntry(f"expected one YouTube id, got {' '.join(fields)!r}")
-        youtube_id = fields[0]
+    def record(line: str, subset: str) -> VideoRecord:
+        if len(line.split()) != 1:
+            raise BadEntry(f"expected one YouTube id, got {line!r}")
+        youtube_id = line
         clip = clips.get(youtube_id, "not in the Kinetics CSV")
         if isinstance(clip, str):
             raise BadEntry(f"id {youtube_id!r}: {clip}")

@@ -5,10 +5,15 @@ file and the entry (``file:line`` for text files, the video id for JSON), listin
 silently shrunken dataset makes accuracies incomparable; ``--lenient`` skips them instead and the run report
 lists them (:attr:`~samplerbench.datasets.base.DatasetIndex.skipped`). Keeping the policy here means every
 format words its errors the same way.
+
+Every annotation, list and class file goes through :func:`read_text`, which drops a UTF-8 byte-order mark
+(Windows editors write one; it would otherwise glue itself to the first entry); lines are split with
+``str.splitlines``, so CRLF and CR line ends read like LF.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -41,9 +46,10 @@ def check_entries(source: str, bad: Sequence[tuple[str, str]], *, lenient: bool,
 
 
 def read_text(path: Path, *, what: str = "file") -> str:
-    """A UTF-8 annotation file's text; a missing or unreadable one is a :class:`UserError` naming it."""
+    """A UTF-8 annotation file's text, without a byte-order mark; a missing or unreadable one is a
+    :class:`UserError` naming it."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UserError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -58,25 +64,41 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     return [(n, line) for n, line in lines if line and not line.startswith("#")]
 
 
-def parse_lines(path: Path, parse: Callable[[list[str]], T]) -> tuple[list[tuple[str, T]], list[tuple[str, str]]]:
-    """``parse`` applied to the whitespace-separated fields of every line of ``path``: the parsed values and
+def parse_lines(path: Path, parse: Callable[[str], T]) -> tuple[list[tuple[str, T]], list[tuple[str, str]]]:
+    """``parse`` applied to every line of ``path`` (stripped; see :func:`read_lines`): the parsed values and
     the ``(file:line, reason)`` of the lines it rejected with :class:`BadEntry`, both keyed ``file:line``."""
     parsed: list[tuple[str, T]] = []
     bad: list[tuple[str, str]] = []
     for n, line in read_lines(path):
         entry = f"{path}:{n}"
         try:
-            parsed.append((entry, parse(line.split())))
+            parsed.append((entry, parse(line)))
         except BadEntry as e:
             bad.append((entry, str(e)))
     return parsed, bad
 
 
-def parse_int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise BadEntry(f"{what} {text!r} is not an integer") from None
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def split_labels(line: str, *, max_labels: int | None = None) -> tuple[str, list[int]]:
+    """``(path, labels)`` of a ``path label [label ...]`` line whose path may contain spaces.
+
+    A line is read from its end: the labels are the trailing whitespace-separated words that are integers
+    (at most ``max_labels``), the path is everything before them, its inner spaces kept. So an ambiguous line
+    reads as labels: ``my clip 2 5`` is the path ``my clip`` with labels 2 and 5 (path ``my clip 2``, label
+    5, where one label at most is allowed); a path whose last word is an integer needs its file extension,
+    as video files have. A line without a path before its labels is a :class:`BadEntry`.
+    """
+    words = list(re.finditer(r"\S+", line))
+    count = 0
+    while count < len(words) and (max_labels is None or count < max_labels) \
+            and _INTEGER.fullmatch(words[-1 - count].group()):
+        count += 1
+    if count == len(words):
+        raise BadEntry(f"no path before the label(s) in {line!r}")
+    path = line[: words[-count].start()].rstrip() if count else line
+    return path, [int(w.group()) for w in words[len(words) - count:]]
 
 
 def parse_class_list(path: Path) -> tuple[str, ...]:
@@ -122,17 +144,17 @@ def drop_duplicates(entries: Iterable[tuple[str, VideoRecord]]) -> tuple[list[Vi
 
 
 def records_from_lists(
-    lists: Mapping[str, Path], parse: Callable[[list[str], str], VideoRecord], *, lenient: bool
+    lists: Mapping[str, Path], parse: Callable[[str, str], VideoRecord], *, lenient: bool
 ) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
     """One record per line of each subset's list file (``{"train": path, "val": path}``), built by
-    ``parse(fields, subset)``; repeated ids dropped, malformed lines checked (:func:`check_entries`).
+    ``parse(line, subset)``; repeated ids dropped, malformed lines checked (:func:`check_entries`).
 
     Returns the records and the ``(file:line, reason)`` of the lines skipped (only when ``lenient``).
     """
     entries: list[tuple[str, VideoRecord]] = []
     bad: list[tuple[str, str]] = []
     for subset, path in lists.items():
-        parsed, rejected = parse_lines(path, lambda fields, subset=subset: parse(fields, subset))
+        parsed, rejected = parse_lines(path, lambda line, subset=subset: parse(line, subset))
         entries += parsed
         bad += rejected
     records, duplicates = drop_duplicates(entries)

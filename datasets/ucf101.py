@@ -13,26 +13,27 @@ from pathlib import Path, PurePosixPath
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import data_root, existing, split_lists
-from samplerbench.datasets.parsing import BadEntry, parse_class_list, parse_int, records_from_lists
+from samplerbench.datasets.parsing import BadEntry, parse_class_list, records_from_lists, split_labels
 
 SPLIT_DIR = "ucfTrainTestlist"
 VIDEO_DIRS = ("UCF-101", "videos")  # the official archive's folder, or a plain one
 
 
-def parse_ucf_line(fields: list[str], *, class_index: dict[str, int], train: bool) -> tuple[str, int]:
-    """``(relative path, 0-based class)`` of one split-list line."""
-    if len(fields) not in ((2,) if train else (1, 2)):
-        expected = "'Class/file.avi N'" if train else "'Class/file.avi'"
-        raise BadEntry(f"expected {expected}, got {' '.join(fields)!r}")
-    path = PurePosixPath(fields[0])
+def parse_ucf_line(line: str, *, class_index: dict[str, int], train: bool) -> tuple[str, int]:
+    """``(relative path, 0-based class)`` of one split-list line; the path may contain spaces (a trailing
+    integer is the class number, see :func:`~samplerbench.datasets.parsing.split_labels`)."""
+    rel, numbers = split_labels(line, max_labels=1)
+    if train and not numbers:
+        raise BadEntry(f"expected 'Class/file.avi N', got {line!r}")
+    path = PurePosixPath(rel)
     if len(path.parts) != 2:
-        raise BadEntry(f"path {fields[0]!r} is not 'Class/file'")
+        raise BadEntry(f"path {rel!r} is not 'Class/file'")
     label = class_index.get(path.parts[0].lower())
     if label is None:
         raise BadEntry(f"unknown class {path.parts[0]!r} (not in classInd.txt)")
-    if len(fields) == 2 and parse_int(fields[1], "class number") != label + 1:
-        raise BadEntry(f"class number {fields[1]} does not match the folder {path.parts[0]!r} (class {label + 1})")
-    return fields[0], label
+    if numbers and numbers[0] != label + 1:
+        raise BadEntry(f"class number {numbers[0]} does not match the folder {path.parts[0]!r} (class {label + 1})")
+    return rel, label
 
 
 @register_dataset("ucf101")
@@ -50,8 +51,8 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     lists = split_lists(cfg, layout, train=splits / f"trainlist{n}.txt", val=splits / f"testlist{n}.txt",
                         what=("training list", "test list"))
 
-    def record(fields: list[str], subset: str) -> VideoRecord:
-        rel, label = parse_ucf_line(fields, class_index=class_index, train=subset == "train")
+    def record(line: str, subset: str) -> VideoRecord:
+        rel, label = parse_ucf_line(line, class_index=class_index, train=subset == "train")
         return VideoRecord(video_id=PurePosixPath(rel).stem, path=video_dir / rel, labels=(label,), subset=subset)
 
     records, bad = records_from_lists(lists, record, lenient=cfg.lenient)

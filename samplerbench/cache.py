@@ -3,7 +3,8 @@
 Each stage's result is stored under ``<root>/<stage>/<key>.pt`` where the key hashes the stage's own config
 and the keys of the stages it reads. Changing a sampler's knob therefore never retrains the recognizer, and
 a run that was interrupted resumes from the last completed stage. Writes go to a temporary file in the same
-folder and are renamed into place, so a killed run never leaves a partial file that looks complete.
+folder and are renamed into place, so a killed run never leaves a partial file that looks complete; an
+entry damaged anyway (a disk that lied, a copy cut short) is moved aside and recomputed, never fatal.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from samplerbench.errors import environment_error, environment_faults
+from samplerbench.stagelog import warn
 
 
 def _jsonable(obj: Any) -> Any:
@@ -41,17 +47,62 @@ def stage_key(stage: str, **parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path`` only once it is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def new_file_mode() -> int:
+    """The permissions the user's umask gives a new file (``0o666`` less the umask): what every file a run
+    writes gets, instead of the 0600 of ``mkstemp``."""
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``); elsewhere
+    by setting and restoring it, which is not thread-safe for that instant."""
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp_path)`` and rename the result onto ``path`` only once it is complete.
+
+    The file ends up with the permissions of any new file of the user (``0o666`` less the umask), not the
+    0600 that ``mkstemp`` gives the temporary file: results, checkpoints and a cache shared between users
+    must be readable by others where the user's umask says so.
+
+    A full disk, a read-only filesystem or a permission fault is a one-line
+    :class:`~samplerbench.errors.UserError` naming ``path`` and the remedy; the temporary file is removed and
+    ``path`` keeps what it held, so nothing finished is lost.
+    """
+    tmp: str | None = None
+    try:
+        with environment_faults(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            write(Path(tmp))
+            os.chmod(tmp, new_file_mode())
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_torch(path: Path, value: Any) -> None:
+    """``torch.save(value)`` into ``path`` through :func:`atomic_write`.
+
+    Through a file object, not a path: given a path, torch reports a full disk only as "unexpected pos N vs
+    M" (a RuntimeError); through a Python file, the OSError (ENOSPC) is raised, or chained to that error.
+    """
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            torch.save(value, f)
+
+    atomic_write(path, write)
 
 
 class StageCache:
@@ -63,11 +114,38 @@ class StageCache:
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / f"{key}.pt"
 
-    def load(self, stage: str, key: str) -> Any | None:
+    def load(self, stage: str, key: str, *, heal: bool = True) -> Any | None:
+        """The entry, or ``None`` when there is none to use: missing, or damaged.
+
+        A damaged entry (truncated, empty, not a torch file, pickled code) is never fatal: with ``heal`` it is
+        reported by one console line and renamed to ``<key>.pt.corrupt-<time>`` (kept for inspection, never
+        read again), so the caller recomputes and saves it afresh; ``heal=False`` leaves it in place, for
+        processes that do not write the cache (torchrun ranks other than 0). An entry the user may not read
+        (another user's, in a shared cache) is a :class:`~samplerbench.errors.UserError` naming it.
+        """
         p = self.path(stage, key)
-        if not p.exists():
+        try:
+            return torch.load(p, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
             return None
-        return torch.load(p, map_location="cpu", weights_only=True)
+        except PermissionError as exc:
+            raise environment_error(exc, p, action="read") from exc
+        except Exception as exc:  # torch raises many types for a damaged file (EOFError, RuntimeError, ...)
+            if heal:
+                # the first sentence: torch goes on to guess at causes for several more
+                reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+                warn(f"cache entry {p} does not load ({reason}); {_move_aside(p)}, recomputing it")
+            return None
 
     def save(self, stage: str, key: str, value: Any) -> None:
-        atomic_write(self.path(stage, key), lambda tmp: torch.save(value, tmp))
+        save_torch(self.path(stage, key), value)
+
+
+def _move_aside(path: Path) -> str:
+    """Rename a damaged file to ``<name>.corrupt-<time>``; says where it went, or why it stayed."""
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now():%Y%m%dT%H%M%S%f}")
+    try:
+        os.replace(path, aside)
+    except OSError as exc:
+        return f"left in place ({exc.strerror})"
+    return f"moved aside to {aside.name}"

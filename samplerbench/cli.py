@@ -2,8 +2,10 @@
 ``samplerbench compare DIR...`` aggregates several runs; ``samplerbench select --checkpoint PATH -k K VIDEO...``
 chooses frames of new videos with a trained sampler.
 
-User mistakes (an unknown name, K > T, a missing data root) end with one line on stderr and exit status 2;
-only bugs print a traceback.
+User mistakes (an unknown name, K > T, a missing data root, a malformed flag) and environment faults (a
+full disk, a read-only output folder) end with one line on stderr and exit status 2; only bugs print a
+traceback. Every value is checked before the first stage (:mod:`samplerbench.config`,
+:mod:`samplerbench.preflight`), so a mistake never costs a run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
@@ -27,7 +30,8 @@ from samplerbench.config import (
     load_config_file,
 )
 from samplerbench.datasets import list_datasets
-from samplerbench.errors import UserError
+from samplerbench.errors import UserError, environment_error
+from samplerbench.preflight import check_memory, check_writable, expected_rows
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
 from samplerbench.samplers import list_samplers
 
@@ -37,15 +41,29 @@ def default_cache_dir() -> Path:
     return Path(base) / "samplerbench"
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes are :class:`UserError` (one line, exit status 2) rather than a usage
+    block and a SystemExit, so that a bad flag reads like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return values
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
 
 
 def _weights(text: str) -> dict[str, str]:
@@ -59,10 +77,20 @@ def _weights(text: str) -> dict[str, str]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+SUBCOMMANDS = """subcommands:
+  samplerbench compare DIR... [--out FILE]
+      mean ± std of several runs (seeds, machines) per sampler and budget
+  samplerbench select --checkpoint PATH -k K VIDEO...
+      choose K frames of new videos with a trained sampler; prints JSON
+(each takes --help)"""
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="samplerbench",
         description="Train and compare frame samplers for efficient untrimmed-video recognition.",
+        epilog=SUBCOMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--sampler", type=_names, default=None, metavar="A,B|all",
                    help="samplers to compare (default: all registered)")
@@ -104,12 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; a CUDA device on a machine without CUDA is an error."""
+    """``auto`` -> ``cuda`` when available, else ``cpu``; anything but ``cpu``, ``cuda`` or ``cuda:N`` of a
+    device this machine has is an error."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {device}: CUDA is not available on this machine")
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Every registry name in ``cfg`` is registered, whether it came from a flag, a file or a preset."""
+    backbones = RECOGNIZER_ARCHS + FEM_ARCHS
+    named = [
+        ("dataset", (cfg.dataset,), list_datasets()),
+        ("sampler", cfg.samplers, list_samplers()),
+        ("backbone", (cfg.rec_arch, cfg.fem_arch, *cfg.table_fem_archs, *(a for a, _ in cfg.table_rec_variants)),
+         backbones),
+    ]
+    for what, names, valid in named:
+        for name in names:
+            if name not in valid:
+                raise UserError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -120,22 +172,18 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if getattr(args, key) is None:
             setattr(args, key, file_values.get(key))
     device = resolve_device(args.device or file_values.get("device") or "auto")
-    samplers = args.sampler
-    if samplers is not None:
-        samplers = () if samplers == ("all",) else samplers
-        valid = list_samplers()
-        for name in samplers:
-            if name not in valid:
-                raise UserError(f"unknown sampler {name!r}; valid: {', '.join(valid)}")
+    samplers = () if args.sampler == ("all",) else args.sampler
     tables = TABLE_NAMES if args.tables == ("all",) else args.tables
-    if args.dataset is not None and args.dataset not in list_datasets():
+    if args.dataset is not None and args.dataset not in list_datasets():  # before the paper preset looks it up
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
-    return build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
+    cfg = build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile,
                         export_predictions=args.export_predictions)
+    check_names(cfg)
+    return cfg
 
 
 def print_listing() -> None:
@@ -153,10 +201,15 @@ def bench(argv: list[str]) -> int:
         print_listing()
         return 0
     cfg = config_from_args(args)
-    from samplerbench.run import run  # heavy imports only when a run happens
-
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     out = Path(args.out or "results")
+    train_rows, val_rows, classes = expected_rows(cfg)
+    check_memory(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes)
+    if os.environ.get("RANK", "0") == "0":  # the process that writes (torchrun's rank 0)
+        check_writable(out / cfg.dataset, "--out")
+        check_writable(cache_dir, "--cache-dir")
+    from samplerbench.run import run  # heavy imports only when a run happens
+
     with distributed.session(cfg.device) as device:
         cfg = dataclasses.replace(cfg, device=device)
         folder = run(cfg, out=out, cache_dir=cache_dir, quiet=bool(args.quiet))
@@ -177,8 +230,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return select(argv[1:])
         return bench(argv)
-    except UserError as err:
-        print(f"samplerbench: error: {err}", file=sys.stderr)
+    except (UserError, OSError) as exc:  # an OSError: e.g. a video encoder's own write on a full disk
+        error = exc if isinstance(exc, UserError) else environment_error(exc)
+        if error is None:
+            raise
+        print(f"samplerbench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("samplerbench: interrupted; completed stages are cached and a re-run resumes from them",

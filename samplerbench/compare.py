@@ -6,7 +6,6 @@ each cell aggregates and which seeds they came from, so a reader can tell a 3-se
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -14,15 +13,45 @@ import pandas as pd
 from tabulate import tabulate
 
 from samplerbench.cache import atomic_write
+from samplerbench.cli import ArgumentParser
 from samplerbench.errors import UserError
 
 METRICS = ("mAP", "top1", "salient_hit_rate", "gflops_per_video")
+KEYS = ("dataset", "sampler", "frames_T", "budget_K")
 
 
 def run_meta(folder: Path) -> dict:
     """A run's ``run.json`` (empty when the folder has none, e.g. a summary copied on its own)."""
     meta = folder / "run.json"
-    return json.loads(meta.read_text()) if meta.is_file() else {}
+    if not meta.is_file():
+        return {}
+    try:
+        values = json.loads(meta.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {meta}: {exc.strerror}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UserError(f"{meta} is not a run's run.json: {' '.join(str(exc).split())}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{meta}: expected the JSON object a run writes")
+    return values
+
+
+def read_summary(path: Path) -> pd.DataFrame:
+    """A run's ``summary.csv``, or a :class:`UserError` saying why the file is not one (not text, not a
+    table, or without the columns and numbers ``compare`` aggregates)."""
+    try:
+        df = pd.read_csv(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:  # pandas' ParserError and EmptyDataError, UnicodeDecodeError
+        raise UserError(f"{path} is not a summary table: {' '.join(str(exc).split())}") from None
+    missing = [c for c in (*KEYS, *METRICS) if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} is not a samplerbench summary.csv: no column(s) {', '.join(missing)}")
+    text = [c for c in ("frames_T", "budget_K", *METRICS) if not pd.api.types.is_numeric_dtype(df[c])]
+    if text:
+        raise UserError(f"{path}: column(s) {', '.join(text)} hold text where numbers belong")
+    return df
 
 
 def load_runs(folders: list[Path]) -> pd.DataFrame:
@@ -31,7 +60,7 @@ def load_runs(folders: list[Path]) -> pd.DataFrame:
         summary = folder / "summary.csv"
         if not summary.is_file():
             raise UserError(f"{folder} is not a run folder: {summary} is missing")
-        df = pd.read_csv(summary)
+        df = read_summary(summary)
         meta = run_meta(folder)
         df["seed"] = meta.get("seed")
         df["run"] = str(folder)
@@ -48,8 +77,7 @@ def provenance(runs: pd.DataFrame) -> str:
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, sampler, K): mean and sample std (ddof=1) of each metric, and the run count."""
-    keys = ["dataset", "sampler", "frames_T", "budget_K"]
-    grouped = runs.groupby(keys, sort=False)
+    grouped = runs.groupby(list(KEYS), sort=False)
     out = grouped[list(METRICS)].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["runs"] = grouped.size()
@@ -71,7 +99,7 @@ def to_markdown(agg: pd.DataFrame) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="samplerbench compare", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="samplerbench compare", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv)")
     p.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.csv")
     args = p.parse_args(argv)

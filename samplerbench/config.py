@@ -3,16 +3,27 @@
 One frozen dataclass holds every knob; a preset is a named set of overrides, and every field can be
 overridden again from the command line. The stage cache hashes the fields a stage reads, so changing a knob
 recomputes exactly the stages downstream of it.
+
+Every value is checked where a config is built, whatever its source (flag, file, preset, code): its type
+against the field's type hint (:func:`check_fields`; a new field is checked without a line of its own) and
+its range (:data:`RANGES`), so a mistake is one line before any work, never a traceback minutes later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
+import math
 import tomllib
+import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from samplerbench.errors import UserError
 
@@ -32,13 +43,17 @@ class SyntheticConfig:
     salient_fraction: tuple[float, float] = (0.15, 0.35)  # share of each video inside salient segments
     confuser_strength: float = 0.35  # opacity of other classes' faint patterns in non-salient frames
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
 WEIGHT_ROLES = ("recognizer", "fem")
 DTYPES = ("float32", "float64")
-# Flags that say where a run writes and how loudly, not what it computes: a config file may set them, but
-# they are not RunConfig fields (nor in run.json's config), so moving a run's output never changes a key.
-OUTPUT_SETTINGS = ("out", "cache_dir", "quiet")
+# Flags that say where a run writes and how loudly, not what it computes, with their types: a config file may
+# set them, but they are not RunConfig fields (nor in run.json's config), so moving a run's output never
+# changes a key.
+OUTPUT_SETTINGS: dict[str, type] = {"out": str, "cache_dir": str, "quiet": bool}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,27 +129,133 @@ class RunConfig:
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype {self.dtype}: valid: {', '.join(DTYPES)}")
-        if self.workers < 1:
-            raise UserError(f"--workers {self.workers}: decoding needs at least one worker process")
-        if self.frames < 1:
-            raise UserError(f"--frames T={self.frames} must be at least 1")
+        if not self.budgets:
+            raise UserError("--budget: give at least one K")
         for k in self.budgets:
-            if k < 1:
-                raise UserError(f"--budget K={k} must be at least 1")
             if k > self.frames:
                 raise UserError(f"--budget K={k} exceeds --frames T={self.frames}: a sampler keeps K of T frames")
+        if self.rec_res > self.short_side:
+            raise UserError(f"rec_res = {self.rec_res}: the centre crop cannot exceed the resized shorter side "
+                            f"(short_side = {self.short_side})")
         roles = sorted(set(self.weights) - set(WEIGHT_ROLES))
         if roles:
             raise UserError(f"weights for unknown role(s) {roles}; valid: {', '.join(WEIGHT_ROLES)}")
         unknown = sorted(set(self.tables) - set(TABLE_NAMES))
         if unknown:
             raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLE_NAMES)}, all")
-        if self.split not in (1, 2, 3):
-            raise UserError(f"--split {self.split}: UCF101 has splits 1, 2 and 3")
         if self.main_budget not in self.budgets:
             object.__setattr__(self, "main_budget", min(self.budgets, key=lambda k: abs(k - self.main_budget)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a number may take: ``low <= value <= high`` (``low < value`` when ``open_low``), finite."""
+
+    low: float
+    high: float = math.inf
+    open_low: bool = False
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is out of range, or ``None``."""
+        below = value <= self.low if self.open_low else value < self.low
+        if math.isfinite(value) and not below and value <= self.high:
+            return None
+        low = f"above {self.low}" if self.open_low else f"at least {self.low}"
+        return f"must be {'a finite number ' if not math.isfinite(value) else ''}{low}" + (
+            f" and at most {self.high}" if math.isfinite(self.high) else "")
+
+
+INT_RANGE = Range(1)  # a count, size, number of epochs or batch
+FLOAT_RANGE = Range(0.0, open_low=True)  # a learning rate or a fraction
+# Fields whose numbers do not follow INT_RANGE / FLOAT_RANGE (for a tuple field, each of its numbers).
+RANGES: dict[str, Range] = {
+    "seed": Range(0, 2**32 - 1),  # what numpy accepts as a seed
+    "split": Range(1, 3),  # UCF101's official splits
+    "confuser_strength": Range(0.0, 1.0),
+}
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def describe(hint: Any) -> str:
+    """A type hint in words, for error messages: ``tuple[int, ...]`` -> "a list, each an integer"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join("null" if a is type(None) else describe(a) for a in args)
+    if origin is tuple:
+        if args[1:] == (Ellipsis,):
+            return f"a list, each {describe(args[0])}"
+        return f"a list of {len(args)}: [{', '.join(describe(a) for a in args)}]"
+    if origin is dict:
+        return f"a table of name = value pairs, each value {describe(args[1])}"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(hint, f"a [{getattr(hint, '__name__', hint)}] table")
+
+
+def conform(value: Any, hint: Any) -> Any:
+    """``value`` as the type hint ``hint`` says, else ValueError. Lists become tuples and integers floats
+    where a float is expected; nothing else is converted: ``"3"`` is not an integer, and a bool is not one
+    either (``seed = true`` is a mistake, although Python counts True as 1)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            with contextlib.suppress(ValueError):
+                return conform(value, arg)
+        raise ValueError(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(value)
+        kinds = (args[0],) * len(value) if args[1:] == (Ellipsis,) else args
+        if len(kinds) != len(value):
+            raise ValueError(value)
+        return tuple(conform(v, kind) for v, kind in zip(value, kinds, strict=True))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(value)
+        return {conform(k, args[0]): conform(v, args[1]) for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ValueError(value)
+
+
+def _numbers(value: Any) -> Iterator[int | float]:
+    """The ints and floats in ``value`` and in the tuples it nests (bools are not numbers here)."""
+    if isinstance(value, tuple):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def check_fields(obj: Any) -> None:
+    """Check every field of the dataclass ``obj`` against its type hint (:func:`conform`) and its range
+    (:data:`RANGES`, else :data:`INT_RANGE` / :data:`FLOAT_RANGE`), and store the conformed value.
+
+    A field added later is checked by its type hint alone; it needs an entry in :data:`RANGES` only when its
+    numbers may be zero or negative.
+    """
+    for field in dataclasses.fields(obj):
+        value, hint = getattr(obj, field.name), _hints(type(obj))[field.name]
+        try:
+            conformed = conform(value, hint)
+        except ValueError:
+            raise UserError(f"{field.name} = {value!r}: expected {describe(hint)}") from None
+        for number in _numbers(conformed):
+            problem = RANGES.get(field.name, FLOAT_RANGE if isinstance(number, float) else INT_RANGE).problem(number)
+            if problem:
+                each = "each value " if isinstance(conformed, tuple) else ""
+                raise UserError(f"{field.name} = {value!r}: {each}{problem}")
+        object.__setattr__(obj, field.name, conformed)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -209,23 +330,23 @@ def build_config(preset: str | None = None, *, file_values: dict[str, Any] | Non
     return RunConfig(preset=preset, **values)
 
 
-def _coerce(cls: type, values: dict[str, Any], *, source: str) -> dict[str, Any]:
-    """Check the keys of a config mapping against ``cls``'s fields and turn lists back into tuples."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+def _coerce(cls: type, values: dict[Any, Any], *, source: str) -> dict[str, Any]:
+    """A config file's mapping for ``cls``: keys checked against its fields (plus, for RunConfig, the output
+    settings), values against their type hints (:func:`conform`); a nested table becomes the dataclass its
+    field holds (``[synthetic]``). Errors name ``source``, the file."""
+    hints = {**_hints(cls), **(OUTPUT_SETTINGS if cls is RunConfig else {})}
     out = {}
     for raw_key, value in values.items():
-        key = raw_key.replace("-", "_")
-        if cls is RunConfig and key in OUTPUT_SETTINGS:
-            out[key] = value
-            continue
-        if key not in fields:
-            raise UserError(f"{source}: unknown setting {raw_key!r}; valid: {', '.join([*fields, *OUTPUT_SETTINGS])}")
-        if key == "synthetic" and isinstance(value, dict):
-            value = SyntheticConfig(**_coerce(SyntheticConfig, value, source=f"{source} [synthetic]"))
-        elif isinstance(value, list) and typing.get_origin(hints[key]) is tuple:
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        out[key] = value
+        key = str(raw_key).replace("-", "_")
+        if key not in hints:
+            raise UserError(f"{source}: unknown setting {raw_key!r}; valid: {', '.join(hints)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = hint(**_coerce(hint, value, source=f"{source} [{raw_key}]"))
+        try:
+            out[key] = conform(value, hint)
+        except ValueError:
+            raise UserError(f"{source}: {raw_key} = {value!r}: expected {describe(hint)}") from None
     return out
 
 
@@ -234,26 +355,26 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     A run's ``run.json`` is accepted as is (its ``config`` entry is used), so any run can be repeated
     exactly with ``--config results/<dataset>/run.json``. Besides the fields, a file may set the output
-    settings ``out``, ``cache_dir`` and ``quiet``, so that every flag has a config-file form.
+    settings ``out``, ``cache_dir`` and ``quiet``, so that every flag has a config-file form. Every value's
+    type is checked here, so that a mistake names the file; a byte-order mark is ignored.
     """
     path = Path(path)
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise UserError(f"--config {path}: expected a .toml, .yaml, .yml or .json file")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
         if path.suffix == ".toml":
             values = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
         elif path.suffix == ".json":
             values = json.loads(text)
-            values = values.get("config", values)
+            if isinstance(values, dict) and isinstance(values.get("config"), dict):
+                values = values["config"]
         else:
-            raise UserError(f"--config {path}: expected a .toml, .yaml, .yml or .json file")
+            values = yaml.safe_load(text) or {}
     except OSError as exc:
         raise UserError(f"--config {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise UserError(f"--config {path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:  # the TOML and JSON errors and UnicodeDecodeError are ValueErrors
+        raise UserError(f"--config {path}: not valid {path.suffix[1:].upper()}: {' '.join(str(exc).split())}") from None
     if not isinstance(values, dict):
         raise UserError(f"--config {path}: expected a table of settings at the top level")
     return _coerce(RunConfig, values, source=str(path))

@@ -1,5 +1,58 @@
 """User-facing errors: the CLI prints these as one line, without a traceback."""
 
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 
 class UserError(Exception):
     """Bad input from the user (a flag, a path, an annotation). The message is the whole story."""
+
+
+# The environment faults a user can fix, and how; any other OSError is a bug or a broken machine and keeps
+# its traceback.
+_REMEDIES = {
+    errno.ENOSPC: "free some space there or choose a folder on another filesystem",
+    errno.EDQUOT: "free some of your quota or choose a folder on another filesystem",
+    errno.EROFS: "the filesystem is read-only: choose a writable folder",
+    errno.EACCES: "fix the permissions or choose another folder",
+    errno.EPERM: "fix the permissions or choose another folder",
+    errno.EEXIST: "a file stands where a folder is needed: move it or choose another folder",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it or choose another folder",
+}
+
+
+def environment_error(exc: BaseException, path: Path | str | None = None, *,
+                      action: str = "write") -> UserError | None:
+    """The one-line :class:`UserError` for a disk-full, read-only or permission fault met while trying to
+    ``action`` ``path`` (default: the file the OS names), or ``None`` when ``exc`` is no such fault.
+
+    The fault may be ``exc`` itself or an OSError it was raised from or during: a library that catches the
+    OSError in its own cleanup (torch.save does) raises another error on top of it.
+    """
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno in _REMEDIES):
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
+        return None
+    where = path if path is not None else exc.filename
+    what = f"cannot {action} {where}" if where else f"cannot {action}"
+    reason = exc.strerror or os.strerror(exc.errno)
+    return UserError(f"{what}: {reason}; {_REMEDIES[exc.errno]} (--out, --cache-dir), then run again: completed "
+                     "stages are kept")
+
+
+@contextlib.contextmanager
+def environment_faults(path: Path | str, *, action: str = "write") -> Iterator[None]:
+    """Inside the block, a disk-full, read-only or permission fault becomes :func:`environment_error`'s one
+    line about ``path``; any other error goes on as it is."""
+    try:
+        yield
+    except Exception as exc:
+        error = environment_error(exc, path, action=action)
+        if error is None:
+            raise
+        raise error from exc

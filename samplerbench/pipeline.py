@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from samplerbench import distributed, store
 from samplerbench.cache import StageCache, stage_key
@@ -32,11 +32,11 @@ from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.decode import decode_stream
-from samplerbench.errors import UserError
+from samplerbench.errors import UserError, environment_faults
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights
 from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
-from samplerbench.stagelog import StageLog
+from samplerbench.stagelog import StageLog, warn
 from samplerbench.store import FrameSource
 
 
@@ -126,20 +126,23 @@ class Pipeline:
 
         Under torchrun every rank calls this, and rank 0 decides hit or miss for all of them: a rank that
         loads while another computes would wait forever in the computation's collectives. ``compute`` runs
-        on every rank and must return the same value on each; only rank 0 writes it.
+        on every rank and must return the same value on each; only rank 0 writes it. An entry that does not
+        load is a miss (rank 0 moves it aside, see :meth:`StageCache.load`), so a damaged cache never blocks.
         """
         path = self.cache.path(stage, key)
         with self.log.stage(label) as st:
-            st["cached"] = distributed.broadcast(path.exists())
+            value = self.cache.load(stage, key) if distributed.is_main() else None
+            st["cached"] = distributed.broadcast(value is not None)
             if not st["cached"]:
                 st.update(work or {})
                 value = compute()
                 if distributed.is_main():
                     self.cache.save(stage, key, value)
                 return value
-            value = self.cache.load(stage, key)
+            if not distributed.is_main():
+                value = self.cache.load(stage, key, heal=False)
             if value is None:
-                raise UserError(f"rank {distributed.rank()} cannot see {path}, which rank 0 found: with several "
+                raise UserError(f"rank {distributed.rank()} cannot load {path}, which rank 0 loaded: with several "
                                 f"nodes, --cache-dir must be on a filesystem that all of them share")
             return value
 
@@ -174,6 +177,7 @@ class Pipeline:
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
         root = self.cache_dir / "frames" / key
         chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
+        shape = (cfg.frames, 3, cfg.rec_res, cfg.rec_res)
         with self.log.stage(f"decode/{subset}") as st:
             st["cached"] = distributed.broadcast(distributed.is_main() and self._complete(root))
             if not st["cached"]:
@@ -181,10 +185,11 @@ class Pipeline:
                 todo = [i for i in mine if not store.shard_done(root, i)]
                 st["shards_resumed"] = sum(distributed.gather(len(mine) - len(todo)))
                 st["videos"] = sum(distributed.gather(sum(len(chunks[i]) for i in todo)))
+                store.check_space(root, st["videos"] * params["views"] * math.prod(shape))
                 self._write_shards(root, [(i, chunks[i]) for i in todo], params)
                 distributed.barrier()
                 if distributed.is_main():
-                    store.finish(root, len(chunks), frame_shape=(cfg.frames, 3, cfg.rec_res, cfg.rec_res))
+                    store.finish(root, len(chunks), frame_shape=shape)
                 distributed.barrier()
         frames = store.FrameStore(root)
         if not len(frames):
@@ -203,8 +208,8 @@ class Pipeline:
             return False
         bad = store.verify(root)
         for path in bad:
-            tqdm.write(f"{path}: frame store shard failed its size or checksum check; moved aside and decoding "
-                       f"its videos again")
+            warn(f"frame store shard {path} failed its size or checksum check; moved aside, decoding its videos "
+                 f"again")
         return not bad
 
     def _write_shards(self, root: Path, todo: list[tuple[int, list[VideoRecord]]], params: dict) -> None:
@@ -213,7 +218,7 @@ class Pipeline:
         stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers)
         shape = (params["t"], 3, params["crop"], params["crop"])
         for index, chunk in todo:
-            with store.ShardWriter(root, index, frame_shape=shape) as writer:
+            with environment_faults(root), store.ShardWriter(root, index, frame_shape=shape) as writer:
                 for record, result in itertools.islice(stream, len(chunk)):
                     if isinstance(result, str):
                         writer.skip(record.video_id, str(record.path), result)

@@ -13,6 +13,7 @@ import json
 import math
 import platform
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import torch
 from tabulate import tabulate
 
 from samplerbench import distributed
-from samplerbench.cache import atomic_write
+from samplerbench.cache import atomic_write, save_torch
 from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets.base import DatasetIndex
@@ -234,7 +235,7 @@ def _save_checkpoint(path: Path, ckpt: dict) -> bool:
     """Write ``ckpt`` unless ``path`` already holds the same content (same key); whether it was written."""
     if stored_key(path) == ckpt["key"]:
         return False
-    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+    save_torch(path, ckpt)
     return True
 
 
@@ -301,12 +302,14 @@ TABLE_SPECS = {
 def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[str, list[dict]],
               curves: dict | None, machine: str, stages: list[dict], skipped: list[tuple],
               paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
-              video_ids: list[str] | None = None, checkpoints: list[dict] | None = None) -> None:
+              video_ids: list[str] | None = None, checkpoints: list[dict] | None = None,
+              warnings: Sequence[str] = ()) -> None:
     """Write every result file of a run into ``folder`` (``<out>/<dataset>/``); ``predictions`` (per-video
     scores by sampler and budget) are exported in the ActivityNet results format when given;
-    ``checkpoints`` (from :func:`write_checkpoints`) are listed in ``run.json``."""
+    ``checkpoints`` (from :func:`write_checkpoints`) are listed in ``run.json``; ``warnings`` (about the
+    dataset) open every table below the provenance line and are listed in ``run.json``."""
     folder.mkdir(parents=True, exist_ok=True)
-    header = provenance(cfg, machine)
+    header = provenance(cfg, machine) + "".join(f"\n\n**Warning:** {line}." for line in warnings)
     rows = tables["main"]
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
@@ -344,6 +347,7 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "tables": {name: rows for name, rows in tables.items()},
         "saliency": curves,
         "checkpoints": checkpoints or [],
+        "warnings": list(warnings),
         "files": [*written, "skipped.csv", "run.json", *(c["file"] for c in checkpoints or [])],
     }
     _write_text(folder / "run.json", json.dumps(_nan_to_null(meta), indent=2, default=str) + "\n")

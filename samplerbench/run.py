@@ -22,9 +22,10 @@ from samplerbench.evaluate import evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
+from samplerbench.preflight import check_memory
 from samplerbench.samplers import Sampler, list_samplers, select_all
 from samplerbench.samplers.nsnet import NSNetSampler
-from samplerbench.stagelog import StageLog, progress_bars
+from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
 from samplerbench.throughput import sampler_throughput
 
@@ -210,6 +211,33 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
     return lines
 
 
+def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
+    """What makes this dataset's scores degenerate, one line each (none for a sound dataset), from the
+    multi-hot targets of the decoded ``train`` and ``val`` rows (so unreadable videos count as missing).
+
+    Validation videos of fewer than two classes make every sampler score a perfect mAP and top-1 (a
+    one-class dataset reports mAP 100 [100, 100]); a class without validation video has no AP and is left
+    out of the mAP; one without training video is never learned.
+    """
+    def named(columns: np.ndarray) -> str:
+        shown = ", ".join(repr(classes[c]) for c in columns[:5])
+        return shown + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+
+    lines = []
+    val_count = val.sum(dim=0).numpy()
+    present, absent = np.flatnonzero(val_count > 0), np.flatnonzero(val_count == 0)
+    untrained = np.flatnonzero(train.sum(dim=0).numpy() == 0)
+    if len(present) < 2:
+        lines.append(f"the validation videos show {len(present)} class(es) ({named(present)}) of {len(classes)}: every "
+                     "sampler scores a trivially perfect mAP and top-1, which says nothing about it")
+    elif len(absent):
+        lines.append(f"{len(absent)} class(es) without a validation video ({named(absent)}): no AP, left out of "
+                     "the mAP")
+    if len(untrained):
+        lines.append(f"{len(untrained)} class(es) without a training video ({named(untrained)}): never learned")
+    return lines
+
+
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False) -> Path:
     """Run the benchmark described by ``cfg``; returns the folder holding its tables. ``quiet``: no stage
     lines and no progress bars (ranks other than 0 are always quiet: one set of lines, from rank 0)."""
@@ -225,12 +253,17 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
     np.random.seed(cfg.seed)
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
+    check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
+                 classes=len(data.classes))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
     folder = out / cfg.dataset
     skipped = pipe.split("train").skipped + pipe.split("val").skipped
     for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)
+    notes = dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
+    for line in notes if distributed.is_main() else ():
+        warn(line)
     bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
                   fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
     names = list(cfg.samplers) or list_samplers()
@@ -257,7 +290,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
         st["cached"] = written == 0
     with log.stage("report"):
         report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
-                         stages=log.records, skipped=skipped,
+                         stages=log.records, skipped=skipped, warnings=notes,
                          paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
                          video_ids=pipe.split("val").video_ids, checkpoints=checkpoints)
     return folder

@@ -15,7 +15,6 @@ Unreadable videos (missing, zero-byte, corrupt, no video stream, a decoder crash
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -134,9 +133,9 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
 def main(argv: list[str]) -> int:
     """``samplerbench select``: print a JSON list, one object per video and line (so that line tools work
     too); exit 1 when no video was readable."""
-    from samplerbench.cli import resolve_device
+    from samplerbench.cli import ArgumentParser, resolve_device
 
-    p = argparse.ArgumentParser(prog="samplerbench select",
+    p = ArgumentParser(prog="samplerbench select",
                                 description="Choose K frames of each video with a trained sampler; prints JSON.")
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a sampler checkpoint, e.g. results/synthetic/checkpoints/nsnet.pt")

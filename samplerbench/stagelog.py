@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +30,12 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar that vanishes when done (``leave=False``), unless :func:`progress_bars` turned them off."""
     return tqdm(iterable, leave=False, disable=not _BARS.get(), **kwargs)
+
+
+def warn(line: str) -> None:
+    """One ``warning:`` line on stderr, between the progress bars; printed even with ``--quiet``, because it
+    says something about the results (a damaged cache entry, a degenerate dataset)."""
+    tqdm.write(f"warning: {line}", file=sys.stderr)
 
 
 @dataclasses.dataclass

@@ -24,6 +24,7 @@ import abc
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 import zlib
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from samplerbench.cache import atomic_write
+from samplerbench.cache import atomic_write, new_file_mode
 from samplerbench.errors import UserError
 
 SHARD_VIDEOS = 16  # resume granularity; 150 MB of 224-px frames at 4 training views
@@ -157,7 +158,7 @@ class ShardWriter:
         os.fsync(self.file.fileno())
         self.file.close()
         data, meta = _paths(self.root, self.index)
-        os.chmod(self.tmp, 0o666 & ~_umask())
+        os.chmod(self.tmp, new_file_mode())
         os.replace(self.tmp, data)
         record = {"rows": len(self.meta["video_ids"]), "frame_shape": list(self.frame_shape),
                   "nbytes": self.nbytes, "crc32": self.crc, **self.meta}
@@ -174,14 +175,21 @@ class ShardWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def is_complete(root: Path) -> bool:
     return (Path(root) / INDEX).exists()
+
+
+def check_space(root: Path, nbytes: int) -> None:
+    """A :class:`UserError` before decoding when the disk under ``root`` has less than ``nbytes`` free (the
+    frames still to be written; unreadable videos will take less)."""
+    folder = Path(root)
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise UserError(f"{root}: the frame store needs {nbytes / 2**30:.1f} GiB more for the frames still to decode "
+                        f"but {free / 2**30:.1f} GiB is free; free some space or choose --cache-dir on a larger "
+                        f"disk, then run again: finished shards are kept")
 
 
 def sweep(root: Path, *, older_than_s: float = 3600.0) -> None:

@@ -2,21 +2,57 @@
 
 Every worker forks from a ``forkserver`` that has already imported torch and the decoders, so a worker starts
 in milliseconds after the first, and a crashed decoder leaves no inherited locks behind. Each worker runs
-one intra-op thread: the workers themselves are the parallelism.
+one intra-op thread (the workers themselves are the parallelism) and dies with the run that started it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+from multiprocessing import forkserver
 
 import torch
 
 PRELOAD = ["samplerbench.decode"]
 
 
+def _die_with_main() -> None:
+    """End this worker process when the process that started it ends, however it ends (SIGKILL and the
+    out-of-memory killer included), so that no decoder goes on holding gigabytes for a dead run.
+
+    The surprise is forkserver: a worker's parent is the fork server, not the main process, and the fork
+    server ends when the last copy of its "alive" pipe closes, and every worker holds one. So the worker
+    closes its copy (it never starts processes itself) and arms Linux's parent-death signal: when the main
+    process dies the fork server ends and the kernel kills the worker, even inside decord's C++ holding the
+    GIL. A thread blocked on multiprocessing's sentinel for the main process (a pipe only it holds open)
+    covers other platforms, and a main process that died before the signal was armed.
+    """
+    main = multiprocessing.parent_process()
+    if main is None:
+        return
+    server = forkserver._forkserver
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def exit_when_main_ends() -> None:
+        main.join()
+        os._exit(1)
+
+    threading.Thread(target=exit_when_main_ends, name="die-with-main", daemon=True).start()
+
+
 def init_worker(*_worker_id: int) -> None:
-    """``initializer`` / ``worker_init_fn`` of every worker process."""
+    """``initializer`` / ``worker_init_fn`` of every worker process: one thread, and death with the run."""
     torch.set_num_threads(1)
+    _die_with_main()
 
 
 def context() -> multiprocessing.context.BaseContext:

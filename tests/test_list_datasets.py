@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from datasetfiles import make_list, make_minikinetics, make_ucf101
+from datasetfiles import MAKERS, make_list, make_minikinetics, make_ucf101
 
 from samplerbench.config import build_config
 from samplerbench.datasets import get_dataset
-from samplerbench.datasets.parsing import parse_class_list
+from samplerbench.datasets.parsing import BadEntry, parse_class_list, split_labels
 from samplerbench.errors import UserError
 
 
@@ -43,9 +43,11 @@ def test_list_files_from_flags(tmp_path: Path) -> None:
 
 
 BAD_LINES = {
-    "text label": ("clips/x.mp4 red", "label 'red' is not an integer"),
+    "text label": ("clips/x.mp4 red", "expected 'path label [label ...]' with integer labels at the end, got "
+                                      "'clips/x.mp4 red'"),
     "label out of range": ("clips/x.mp4 2", "label 2 out of range (0..1)"),
     "no label": ("clips/x.mp4", "expected 'path label [label ...]'"),
+    "no path": ("3 1", "no path before the label(s) in '3 1'"),
     "duplicate": ("clips/tr0.mp4 0", "duplicate video 'clips/tr0.mp4' (first at "),
 }
 
@@ -143,3 +145,55 @@ def test_paper_preset_takes_the_datasets_fem_resolution(dataset: str, fem_res: i
     assert build_config("paper", dataset=dataset, fem_res=160).fem_res == 160  # a flag still wins
     assert build_config("paper", dataset=dataset, file_values={"fem_res": 96}).fem_res == 96
     assert build_config("tiny", dataset=dataset).fem_res == 32  # other presets are the preset's own
+
+
+@pytest.mark.parametrize("dataset", list(MAKERS))
+def test_byte_order_marks_and_crlf_read_like_plain_files(dataset: str, tmp_path: Path) -> None:
+    """Every list, class, CSV and JSON file an adapter reads, saved by a Windows editor (UTF-8 with a BOM,
+    CRLF line ends), gives the same index as the plain file."""
+    plain = index(dataset, MAKERS[dataset](tmp_path / "plain", videos=False))
+    root = MAKERS[dataset](tmp_path / "windows", videos=False)
+    for path in [p for p in root.rglob("*") if p.suffix in (".txt", ".csv", ".json")]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_text().replace("\n", "\r\n").encode())
+    windows = index(dataset, root)
+    assert windows.classes == plain.classes and not any("\ufeff" in c for c in windows.classes)
+    strip = str(root)
+    assert [(r.video_id, r.labels, r.subset, str(r.path).replace(strip, "")) for r in windows.records] == \
+        [(r.video_id, r.labels, r.subset, str(r.path).replace(str(tmp_path / "plain"), "")) for r in plain.records]
+
+
+@pytest.mark.parametrize(
+    ("line", "max_labels", "expected"),
+    [
+        ("my clips/take one.mp4 3", None, ("my clips/take one.mp4", [3])),
+        ("clip.mp4 0 2", None, ("clip.mp4", [0, 2])),
+        ("a\tb  c.mp4\t1", None, ("a\tb  c.mp4", [1])),  # inner whitespace kept as written
+        ("take 2 5", None, ("take", [2, 5])),  # ambiguous: every trailing integer is a label
+        ("take 2 5", 1, ("take 2", [5])),  # ... unless one label at most is allowed (UCF101)
+        ("clip.mp4", None, ("clip.mp4", [])),
+        ("clip.mp4 -1", None, ("clip.mp4", [-1])),  # a negative label, for the range check to name
+    ],
+)
+def test_labels_are_the_trailing_integers(line: str, max_labels: int | None, expected: tuple) -> None:
+    assert split_labels(line, max_labels=max_labels) == expected
+
+
+def test_a_line_of_numbers_has_no_path() -> None:
+    with pytest.raises(BadEntry, match="no path before the label"):
+        split_labels("3 4")
+
+
+def test_paths_with_spaces(tmp_path: Path) -> None:
+    make_list(tmp_path, videos=False)
+    (tmp_path / "train_list.txt").write_text("my clips/red one.mp4 0\nmy clips/blue  two.mp4 1\n")
+    data = index("fcvid", tmp_path)
+    by_id = {r.video_id: r for r in data.records}
+    assert by_id["my clips/red one.mp4"].labels == (0,)
+    assert by_id["my clips/blue  two.mp4"].path == tmp_path / "my clips/blue  two.mp4"
+    make_ucf101(tmp_path / "ucf", videos=False)
+    train = tmp_path / "ucf" / "ucfTrainTestlist" / "trainlist01.txt"
+    train.write_text(train.read_text() + "Archery/v_Archery 2 take.avi 2\n")
+    test = tmp_path / "ucf" / "ucfTrainTestlist" / "testlist01.txt"
+    test.write_text(test.read_text() + "Archery/v_Archery 3.avi\n")
+    ucf = {r.video_id: r for r in index("ucf101", tmp_path / "ucf").records}
+    assert ucf["v_Archery 2 take"].labels == (1,) and ucf["v_Archery 3"].subset == "val"

@@ -3,8 +3,10 @@ found and named."""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from samplerbench import store
-from samplerbench.errors import UserError
+from samplerbench.errors import UserError, environment_faults
 from samplerbench.store import FrameStore, ShardWriter, TensorFrames
 
 SHAPE = (4, 3, 6, 5)  # T, 3, H, W
@@ -112,3 +114,18 @@ def test_sweep_removes_only_stale_temporary_files(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     store.sweep(tmp_path)
     assert not stale.exists() and live.exists()
+
+
+def test_a_disk_too_small_for_the_frames_is_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    usage = shutil.disk_usage(tmp_path)._replace(free=2**30)
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda _: usage)
+    store.check_space(tmp_path / "frames" / "key", 2**29)
+    with pytest.raises(UserError, match=r"key: the frame store needs 2\.0 GiB more .* but 1\.0 GiB is free"):
+        store.check_space(tmp_path / "frames" / "key", 2**31)
+
+
+def test_a_full_disk_while_writing_a_shard_is_one_line_and_leaves_no_shard(tmp_path: Path) -> None:
+    full = pytest.raises(UserError, match=r"cannot write .*: No space left on device; free some space")
+    with full, environment_faults(tmp_path), ShardWriter(tmp_path, 0, frame_shape=SHAPE):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert list(tmp_path.iterdir()) == []

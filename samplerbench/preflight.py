@@ -1,0 +1,106 @@
+"""Checks a run makes before its first stage: do its per-frame outputs fit in memory, and can its output and
+cache folders take files. Each failure is one :class:`~samplerbench.errors.UserError`, so a run that cannot
+finish says so at once instead of after decoding or training for minutes.
+
+The memory rule (the upper bound on T, and through K <= T on K): decoded frames stay on disk in the frame
+store (whose space the decode stage checks against the disk), but a run holds the per-frame features and
+logits of every recognizer and FEM it trains, on every row of both splits, from their extraction to the
+end: ``rows × T × (features + classes) × itemsize`` bytes per network, where a row is a validation video or
+a training video's temporal-shift view (``train_views``), and the networks are the main recognizer and FEM
+plus those of the ablation tables asked for. Under torchrun every process of a node holds all of it. The
+total is a lower bound on the run's memory (models and batches come on top), so a run is refused only when
+even that exceeds the memory available, and the message says the largest T that fits.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from samplerbench.config import RunConfig
+from samplerbench.errors import UserError, environment_error
+from samplerbench.recognizers.backbones import FrameClassifier
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: ``MemAvailable`` of ``/proc/meminfo``, lowered to its cgroup's
+    ``memory.max`` less ``memory.current`` where it has a limit (a container, a Slurm job); ``None`` where
+    neither is known (not Linux)."""
+    known = []
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        known += [int(line.split()[1]) * 1024 for line in meminfo.splitlines() if line.startswith("MemAvailable:")]
+    except OSError:
+        pass
+    try:  # cgroup v2: the line "0::/path" names this process's group under /sys/fs/cgroup
+        group = Path("/sys/fs/cgroup") / Path("/proc/self/cgroup").read_text().split("::", 1)[1].strip().lstrip("/")
+        limit = (group / "memory.max").read_text().strip()
+        if limit != "max":
+            known.append(int(limit) - int((group / "memory.current").read_text()))
+    except (OSError, IndexError, ValueError):
+        pass
+    return min(known, default=None)
+
+
+def _feature_dim(arch: str) -> int:
+    with torch.device("meta"):  # the architecture alone, no weights allocated
+        return FrameClassifier(arch=arch, num_classes=1).feature_dim
+
+
+def held_networks(cfg: RunConfig) -> list[str]:
+    """The architecture of every recognizer and FEM whose outputs a run of ``cfg`` holds."""
+    held = {("recognizer", cfg.rec_arch, cfg.rec_tsn): cfg.rec_arch, ("fem", cfg.fem_arch, False): cfg.fem_arch}
+    if "fem" in cfg.tables:
+        held |= {("fem", arch, False): arch for arch in cfg.table_fem_archs}
+    if "recognizer" in cfg.tables:
+        held |= {("recognizer", arch, tsn): arch for arch, tsn in cfg.table_rec_variants}
+    return list(held.values())
+
+
+def output_bytes(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int, frames: int | None = None) -> int:
+    """Bytes of the per-frame outputs a run of ``cfg`` holds on one node (with ``frames`` = T instead of
+    ``cfg.frames`` when given); see the module note."""
+    t = cfg.frames if frames is None else frames
+    per_frame = sum(_feature_dim(arch) + classes for arch in held_networks(cfg))
+    itemsize = 8 if cfg.dtype == "float64" else 4
+    return (train_rows + val_rows) * t * per_frame * itemsize * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def expected_rows(cfg: RunConfig) -> tuple[int, int, int]:
+    """``(train rows, val rows, classes)`` known before indexing: exact for the synthetic dataset, which the
+    config describes; otherwise one video per split and one class, the least a dataset has (the run checks
+    again once indexed)."""
+    if cfg.dataset == "synthetic":
+        s = cfg.synthetic
+        return s.num_classes * s.train_per_class * cfg.train_views, s.num_classes * s.val_per_class, s.num_classes
+    return cfg.train_views, 1, 1
+
+
+def check_memory(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int) -> None:
+    """A :class:`UserError` when the per-frame outputs alone would not fit in the memory available."""
+    available = available_memory()
+    need = output_bytes(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes)
+    if available is None or need <= available:
+        return
+    fits = available // output_bytes(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes, frames=1)
+    advice = f"at most --frames {fits} fits (and K <= T)" if fits else "use fewer videos or fewer ablation tables"
+    raise UserError(f"--frames {cfg.frames}: the per-frame features and logits of {train_rows} training and "
+                    f"{val_rows} validation rows alone need {need / 2**30:.1f} GiB, but {available / 2**30:.1f} GiB "
+                    f"of memory is available; {advice}")
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """Create ``folder`` when missing and write and delete a file in it; a folder that cannot take the run's
+    files (a file in its place, read-only, no permission, full) is a :class:`UserError` naming ``flag``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        error = environment_error(exc, folder)
+        if error is None:
+            raise
+        raise UserError(f"{flag}: {error}") from exc

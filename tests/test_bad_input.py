@@ -1,0 +1,203 @@
+"""Bad input and a hostile environment, one class of case per row: each ends with exit status 2, exactly one
+line on stderr, no traceback, and every file that existed before (earlier results, the cache) unchanged.
+
+The cases run ``samplerbench.cli.main`` in-process (milliseconds each); one row goes through ``bench.py`` in
+a subprocess, to cover the real entry point.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from samplerbench import cache, preflight, store
+from samplerbench.cli import main
+from samplerbench.store import FrameStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(name: str, content: str | bytes) -> Callable[[Path], list[str]]:
+    """A setup that writes ``tmp/name`` and passes its path where the argv says ``{file}``."""
+    def setup(tmp: Path) -> list[str]:
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return [str(path)]
+
+    return setup
+
+
+def config(name: str, content: str | bytes) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["--config", *write(name, content)(tmp)]
+
+
+def run_folder(summary: bytes, run_json: str = '{"seed": 0}') -> Callable[[Path], list[str]]:
+    """A ``compare`` argument: a run folder with the given ``summary.csv`` and ``run.json``."""
+    def setup(tmp: Path) -> list[str]:
+        folder = tmp / "run"
+        write("run/summary.csv", summary)(tmp)
+        write("run/run.json", run_json)(tmp)
+        return [str(folder)]
+
+    return setup
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe file of the output check fails as on a read-only mount (root ignores permission bits)."""
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(preflight.tempfile, "TemporaryFile", refuse)
+
+
+GOOD_SUMMARY = (b"dataset,sampler,frames_T,budget_K,mAP,top1,salient_hit_rate,gflops_per_video\n"
+                b"synthetic,uniform,8,2,50,40,30,1\n")
+
+# (id, argv before the --out/--cache-dir flags, setup returning extra argv, fault injector, message)
+CASES = [
+    ("negative seed", ["--seed", "-1"], None, None, "seed = -1: must be at least 0"),
+    ("seed too large", ["--seed", str(2**32)], None, None, "at most 4294967295"),
+    ("empty budget list", ["--budget", ",,"], None, None, "argument --budget: expected comma-separated integers"),
+    ("budget not a number", ["--budget", "2,x"], None, None, "expected comma-separated integers, got '2,x'"),
+    ("empty sampler list", ["--sampler", ","], None, None, "argument --sampler: expected comma-separated names"),
+    ("unknown device", ["--device", "nonsense"], None, None, "--device 'nonsense': expected cpu, cuda, cuda:N"),
+    ("unknown preset", ["--preset", "huge"], None, None, "invalid choice: 'huge'"),
+    ("workers zero", ["--workers", "0"], None, None, "workers = 0: must be at least 1"),
+    ("frames beyond memory", ["--frames", "1000000"], None, None, "--frames 1000000: the per-frame features"),
+    ("budget beyond memory", ["--frames", "1000000", "--budget", "999999"], None, None, "at most --frames"),
+    ("malformed YAML", [], config("c.yaml", "frames: [1,\nseed: 2\n"), None, "not valid YAML"),
+    ("YAML of the wrong shape", [], config("c.yaml", "- 1\n- 2\n"), None, "expected a table of settings"),
+    ("JSON list", [], config("c.json", "[1, 2]"), None, "expected a table of settings"),
+    ("binary config", [], config("c.toml", bytes(range(256))), None, "not valid TOML"),
+    ("frames a string", [], config("c.toml", 'frames = "x"'), None, "frames = 'x': expected an integer"),
+    ("budgets a number", [], config("c.toml", "budgets = 3"), None, "budgets = 3: expected a list, each an integer"),
+    ("seed a fraction", [], config("c.toml", "seed = 1.5"), None, "seed = 1.5: expected an integer"),
+    ("seed a boolean", [], config("c.yaml", "seed: true"), None, "seed = True: expected an integer"),
+    ("nested type", [], config("c.toml", "[synthetic]\nnum_classes = \"3\""), None, "[synthetic]: num_classes"),
+    ("nested range", [], config("c.toml", "[synthetic]\nnum_classes = 0"), None, "num_classes = 0: must be at"),
+    ("learning rate zero", [], config("c.toml", "rec_lr = 0"), None, "rec_lr = 0.0: must be above 0"),
+    ("output setting type", [], config("c.toml", "quiet = 1"), None, "quiet = 1: expected true or false"),
+    ("unknown backbone", [], config("c.toml", 'rec_arch = "resnet9000"'), None, "unknown backbone 'resnet9000'"),
+    ("unknown sampler in file", [], config("c.yaml", "samplers: [nope]"), None, "unknown sampler 'nope'"),
+    ("crop beyond resize", [], config("c.toml", "rec_res = 80"), None, "centre crop cannot exceed"),
+    ("out is a file", ["--out", "{file}"], write("results", "a file"), None, "--out: cannot write"),
+    ("out read-only", [], None, read_only, "--out: cannot write"),
+    ("cache-dir is a file", ["--cache-dir", "{file}"], write("cachefile", "x"), None, "--cache-dir: cannot write"),
+    ("compare: binary summary", ["compare"], run_folder(bytes(range(256)) * 8), None, "is not a summary table"),
+    ("compare: foreign CSV", ["compare"], run_folder(b"a,b\n1,2\n"), None, "no column(s) dataset, sampler"),
+    ("compare: text metrics", ["compare"], run_folder(GOOD_SUMMARY.replace(b",50,", b",high,")), None,
+     "column(s) mAP hold text"),
+    ("compare: broken run.json", ["compare"], run_folder(GOOD_SUMMARY, "{"), None, "is not a run's run.json"),
+    ("compare: no run folder", ["compare", "--out", "x"], None, None, "the following arguments are required: runs"),
+    ("select: budget not a number", ["select", "--checkpoint", "x.pt", "-k", "two", "v.mp4"], None, None,
+     "argument -k/--budget: invalid int value: 'two'"),
+]
+
+
+def snapshot(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """Earlier results and a cache entry, which no failed command may touch."""
+    (tmp_path / "out" / "synthetic").mkdir(parents=True)
+    (tmp_path / "out" / "synthetic" / "main.md").write_text("earlier results\n")
+    (tmp_path / "cache" / "stages" / "model").mkdir(parents=True)
+    (tmp_path / "cache" / "stages" / "model" / "k.pt").write_bytes(b"an entry")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("argv", "setup", "fault", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_loses_nothing(workspace, capsys, monkeypatch, argv, setup, fault, message):
+    extra = setup(workspace) if setup else []
+    if "{file}" in argv:
+        argv = [extra.pop() if a == "{file}" else a for a in argv]
+    before = snapshot(workspace)
+    if fault:
+        fault(monkeypatch)
+    if argv[:1] in (["compare"], ["select"]):
+        full = [*argv, *extra]
+    else:
+        full = ["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache"), "--device", "cpu",
+                *argv, *extra]
+    status = main(full)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.startswith("samplerbench: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert message in err, err
+    after = snapshot(workspace)
+    assert {p: b for p, b in after.items() if p in before} == before  # nothing lost or changed
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    assert "samplerbench compare DIR..." in out and "samplerbench select --checkpoint" in out
+
+
+def test_the_real_entry_point_prints_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "bench.py", "--seed", "-1", "--out", str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "seed = -1" in done.stderr, done.stderr
+
+
+MICRO = """
+samplers = ["uniform", "nsnet"]
+tables = ["main"]
+frames = 4
+budgets = [2]
+rec_epochs = 1
+fem_epochs = 1
+sampler_epochs = 2
+throughput_iters = 1
+bootstrap = 20
+[synthetic]
+num_classes = 2
+train_per_class = 3
+val_per_class = 2
+min_frames = 6
+max_frames = 12
+width = 64
+height = 48
+"""
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_run_is_named_and_loses_nothing(workspace, capsys, monkeypatch):
+    """The disk fills while the recognizer is saved: one line naming the entry and the remedy, exit 2, the
+    frame store already written intact, the earlier results untouched, no temporary file left."""
+    (workspace / "run.toml").write_text(MICRO)
+    save = cache.torch.save
+
+    def full_disk_for_models(value, f, *args, **kwargs):
+        if "/model/" in f.name:
+            f.write(b"half an entry")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(value, f, *args, **kwargs)
+
+    monkeypatch.setattr(cache.torch, "save", full_disk_for_models)
+    before = snapshot(workspace)
+    status = main(["--preset", "tiny", "--config", str(workspace / "run.toml"), "--device", "cpu", "--quiet",
+                   "--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"cannot write {workspace / 'cache' / 'stages' / 'model'}" in err and "No space left on device" in err
+    assert "free some space there" in err
+    after = snapshot(workspace)
+    assert {p: b for p, b in after.items() if p in before} == before
+    decoded = list((workspace / "cache" / "frames").iterdir())
+    assert len(decoded) == 2 and all(len(FrameStore(p)) and not store.verify(p) for p in decoded)
+    assert not [p for p in after if p.name.endswith(".tmp")]
