@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import ClassVar, TypeVar
@@ -115,11 +116,13 @@ class Sampler(abc.ABC):
         """Restore what :meth:`state_dict` returned."""
 
 
-def select_all(sampler: Sampler, bank: FrameBank, k: int, *, videos: int = 1024) -> Tensor:
-    """``sampler.select(bank, k)`` over a whole split; when the bank's frames are read from disk, ``videos``
-    at a time, so that a split's frames are never in memory together."""
+def select_all(sampler: Sampler, bank: FrameBank, k: int, *, frame_bytes: int = 2**24) -> Tensor:
+    """``sampler.select(bank, k)`` over a whole split; when the bank's frames are read from disk, as many
+    videos at a time as hold ``frame_bytes`` of uint8 frames (at least one), so that memory does not grow
+    with the split: a sampler that reads pixels makes several float copies of what it is given."""
     if not isinstance(bank.frames, FrameSource):
         return sampler.select(bank, k)
+    videos = max(1, frame_bytes // math.prod(bank.frames.shape[1:]))
     return torch.cat([sampler.select(bank.subset(slice(i, i + videos)), k) for i in range(0, bank.batch_size, videos)])
 
 

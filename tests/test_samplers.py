@@ -3,7 +3,9 @@ degenerate shapes, the registry, and checkpoints that load with ``weights_only=T
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 
 import pytest
 import torch
@@ -16,8 +18,16 @@ import samplerbench.samplers.random
 import samplerbench.samplers.scsampler
 import samplerbench.samplers.uniform  # noqa: F401 - importing registers the samplers
 from samplerbench.errors import UserError
-from samplerbench.samplers.base import FrameBank, Sampler, get_sampler, list_samplers, register_sampler
+from samplerbench.samplers.base import (
+    FrameBank,
+    Sampler,
+    get_sampler,
+    list_samplers,
+    register_sampler,
+    select_all,
+)
 from samplerbench.samplers.mgsampler import distinct_in_range, frame_motion, quantile_indices
+from samplerbench.store import TensorFrames
 
 C, D, F = 3, 12, 6
 TRAINING = dict(epochs=2, batch_size=8, seed=3)
@@ -250,3 +260,13 @@ def test_half_precision_features_train_in_float32():
     sampler = get_sampler("nsnet", **SAMPLERS["nsnet"])
     sampler.fit(FrameBank(**{**vars(bank), "fem": bank.fem.half()}))
     assert all(p.dtype == torch.float32 for p in sampler.fitted_net().parameters())
+
+
+def test_select_all_reads_frames_from_disk_a_slice_at_a_time():
+    """A split's frames behind a FrameSource are selected slice by slice, with the same result as at once."""
+    bank = make_bank(9, 6, seed=3)
+    sampler = get_sampler("mgsampler")
+    lazy = dataclasses.replace(bank, frames=TensorFrames(bank.frames))
+    one_video = math.prod(bank.frames.shape[1:])
+    assert torch.equal(select_all(sampler, lazy, 3, frame_bytes=2 * one_video), sampler.select(bank, 3))
+    assert torch.equal(select_all(sampler, bank, 3), sampler.select(bank, 3))
