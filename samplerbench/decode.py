@@ -323,7 +323,8 @@ def _stream_loader(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: in
     except RuntimeError as err:  # the loader's way of saying "DataLoader worker (pid ...) exited unexpectedly"
         if "exited unexpectedly" not in str(err):
             raise
-    yield from _run_isolated(fn, jobs[delivered:], workers=workers, desc=f"{desc} (isolated)")
+    if delivered < len(jobs):
+        yield from _run_isolated(fn, jobs[delivered:], workers=workers, desc=f"{desc} (isolated)")
 
 
 def _decode_video(

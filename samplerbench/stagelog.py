@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 _BARS = contextvars.ContextVar("samplerbench_progress_bars", default=True)
 
@@ -28,7 +28,10 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 
 
 def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
-    """A tqdm bar that vanishes when done (``leave=False``), unless :func:`progress_bars` turned them off."""
+    """A tqdm bar that vanishes when done (``leave=False``), unless :func:`progress_bars` turned them off.
+
+    Plain ``tqdm``, not ``tqdm.auto``: the latter calls ``iter()`` on its iterable when constructed and again
+    when iterated, which starts a DataLoader's workers twice and throws away what the first set decoded."""
     return tqdm(iterable, leave=False, disable=not _BARS.get(), **kwargs)
 
 
