@@ -35,6 +35,7 @@ class SyntheticConfig:
 
 TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
 WEIGHT_ROLES = ("recognizer", "fem")
+NO_WEIGHTS = "none"  # a weights value: train from scratch
 DTYPES = ("float32", "float64")
 # Flags that say where a run writes and how loudly, not what it computes: a config file may set them, but
 # they are not RunConfig fields (nor in run.json's config), so moving a run's output never changes a key.
@@ -64,8 +65,10 @@ class RunConfig:
     # (any number of processes) agree only to that. "float64" shrinks the seed of that difference by 1e9,
     # which makes such runs agree to many digits; it is for checking, at several times the run time.
     dtype: str = "float32"
-    # role ("recognizer" / "fem") -> a local checkpoint to start training from; "imagenet" = torchvision's file
-    # already in TORCH_HOME. Part of the config (and of run.json) because it changes every number downstream.
+    # role ("recognizer" / "fem") -> where its networks start: a local checkpoint, or "imagenet" = each
+    # architecture's own torchvision ImageNet file in TORCH_HOME (Table 3's and 4's variants included). A role
+    # left out starts from scratch; "none" (for the whole mapping or for a role) says so explicitly and is
+    # stored as left out. Part of the config (and of run.json and the training keys): it changes every number.
     weights: dict[str, str] = dataclasses.field(default_factory=dict)
     # frames
     frames: int = 16  # T, uniformly pre-sampled frames per video
@@ -118,6 +121,11 @@ class RunConfig:
             raise UserError(f"--dtype {self.dtype}: valid: {', '.join(DTYPES)}")
         if self.workers < 1:
             raise UserError(f"--workers {self.workers}: decoding needs at least one worker process")
+        weights = {} if self.weights == NO_WEIGHTS else self.weights
+        if not isinstance(weights, dict):
+            raise UserError(f"weights {weights!r}: expected {NO_WEIGHTS!r} or a table of role = source "
+                            f"(roles: {', '.join(WEIGHT_ROLES)}; source: a checkpoint file, imagenet or none)")
+        object.__setattr__(self, "weights", {role: src for role, src in weights.items() if src != NO_WEIGHTS})
         if self.frames < 1:
             raise UserError(f"--frames T={self.frames} must be at least 1")
         for k in self.budgets:
@@ -163,8 +171,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # the embedded default: minutes on 2 CPU cores
     "default": {},
-    # the paper's settings (ResNet-101 at 224 px, MobileNetV2 at the dataset's FEM resolution): for a GPU
+    # the paper's settings (ResNet-101 at 224 px, MobileNetV2 at the dataset's FEM resolution, both starting
+    # from ImageNet like every peer's): for a GPU
     "paper": dict(
+        weights={"recognizer": "imagenet", "fem": "imagenet"},
         frames=16,
         budgets=(1, 2, 4, 5, 8, 10),
         main_budget=5,
