@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training and cached outputs (default: float32); float64 to check that runs which should "
                         "agree (e.g. 1 and N processes) do, beyond float32 rounding")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decoding worker processes (per rank under torchrun; default 2)")
+                   help="processes that generate the synthetic videos and decode, per rank under torchrun (default: "
+                        f"the cores this process may use / torchrun's local ones; {distributed.local_cores()} here)")
     p.add_argument("--weights", type=_weights, default=None, metavar="recognizer=PATH,fem=PATH|none",
                    help="where the recognizer / FEM start: a local checkpoint, imagenet (torchvision's file in "
                         "TORCH_HOME; nothing is downloaded) or none (from scratch); default: the preset's "

@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from samplerbench.distributed import local_cores
 from samplerbench.errors import UserError
 
 
@@ -78,7 +79,9 @@ class RunConfig:
     rec_res: int = 48  # ... then centre-cropped to rec_res x rec_res
     fem_res: int = 48  # FEM frames: the recognizer crop resized to this
     train_views: int = 2  # temporal-random-shift draws decoded per training video
-    workers: int = 2  # decoding processes (DataLoader workers) per rank; not part of any cache key
+    # processes per rank that generate the synthetic videos and decode (DataLoader workers); not part of any
+    # cache key. Default: the cores this process may use, divided among torchrun's processes on the node.
+    workers: int = dataclasses.field(default_factory=local_cores)
     # recognizer
     rec_arch: str = "resnet18"
     rec_tsn: bool = False  # train "w/ TSN" (K segments, averaged logits) instead of one frame per step
