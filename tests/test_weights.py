@@ -15,7 +15,13 @@ import torchvision
 from samplerbench.cli import build_parser, config_from_args, main
 from samplerbench.config import build_config, load_config_file
 from samplerbench.errors import UserError
-from samplerbench.recognizers.backbones import fetch_command, imagenet_file, require_weights
+from samplerbench.recognizers.backbones import (
+    FrameClassifier,
+    fetch_command,
+    imagenet_file,
+    load_weights,
+    require_weights,
+)
 from samplerbench.run import ablation_tables, trained_backbones
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the name torchvision gives ResNet-18's ImageNet weights
@@ -92,6 +98,13 @@ def test_missing_local_and_imagenet_files_share_one_line(torch_home: Path, tmp_p
     assert "\n" not in message and f"{tmp_path / 'rec.pt'} not found (resnet18)" in message
     assert "mobilenet_v2-" in message and "efficientnet_b0_" in message and RESNET18_FILE not in message
     require_weights([("resnet18", "imagenet")])  # present: no error
+
+
+def test_imagenet_loads_the_architectures_own_file(torch_home: Path) -> None:
+    reference = torch.load(torch_home / "hub" / "checkpoints" / RESNET18_FILE, weights_only=True)
+    model = FrameClassifier(arch="resnet18", num_classes=5)
+    assert load_weights(model, "imagenet") == ["head.bias", "head.weight"]  # the 1000-class head does not fit
+    assert torch.equal(model.body.conv1.weight, reference["conv1.weight"])
 
 
 def test_the_fetch_command_reads_and_writes_the_checked_file(torch_home: Path) -> None:
