@@ -471,9 +471,10 @@ def generate(cfg: SyntheticConfig, *, seed: int, root: Path, workers: int) -> Pa
 
     Each video is renamed into place only when complete and existing videos are kept, so an interrupted
     generation resumes where it stopped; the annotation file's presence marks a complete dataset. Videos are
-    rendered and encoded by ``workers`` processes, each encoding on one thread (rendering is numpy code that
-    holds the GIL much of the time: two threads were only 1.3x faster than one). Every video depends only on
-    the seed and its own plan, so the files are byte-identical for any number of workers.
+    rendered and encoded by ``workers`` processes, each encoding on one thread. Processes, not threads:
+    rendering is numpy code that holds the GIL much of the time (on two cores, two threads were 1.5x as fast
+    as one), so threads cannot fill a many-core machine. Every video depends only on the seed and its own
+    plan, so the files are byte-identical for any number of workers.
 
     The workers are spawned (each imports torch, ~2 s of CPU, once), not forked from the decoder's
     forkserver: that server is one per process and keeps the preloaded modules of whichever pool starts it
