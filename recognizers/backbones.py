@@ -7,6 +7,8 @@ per-frame features (cached for samplers and prototypes) and the per-frame logits
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -55,29 +57,65 @@ def _last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     return next((n, m) for n, m in reversed(list(model.named_modules())) if isinstance(m, nn.Linear))
 
 
-def _torchvision_checkpoint(arch: str) -> Path:
-    """Where torchvision keeps the ImageNet weights of ``arch`` (TORCH_HOME); never downloads."""
+IMAGENET = "imagenet"  # a weights source: each architecture's own torchvision ImageNet file in TORCH_HOME
+
+
+def imagenet_file(arch: str) -> Path:
+    """Where torchvision keeps the ImageNet weights of ``arch`` (its ``DEFAULT`` weights):
+    ``torch.hub.get_dir()/checkpoints``, i.e. ``$TORCH_HOME/hub/checkpoints``. Never downloads."""
     url = torchvision.models.get_model_weights(arch).DEFAULT.url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def weights_file(arch: str, source: str) -> Path:
+    """The file a weights ``source`` names for ``arch``: :func:`imagenet_file` for ``"imagenet"``, else the
+    path itself (one checkpoint for every architecture it is given to)."""
+    return imagenet_file(arch) if source == IMAGENET else Path(source)
+
+
+def fetch_command(archs: Iterable[str]) -> str:
+    """The shell command that downloads the ImageNet files of ``archs`` into this process's TORCH_HOME (run it
+    on a machine with internet; the files land in ``$TORCH_HOME/hub/checkpoints``, as :func:`imagenet_file`
+    expects)."""
+    home = Path(torch.hub.get_dir()).parent  # get_dir() is $TORCH_HOME/hub
+    calls = "; ".join(f"torchvision.models.get_model({arch!r}, weights='DEFAULT')" for arch in dict.fromkeys(archs))
+    return f'TORCH_HOME={shlex.quote(str(home))} python -c "import torchvision; {calls}"'
+
+
+def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
+    """Raise one :class:`UserError` naming every missing file among ``(arch, source)`` pairs, or return.
+
+    Called when a run starts, so a missing file stops it before any decoding or training rather than hours
+    in. For ImageNet files the line also gives the exact command that fetches them: this suite never
+    downloads anything itself.
+    """
+    missing = {weights_file(arch, source): (arch, source) for arch, source in wanted}
+    missing = {path: pair for path, pair in missing.items() if not path.is_file()}
+    imagenet = [arch for arch, source in missing.values() if source == IMAGENET]
+    local = [f"{path} not found ({arch})" for path, (arch, source) in missing.items() if source != IMAGENET]
+    problems = [f"weights file {', '.join(local)}; pass existing local checkpoint files"] if local else []
+    if imagenet:
+        files = [imagenet_file(arch) for arch in imagenet]
+        problems.append(
+            f"ImageNet weights {', '.join(map(str, files))} not found; samplerbench never downloads, so that runs "
+            f"work offline: put torchvision's {', '.join(f.name for f in files)} into {files[0].parent} "
+            f"(on a machine with internet, {fetch_command(imagenet)} writes them there; copy them over if that is "
+            f"another machine), or train from scratch with --weights none")
+    if problems:
+        raise UserError("; ".join(problems))
 
 
 def load_weights(model: FrameClassifier, source: str) -> list[str]:
     """Load a local checkpoint into ``model``; returns the keys left at their initial values.
 
     ``source`` is a file path (a ``FrameClassifier`` state dict, or a torchvision classifier state dict such
-    as an ImageNet checkpoint) or ``"imagenet"`` for torchvision's weights already in ``TORCH_HOME``. Tensors
-    whose shape does not fit (an ImageNet head on a 200-class task) are skipped and reported, not forced.
+    as an ImageNet checkpoint) or ``"imagenet"`` for torchvision's weights already in ``TORCH_HOME``. A head
+    whose shape does not fit (an ImageNet head on a 200-class task) is skipped and reported, not forced; a
+    body that the file does not cover completely is an error.
     Loading uses ``weights_only=True``: a checkpoint is data, never code.
     """
-    path = _torchvision_checkpoint(model.arch) if source == "imagenet" else Path(source)
-    if not path.is_file():
-        hint = (
-            f"this machine is offline: put torchvision's {path.name} into {path.parent} (TORCH_HOME) "
-            f"or pass --weights with a local file"
-            if source == "imagenet"
-            else "pass an existing local checkpoint file"
-        )
-        raise UserError(f"weights file {path} not found for {model.arch}; {hint}")
+    require_weights([(model.arch, source)])
+    path = weights_file(model.arch, source)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt or pickled-code checkpoint: say which file
@@ -95,5 +133,11 @@ def load_weights(model: FrameClassifier, source: str) -> list[str]:
             renamed[target] = value
     if not renamed:
         raise UserError(f"weights file {path} has no tensor that fits {model.arch}")
+    body = [k for k in own if k.startswith("body.") and not k.endswith("num_batches_tracked")]
+    missing = [k for k in body if k not in renamed]
+    if missing:  # e.g. one ResNet-101 file given for Table 4's ResNet-152 too: half its layers would stay random
+        raise UserError(f"weights file {path} fits only {len(body) - len(missing)} of the {len(body)} tensors of "
+                        f"{model.arch}'s body (first missing: {missing[0]}): give a checkpoint of that architecture, "
+                        f"imagenet, or none")
     model.load_state_dict(renamed, strict=False)
     return sorted(set(own) - set(renamed))

@@ -22,9 +22,11 @@ import torch
 from samplerbench import distributed
 from samplerbench.config import (
     DTYPES,
+    NO_WEIGHTS,
     OUTPUT_SETTINGS,
     PRESETS,
     TABLE_NAMES,
+    WEIGHT_ROLES,
     RunConfig,
     build_config,
     load_config_file,
@@ -66,13 +68,15 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def _weights(text: str) -> dict[str, str]:
-    """``recognizer=PATH,fem=PATH`` (PATH may be ``imagenet`` for torchvision's weights in TORCH_HOME)."""
+def _weights(text: str) -> dict[str, str] | str:
+    """``recognizer=PATH,fem=PATH`` (PATH may be ``imagenet`` or ``none``), or ``none`` for every role."""
+    if text.strip() == NO_WEIGHTS:
+        return NO_WEIGHTS
     out = {}
     for part in _names(text):
         role, sep, path = part.partition("=")
-        if not sep or role not in ("recognizer", "fem"):
-            raise argparse.ArgumentTypeError(f"--weights takes recognizer=PATH,fem=PATH; got {part!r}")
+        if not sep or role not in WEIGHT_ROLES:
+            raise argparse.ArgumentTypeError(f"--weights takes recognizer=PATH,fem=PATH or none; got {part!r}")
         out[role] = path
     return out
 
@@ -120,9 +124,12 @@ def build_parser() -> ArgumentParser:
                    help="training and cached outputs (default: float32); float64 to check that runs which should "
                         "agree (e.g. 1 and N processes) do, beyond float32 rounding")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decoding worker processes (per rank under torchrun; default 2)")
-    p.add_argument("--weights", type=_weights, default=None, metavar="recognizer=PATH,fem=PATH",
-                   help="initialise the recognizer / FEM from local checkpoints (no download)")
+                   help="processes that generate the synthetic videos and decode, per rank under torchrun (default: "
+                        f"the cores this process may use / torchrun's local ones; {distributed.local_cores()} here)")
+    p.add_argument("--weights", type=_weights, default=None, metavar="recognizer=PATH,fem=PATH|none",
+                   help="where the recognizer / FEM start: a local checkpoint, imagenet (torchvision's file in "
+                        "TORCH_HOME; nothing is downloaded) or none (from scratch); default: the preset's "
+                        "(paper: imagenet, others: none)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
     p.add_argument("--export-predictions", action="store_true", default=None,
                    help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")

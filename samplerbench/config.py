@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from samplerbench.distributed import local_cores
 from samplerbench.errors import UserError
 
 
@@ -49,6 +50,7 @@ class SyntheticConfig:
 
 TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
 WEIGHT_ROLES = ("recognizer", "fem")
+NO_WEIGHTS = "none"  # a weights value: train from scratch
 DTYPES = ("float32", "float64")
 # Flags that say where a run writes and how loudly, not what it computes, with their types: a config file may
 # set them, but they are not RunConfig fields (nor in run.json's config), so moving a run's output never
@@ -79,9 +81,11 @@ class RunConfig:
     # (any number of processes) agree only to that. "float64" shrinks the seed of that difference by 1e9,
     # which makes such runs agree to many digits; it is for checking, at several times the run time.
     dtype: str = "float32"
-    # role ("recognizer" / "fem") -> a local checkpoint to start training from; "imagenet" = torchvision's file
-    # already in TORCH_HOME. Part of the config (and of run.json) because it changes every number downstream.
-    weights: dict[str, str] = dataclasses.field(default_factory=dict)
+    # role ("recognizer" / "fem") -> where its networks start: a local checkpoint, or "imagenet" = each
+    # architecture's own torchvision ImageNet file in TORCH_HOME (Table 3's and 4's variants included). A role
+    # left out starts from scratch; "none" (for the whole mapping or for a role) says so explicitly and is
+    # stored as left out. Part of the config (and of run.json and the training keys): it changes every number.
+    weights: dict[str, str] | str = dataclasses.field(default_factory=dict)  # a dict once built
     # frames
     frames: int = 16  # T, uniformly pre-sampled frames per video
     budgets: tuple[int, ...] = (1, 2, 4, 8)  # K values swept
@@ -90,7 +94,9 @@ class RunConfig:
     rec_res: int = 48  # ... then centre-cropped to rec_res x rec_res
     fem_res: int = 48  # FEM frames: the recognizer crop resized to this
     train_views: int = 2  # temporal-random-shift draws decoded per training video
-    workers: int = 2  # decoding processes (DataLoader workers) per rank; not part of any cache key
+    # processes per rank that generate the synthetic videos and decode (DataLoader workers); not part of any
+    # cache key. Default: the cores this process may use, divided among torchrun's processes on the node.
+    workers: int = dataclasses.field(default_factory=local_cores)
     # recognizer
     rec_arch: str = "resnet18"
     rec_tsn: bool = False  # train "w/ TSN" (K segments, averaged logits) instead of one frame per step
@@ -130,10 +136,16 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if isinstance(self.weights, str):
+            if self.weights != NO_WEIGHTS:
+                raise UserError(f"weights = {self.weights!r}: expected {NO_WEIGHTS!r} or a table of role = source "
+                                f"(roles: {', '.join(WEIGHT_ROLES)}; source: a checkpoint file, imagenet or none)")
+            object.__setattr__(self, "weights", {})
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype {self.dtype}: valid: {', '.join(DTYPES)}")
         if not self.budgets:
             raise UserError("--budget: give at least one K")
+        object.__setattr__(self, "weights", {role: src for role, src in self.weights.items() if src != NO_WEIGHTS})
         for k in self.budgets:
             if k > self.frames:
                 raise UserError(f"--budget K={k} exceeds --frames T={self.frames}: a sampler keeps K of T frames")
@@ -284,8 +296,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # the embedded default: minutes on 2 CPU cores
     "default": {},
-    # the paper's settings (ResNet-101 at 224 px, MobileNetV2 at the dataset's FEM resolution): for a GPU
+    # the paper's settings (ResNet-101 at 224 px, MobileNetV2 at the dataset's FEM resolution, both starting
+    # from ImageNet like every peer's): for a GPU
     "paper": dict(
+        weights={"recognizer": "imagenet", "fem": "imagenet"},
         frames=16,
         budgets=(1, 2, 4, 5, 8, 10),
         main_budget=5,

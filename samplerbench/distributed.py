@@ -34,6 +34,13 @@ T = TypeVar("T")
 aten = torch.ops.aten
 
 
+def local_cores() -> int:
+    """The CPU cores this process may use (its affinity mask, not the machine's count), shared out evenly among
+    torchrun's processes on this node (``LOCAL_WORLD_SIZE``); at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 

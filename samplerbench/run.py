@@ -23,6 +23,7 @@ from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.preflight import check_memory
+from samplerbench.recognizers.backbones import require_weights
 from samplerbench.samplers import Sampler, list_samplers, select_all
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
@@ -198,6 +199,22 @@ def saliency_curves(b: Bench) -> dict:
         classes=b.pipe.index().classes)
 
 
+def ablation_tables(cfg: RunConfig, names: list[str]) -> set[str]:
+    """The tables besides ``main`` that a run of samplers ``names`` writes: NSNet's ablations need NSNet among
+    them, and Fig. 1 needs the oracle too."""
+    if "nsnet" not in names:
+        return set()
+    return {t for t in cfg.tables if t != "main" and (t != "saliency" or "oracle" in names)}
+
+
+def trained_backbones(cfg: RunConfig, ablations: set[str]) -> dict[str, list[str]]:
+    """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written."""
+    return {
+        "recognizer": [cfg.rec_arch, *([a for a, _ in cfg.table_rec_variants] if "recognizer" in ablations else [])],
+        "fem": [cfg.fem_arch, *(cfg.table_fem_archs if "fem" in ablations else ())],
+    }
+
+
 def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
     """Console lines saying how much of the dataset a run leaves out and where the list is, printed even with
     ``--quiet``: accuracies over a silently smaller dataset would be compared as if complete."""
@@ -247,8 +264,13 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False) -> P
 
 
 def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
+    # fail before any work: the ranks cannot share a batch evenly, or a weights file is missing
     for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
-        distributed.local_batch(batch)  # fail before decoding if the ranks cannot share a batch evenly
+        distributed.local_batch(batch)
+    names = list(cfg.samplers) or list_samplers()
+    ablations = ablation_tables(cfg, names)
+    require_weights((arch, cfg.weights[role]) for role, archs in trained_backbones(cfg, ablations).items()
+                    if role in cfg.weights for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
@@ -266,21 +288,19 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
         warn(line)
     bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
                   fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
-    names = list(cfg.samplers) or list_samplers()
 
     rows, scores = main_comparison(bench, names)
     add_confidence_intervals(bench, rows, scores)
     tables = {"main": rows}
-    with_nsnet = "nsnet" in names
-    if with_nsnet and "guiding" in cfg.tables:
+    if "guiding" in ablations:
         tables["guiding"] = table_guiding(bench)
-    if with_nsnet and "fusion" in cfg.tables:
+    if "fusion" in ablations:
         tables["fusion"] = table_fusion(bench)
-    if with_nsnet and "fem" in cfg.tables:
+    if "fem" in ablations:
         tables["fem"] = table_fem(bench)
-    if with_nsnet and "recognizer" in cfg.tables:
+    if "recognizer" in ablations:
         tables["recognizer"] = table_recognizer(bench)
-    curves = saliency_curves(bench) if with_nsnet and "oracle" in names and "saliency" in cfg.tables else None
+    curves = saliency_curves(bench) if "saliency" in ablations else None
 
     if not distributed.is_main():
         return folder

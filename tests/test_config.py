@@ -90,3 +90,16 @@ def test_dtype_is_checked_and_reaches_the_config(tmp_path):
         RunConfig(dtype="float16")
     args = build_parser().parse_args(["--preset", "tiny", "--dtype", "float64", "--device", "cpu"])
     assert config_from_args(args).dtype == "float64" and build_config("tiny").dtype == "float32"
+
+
+def test_workers_default_to_this_process_share_of_the_cores(monkeypatch):
+    """The cores this process may use, divided among torchrun's processes on the node; a flag still wins."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert build_config("paper").workers == 16
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert build_config("paper").workers == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert build_config("paper").workers == 1
+    args = build_parser().parse_args(["--workers", "3", "--device", "cpu"])
+    assert config_from_args(args).workers == 3

@@ -76,3 +76,9 @@ def test_load_weights_errors_name_the_file(tmp_path, monkeypatch):
 def test_unknown_backbone_lists_valid_ones():
     with pytest.raises(UserError, match="unknown backbone 'vgg11'; valid: resnet18"):
         FrameClassifier(arch="vgg11", num_classes=3)
+
+
+def test_load_weights_refuses_a_checkpoint_of_another_architecture(tmp_path):
+    torch.save(torchvision.models.get_model("resnet18").state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(UserError, match=r"fits only \d+ of the \d+ tensors of resnet34's body"):
+        load_weights(FrameClassifier(arch="resnet34", num_classes=5), str(tmp_path / "r18.pth"))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import decord
 import numpy as np
 import pytest
 
-from samplerbench.config import RunConfig, SyntheticConfig
+from samplerbench.config import RunConfig, SyntheticConfig, build_config
 from samplerbench.datasets.activitynet import ANNOTATION_FILE
 from samplerbench.datasets.base import DatasetIndex, get_dataset
-from samplerbench.datasets.synthetic import COLOURS, class_styles, dataset_root, plan_segments
+from samplerbench.datasets.synthetic import COLOURS, class_styles, dataset_root, generate, plan_segments
 from samplerbench.decode import frame_times, salient_mask
 from samplerbench.errors import UserError
 
@@ -123,3 +124,16 @@ def test_invalid_config_is_a_user_error(tmp_path: Path) -> None:
         get_dataset("synthetic")(cfg(synthetic=dataclasses.replace(TINY, width=33)), tmp_path)
     with pytest.raises(UserError, match="min_frames"):
         get_dataset("synthetic")(cfg(synthetic=dataclasses.replace(TINY, min_frames=20)), tmp_path)
+
+
+def test_files_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
+    """Every video is a function of the seed and its own index, whichever worker process renders it."""
+    tiny = build_config("tiny").synthetic
+    digests = []
+    for workers in (1, 2):
+        root = tmp_path / f"workers{workers}"
+        generate(tiny, seed=0, root=root, workers=workers)
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        digests.append({p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
+    assert digests[0] == digests[1]
+    assert len(digests[0]) == 1 + tiny.num_classes * (tiny.train_per_class + tiny.val_per_class)
