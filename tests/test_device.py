@@ -1,0 +1,129 @@
+"""Samplers keep their work on the device of their input, checked without a GPU.
+
+Every registered sampler selects (and scores) a bank whose tensors live on the ``meta`` device, under
+:class:`DeviceMixing`, which fails any aten op that sees tensors on two devices. ``meta`` tensors have no
+data, so a CPU tensor mixed into the computation cannot be silently copied: a CPU tensor with elements fails
+in PyTorch itself, and a zero-dimensional CPU tensor (``torch.tensor(0.5)``), which PyTorch lets pass on
+CUDA as a scalar, fails in :class:`DeviceMixing`. Both are what a ``torch.tensor``/``arange``/``zeros``
+without ``device=`` turns into on a GPU: a crash, or a hidden host-to-device copy per call.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from samplerbench.fusion import FUSIONS, fuse_scores, fuse_select
+from samplerbench.samplers import FrameBank, Sampler, get_sampler_class, list_samplers
+
+META = torch.device("meta")
+B, T, K, D, C = 3, 8, 3, 12, 4
+# Small networks and one epoch: what is tested is where tensors live, not what the samplers learned.
+TRAINING = dict(epochs=1, batch_size=8, seed=0)
+SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "scsampler": dict(hidden=8), "scsampler_rank": dict(hidden=8)}
+
+
+class DeviceMixing(TorchDispatchMode):
+    """Records every aten op whose tensor arguments live on more than one device, and fails it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mixed: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        flat, _ = tree_flatten((args, kwargs or {}))
+        devices = sorted({str(a.device) for a in flat if isinstance(a, Tensor)})
+        if len(devices) > 1:
+            self.mixed.append(f"{func} on {devices}")
+            raise AssertionError(f"{func} mixes devices {devices}")
+        return func(*args, **(kwargs or {}))
+
+
+def cpu_bank(n: int, *, seed: int) -> FrameBank:
+    gen = torch.Generator().manual_seed(seed)
+    return FrameBank(
+        fem=torch.rand(n, T, D, generator=gen),
+        num_classes=C,
+        frames=torch.randint(0, 256, (n, T, 3, 8, 10), generator=gen, dtype=torch.uint8),
+        labels=torch.nn.functional.one_hot(torch.arange(n) % C, C).float(),
+        rec_logits=torch.randn(n, T, C, generator=gen),
+        rec_feats=torch.randn(n, T, 6, generator=gen),
+        video_ids=tuple(f"v{i}" for i in range(n)),
+    )
+
+
+def meta_bank(sampler: Sampler) -> FrameBank:
+    """The evaluation bank the pipeline would build for ``sampler`` (labels only for the oracle), on meta."""
+    bank = cpu_bank(B, seed=1)
+    privileged = sampler.uses_labels_at_eval
+    return FrameBank(
+        fem=bank.fem.to(META), num_classes=C, video_ids=bank.video_ids,
+        frames=bank.frames.to(META) if sampler.needs_frames else None,
+        labels=bank.labels.to(META) if privileged else None,
+        rec_logits=bank.rec_logits.to(META) if privileged else None,
+        rec_feats=bank.rec_feats.to(META) if privileged else None,
+    )
+
+
+def build(name: str, **fields) -> Sampler:
+    """``name`` as the pipeline builds it (training options where its constructor takes them), fitted on a CPU
+    bank when trainable."""
+    cls = get_sampler_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    sampler = cls(**{k: v for k, v in TRAINING.items() if k in params} | SMALL.get(name, {}) | fields)
+    if sampler.trainable:
+        sampler.fit(cpu_bank(16, seed=0))
+    return sampler
+
+
+def test_the_detector_catches_a_cpu_scalar_and_a_cpu_tensor():
+    x = torch.ones(2, 3, device=META)
+    with DeviceMixing() as mode, pytest.raises(AssertionError, match="mixes devices"):
+        _ = x * torch.tensor(2.0)  # PyTorch itself lets a 0-dim CPU tensor through
+    assert mode.mixed
+    with DeviceMixing(), pytest.raises((AssertionError, RuntimeError)):
+        _ = x * torch.tensor([1.0, 2.0, 3.0])
+    with DeviceMixing() as mode:
+        _ = torch.where(x > 0, x * 0.5, -1.0) + torch.arange(3).to(META)  # Python scalars and explicit copies
+    assert not mode.mixed
+
+
+@pytest.mark.parametrize("name", list_samplers())
+def test_select_and_scores_stay_on_the_input_device(name):
+    sampler = build(name).to(META)
+    bank = meta_bank(sampler)
+    with DeviceMixing():
+        index = sampler.select(bank, K)
+        scores = sampler.scores(bank)
+    assert index.device == META and index.dtype == torch.long
+    assert index.shape == (B, T if sampler.keeps_all else K)
+    assert scores.device == META and scores.shape == (B, T)
+
+
+@pytest.mark.parametrize("fields", [{"no_ns": True}, *({"fusion": f} for f in FUSIONS)])
+def test_every_nsnet_fusion_stays_on_the_input_device(fields):
+    sampler = build("nsnet", **fields).to(META)
+    with DeviceMixing():
+        index = sampler.select(meta_bank(sampler), K)
+    assert index.device == META
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fusions_stay_on_the_input_device(fusion):
+    sf, sv = torch.rand(B, T, device=META), torch.rand(B, T, device=META).softmax(dim=1)
+    with DeviceMixing():
+        assert fuse_select(sf, sv, K, fusion=fusion).device == META
+        if fusion in ("add", "mul", "max"):
+            assert fuse_scores(sf, sv, fusion=fusion).device == META
+
+
+def test_to_moves_a_fitted_sampler_and_returns_it():
+    sampler = build("nsnet")
+    assert sampler.to(META) is sampler
+    assert all(p.device == META for p in sampler.fitted_net().parameters())
+    assert build("uniform").to(META).select(meta_bank(build("uniform")), K).device == META
