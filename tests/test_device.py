@@ -19,10 +19,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from samplerbench.fusion import FUSIONS, fuse_scores, fuse_select
+from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class, list_samplers
+from samplerbench.throughput import sampler_throughput
 
 META = torch.device("meta")
 B, T, K, D, C = 3, 8, 3, 12, 4
+FEM_DIM = 1280  # mobilenet_v2's pooled features
 # Small networks and one epoch: what is tested is where tensors live, not what the samplers learned.
 TRAINING = dict(epochs=1, batch_size=8, seed=0)
 SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "scsampler": dict(hidden=8), "scsampler_rank": dict(hidden=8)}
@@ -44,10 +47,10 @@ class DeviceMixing(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def cpu_bank(n: int, *, seed: int) -> FrameBank:
+def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameBank:
     gen = torch.Generator().manual_seed(seed)
     return FrameBank(
-        fem=torch.rand(n, T, D, generator=gen),
+        fem=torch.rand(n, T, dim, generator=gen),
         num_classes=C,
         frames=torch.randint(0, 256, (n, T, 3, 8, 10), generator=gen, dtype=torch.uint8),
         labels=torch.nn.functional.one_hot(torch.arange(n) % C, C).float(),
@@ -70,14 +73,14 @@ def meta_bank(sampler: Sampler) -> FrameBank:
     )
 
 
-def build(name: str, **fields) -> Sampler:
+def build(name: str, *, dim: int = D, **fields) -> Sampler:
     """``name`` as the pipeline builds it (training options where its constructor takes them), fitted on a CPU
-    bank when trainable."""
+    bank of ``dim``-wide features when trainable."""
     cls = get_sampler_class(name)
     params = inspect.signature(cls.__init__).parameters
     sampler = cls(**{k: v for k, v in TRAINING.items() if k in params} | SMALL.get(name, {}) | fields)
     if sampler.trainable:
-        sampler.fit(cpu_bank(16, seed=0))
+        sampler.fit(cpu_bank(16, seed=0, dim=dim))
     return sampler
 
 
@@ -127,3 +130,17 @@ def test_to_moves_a_fitted_sampler_and_returns_it():
     assert sampler.to(META) is sampler
     assert all(p.device == META for p in sampler.fitted_net().parameters())
     assert build("uniform").to(META).select(meta_bank(build("uniform")), K).device == META
+
+
+@pytest.mark.parametrize("name", ["dense", "uniform", "mgsampler", "nsnet"])
+def test_the_timed_pipeline_stays_on_its_device(name):
+    """What ``sampler_throughput`` times per batch (FEM, selection, the recognizer on the kept frames) runs
+    on the timing device: the step would otherwise copy through the host."""
+    torch.manual_seed(0)
+    rec = FrameClassifier(arch="resnet18", num_classes=C)
+    fem = FrameClassifier(arch="mobilenet_v2", num_classes=C)
+    frames = torch.randint(0, 256, (2, T, 3, 16, 16), dtype=torch.uint8)
+    with DeviceMixing():
+        timing = sampler_throughput(sampler=build(name, dim=FEM_DIM), frames=frames, k=K, recognizer=rec, fem=fem,
+                                    fem_res=8, num_classes=C, device="meta", min_iters=1, min_seconds=0.0)
+    assert timing.iterations >= 1
