@@ -161,7 +161,7 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-MIN_TIMED_SECONDS = 1.0  # timed work behind every figure: a short loop on a shared machine is mostly noise
+MIN_TIMED_SECONDS = 0.5  # timed work behind every figure: a short loop on a shared machine is mostly noise
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
