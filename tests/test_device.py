@@ -5,7 +5,8 @@ Every registered sampler selects (and scores) a bank whose tensors live on the `
 data, so a CPU tensor mixed into the computation cannot be silently copied: a CPU tensor with elements fails
 in PyTorch itself, and a zero-dimensional CPU tensor (``torch.tensor(0.5)``), which PyTorch lets pass on
 CUDA as a scalar, fails in :class:`DeviceMixing`. Both are what a ``torch.tensor``/``arange``/``zeros``
-without ``device=`` turns into on a GPU: a crash, or a hidden host-to-device copy per call.
+without ``device=`` turns into on a GPU: a crash, or a hidden host-to-device copy per call. A CPU constant
+moved with ``.to(device)`` on every call is the explicit form of that copy; it is listed and refused too.
 """
 
 from __future__ import annotations
@@ -26,25 +27,33 @@ from samplerbench.throughput import sampler_throughput
 META = torch.device("meta")
 B, T, K, D, C = 3, 8, 3, 12, 4
 FEM_DIM = 1280  # mobilenet_v2's pooled features
+COPIES_BY_DESIGN = {"random"}  # draws keyed by the video id are made on the CPU (see RandomSampler)
 # Small networks and one epoch: what is tested is where tensors live, not what the samplers learned.
 TRAINING = dict(epochs=1, batch_size=8, seed=0)
 SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "scsampler": dict(hidden=8), "scsampler_rank": dict(hidden=8)}
 
 
 class DeviceMixing(TorchDispatchMode):
-    """Records every aten op whose tensor arguments live on more than one device, and fails it."""
+    """Fails every aten op whose tensor arguments live on more than one device (listed in ``mixed``), and
+    lists the ops that copy tensors to another device (``copies``): a constant built on the CPU and copied
+    over on every call is not mixing, but it is a host-to-device copy per call on a GPU."""
 
     def __init__(self) -> None:
         super().__init__()
         self.mixed: list[str] = []
+        self.copies: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        flat, _ = tree_flatten((args, kwargs or {}))
-        devices = sorted({str(a.device) for a in flat if isinstance(a, Tensor)})
+        kwargs = kwargs or {}
+        devices = sorted({str(a.device) for a in tree_flatten((args, kwargs))[0] if isinstance(a, Tensor)})
         if len(devices) > 1:
             self.mixed.append(f"{func} on {devices}")
             raise AssertionError(f"{func} mixes devices {devices}")
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **kwargs)
+        produced = sorted({str(t.device) for t in tree_flatten(out)[0] if isinstance(t, Tensor)} - set(devices))
+        if devices and produced:
+            self.copies.append(f"{func}: {devices[0]} -> {produced[0]}")
+        return out
 
 
 def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameBank:
@@ -93,16 +102,17 @@ def test_the_detector_catches_a_cpu_scalar_and_a_cpu_tensor():
         _ = x * torch.tensor([1.0, 2.0, 3.0])
     with DeviceMixing() as mode:
         _ = torch.where(x > 0, x * 0.5, -1.0) + torch.arange(3).to(META)  # Python scalars and explicit copies
-    assert not mode.mixed
+    assert not mode.mixed and mode.copies == ["aten._to_copy.default: cpu -> meta"]
 
 
 @pytest.mark.parametrize("name", list_samplers())
 def test_select_and_scores_stay_on_the_input_device(name):
     sampler = build(name).to(META)
     bank = meta_bank(sampler)
-    with DeviceMixing():
+    with DeviceMixing() as mode:
         index = sampler.select(bank, K)
         scores = sampler.scores(bank)
+    assert not mode.copies or name in COPIES_BY_DESIGN, mode.copies
     assert index.device == META and index.dtype == torch.long
     assert index.shape == (B, T if sampler.keeps_all else K)
     assert scores.device == META and scores.shape == (B, T)
@@ -111,9 +121,10 @@ def test_select_and_scores_stay_on_the_input_device(name):
 @pytest.mark.parametrize("fields", [{"no_ns": True}, *({"fusion": f} for f in FUSIONS)])
 def test_every_nsnet_fusion_stays_on_the_input_device(fields):
     sampler = build("nsnet", **fields).to(META)
-    with DeviceMixing():
-        index = sampler.select(meta_bank(sampler), K)
-    assert index.device == META
+    bank = meta_bank(sampler)
+    with DeviceMixing() as mode:
+        index = sampler.select(bank, K)
+    assert index.device == META and not mode.copies
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
