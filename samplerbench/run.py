@@ -116,7 +116,9 @@ class Bench:
 
     def _timed(self, label: str, key: str, measure: Callable[[], Timing]) -> Timing:
         """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
-        cached in the ``throughput`` stage under ``key``; ``cfg.remeasure`` drops the cached figure first."""
+        cached in the ``throughput`` stage under rank 0's ``key`` (it names rank 0's machine, which another
+        node's ranks do not share); ``cfg.remeasure`` drops the cached figure first."""
+        key = distributed.broadcast(key)
         if self.cfg.remeasure and distributed.is_main():
             self.pipe.cache.path("throughput", key).unlink(missing_ok=True)
 
