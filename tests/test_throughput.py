@@ -14,6 +14,7 @@ from samplerbench.config import build_config
 from samplerbench.cost import Timing
 from samplerbench.decode import presample_indices
 from samplerbench.pipeline import Pipeline
+from samplerbench.report import main_markdown
 from samplerbench.run import Bench, add_speedups, timing_columns
 from samplerbench.samplers import get_sampler, list_samplers
 from samplerbench.stagelog import StageLog
@@ -98,3 +99,18 @@ def test_remeasure_flag():
     args = build_parser().parse_args(["--preset", "tiny", "--device", "cpu", "--remeasure"])
     assert config_from_args(args).remeasure
     assert not config_from_args(build_parser().parse_args(["--preset", "tiny", "--device", "cpu"])).remeasure
+
+
+def test_main_table_marks_noisy_rates_and_states_the_timed_batches_and_decoding():
+    rows = [_row("dense", 16.0, 0.8, T), _row("uniform", 2.0, 0.1, 2)]
+    rows[1]["timing_spread"] = 0.25  # the middle half of its batches spread over a quarter of the median
+    add_speedups(rows, {2: 0.05, T: 0.4})
+    for r in rows:
+        r.update(budget_K=K, mAP=50.0, mAP_anet=50.0, top1=40.0, hit3=70.0, salient_hit_rate=30.0, pareto=False)
+    decode = [dict(frames=2, s_per_video=0.05, spread=0.3, timed_decodes=20)]
+    lines = main_markdown(rows, "header", decode=decode).splitlines()
+    dense, uniform = ([cell.strip() for cell in line.split("|")] for line in lines if line.startswith("| ")
+                      and line.split("|")[1].strip() in ("dense", "uniform"))
+    assert {"10.0", "7", "2.0"} <= set(dense) and not any("†" in cell for cell in dense)
+    assert {"80.0 †", "16.0 †"} <= set(uniform)  # compute and end-to-end rates of the noisy timing
+    assert "2 frames 50 ms (IQR 30%, 20 decodes)" in lines[-1]
