@@ -131,6 +131,8 @@ def build_parser() -> ArgumentParser:
                         "TORCH_HOME; nothing is downloaded) or none (from scratch); default: the preset's "
                         "(paper: imagenet, others: none)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
+    p.add_argument("--remeasure", action="store_true", default=None,
+                   help="time throughput and decoding again instead of reading this machine's cached figures")
     p.add_argument("--export-predictions", action="store_true", default=None,
                    help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines or progress bars")
@@ -187,7 +189,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
-                        workers=args.workers, dtype=args.dtype, compile=args.compile,
+                        workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
                         export_predictions=args.export_predictions)
     check_names(cfg)
     return cfg

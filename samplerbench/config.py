@@ -130,6 +130,7 @@ class RunConfig:
     throughput_batch: int = 8
     throughput_iters: int = 3
     compile: bool = False
+    remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
     bootstrap: int = 1000
     export_predictions: bool = False  # write <out>/<dataset>/predictions/<sampler>_K<k>.json (ActivityNet format)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)

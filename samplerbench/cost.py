@@ -28,12 +28,14 @@ might carry real compute.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from math import prod
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision
 from fvcore.nn import FlopCountAnalysis
@@ -159,26 +161,67 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_throughput(
-    fn: Callable[[], None], *, items_per_call: int, device: torch.device, warmup: int = 2, iters: int = 5
-) -> float:
-    """Items per second of ``fn`` (each call processes ``items_per_call`` items, e.g. videos).
+MIN_TIMED_SECONDS = 0.5  # timed work behind every figure: a short loop on a shared machine is mostly noise
 
-    ``warmup`` untimed calls absorb lazy initialisation (cuDNN autotuning, allocator growth, first-touch
-    page faults); on CUDA the device is synchronised before and after the timed loop so queued kernels are
-    inside the measurement. Everything runs under ``torch.inference_mode``; bf16 autocast and channels_last
-    belong to ``fn`` and its model, so the caller states them next to the batch size. ``time.perf_counter``
-    rather than
-    ``torch.utils.benchmark.Timer``: the Timer pins torch to one thread unless told otherwise, which would
-    understate CPU throughput, and a loop of a few multi-millisecond calls does not need its statistics.
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Timing:
+    """A timed loop summarised: the median call and how much the calls varied.
+
+    Attributes:
+        seconds: the median seconds per call.
+        spread: the interquartile range of the call times over their median (0.04: the middle half of the
+            calls lie within a band 4% of the median wide).
+        iterations: how many timed calls stand behind the figure.
+        items_per_call: the items (videos) each call processes.
     """
+
+    seconds: float
+    spread: float
+    iterations: int
+    items_per_call: int
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items_per_call / self.seconds
+
+    @classmethod
+    def from_durations(cls, durations: Sequence[float], *, items_per_call: int) -> Timing:
+        q1, median, q3 = np.percentile(np.asarray(durations, dtype=np.float64), [25, 50, 75])
+        return cls(seconds=float(median), spread=float((q3 - q1) / median), iterations=len(durations),
+                   items_per_call=items_per_call)
+
+
+def measure_throughput(
+    fn: Callable[[], None],
+    *,
+    items_per_call: int,
+    device: torch.device,
+    warmup: int = 2,
+    min_iters: int = 5,
+    min_seconds: float = MIN_TIMED_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Timing:
+    """Times ``fn`` (each call processes ``items_per_call`` items, e.g. videos) call by call, until at least
+    ``min_iters`` calls and ``min_seconds`` of timed work, and summarises the calls (:class:`Timing`).
+
+    The median rather than the mean: on a shared machine some calls are slowed by other processes, which
+    moves a mean but not the median.
+    ``warmup`` untimed calls absorb lazy initialisation (cuDNN autotuning, allocator growth, first-touch
+    page faults). On CUDA the device is synchronised after every call, so each call's time includes its
+    kernels. Everything runs under ``torch.inference_mode``; bf16 autocast and channels_last belong to ``fn``
+    and its model, so the caller states them next to the batch size. ``clock`` (seconds) is for tests.
+    ``time.perf_counter`` rather than ``torch.utils.benchmark.Timer``: the Timer pins torch to one thread
+    unless told otherwise, which would understate CPU throughput.
+    """
+    durations: list[float] = []
     with torch.inference_mode():
         for _ in range(warmup):
             fn()
         _synchronize(device)
-        start = time.perf_counter()
-        for _ in range(iters):
+        while len(durations) < min_iters or sum(durations) < min_seconds:
+            start = clock()
             fn()
-        _synchronize(device)
-        elapsed = time.perf_counter() - start
-    return items_per_call * iters / elapsed
+            _synchronize(device)
+            durations.append(clock() - start)
+    return Timing.from_durations(durations, items_per_call=items_per_call)

@@ -35,13 +35,16 @@ from samplerbench.pipeline import Fitted, Outputs
 
 SUMMARY_COLUMNS = [
     "dataset", "sampler", "frames_T", "budget_K", "mAP", "mAP_lo", "mAP_hi", "dmAP_vs_uniform", "dmAP_lo",
-    "dmAP_hi", "mAP_anet", "top1", "hit3", "salient_hit_rate", "gflops_per_video", "videos_per_s",
-    "speedup_vs_dense", "pareto",
+    "dmAP_hi", "mAP_anet", "top1", "hit3", "salient_hit_rate", "gflops_per_video", "videos_per_s", "timing_spread",
+    "timed_iters", "speedup_vs_dense", "speedup_flops", "decoded_frames", "decode_s_per_video", "videos_per_s_e2e",
+    "speedup_e2e_vs_dense", "pareto",
 ]
+INT_COLUMNS = ("timed_iters", "decoded_frames")  # empty for the oracle, so pandas would write them as floats
 FLOP_NOTE = "GFLOPs counted with fvcore: one multiply-add = one flop (the convention of the papers)."
 PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "numpy", "pandas", "scikit-learn",
             "scipy")
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
+LARGE_SPREAD = 0.10  # a timing whose interquartile range exceeds this share of its median is marked in main.md
 
 
 def package_versions() -> dict[str, str]:
@@ -94,8 +97,21 @@ def _ci(point, lo, hi, digits: int = 1) -> str:
     return f"{point:.{digits}f} [{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
-def main_markdown(rows: list[dict], header: str, metric: str = "mAP") -> str:
-    """The samplers × budgets table; its first score column is ``metric`` ("mAP" or "top1")."""
+def _rate(value, spread) -> str:
+    """A measured rate, marked † when the timed calls behind it varied by more than :data:`LARGE_SPREAD`."""
+    return _num(value, 1) + (" †" if spread is not None and spread > LARGE_SPREAD else "")
+
+
+def decode_note(decode: list[dict]) -> str:
+    """One line of what decoding costs per video, per frame count, behind the end-to-end column."""
+    parts = [f"{d['frames']} frames {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} "
+             f"decodes)" for d in decode]
+    return "Decoding per video on this machine's CPU, median over val videos: " + "; ".join(parts) + "."
+
+
+def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: list[dict] | None = None) -> str:
+    """The samplers × budgets table; its first score column is ``metric`` ("mAP" or "top1"). ``decode``: the
+    decoding cost behind the end-to-end column, stated under the table."""
     table = [
         {
             "sampler": r["sampler"],
@@ -107,8 +123,12 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP") -> str:
             "hit@3 %": _num(r["hit3"], 1),
             "salient-hit %": _num(r["salient_hit_rate"], 1),
             "GFLOPs/video": _num(r["gflops_per_video"], 3),
-            "videos/s": _num(r["videos_per_s"], 1),
+            "speed-up (FLOPs)": _num(r["speedup_flops"], 2),
+            "videos/s": _rate(r["videos_per_s"], r["timing_spread"]),
+            "timed batches": r["timed_iters"] or "",
             "speed-up vs dense": _num(r["speedup_vs_dense"], 2),
+            "videos/s e2e": _rate(r["videos_per_s_e2e"], r["timing_spread"]),
+            "e2e speed-up": _num(r["speedup_e2e_vs_dense"], 2),
             "Pareto": "★" if r["pareto"] else "",
         }
         for r in rows
@@ -118,12 +138,16 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP") -> str:
     return "\n\n".join([
         "# Samplers × budgets",
         header,
-        FLOP_NOTE + " videos/s: FEM on T frames + sampler + recognizer on K frames, decoding excluded; "
-        "empty where not measured (the oracle reads labels and is not deployable). CIs: paired bootstrap over "
-        "videos (mAP). "
+        FLOP_NOTE + " videos/s: the median over the timed batches of FEM on T frames + sampler + recognizer on K "
+        f"frames, decoding excluded; † = the batches' interquartile range exceeds {LARGE_SPREAD:.0%} of that "
+        "median (`--remeasure` times again). e2e: one process decoding the frames the pipeline needs (T; K for "
+        "samplers that choose without reading frames), then the same compute: 1 / (decode s + 1 / videos/s). "
+        "Speed-ups are over dense; (FLOPs) is dense's GFLOPs over the row's. Empty where not measured (the oracle "
+        "reads labels and is not deployable). CIs: paired bootstrap over videos (mAP). "
         f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}). Salient-hit is empty for datasets "
         "without temporal annotations.",
         tabulate(table, headers="keys", tablefmt="github"),
+        *([decode_note(decode)] if decode else []),
     ]) + "\n"
 
 
@@ -314,9 +338,10 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
     summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
+    summary[list(INT_COLUMNS)] = summary[list(INT_COLUMNS)].astype("Int64")
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
     oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
-    _write_text(folder / "main.md", main_markdown(rows, header, data.metric) + oracle_note + "\n")
+    _write_text(folder / "main.md", main_markdown(rows, header, data.metric, tables.get("decode")) + oracle_note + "\n")
     written = ["summary.csv", "main.md"]
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in tables:

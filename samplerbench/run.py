@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from tqdm import tqdm
 from samplerbench import distributed, report
 from samplerbench.cache import stage_key
 from samplerbench.config import RunConfig
-from samplerbench.cost import backbone_gflops, video_gflops
+from samplerbench.cost import MIN_TIMED_SECONDS, Timing, backbone_gflops, video_gflops
+from samplerbench.decode import probe
+from samplerbench.errors import UserError
 from samplerbench.evaluate import evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
@@ -28,7 +31,7 @@ from samplerbench.samplers import Sampler, list_samplers, select_all
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
-from samplerbench.throughput import sampler_throughput
+from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate, sampler_throughput
 
 # The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows.
 PAPER_GUIDING = {"response": 74.1, "prototype": 74.7}
@@ -38,6 +41,7 @@ PAPER_FEM = {"shufflenet_v2_x1_0": (70.8, 0.15), "mobilenet_v2": (75.5, 0.31), "
 PAPER_RECOGNIZER = (("resnet101", False, 75.5), ("resnet101", True, 80.8), ("resnet152", True, 83.0))
 PAPER_ORACLE = 96.3
 WITHOUT_NS = "nsnet (w/o NS)"
+DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
 
 
 def machine_name(device: str) -> str:
@@ -78,29 +82,85 @@ class Bench:
         return video_gflops(fem_per_frame=scan, head=sampler.gflops(cfg.frames), rec_per_frame=rec,
                             frames=cfg.frames, budget=kept)
 
-    def throughput(self, label: str, sampler: Sampler, k: int) -> float | None:
-        """Videos/s, cached per machine; ``None`` for the oracle, which needs labels and is not deployable."""
+    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
+        """Timed batches of the pipeline, cached per machine; ``None`` for the oracle, which needs labels and
+        is not deployable."""
         if sampler.uses_labels_at_eval:
             return None
         cfg = self.cfg
         key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
-                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, compile=cfg.compile,
-                        device=cfg.device)
+                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
+                        compile=cfg.compile, device=cfg.device)
+        return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
+            sampler=sampler, frames=self.pipe.split("val").frames[: cfg.throughput_batch], k=k,
+            recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
+            num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.throughput_iters,
+            compile_model=cfg.compile))
 
-        def measure() -> float | None:
-            """Timed on rank 0 alone while the other ranks wait: they would compete for the machine."""
-            value = sampler_throughput(
-                sampler=sampler, frames=self.pipe.split("val").frames[: cfg.throughput_batch], k=k,
-                recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
-                num_classes=self.rec.val_logits.shape[-1], device=cfg.device, iters=cfg.throughput_iters,
-                compile_model=cfg.compile) if distributed.is_main() else None
-            return distributed.broadcast(value)
+    def decode_cost(self, frames: int) -> Timing:
+        """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos at
+        the run's resolution; decoding runs on the CPU, so the figure is cached per CPU whatever the device."""
+        cfg, val = self.cfg, self.pipe.split("val")
+        cpu = machine_name("cpu")
+        key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
+                        min_seconds=MIN_TIMED_SECONDS)
 
-        return float(self.pipe.cached(f"throughput {label} K={k}", "throughput", key, measure))
+        def measure() -> Timing:
+            readable = set(val.video_ids)
+            records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
+            probed = {r.path: probe(r.path) for r in records}
+            videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
+            if not videos:
+                raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
+            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res)
+
+        return self._timed(f"throughput decode {frames} frames", key, measure)
+
+    def _timed(self, label: str, key: str, measure: Callable[[], Timing]) -> Timing:
+        """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
+        cached in the ``throughput`` stage under rank 0's ``key`` (it names rank 0's machine, which another
+        node's ranks do not share); ``cfg.remeasure`` drops the cached figure first."""
+        key = distributed.broadcast(key)
+        if self.cfg.remeasure and distributed.is_main():
+            self.pipe.cache.path("throughput", key).unlink(missing_ok=True)
+
+        def compute() -> dict:
+            return distributed.broadcast(dataclasses.asdict(measure()) if distributed.is_main() else None)
+
+        return Timing(**self.pipe.cached(label, "throughput", key, compute))
 
 
-def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict]:
-    """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns rows and scores."""
+def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
+    """A row's measured throughput columns; empty (``None``) where nothing was measured."""
+    if timing is None:
+        return dict.fromkeys(("videos_per_s", "timing_spread", "timed_iters", "decoded_frames"))
+    return dict(videos_per_s=timing.items_per_s, timing_spread=timing.spread, timed_iters=timing.iterations,
+                decoded_frames=decoded)
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    return value / reference if value and reference else None
+
+
+def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None:
+    """Complete the rows' cost columns: the end-to-end rate (decoding ``decoded_frames`` frames, seconds per
+    video by frame count in ``decode_s_per_video``, then the measured compute) and the speed-ups over dense,
+    measured, end to end, and from the FLOP counts."""
+    for r in rows:
+        measured = r["decoded_frames"] is not None
+        r["decode_s_per_video"] = decode_s_per_video[r["decoded_frames"]] if measured else None
+        r["videos_per_s_e2e"] = end_to_end_rate(decode_s_per_video=r["decode_s_per_video"],
+                                                videos_per_s=r["videos_per_s"]) if measured else None
+    dense = next((r for r in rows if r["sampler"] == "dense"), {})
+    for r in rows:
+        r["speedup_vs_dense"] = _ratio(r["videos_per_s"], dense.get("videos_per_s"))
+        r["speedup_flops"] = _ratio(dense.get("gflops_per_video"), r["gflops_per_video"])
+        r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
+
+
+def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
+    """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
+    and the decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
     entries = [(n, n, {}) for n in names]
     if "nsnet" in names:
@@ -112,11 +172,14 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict]:
             ev = b.evaluate(sampler, bank, k)
             scores[(label, k)] = ev.scores
             rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
-                             gflops_per_video=b.gflops(sampler, k), videos_per_s=b.throughput(label, sampler, k)))
-    dense_vps = next((r["videos_per_s"] for r in rows if r["sampler"] == "dense"), None)
-    for r in rows:
-        r["speedup_vs_dense"] = r["videos_per_s"] / dense_vps if dense_vps and r["videos_per_s"] else None
-    return rows, scores
+                             gflops_per_video=b.gflops(sampler, k),
+                             **timing_columns(b.throughput(label, sampler, k),
+                                              decoded=decoded_frames(sampler, t=cfg.frames, k=k))))
+    decode = {n: b.decode_cost(n) for n in sorted({r["decoded_frames"] for r in rows} - {None})}
+    add_speedups(rows, {n: t.seconds for n, t in decode.items()})
+    decode_rows = [dict(frames=n, s_per_video=t.seconds, spread=t.spread, timed_decodes=t.iterations)
+                   for n, t in decode.items()]
+    return rows, scores, decode_rows
 
 
 def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
@@ -289,9 +352,9 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
     bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
                   fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
 
-    rows, scores = main_comparison(bench, names)
+    rows, scores, decode = main_comparison(bench, names)
     add_confidence_intervals(bench, rows, scores)
-    tables = {"main": rows}
+    tables = {"main": rows, "decode": decode}
     if "guiding" in ablations:
         tables["guiding"] = table_guiding(bench)
     if "fusion" in ablations:

@@ -1,20 +1,25 @@
-"""Videos/s of a sampling pipeline, timed end to end on the chosen device.
+"""Videos/s of a sampling pipeline, timed on the chosen device, and the cost of decoding its frames.
 
-What is timed per batch of B videos: the FEM on all T frames (for samplers that read FEM features), the
-sampler's own selection, and the recognizer on the K kept frames; dense times the recognizer on all T. The
-frames come from the decode cache, so decoding is outside the timed region (its frames/s is reported by the
-decode benchmark). On CUDA the timed loop runs under bf16 autocast with channels_last tensors, and
-``torch.cuda.synchronize`` brackets it, so the figure is the one users will quote.
+What :func:`sampler_throughput` times per batch of B videos: the FEM on all T frames (for samplers that read
+FEM features), the sampler's own selection, and the recognizer on the K kept frames; dense times the
+recognizer on all T. The frames come from the decode cache; decoding is timed apart (:func:`decode_timing`)
+on the run's own videos, for as many frames as each pipeline must decode (:func:`decoded_frames`), and
+:func:`end_to_end_rate` adds the two. On CUDA the timed loop runs under bf16 autocast with channels_last
+tensors, and every call is synchronised, so the figure is the one users will quote.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from samplerbench.cost import measure_throughput
+from samplerbench.cost import MIN_TIMED_SECONDS, Timing, measure_throughput
+from samplerbench.decode import decode_clip, presample_indices
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import resize_frames
 from samplerbench.samplers import FrameBank, Sampler
@@ -37,17 +42,24 @@ def sampler_throughput(
     fem_res: int,
     num_classes: int,
     device: str,
-    iters: int,
+    min_iters: int,
+    min_seconds: float = MIN_TIMED_SECONDS,
     compile_model: bool = False,
-) -> float:
-    """Videos/s of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one timed batch)."""
+) -> Timing:
+    """Timing of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call).
+
+    The sampler is moved to ``device`` (:meth:`Sampler.to`), so its selection runs where the models do and
+    hands the kept indices to the recognizer without passing through the host.
+    """
     dev = torch.device(device)
+    sampler.to(dev)
     rec = _prepare(recognizer, dev, compile_model)
     fem_net = _prepare(fem, dev, compile_model) if fem is not None and sampler.uses_fem else None
     x = frames.to(dev)
     b, t = x.shape[:2]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     fem_x = resize_frames(x, fem_res) if fem_net is not None or sampler.needs_frames else None
+    rows = torch.arange(b, device=dev).unsqueeze(1)
 
     def step() -> None:
         with autocast:
@@ -55,8 +67,45 @@ def sampler_throughput(
                      else torch.zeros(b, t, 1, device=dev))
             bank = FrameBank(fem=feats, num_classes=num_classes,
                              frames=fem_x if sampler.needs_frames else None)
-            index = sampler.select(bank, k).to(dev)
-            chosen = x[torch.arange(b, device=dev).unsqueeze(1), index]
-            rec(chosen.flatten(0, 1))
+            rec(x[rows, sampler.select(bank, k)].flatten(0, 1))
 
-    return measure_throughput(step, items_per_call=b, device=dev, iters=iters)
+    return measure_throughput(step, items_per_call=b, device=dev, min_iters=min_iters, min_seconds=min_seconds)
+
+
+def decoded_frames(sampler: Sampler, *, t: int, k: int) -> int:
+    """Frames per video a pipeline must decode: all T when anything looks at every pre-sampled frame (dense,
+    a FEM, pixel motion, the oracle's recognizer outputs), else only the K kept (uniform, random: they choose
+    positions without reading the frames)."""
+    reads_all = sampler.keeps_all or sampler.uses_fem or sampler.needs_frames or sampler.uses_labels_at_eval
+    return t if reads_all else k
+
+
+def decode_timing(
+    videos: Sequence[tuple[Path | str, int]],
+    frames: int,
+    *,
+    short_side: int,
+    crop: int,
+    min_seconds: float = MIN_TIMED_SECONDS,
+) -> Timing:
+    """Seconds per video to decode ``frames`` segment-centre frames (:func:`presample_indices`), resized and
+    cropped as the decode stage does (:func:`decode_clip`), over ``videos`` given as ``(path, frame count)``.
+
+    The videos are decoded in turn, each at least once, until ``min_seconds`` of decoding, after one untimed
+    decode that loads the decoder. The spread is mostly between videos (length, keyframe spacing), not noise.
+    """
+    order = itertools.cycle(videos)
+
+    def step() -> None:
+        path, num_frames = next(order)
+        decode_clip(path, presample_indices(num_frames, frames), short_side=short_side, crop=crop)
+
+    return measure_throughput(step, items_per_call=1, device=torch.device("cpu"), warmup=1, min_iters=len(videos),
+                              min_seconds=min_seconds)
+
+
+def end_to_end_rate(*, decode_s_per_video: float, videos_per_s: float) -> float:
+    """Videos/s of one process that decodes a video's frames and then runs the pipeline on them:
+    ``1 / (decode + 1 / compute rate)``. A deployment that decodes in other processes while the models run
+    can approach the slower of the two rates instead."""
+    return 1.0 / (decode_s_per_video + 1.0 / videos_per_s)

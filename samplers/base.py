@@ -68,7 +68,8 @@ class FrameBank:
         values = {f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)
                   if isinstance(getattr(self, f.name), (Tensor, FrameSource))}
         if self.video_ids is not None:
-            values["video_ids"] = tuple(self.video_ids[i] for i in torch.arange(self.batch_size)[index].tolist())
+            rows = torch.arange(self.batch_size, device=index.device if isinstance(index, Tensor) else None)
+            values["video_ids"] = tuple(self.video_ids[i] for i in rows[index].tolist())
         return dataclasses.replace(self, **values)
 
     def require(self, *names: str, who: str) -> None:
@@ -83,6 +84,8 @@ class Sampler(abc.ABC):
 
     Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless a sampler needs its
     own rule (NSNet's index fusion). Constructors are keyword-only so configs map onto them one to one.
+    Both return their result on the device of the bank they are given, and create every tensor they need
+    there: a CPU constant in the computation is a crash or a hidden host-to-device copy on a GPU.
     """
 
     name: ClassVar[str]
@@ -103,6 +106,11 @@ class Sampler(abc.ABC):
         """``[B, K]`` distinct frame indices in ascending (temporal) order."""
         check_budget(k, batch.num_frames)
         return topk_sorted(self.scores(batch), k)
+
+    def to(self, device: torch.device | str) -> Sampler:
+        """Move the learned state (networks, prototypes) to ``device`` and return ``self``, as
+        ``nn.Module.to`` does; samplers without tensor state keep this no-op."""
+        return self
 
     def gflops(self, frames: int) -> float:
         """The sampler's own cost per video on top of the FEM features (fvcore convention: 1 MAC = 1 flop)."""

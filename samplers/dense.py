@@ -15,7 +15,7 @@ class DenseSampler(Sampler):
     keeps_all = True
 
     def scores(self, batch: FrameBank) -> Tensor:
-        return torch.ones(batch.batch_size, batch.num_frames)
+        return torch.ones(batch.batch_size, batch.num_frames, device=batch.fem.device)
 
     def select(self, batch: FrameBank, k: int) -> Tensor:
-        return torch.arange(batch.num_frames).expand(batch.batch_size, -1).clone()
+        return torch.arange(batch.num_frames, device=batch.fem.device).expand(batch.batch_size, -1).clone()

@@ -48,13 +48,14 @@ def class_prototypes(rec_logits: Tensor, rec_feats: Tensor, labels: Tensor, *, e
         raise UserError(f"prototype eps={eps} must lie in (0, 1]")
     c = rec_logits.shape[2]
     video, cls = _pairs(labels)
+    device = rec_feats.device
     if video.numel() == 0:
-        return torch.zeros(c, rec_feats.shape[2])
+        return torch.zeros(c, rec_feats.shape[2], device=device)
     logits = rec_logits.float()
     conf = (logits[video, :, cls] - logits.logsumexp(dim=2)[video]).exp()  # [P, T] softmax prob. of the class
     correct = rec_logits.argmax(dim=2)[video] == cls[:, None]  # [P, T]
     has_correct = correct.any(dim=1)
-    class_has_correct = torch.zeros(c).index_add_(0, cls, has_correct.float()) > 0
+    class_has_correct = torch.zeros(c, device=device).index_add_(0, cls, has_correct.float()) > 0
     fallback = ~class_has_correct[cls]  # [P]: use every frame of the video
     candidates = correct | fallback[:, None]
     count = candidates.sum(dim=1)
@@ -67,8 +68,8 @@ def class_prototypes(rec_logits: Tensor, rec_feats: Tensor, labels: Tensor, *, e
         for w, v in zip(weights.split(ROW_CHUNK), video.split(ROW_CHUNK), strict=True)
     ])
     contributes = (has_correct | fallback).float()
-    sums = torch.zeros(c, rec_feats.shape[2]).index_add_(0, cls, guiding_feats * contributes[:, None])
-    counts = torch.zeros(c).index_add_(0, cls, contributes)
+    sums = torch.zeros(c, rec_feats.shape[2], device=device).index_add_(0, cls, guiding_feats * contributes[:, None])
+    counts = torch.zeros(c, device=device).index_add_(0, cls, contributes)
     return sums / counts.clamp_min(1.0)[:, None]
 
 

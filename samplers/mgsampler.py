@@ -30,10 +30,10 @@ OPS_PER_PIXEL = 4  # 3 multiply-adds for the luma, 1 absolute difference accumul
 
 def frame_motion(frames: Tensor) -> Tensor:
     """``[B, T, 3, H, W]`` uint8 → ``[B, T]`` mean absolute luma difference to the neighbouring frame."""
-    weights = torch.tensor(GRAY_WEIGHTS, dtype=torch.float32)[None, None, :, None, None]
+    weights = torch.tensor(GRAY_WEIGHTS, dtype=torch.float32, device=frames.device)[None, None, :, None, None]
     gray = (frames.float() / 255.0 * weights).sum(dim=2)  # [B, T, H, W]
     if gray.shape[1] == 1:
-        return torch.zeros(gray.shape[:2])
+        return torch.zeros(gray.shape[:2], device=frames.device)
     diffs = (gray[:, 1:] - gray[:, :-1]).abs().mean(dim=(2, 3))  # [B, T-1]
     return torch.cat((diffs[:, :1], diffs), dim=1)
 
@@ -51,7 +51,7 @@ def quantile_indices(motion: Tensor, k: int, *, floor: float) -> Tensor:
     """``[B, T]`` motion → ``[B, K]`` frames at the even quantiles of its normalised cumulative sum."""
     cdf = (motion + floor).cumsum(dim=1)
     cdf = cdf / cdf[:, -1:]
-    targets = ((torch.arange(k, dtype=cdf.dtype) + 0.5) / k).expand(cdf.shape[0], k).contiguous()
+    targets = ((torch.arange(k, dtype=cdf.dtype, device=cdf.device) + 0.5) / k).expand(cdf.shape[0], k).contiguous()
     found = torch.searchsorted(cdf.contiguous(), targets, right=True).clamp_max(motion.shape[1] - 1)
     return distinct_in_range(found, motion.shape[1])
 

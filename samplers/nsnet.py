@@ -51,11 +51,11 @@ from samplerbench.samplers.guiding import (
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 
 
-def sinusoidal_encoding(t: int, d: int) -> Tensor:
-    """``[T, d]`` Vaswani et al.'s sine/cosine positional encoding."""
-    position = torch.arange(t, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    enc = torch.zeros(t, d)
+def sinusoidal_encoding(t: int, d: int, *, device: torch.device | str | None = None) -> Tensor:
+    """``[T, d]`` float32 Vaswani et al.'s sine/cosine positional encoding, computed on ``device``."""
+    position = torch.arange(t, dtype=torch.float32, device=device)[:, None]
+    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32, device=device) * (-math.log(10000.0) / d))
+    enc = torch.zeros(t, d, device=device)
     enc[:, 0::2] = torch.sin(position * freq)
     enc[:, 1::2] = torch.cos(position * freq)[:, : d // 2]
     return enc
@@ -85,7 +85,7 @@ class NSNetNet(nn.Module):
 
     def encode(self, fem: Tensor) -> Tensor:
         x = self.proj(self.standardize(fem))
-        x = x + sinusoidal_encoding(x.shape[1], x.shape[2]).to(x)
+        x = x + sinusoidal_encoding(x.shape[1], x.shape[2], device=x.device).to(x.dtype)
         return self.encoder(self.pe_dropout(x))
 
     def branches(self, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import Tensor
 
 from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
@@ -34,6 +35,11 @@ class OracleSampler(Sampler):
         if self.guiding == "prototype":
             train.require("labels", "rec_logits", "rec_feats", who=self.name)
             self.prototypes = class_prototypes(train.rec_logits, train.rec_feats, train.labels, eps=self.eps)
+
+    def to(self, device: torch.device | str) -> OracleSampler:
+        if self.prototypes is not None:
+            self.prototypes = self.prototypes.to(device)
+        return self
 
     def scores(self, batch: FrameBank) -> Tensor:
         batch.require("labels", "rec_logits", "rec_feats", who=self.name)

@@ -14,7 +14,10 @@ from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
 class RandomSampler(Sampler):
     """Training-free. Each video's draw is seeded by ``seed`` and the video's id (its position in the bank
     when the bank has no ids), so a video gets the same frames on every call, whichever FEM, precision or
-    number of processes made the bank, while different videos get independent draws."""
+    number of processes made the bank, while different videos get independent draws.
+
+    The draws are made on the CPU and copied to the bank's device: a CUDA generator would give a video other
+    frames on a GPU than on the CPU."""
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
@@ -25,4 +28,4 @@ class RandomSampler(Sampler):
         for i, video_id in enumerate(ids):
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(video_id.encode()))
             out[i] = torch.rand(batch.num_frames, generator=gen)
-        return out
+        return out.to(batch.fem.device)

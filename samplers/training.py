@@ -169,6 +169,13 @@ class TrainableSampler(Sampler):
                 lr=self.lr, seed=self.seed, device=self.device,
             )
 
+    def to(self, device: torch.device | str) -> TrainableSampler:
+        """The network and every later fit or load on ``device``."""
+        self.device = str(torch.device(device))
+        if self.net is not None:
+            self.net.to(self.device)
+        return self
+
     def fitted_net(self) -> nn.Module:
         if self.net is None:
             raise RuntimeError(f"sampler {self.name!r} must be fitted (or loaded) before use")
@@ -177,11 +184,14 @@ class TrainableSampler(Sampler):
     def infer(
         self, fem: Tensor, forward: Callable[[nn.Module, Tensor], tuple[Tensor, ...]]
     ) -> tuple[Tensor, ...]:
-        """``forward(net, fem_chunk)`` in eval mode without autograd, batched in chunks, results on CPU."""
+        """``forward(net, fem_chunk)`` in eval mode without autograd, batched in chunks; float32 results on the
+        device of ``fem``. The network runs on its own device, so a CPU bank (the cached features) is scored
+        by a GPU network chunk by chunk; with ``fem`` on the network's device nothing is copied."""
         net = self.fitted_net().eval()
         with torch.inference_mode():
             parts = [
-                tuple(o.float().cpu() for o in forward(net, chunk.to(self.device, net.standardize.mean.dtype)))
+                tuple(o.to(fem.device, torch.float32)
+                      for o in forward(net, chunk.to(net.standardize.mean.device, net.standardize.mean.dtype)))
                 for chunk in fem.split(EVAL_CHUNK)
             ]
         return tuple(torch.cat(outs) for outs in zip(*parts, strict=True))

@@ -8,9 +8,10 @@ from torch import Tensor
 from samplerbench.samplers.base import FrameBank, Sampler, check_budget, register_sampler
 
 
-def uniform_indices(t: int, k: int) -> Tensor:
-    """Centres of K equal segments of [0, T): ``floor((i + 0.5) * T / K)``, distinct since K <= T."""
-    return ((torch.arange(k, dtype=torch.float64) + 0.5) * t / k).floor().long()
+def uniform_indices(t: int, k: int, *, device: torch.device | str | None = None) -> Tensor:
+    """Centres of K equal segments of [0, T): ``(2i + 1)·T // 2K``, exact integer arithmetic, distinct since
+    K <= T."""
+    return (2 * torch.arange(k, device=device) + 1) * t // (2 * k)
 
 
 @register_sampler("uniform")
@@ -19,8 +20,8 @@ class UniformSampler(Sampler):
 
     def scores(self, batch: FrameBank) -> Tensor:
         # Uniform has no saliency; a flat score says "no preference" to anything that reads scores.
-        return torch.zeros(batch.batch_size, batch.num_frames)
+        return torch.zeros(batch.batch_size, batch.num_frames, device=batch.fem.device)
 
     def select(self, batch: FrameBank, k: int) -> Tensor:
         check_budget(k, batch.num_frames)
-        return uniform_indices(batch.num_frames, k).expand(batch.batch_size, k).clone()
+        return uniform_indices(batch.num_frames, k, device=batch.fem.device).expand(batch.batch_size, k).clone()

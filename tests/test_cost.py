@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samplerbench.cost import backbone_gflops, count_gflops, flop_analysis, measure_throughput, video_gflops
+from samplerbench.cost import (
+    Timing,
+    backbone_gflops,
+    count_gflops,
+    flop_analysis,
+    measure_throughput,
+    video_gflops,
+)
 
 D, HEADS, FFN, TOKENS = 64, 4, 64, 16
 
@@ -136,13 +141,49 @@ def test_video_gflops() -> None:
     assert cost == pytest.approx(16 * 0.3 + 0.01 + 4 * 7.8)
 
 
-def test_measure_throughput_on_cpu() -> None:
-    calls: list[bool] = []
+class StepClock:
+    """A fake clock that moves only when a call runs: call i lasts ``durations[i]`` seconds, warm-ups included."""
 
-    def fn() -> None:
-        calls.append(torch.is_inference_mode_enabled())
-        time.sleep(0.01)
+    def __init__(self, durations: list[float]) -> None:
+        self.now = 0.0
+        self.durations = iter(durations)
+        self.modes: list[bool] = []
 
-    rate = measure_throughput(fn, items_per_call=4, device=torch.device("cpu"), warmup=2, iters=5)
-    assert calls == [True] * 7  # warm-up calls first, all under inference mode
-    assert 100 < rate <= 400  # 4 items per >= 10 ms call
+    def __call__(self) -> float:
+        return self.now
+
+    def call(self) -> None:
+        self.modes.append(torch.is_inference_mode_enabled())
+        self.now += next(self.durations)
+
+
+def _measure(clock: StepClock, **kwargs) -> Timing:
+    return measure_throughput(clock.call, items_per_call=4, device=torch.device("cpu"), clock=clock, **kwargs)
+
+
+def test_warm_up_calls_are_untimed_and_everything_runs_in_inference_mode() -> None:
+    clock = StepClock([100.0, 100.0] + [0.5] * 5)
+    timing = _measure(clock, warmup=2, min_iters=5, min_seconds=1.0)
+    assert clock.modes == [True] * 7
+    assert (timing.seconds, timing.spread, timing.iterations) == (0.5, 0.0, 5)  # the two slow warm-ups left out
+    assert timing.items_per_s == 8.0
+
+
+@pytest.mark.parametrize(("duration", "min_iters", "calls"), [(0.5, 5, 5), (0.125, 3, 8), (2.0, 1, 1)])
+def test_timed_calls_continue_to_both_minimums(duration, min_iters, calls) -> None:
+    """At least ``min_iters`` calls and at least ``min_seconds`` (1 s) of timed work, whichever needs more."""
+    timing = _measure(StepClock([duration] * 20), warmup=0, min_iters=min_iters, min_seconds=1.0)
+    assert timing.iterations == calls and timing.seconds == duration
+
+
+def test_median_ignores_a_call_slowed_by_another_process() -> None:
+    timing = _measure(StepClock([0.125, 0.125, 4.0, 0.125, 0.125]), warmup=0, min_iters=5, min_seconds=0.0)
+    assert (timing.seconds, timing.spread, timing.items_per_s) == (0.125, 0.0, 32.0)  # the mean: 0.9 s
+
+
+def test_spread_is_the_interquartile_range_over_the_median() -> None:
+    timing = Timing.from_durations([5.0, 1.0, 4.0, 2.0, 3.0], items_per_call=2)
+    assert (timing.seconds, timing.iterations) == (3.0, 5)
+    assert timing.spread == pytest.approx((4.0 - 2.0) / 3.0)
+    assert Timing.from_durations([0.2], items_per_call=1) == Timing(seconds=0.2, spread=0.0, iterations=1,
+                                                                    items_per_call=1)
