@@ -1,5 +1,6 @@
 """The pieces that make W processes train like one, on 2 gloo processes against one process: BatchNorm over
-the global batch, and dropout / attention-dropout / stochastic-depth masks drawn for the global batch.
+the global batch, dropout / attention-dropout / stochastic-depth masks drawn for the global batch, and
+per-frame features gathered as tensors.
 
 Each rank gets the rows ``r, r + W, ...`` of a global batch, as ``DistributedSampler`` hands them out; the
 reference is one process on the whole batch with the same seed.
@@ -55,6 +56,11 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             torch.ones(BATCH * 2, 1))
 
 
+def _features(rank: int) -> torch.Tensor:
+    """Rank r's rows of per-frame features: r + 2 rows, so the ranks hold different numbers of them."""
+    return torch.arange(10.0 * rank, 10.0 * rank + 3 * (rank + 2), dtype=torch.float64).view(rank + 2, 3)
+
+
 def _rank(rank: int, init: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=WORLD)
     try:
@@ -66,6 +72,7 @@ def _rank(rank: int, init: str, out: str) -> None:
         for name in ("w_grad", "b_grad"):  # what DDP does: the ranks' gradients summed (our loss is a sum)
             dist.all_reduce(result[name])
         result |= _draws(seq[mine], tsn.view(BATCH, 2, 1)[mine].flatten(0, 1), BATCH // WORLD)
+        result["gathered"] = distributed.gather_rows(_features(rank))
         torch.save(result, f"{out}/{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -145,3 +152,9 @@ def test_each_rank_draws_its_rows_of_the_native_global_draw(layout, per_rank):
         torch.manual_seed(0)
         with GlobalDraws(per_rank, rank=rank, world=WORLD):
             assert torch.equal(F.dropout(make(per_rank), 0.5), ref[rank::WORLD])
+
+
+def test_feature_rows_of_unequal_ranks_are_gathered_as_tensors_in_rank_order(ranks):
+    whole = torch.cat([_features(r) for r in range(WORLD)])
+    for r in ranks:
+        assert r["gathered"].dtype == torch.float64 and torch.equal(r["gathered"], whole)

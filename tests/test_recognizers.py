@@ -6,7 +6,13 @@ import torchvision
 
 from samplerbench.errors import UserError
 from samplerbench.recognizers.backbones import FEM_ARCHS, FrameClassifier, load_weights
-from samplerbench.recognizers.train import _pick_frames, extract_outputs, soft_targets, train_frame_classifier
+from samplerbench.recognizers.train import (
+    _pick_frames,
+    extract_outputs,
+    fast_path,
+    soft_targets,
+    train_frame_classifier,
+)
 from samplerbench.store import TensorFrames
 
 
@@ -82,3 +88,15 @@ def test_load_weights_refuses_a_checkpoint_of_another_architecture(tmp_path):
     torch.save(torchvision.models.get_model("resnet18").state_dict(), tmp_path / "r18.pth")
     with pytest.raises(UserError, match=r"fits only \d+ of the \d+ tensors of resnet34's body"):
         load_weights(FrameClassifier(arch="resnet34", num_classes=5), str(tmp_path / "r18.pth"))
+
+
+def test_cuda_runs_channels_last_under_bf16_autocast_and_float64_checks_stay_exact():
+    """What training and extraction run on a GPU, decided without one: the model's layout and the context."""
+    model, autocast = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cuda:0", compile_model=False)
+    assert model.body.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16
+    precise, context = fast_path(FrameClassifier(arch="resnet18", num_classes=3).double(), "cuda", compile_model=False)
+    assert not isinstance(context, torch.autocast)
+    assert not precise.body.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    _, on_cpu = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cpu", compile_model=False)
+    assert not isinstance(on_cpu, torch.autocast)
