@@ -73,6 +73,19 @@ def weights_file(arch: str, source: str) -> Path:
     return imagenet_file(arch) if source == IMAGENET else Path(source)
 
 
+def weights_identity(arch: str, source: str | None) -> str | list | None:
+    """What a training stage's cache key records of where ``arch`` starts: the file's name for ImageNet
+    weights (torchvision changes its ``DEFAULT`` file between releases), and a local file's path, size and
+    modification time (a retrained checkpoint under the same name); ``None`` from scratch."""
+    if source is None:
+        return None
+    path = weights_file(arch, source)
+    if source == IMAGENET:
+        return f"{IMAGENET}:{path.name}"
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
 def fetch_command(archs: Iterable[str]) -> str:
     """The shell command that downloads the ImageNet files of ``archs`` into this process's TORCH_HOME (run it
     on a machine with internet; the files land in ``$TORCH_HOME/hub/checkpoints``, as :func:`imagenet_file`

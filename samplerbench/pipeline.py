@@ -33,7 +33,7 @@ from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.decode import decode_stream
 from samplerbench.errors import UserError, environment_faults
-from samplerbench.recognizers.backbones import FrameClassifier, load_weights
+from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
 from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
 from samplerbench.stagelog import StageLog, warn
@@ -245,7 +245,7 @@ class Pipeline:
             batch_size=cfg.rec_batch if rec else cfg.fem_batch,
             resolution=cfg.rec_res if rec else cfg.fem_res,
             seed=cfg.seed,
-            weights=cfg.weights.get(role),
+            weights=weights_identity(arch, cfg.weights.get(role)),
             dtype=cfg.dtype,
             **({"compile": True} if cfg.compile else {}),  # compiled kernels round differently
         )
@@ -257,8 +257,8 @@ class Pipeline:
         def fit() -> dict:
             torch.manual_seed(cfg.seed)  # initial weights from the seed alone, not from what ran before
             net = FrameClassifier(arch=arch, num_classes=num_classes)
-            if hyper["weights"]:
-                load_weights(net, hyper["weights"])
+            if cfg.weights.get(role):
+                load_weights(net, cfg.weights[role])
             net.to(dtype)
             history = train_frame_classifier(
                 net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],

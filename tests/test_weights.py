@@ -21,6 +21,7 @@ from samplerbench.recognizers.backbones import (
     imagenet_file,
     load_weights,
     require_weights,
+    weights_identity,
 )
 from samplerbench.run import ablation_tables, trained_backbones
 
@@ -116,3 +117,15 @@ def test_the_fetch_command_reads_and_writes_the_checked_file(torch_home: Path) -
     env.pop("TORCH_HOME")  # the command sets it itself
     done = subprocess.run(fetch_command(["resnet18"]), shell=True, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_training_keys_follow_the_weights_file_not_just_its_name(tmp_path):
+    """ImageNet: torchvision's file name (its DEFAULT moves between releases); a local file: its contents'
+    identity, so retraining a checkpoint under the same name retrains what starts from it."""
+    assert weights_identity("resnet101", None) is None
+    assert weights_identity("resnet101", "imagenet") == f"imagenet:{imagenet_file('resnet101').name}"
+    ckpt = tmp_path / "rec.pt"
+    ckpt.write_bytes(b"1")
+    first = weights_identity("resnet18", str(ckpt))
+    ckpt.write_bytes(b"22")
+    assert weights_identity("resnet18", str(ckpt)) != first
