@@ -186,7 +186,7 @@ class Pipeline:
                 st["shards_resumed"] = sum(distributed.gather(len(mine) - len(todo)))
                 st["videos"] = sum(distributed.gather(sum(len(chunks[i]) for i in todo)))
                 store.check_space(root, st["videos"] * params["views"] * math.prod(shape))
-                self._write_shards(root, [(i, chunks[i]) for i in todo], params)
+                self._write_shards(root, [(i, chunks[i]) for i in todo], params, shape)
                 distributed.barrier()
                 if distributed.is_main():
                     store.finish(root, len(chunks), frame_shape=shape)
@@ -212,11 +212,11 @@ class Pipeline:
                  f"again")
         return not bad
 
-    def _write_shards(self, root: Path, todo: list[tuple[int, list[VideoRecord]]], params: dict) -> None:
+    def _write_shards(self, root: Path, todo: list[tuple[int, list[VideoRecord]]], params: dict,
+                      shape: tuple[int, int, int, int]) -> None:
         """Decode the videos of the ``todo`` shards in one stream, writing each shard as its videos arrive."""
         store.sweep(root)
         stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers)
-        shape = (params["t"], 3, params["crop"], params["crop"])
         for index, chunk in todo:
             with environment_faults(root), store.ShardWriter(root, index, frame_shape=shape) as writer:
                 for record, result in itertools.islice(stream, len(chunk)):
