@@ -89,21 +89,17 @@ def _loader(dataset: Dataset, items: Iterable, *, workers: int, device: str) -> 
                       worker_init_fn=init_worker, generator=torch.Generator())
 
 
-def fast_path(model: nn.Module, device: str, *, compile_model: bool) -> tuple[nn.Module, ContextManager]:
-    """``model`` ready for ``device`` and the context to run it in: on CUDA, channels_last memory and bf16
-    autocast for a float32 model (a float64 one is a precision check and stays as it is); ``torch.compile``d
-    when asked."""
+def fast_path(model: nn.Module, device: str, *,
+              compile_model: bool) -> tuple[nn.Module, ContextManager, torch.memory_format]:
+    """``model`` ready for ``device``, the context to run it in and the memory format of its inputs: on CUDA,
+    channels_last and bf16 autocast for a float32 model (a float64 one is a precision check and stays as it
+    is); ``torch.compile``d when asked."""
     precise = next(model.parameters()).dtype == torch.float64
-    cuda = torch.device(device).type == "cuda" and not precise
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    return (torch.compile(model) if compile_model else model), autocast
-
-
-def _to_device(x: Tensor, device: str) -> Tensor:
-    fmt = torch.channels_last if device.startswith("cuda") else torch.contiguous_format
-    return x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+    if torch.device(device).type != "cuda" or precise:
+        return (torch.compile(model) if compile_model else model), contextlib.nullcontext(), torch.contiguous_format
+    model = model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+    return (torch.compile(model) if compile_model else model), autocast, torch.channels_last
 
 
 def train_frame_classifier(
@@ -145,7 +141,7 @@ def train_frame_classifier(
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     model.to(device).train()
     dtype = next(model.parameters()).dtype
-    fast, autocast = fast_path(model, device, compile_model=compile_model)
+    fast, autocast, fmt = fast_path(model, device, compile_model=compile_model)
     net = distributed.wrap(fast, device=device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
     order = DistributedSampler(range(len(frames)), num_replicas=distributed.world_size(), rank=distributed.rank(),
@@ -165,7 +161,7 @@ def train_frame_classifier(
         total, seen = 0.0, 0
         for (rows, _, _), x in zip(epoch_items, loader, strict=True):
             with distributed.global_draws(len(rows)), autocast:
-                _, logits = net(_to_device(x, device))
+                _, logits = net(x.to(device, non_blocking=True).contiguous(memory_format=fmt))
             logits = logits.to(dtype).view(len(rows), segments, -1).mean(dim=1)
             loss = F.cross_entropy(logits, targets[rows].to(device, logits.dtype))
             opt.zero_grad(set_to_none=True)
@@ -188,7 +184,7 @@ def extract_outputs(
     """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every frame of ``frames``, in eval mode, in
     the model's floating-point type; ``batch_size`` frames at a time, read by ``workers`` loader processes."""
     model.to(device).eval()
-    fast, autocast = fast_path(model, device, compile_model=compile_model)
+    fast, autocast, fmt = fast_path(model, device, compile_model=compile_model)
     dtype = next(model.parameters()).dtype
     n, t = frames.shape[:2]
     ranges = [(start, min(start + batch_size, n * t)) for start in range(0, n * t, batch_size)]
@@ -196,7 +192,7 @@ def extract_outputs(
     for x in progress(_loader(_Frames(frames, resolution), ranges, workers=workers, device=device),
                       total=len(ranges), desc=desc, unit="batch"):
         with autocast:
-            f, lg = fast(_to_device(x, device))
+            f, lg = fast(x.to(device, non_blocking=True).contiguous(memory_format=fmt))
         feats.append(f.to("cpu", dtype))
         logits.append(lg.to("cpu", dtype))
     if not ranges:  # a rank with no rows under torchrun

@@ -10,7 +10,6 @@ tensors, and every call is synchronised, so the figure is the one users will quo
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,15 +20,8 @@ from torch import Tensor
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, measure_throughput
 from samplerbench.decode import decode_clip, presample_indices
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.recognizers.train import resize_frames
+from samplerbench.recognizers.train import fast_path, resize_frames
 from samplerbench.samplers import FrameBank, Sampler
-
-
-def _prepare(model: FrameClassifier, device: torch.device, compile_model: bool):
-    model = model.to(device).eval()
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if compile_model else model
 
 
 def sampler_throughput(
@@ -53,11 +45,11 @@ def sampler_throughput(
     """
     dev = torch.device(device)
     sampler.to(dev)
-    rec = _prepare(recognizer, dev, compile_model)
-    fem_net = _prepare(fem, dev, compile_model) if fem is not None and sampler.uses_fem else None
+    rec, autocast, _ = fast_path(recognizer.to(dev).eval(), device, compile_model=compile_model)
+    fem_net = (fast_path(fem.to(dev).eval(), device, compile_model=compile_model)[0]
+               if fem is not None and sampler.uses_fem else None)
     x = frames.to(dev)
     b, t = x.shape[:2]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     fem_x = resize_frames(x, fem_res) if fem_net is not None or sampler.needs_frames else None
     rows = torch.arange(b, device=dev).unsqueeze(1)
 

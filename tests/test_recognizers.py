@@ -92,11 +92,12 @@ def test_load_weights_refuses_a_checkpoint_of_another_architecture(tmp_path):
 
 def test_cuda_runs_channels_last_under_bf16_autocast_and_float64_checks_stay_exact():
     """What training and extraction run on a GPU, decided without one: the model's layout and the context."""
-    model, autocast = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cuda:0", compile_model=False)
-    assert model.body.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    model, autocast, fmt = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cuda:0", compile_model=False)
+    assert model.body.conv1.weight.is_contiguous(memory_format=torch.channels_last) and fmt == torch.channels_last
     assert isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16
-    precise, context = fast_path(FrameClassifier(arch="resnet18", num_classes=3).double(), "cuda", compile_model=False)
-    assert not isinstance(context, torch.autocast)
+    precise, context, fmt = fast_path(FrameClassifier(arch="resnet18", num_classes=3).double(), "cuda",
+                                      compile_model=False)
+    assert not isinstance(context, torch.autocast) and fmt == torch.contiguous_format
     assert not precise.body.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    _, on_cpu = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cpu", compile_model=False)
+    _, on_cpu, _ = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cpu", compile_model=False)
     assert not isinstance(on_cpu, torch.autocast)
