@@ -11,7 +11,9 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
 import platform
+import shutil
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -255,23 +257,31 @@ def sampler_label(fitted: Fitted, *, fem: Outputs, rec: Outputs) -> str:
     return " ".join(parts)
 
 
-def _save_checkpoint(path: Path, ckpt: dict) -> bool:
-    """Write ``ckpt`` unless ``path`` already holds the same content (same key); whether it was written."""
-    if stored_key(path) == ckpt["key"]:
-        return False
-    save_torch(path, ckpt)
-    return True
+def _save_checkpoint(path: Path, ckpt: dict, previous: Path) -> bool:
+    """Write ``ckpt`` to ``path``, or hard-link ``previous`` there (a copy where links are refused) when that
+    already holds the same content (same key); whether it was written."""
+    if stored_key(previous) != ckpt["key"]:
+        save_torch(path, ckpt)
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(previous, path)
+    except OSError:
+        shutil.copy2(previous, path)
+    return False
 
 
-def write_checkpoints(folder: Path, fitted: list[Fitted], *, cfg: RunConfig, classes: tuple[str, ...],
-                      fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
-    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in ``folder``
-    (``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint`). Returns the listing for ``run.json`` (paths
-    relative to the run folder) and the number of files written.
+def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg: RunConfig,
+                      classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
+    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty
+    ``folder`` (a staged ``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint` and
+    :mod:`samplerbench.runfolder`). Returns the listing for ``run.json`` (paths relative to the run folder)
+    and the number of files written.
 
-    A file that already holds the same content is left alone, so a re-run served from the stage cache writes
-    nothing. Checkpoints of an earlier run that this run does not produce are removed: the folder holds
-    exactly this run's models, and no sampler file can reference a classifier of another run.
+    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) already holds with the same content
+    is linked, not written, so a re-run served from the stage cache writes nothing and its checkpoints keep
+    their times; ``folder`` holds exactly this run's models, and no sampler file references a classifier of
+    another run.
     """
     rel = f"{folder.name}/"
     classifiers: dict[str, tuple[str, Outputs]] = {}
@@ -281,20 +291,16 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, cfg: RunConfig, cla
     entries, written = [], 0
     for name, (role, out) in classifiers.items():
         written += _save_checkpoint(folder / name, frame_classifier_checkpoint(out, role=role, cfg=cfg,
-                                                                              classes=classes))
+                                                                              classes=classes), previous / name)
         entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
     for f in fitted:
         label = sampler_label(f, fem=fem, rec=rec)
         ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec)
         name = f"{slug(label)}.pt"
-        written += _save_checkpoint(folder / name, ckpt)
+        written += _save_checkpoint(folder / name, ckpt, previous / name)
         entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
                         "fields": f.fields, "fem": rel + ckpt["fem"], "recognizer": rel + ckpt["recognizer"],
                         "selects_new_videos": not f.sampler.uses_labels_at_eval})
-    produced = {Path(e["file"]).name for e in entries}
-    for stale in folder.glob("*.pt"):
-        if stale.name not in produced:
-            stale.unlink()
     return entries, written
 
 
@@ -328,10 +334,11 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
               paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
               video_ids: list[str] | None = None, checkpoints: list[dict] | None = None,
               warnings: Sequence[str] = ()) -> None:
-    """Write every result file of a run into ``folder`` (``<out>/<dataset>/``); ``predictions`` (per-video
-    scores by sampler and budget) are exported in the ActivityNet results format when given;
-    ``checkpoints`` (from :func:`write_checkpoints`) are listed in ``run.json``; ``warnings`` (about the
-    dataset) open every table below the provenance line and are listed in ``run.json``."""
+    """Write every result file of a run into ``folder`` (the run folder, or a staging folder for it: see
+    :mod:`samplerbench.runfolder`); ``predictions`` (per-video scores by sampler and budget) are exported in
+    the ActivityNet results format when given; ``checkpoints`` (from :func:`write_checkpoints`) are listed in
+    ``run.json``; ``warnings`` (about the dataset) open every table below the provenance line and are listed
+    in ``run.json``."""
     folder.mkdir(parents=True, exist_ok=True)
     header = provenance(cfg, machine) + "".join(f"\n\n**Warning:** {line}." for line in warnings)
     rows = tables["main"]
