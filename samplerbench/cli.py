@@ -225,13 +225,14 @@ def bench(argv: list[str]) -> int:
         check_writable(folder, "--out")
         check_writable(cache_dir, "--cache-dir")
         runfolder.check(folder, cfg, overwrite=overwrite)
-    from samplerbench.run import run  # heavy imports only when a run happens
+    from samplerbench.report import final_line  # heavy imports only when a run happens
+    from samplerbench.run import run
 
     with distributed.session(cfg.device) as device:
         cfg = dataclasses.replace(cfg, device=device)
         folder = run(cfg, out=out, cache_dir=cache_dir, quiet=bool(args.quiet), overwrite=overwrite)
         if distributed.is_main():
-            print(f"results written to {folder}/")
+            print(final_line(folder))
     return 0
 
 

@@ -271,6 +271,12 @@ def check_fields(obj: Any) -> None:
         object.__setattr__(obj, field.name, conformed)
 
 
+# Presets that check that the suite runs end to end, whose numbers measure nothing: their tables open with
+# SMOKE_TEST_NOTE and print no paper figures beside them.
+SMOKE_TEST_PRESETS = frozenset({"tiny"})
+SMOKE_TEST_NOTE = ("**Smoke test** (preset `{preset}`): a few tiny videos and training epochs, to check that the "
+                   "suite runs end to end. These numbers say nothing about the samplers, and no paper figures are "
+                   "printed beside them; run the default preset for results.")
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: seconds on 2 CPU cores
     "tiny": dict(

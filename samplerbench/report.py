@@ -31,7 +31,7 @@ from tabulate import tabulate
 from samplerbench import distributed
 from samplerbench.cache import atomic_write, save_torch
 from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
-from samplerbench.config import RunConfig
+from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS, RunConfig
 from samplerbench.datasets.base import DatasetIndex
 from samplerbench.pipeline import Fitted, Outputs
 
@@ -47,6 +47,13 @@ PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "n
             "scipy")
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
 LARGE_SPREAD = 0.10  # a timing whose interquartile range exceeds this share of its median is marked in main.md
+PAPER_DATASET = "activitynet"  # where the paper's figures beside our rows (run.py's PAPER_*) were measured
+PAPER_CAVEAT = ("The paper (ActivityNet) columns are the NSNet paper's figures on ActivityNet v1.3 (ResNet-101 "
+                "recognizer, MobileNetV2 FEM, 224 px), not on this dataset: a reference for how the rows rank, not "
+                "for their values.")
+# At the main budget, the rows the headline does not pick: the reference it is compared with, every frame,
+# and the upper bound that reads the labels.
+NOT_HEADLINE = ("uniform", "dense", "oracle")
 
 
 def package_versions() -> dict[str, str]:
@@ -68,6 +75,33 @@ def provenance(cfg: RunConfig, machine: str) -> str:
             f"dataset `{cfg.dataset}`, seed {cfg.seed}, T={cfg.frames}, recognizer {cfg.rec_arch}@{cfg.rec_res}px, "
             f"FEM {cfg.fem_arch}@{cfg.fem_res}px, machine: {machine}{extra}, "
             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}._")
+
+
+def table_header(cfg: RunConfig, machine: str, warnings: Sequence[str]) -> str:
+    """What opens every Markdown table below its title: a smoke test's :data:`SMOKE_TEST_NOTE`, the
+    provenance line, then the dataset ``warnings``."""
+    smoke = [SMOKE_TEST_NOTE.format(preset=cfg.preset)] if cfg.preset in SMOKE_TEST_PRESETS else []
+    return "\n\n".join([*smoke, provenance(cfg, machine), *(f"**Warning:** {line}." for line in warnings)])
+
+
+def shows_paper_figures(cfg: RunConfig) -> bool:
+    """Whether the paper's figures are printed beside this run's rows: not in a smoke test, whose rows measure
+    nothing to set them beside."""
+    return cfg.preset not in SMOKE_TEST_PRESETS
+
+
+def printed_rows(rows: list[dict], cfg: RunConfig) -> list[dict]:
+    """A table's rows as its Markdown file and run.json give them: without the ``paper_*`` columns where
+    :func:`shows_paper_figures` says no."""
+    if shows_paper_figures(cfg):
+        return rows
+    return [{k: v for k, v in row.items() if not k.startswith("paper_")} for row in rows]
+
+
+def paper_caveat(cfg: RunConfig) -> str:
+    """The sentence added to a table note where the paper's ActivityNet figures stand beside the rows of
+    another dataset (:data:`PAPER_CAVEAT`); empty on ActivityNet and where no paper figure is printed."""
+    return f" {PAPER_CAVEAT}" if shows_paper_figures(cfg) and cfg.dataset != PAPER_DATASET else ""
 
 
 def summary_columns(metric: str) -> list[str]:
@@ -151,6 +185,35 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         tabulate(table, headers="keys", tablefmt="github"),
         *([decode_note(decode)] if decode else []),
     ]) + "\n"
+
+
+def headline(rows: list[dict], metric: str, budget: int) -> dict | None:
+    """The run's headline result: the row at the main ``budget`` that scores highest in ``metric`` (``mAP`` or
+    ``top1``), :data:`NOT_HEADLINE` aside, with its 95% CI (``None`` for top-1, which has none) and uniform's
+    score at the same K (``None`` when uniform was not run); ``None`` when no row qualifies."""
+    at_budget = {r["sampler"]: r for r in rows if r["budget_K"] == budget}
+    candidates = [r for name, r in at_budget.items() if name not in NOT_HEADLINE and not math.isnan(r[metric])]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda r: r[metric])
+    uniform = at_budget.get("uniform")
+    return {"sampler": best["sampler"], "K": budget, "metric": metric, "value": best[metric],
+            "lo": best.get(f"{metric}_lo"), "hi": best.get(f"{metric}_hi"), "uniform": uniform and uniform[metric]}
+
+
+def final_line(folder: Path) -> str:
+    """The last console line of a run, from its run.json: the folder, the file to open, and the headline
+    (:func:`headline`), marked as measuring nothing in a smoke test."""
+    meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    line = f"results written to {folder}/ — open main.md"
+    h = meta["headline"]
+    if h is None:
+        return line
+    metric = "top-1" if h["metric"] == "top1" else h["metric"]
+    ci = f" [{h['lo']:.1f}, {h['hi']:.1f}]" if h["lo"] is not None and h["hi"] is not None else ""
+    versus = f" vs uniform {h['uniform']:.1f}" if h["uniform"] is not None else ""
+    label = "headline (smoke test, measures nothing)" if meta["smoke_test"] else "headline"
+    return f"{line}; {label}: {h['sampler']} K={h['K']} {metric} {h['value']:.1f}{ci}{versus}"
 
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
@@ -338,24 +401,28 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
     :mod:`samplerbench.runfolder`); ``predictions`` (per-video scores by sampler and budget) are exported in
     the ActivityNet results format when given; ``checkpoints`` (from :func:`write_checkpoints`) are listed in
     ``run.json``; ``warnings`` (about the dataset) open every table below the provenance line and are listed
-    in ``run.json``."""
+    in ``run.json``. A smoke test's tables say so first and print no paper figures (:func:`printed_rows`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    header = provenance(cfg, machine) + "".join(f"\n\n**Warning:** {line}." for line in warnings)
+    header = table_header(cfg, machine, warnings)
+    tables = {name: printed_rows(rows, cfg) for name, rows in tables.items()}
     rows = tables["main"]
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
     summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
     summary[list(INT_COLUMNS)] = summary[list(INT_COLUMNS)].astype("Int64")
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
-    oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
+    oracle_note = (f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
+                   if shows_paper_figures(cfg) else "")
     _write_text(folder / "main.md", main_markdown(rows, header, data.metric, tables.get("decode")) + oracle_note + "\n")
     written = ["summary.csv", "main.md"]
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in tables:
-            _write_text(folder / filename,
-                        simple_markdown(title.format(k=cfg.main_budget), tables[name], header, note))
+            _write_text(folder / filename, simple_markdown(title.format(k=cfg.main_budget), tables[name], header,
+                                                           note + paper_caveat(cfg)))
             written.append(filename)
-    plot_map_vs_gflops(rows, folder / "map_vs_gflops.png", f"{cfg.dataset}, preset {cfg.preset}, seed {cfg.seed}")
+    smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
+    plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",
+                       f"{cfg.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}")
     written.append("map_vs_gflops.png")
     if curves is not None:
         plot_saliency(curves, folder / "fig1_saliency.png")
@@ -368,6 +435,8 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "config": dataclasses.asdict(cfg),
         "seed": cfg.seed,
         "preset": cfg.preset,
+        "smoke_test": cfg.preset in SMOKE_TEST_PRESETS,
+        "headline": headline(rows, data.metric, cfg.main_budget),
         "machine": machine,
         "processes": distributed.world_size(),  # torchrun's WORLD_SIZE for this run; 1 without torchrun
         "platform": platform.platform(),
