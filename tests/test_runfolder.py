@@ -77,6 +77,26 @@ def test_a_folder_of_another_run_is_refused(tmp_path, capsys, flags, name, holds
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("how", ["flag", "config file"])
+def test_overwrite_lets_a_run_past_the_door(tmp_path, monkeypatch, capsys, how):
+    """``--overwrite`` (or ``overwrite = true`` in a config file) reaches the run, which may then replace
+    another run's tables."""
+    folder = earlier_run(tmp_path / "out" / "synthetic", {"main.md": "seed 0's"})
+    reached = {}
+
+    def run(cfg, *, out, cache_dir, quiet, overwrite):
+        reached.update(seed=cfg.seed, overwrite=overwrite)
+        return folder
+
+    monkeypatch.setattr("samplerbench.run.run", run)
+    monkeypatch.setattr("samplerbench.report.final_line", lambda folder: f"results written to {folder}/")
+    (tmp_path / "c.toml").write_text("overwrite = true\n")
+    given = ["--overwrite"] if how == "flag" else ["--config", str(tmp_path / "c.toml")]
+    assert main(["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+                 "--seed", "1", *given]) == 0, capsys.readouterr().err
+    assert reached == {"seed": 1, "overwrite": True}
+
+
 def test_a_run_of_the_same_identity_or_overwrite_may_write(tmp_path):
     folder = earlier_run(tmp_path / "synthetic", {"main.md": "x"})
     runfolder.check(folder, build_config(budgets=(8, 4, 2, 1)), overwrite=False)  # the same K set, reordered
