@@ -2,7 +2,8 @@
 
 Every file starts from rows computed by :mod:`samplerbench.run`; nothing here invents a number. Each
 Markdown table opens with the provenance of the run (preset, dataset, seed, machine) and the FLOP
-convention, because a number without them cannot be compared with anything.
+convention, because a number without them cannot be compared with anything; a smoke test's tables say
+first that they are one, and print no paper figures.
 """
 
 from __future__ import annotations
