@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import torch
 
-from samplerbench import distributed
+from samplerbench import distributed, runfolder
 from samplerbench.config import (
     DTYPES,
     NO_WEIGHTS,
@@ -116,7 +116,12 @@ def build_parser() -> ArgumentParser:
                    help="settings from a TOML/YAML/JSON file (or a run's run.json); flags given override it")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
                    help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")
-    p.add_argument("--out", default=None, help="results root; a run writes <out>/<dataset>/ (default: results)")
+    p.add_argument("--out", default=None,
+                   help="results root; a run writes <out>/<dataset>/, or <out>/<dataset>-<preset>/ for a preset "
+                        "other than default (default: results)")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="write into a run folder that holds another run's tables (another preset, dataset, T, "
+                        "K set or seed), replacing them")
     p.add_argument("--cache-dir", default=None, help=f"stage cache (default: {default_cache_dir()})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, or auto (the default: cuda when available)")
     p.add_argument("--seed", type=int, default=None)
@@ -212,18 +217,22 @@ def bench(argv: list[str]) -> int:
     cfg = config_from_args(args)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     out = Path(args.out or "results")
+    overwrite = bool(args.overwrite)
     train_rows, val_rows, classes = expected_rows(cfg)
     check_memory(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes)
     if os.environ.get("RANK", "0") == "0":  # the process that writes (torchrun's rank 0)
-        check_writable(out / cfg.dataset, "--out")
+        folder = runfolder.run_folder(out, cfg)
+        check_writable(folder, "--out")
         check_writable(cache_dir, "--cache-dir")
-    from samplerbench.run import run  # heavy imports only when a run happens
+        runfolder.check(folder, cfg, overwrite=overwrite)
+    from samplerbench.report import final_line  # heavy imports only when a run happens
+    from samplerbench.run import run
 
     with distributed.session(cfg.device) as device:
         cfg = dataclasses.replace(cfg, device=device)
-        folder = run(cfg, out=out, cache_dir=cache_dir, quiet=bool(args.quiet))
+        folder = run(cfg, out=out, cache_dir=cache_dir, quiet=bool(args.quiet), overwrite=overwrite)
         if distributed.is_main():
-            print(f"results written to {folder}/")
+            print(final_line(folder))
     return 0
 
 

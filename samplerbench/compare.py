@@ -1,7 +1,10 @@
 """``samplerbench compare DIR...``: mean ± std of several runs (seeds, machines) per sampler and budget.
 
-Each DIR is a run folder holding ``summary.csv`` (``<out>/<dataset>/``). The table says how many runs
-each cell aggregates and which seeds they came from, so a reader can tell a 3-seed mean from one run.
+Each DIR is a run folder holding ``summary.csv`` (``<out>/<dataset>/``, or ``<out>/<dataset>-<preset>/``).
+The table says how many runs each cell aggregates and which seeds they came from, so a reader can tell a
+3-seed mean from one run. Only runs of one setting (:data:`SETTING`: preset, dataset, T and set of budgets
+K) are averaged; runs of several settings are refused, or with ``--separate`` tabulated one setting apart
+from another.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from tabulate import tabulate
 
 from samplerbench.cache import atomic_write
 from samplerbench.cli import ArgumentParser
+from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS
 from samplerbench.errors import UserError
 
 METRICS = ("mAP", "top1", "salient_hit_rate", "gflops_per_video")
 KEYS = ("dataset", "sampler", "frames_T", "budget_K")
+SETTING = ("preset", "dataset", "frames_T", "budgets")  # what runs must share to be averaged
 
 
 def run_meta(folder: Path) -> dict:
@@ -54,6 +59,16 @@ def read_summary(path: Path) -> pd.DataFrame:
     return df
 
 
+def k_set(meta: dict, summary: pd.DataFrame) -> str:
+    """A run's budgets, ``"1,2,4,8"``: run.json's ``config.budgets``, else (a summary copied on its own)
+    every K of the summary, dense's K = T included."""
+    config = meta.get("config")
+    budgets = config.get("budgets") if isinstance(config, dict) else None
+    if not (isinstance(budgets, list) and budgets and all(isinstance(k, int) for k in budgets)):
+        budgets = summary["budget_K"].tolist()
+    return ",".join(str(k) for k in sorted(set(budgets)))
+
+
 def load_runs(folders: list[Path]) -> pd.DataFrame:
     frames = []
     for folder in folders:
@@ -63,11 +78,37 @@ def load_runs(folders: list[Path]) -> pd.DataFrame:
         df = read_summary(summary)
         meta = run_meta(folder)
         df["seed"] = meta.get("seed")
+        df["preset"] = str(meta.get("preset", "?"))
+        df["budgets"] = k_set(meta, df)
         df["run"] = str(folder)
         df["made_by"] = (f"preset `{meta.get('preset', '?')}`, seed {meta.get('seed', '?')}, "
                          f"machine: {meta.get('machine', '?')}")
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+def describe_setting(setting: tuple) -> str:
+    """``preset `default`, dataset synthetic, T=16, K=1,2,4,8``."""
+    preset, dataset, frames, budgets = setting
+    return f"preset `{preset}`, dataset {dataset}, T={frames}, K={budgets}"
+
+
+def settings(runs: pd.DataFrame) -> dict[tuple, list[str]]:
+    """Each :data:`SETTING` among ``runs`` -> the run folders of that setting, in the order given."""
+    out: dict[tuple, list[str]] = {}
+    for row in runs[["run", *SETTING]].drop_duplicates().itertuples(index=False):
+        out.setdefault(tuple(row[1:]), []).append(row[0])
+    return out
+
+
+def check_one_setting(runs: pd.DataFrame) -> None:
+    """A :class:`UserError` naming two runs of different settings, when ``runs`` hold more than one."""
+    found = list(settings(runs).items())
+    if len(found) > 1:
+        (first, [a, *_]), (second, [b, *_]) = found[:2]
+        raise UserError(f"runs of different settings cannot be averaged: {a} is {describe_setting(first)}, but {b} "
+                        f"is {describe_setting(second)}; compare the runs of one setting, or pass --separate for "
+                        "a table per setting")
 
 
 def provenance(runs: pd.DataFrame) -> str:
@@ -76,8 +117,8 @@ def provenance(runs: pd.DataFrame) -> str:
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, sampler, K): mean and sample std (ddof=1) of each metric, and the run count."""
-    grouped = runs.groupby(list(KEYS), sort=False)
+    """One row per setting, sampler and K: mean and sample std (ddof=1) of each metric, and the run count."""
+    grouped = runs.groupby([*SETTING, "sampler", "budget_K"], sort=False)
     out = grouped[list(METRICS)].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["runs"] = grouped.size()
@@ -85,7 +126,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def to_markdown(agg: pd.DataFrame) -> str:
+def table_markdown(agg: pd.DataFrame) -> str:
     def pm(row, metric: str, digits: int = 1) -> str:
         std = row[f"{metric}_std"]
         return f"{row[f'{metric}_mean']:.{digits}f} ± {std:.{digits}f}" if pd.notna(std) else \
@@ -98,12 +139,28 @@ def to_markdown(agg: pd.DataFrame) -> str:
     return tabulate(table, headers="keys", tablefmt="github") + "\n"
 
 
+def to_markdown(agg: pd.DataFrame) -> str:
+    """The aggregated table; with several settings (``--separate``), one table per setting under its own
+    heading. Runs of a smoke-test preset are said to be one above their table."""
+    groups = list(agg.groupby(list(SETTING), sort=False))
+    parts = []
+    for setting, group in groups:
+        smoke = [SMOKE_TEST_NOTE.format(preset=setting[0])] if setting[0] in SMOKE_TEST_PRESETS else []
+        heading = [f"## {describe_setting(setting)}"] if len(groups) > 1 else []
+        parts.append("\n\n".join([*heading, *smoke, table_markdown(group)]))
+    return "\n".join(parts)
+
+
 def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="samplerbench compare", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv)")
     p.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.csv")
+    p.add_argument("--separate", action="store_true",
+                   help="tabulate runs of different presets, datasets, T or K sets apart instead of refusing them")
     args = p.parse_args(argv)
     runs = load_runs(args.runs)
+    if not args.separate:
+        check_one_setting(runs)
     agg = aggregate(runs)
     text = to_markdown(agg)
     print(text, end="")

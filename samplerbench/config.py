@@ -55,7 +55,7 @@ DTYPES = ("float32", "float64")
 # Flags that say where a run writes and how loudly, not what it computes, with their types: a config file may
 # set them, but they are not RunConfig fields (nor in run.json's config), so moving a run's output never
 # changes a key.
-OUTPUT_SETTINGS: dict[str, type] = {"out": str, "cache_dir": str, "quiet": bool}
+OUTPUT_SETTINGS: dict[str, type] = {"out": str, "cache_dir": str, "quiet": bool, "overwrite": bool}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -132,7 +132,7 @@ class RunConfig:
     compile: bool = False
     remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
     bootstrap: int = 1000
-    export_predictions: bool = False  # write <out>/<dataset>/predictions/<sampler>_K<k>.json (ActivityNet format)
+    export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
@@ -271,6 +271,12 @@ def check_fields(obj: Any) -> None:
         object.__setattr__(obj, field.name, conformed)
 
 
+# Presets that check that the suite runs end to end, whose numbers measure nothing: their tables open with
+# SMOKE_TEST_NOTE and print no paper figures beside them.
+SMOKE_TEST_PRESETS = frozenset({"tiny"})
+SMOKE_TEST_NOTE = ("**Smoke test** (preset `{preset}`): a few tiny videos and training epochs, to check that the "
+                   "suite runs end to end. These numbers say nothing about the samplers, and no paper figures are "
+                   "printed beside them; run the default preset for results.")
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: seconds on 2 CPU cores
     "tiny": dict(
@@ -370,8 +376,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     A run's ``run.json`` is accepted as is (its ``config`` entry is used), so any run can be repeated
     exactly with ``--config results/<dataset>/run.json``. Besides the fields, a file may set the output
-    settings ``out``, ``cache_dir`` and ``quiet``, so that every flag has a config-file form. Every value's
-    type is checked here, so that a mistake names the file; a byte-order mark is ignored.
+    settings ``out``, ``cache_dir``, ``quiet`` and ``overwrite``, so that every flag has a config-file form.
+    Every value's type is checked here, so that a mistake names the file; a byte-order mark is ignored.
     """
     path = Path(path)
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):

@@ -2,7 +2,8 @@
 
 Every file starts from rows computed by :mod:`samplerbench.run`; nothing here invents a number. Each
 Markdown table opens with the provenance of the run (preset, dataset, seed, machine) and the FLOP
-convention, because a number without them cannot be compared with anything.
+convention, because a number without them cannot be compared with anything; a smoke test's tables say
+first that they are one, and print no paper figures.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
 import platform
+import shutil
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -29,7 +32,7 @@ from tabulate import tabulate
 from samplerbench import distributed
 from samplerbench.cache import atomic_write, save_torch
 from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
-from samplerbench.config import RunConfig
+from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS, RunConfig
 from samplerbench.datasets.base import DatasetIndex
 from samplerbench.pipeline import Fitted, Outputs
 
@@ -45,6 +48,13 @@ PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "n
             "scipy")
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
 LARGE_SPREAD = 0.10  # a timing whose interquartile range exceeds this share of its median is marked in main.md
+PAPER_DATASET = "activitynet"  # where the paper's figures beside our rows (run.py's PAPER_*) were measured
+PAPER_CAVEAT = ("The paper (ActivityNet) columns are the NSNet paper's figures on ActivityNet v1.3 (ResNet-101 "
+                "recognizer, MobileNetV2 FEM, 224 px), not on this dataset: a reference for how the rows rank, not "
+                "for their values.")
+# At the main budget, the rows the headline does not pick: the reference it is compared with, every frame,
+# and the upper bound that reads the labels.
+NOT_HEADLINE = ("uniform", "dense", "oracle")
 
 
 def package_versions() -> dict[str, str]:
@@ -66,6 +76,33 @@ def provenance(cfg: RunConfig, machine: str) -> str:
             f"dataset `{cfg.dataset}`, seed {cfg.seed}, T={cfg.frames}, recognizer {cfg.rec_arch}@{cfg.rec_res}px, "
             f"FEM {cfg.fem_arch}@{cfg.fem_res}px, machine: {machine}{extra}, "
             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}._")
+
+
+def table_header(cfg: RunConfig, machine: str, warnings: Sequence[str]) -> str:
+    """What opens every Markdown table below its title: a smoke test's :data:`SMOKE_TEST_NOTE`, the
+    provenance line, then the dataset ``warnings``."""
+    smoke = [SMOKE_TEST_NOTE.format(preset=cfg.preset)] if cfg.preset in SMOKE_TEST_PRESETS else []
+    return "\n\n".join([*smoke, provenance(cfg, machine), *(f"**Warning:** {line}." for line in warnings)])
+
+
+def shows_paper_figures(cfg: RunConfig) -> bool:
+    """Whether the paper's figures are printed beside this run's rows: not in a smoke test, whose rows measure
+    nothing to set them beside."""
+    return cfg.preset not in SMOKE_TEST_PRESETS
+
+
+def printed_rows(rows: list[dict], cfg: RunConfig) -> list[dict]:
+    """A table's rows as its Markdown file and run.json give them: without the ``paper_*`` columns where
+    :func:`shows_paper_figures` says no."""
+    if shows_paper_figures(cfg):
+        return rows
+    return [{k: v for k, v in row.items() if not k.startswith("paper_")} for row in rows]
+
+
+def paper_caveat(cfg: RunConfig) -> str:
+    """The sentence added to a table note where the paper's ActivityNet figures stand beside the rows of
+    another dataset (:data:`PAPER_CAVEAT`); empty on ActivityNet and where no paper figure is printed."""
+    return f" {PAPER_CAVEAT}" if shows_paper_figures(cfg) and cfg.dataset != PAPER_DATASET else ""
 
 
 def summary_columns(metric: str) -> list[str]:
@@ -149,6 +186,35 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         tabulate(table, headers="keys", tablefmt="github"),
         *([decode_note(decode)] if decode else []),
     ]) + "\n"
+
+
+def headline(rows: list[dict], metric: str, budget: int) -> dict | None:
+    """The run's headline result: the row at the main ``budget`` that scores highest in ``metric`` (``mAP`` or
+    ``top1``), :data:`NOT_HEADLINE` aside, with its 95% CI (``None`` for top-1, which has none) and uniform's
+    score at the same K (``None`` when uniform was not run); ``None`` when no row qualifies."""
+    at_budget = {r["sampler"]: r for r in rows if r["budget_K"] == budget}
+    candidates = [r for name, r in at_budget.items() if name not in NOT_HEADLINE and not math.isnan(r[metric])]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda r: r[metric])
+    uniform = at_budget.get("uniform")
+    return {"sampler": best["sampler"], "K": budget, "metric": metric, "value": best[metric],
+            "lo": best.get(f"{metric}_lo"), "hi": best.get(f"{metric}_hi"), "uniform": uniform and uniform[metric]}
+
+
+def final_line(folder: Path) -> str:
+    """The last console line of a run, from its run.json: the folder, the file to open, and the headline
+    (:func:`headline`), marked as measuring nothing in a smoke test."""
+    meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    line = f"results written to {folder}/ — open main.md"
+    h = meta["headline"]
+    if h is None:
+        return line
+    metric = "top-1" if h["metric"] == "top1" else h["metric"]
+    ci = f" [{h['lo']:.1f}, {h['hi']:.1f}]" if h["lo"] is not None and h["hi"] is not None else ""
+    versus = f" vs uniform {h['uniform']:.1f}" if h["uniform"] is not None else ""
+    label = "headline (smoke test, measures nothing)" if meta["smoke_test"] else "headline"
+    return f"{line}; {label}: {h['sampler']} K={h['K']} {metric} {h['value']:.1f}{ci}{versus}"
 
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
@@ -255,23 +321,31 @@ def sampler_label(fitted: Fitted, *, fem: Outputs, rec: Outputs) -> str:
     return " ".join(parts)
 
 
-def _save_checkpoint(path: Path, ckpt: dict) -> bool:
-    """Write ``ckpt`` unless ``path`` already holds the same content (same key); whether it was written."""
-    if stored_key(path) == ckpt["key"]:
-        return False
-    save_torch(path, ckpt)
-    return True
+def _save_checkpoint(path: Path, ckpt: dict, previous: Path) -> bool:
+    """Write ``ckpt`` to ``path``, or hard-link ``previous`` there (a copy where links are refused) when that
+    already holds the same content (same key); whether it was written."""
+    if stored_key(previous) != ckpt["key"]:
+        save_torch(path, ckpt)
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(previous, path)
+    except OSError:
+        shutil.copy2(previous, path)
+    return False
 
 
-def write_checkpoints(folder: Path, fitted: list[Fitted], *, cfg: RunConfig, classes: tuple[str, ...],
-                      fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
-    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in ``folder``
-    (``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint`). Returns the listing for ``run.json`` (paths
-    relative to the run folder) and the number of files written.
+def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg: RunConfig,
+                      classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
+    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty
+    ``folder`` (a staged ``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint` and
+    :mod:`samplerbench.runfolder`). Returns the listing for ``run.json`` (paths relative to the run folder)
+    and the number of files written.
 
-    A file that already holds the same content is left alone, so a re-run served from the stage cache writes
-    nothing. Checkpoints of an earlier run that this run does not produce are removed: the folder holds
-    exactly this run's models, and no sampler file can reference a classifier of another run.
+    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) already holds with the same content
+    is linked, not written, so a re-run served from the stage cache writes nothing and its checkpoints keep
+    their times; ``folder`` holds exactly this run's models, and no sampler file references a classifier of
+    another run.
     """
     rel = f"{folder.name}/"
     classifiers: dict[str, tuple[str, Outputs]] = {}
@@ -281,20 +355,16 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, cfg: RunConfig, cla
     entries, written = [], 0
     for name, (role, out) in classifiers.items():
         written += _save_checkpoint(folder / name, frame_classifier_checkpoint(out, role=role, cfg=cfg,
-                                                                              classes=classes))
+                                                                              classes=classes), previous / name)
         entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
     for f in fitted:
         label = sampler_label(f, fem=fem, rec=rec)
         ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec)
         name = f"{slug(label)}.pt"
-        written += _save_checkpoint(folder / name, ckpt)
+        written += _save_checkpoint(folder / name, ckpt, previous / name)
         entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
                         "fields": f.fields, "fem": rel + ckpt["fem"], "recognizer": rel + ckpt["recognizer"],
                         "selects_new_videos": not f.sampler.uses_labels_at_eval})
-    produced = {Path(e["file"]).name for e in entries}
-    for stale in folder.glob("*.pt"):
-        if stale.name not in produced:
-            stale.unlink()
     return entries, written
 
 
@@ -328,27 +398,32 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
               paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
               video_ids: list[str] | None = None, checkpoints: list[dict] | None = None,
               warnings: Sequence[str] = ()) -> None:
-    """Write every result file of a run into ``folder`` (``<out>/<dataset>/``); ``predictions`` (per-video
-    scores by sampler and budget) are exported in the ActivityNet results format when given;
-    ``checkpoints`` (from :func:`write_checkpoints`) are listed in ``run.json``; ``warnings`` (about the
-    dataset) open every table below the provenance line and are listed in ``run.json``."""
+    """Write every result file of a run into ``folder`` (the run folder, or a staging folder for it: see
+    :mod:`samplerbench.runfolder`); ``predictions`` (per-video scores by sampler and budget) are exported in
+    the ActivityNet results format when given; ``checkpoints`` (from :func:`write_checkpoints`) are listed in
+    ``run.json``; ``warnings`` (about the dataset) open every table below the provenance line and are listed
+    in ``run.json``. A smoke test's tables say so first and print no paper figures (:func:`printed_rows`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    header = provenance(cfg, machine) + "".join(f"\n\n**Warning:** {line}." for line in warnings)
+    header = table_header(cfg, machine, warnings)
+    tables = {name: printed_rows(rows, cfg) for name, rows in tables.items()}
     rows = tables["main"]
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
     summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
     summary[list(INT_COLUMNS)] = summary[list(INT_COLUMNS)].astype("Int64")
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
-    oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
+    oracle_note = (f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
+                   if shows_paper_figures(cfg) else "")
     _write_text(folder / "main.md", main_markdown(rows, header, data.metric, tables.get("decode")) + oracle_note + "\n")
     written = ["summary.csv", "main.md"]
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in tables:
-            _write_text(folder / filename,
-                        simple_markdown(title.format(k=cfg.main_budget), tables[name], header, note))
+            _write_text(folder / filename, simple_markdown(title.format(k=cfg.main_budget), tables[name], header,
+                                                           note + paper_caveat(cfg)))
             written.append(filename)
-    plot_map_vs_gflops(rows, folder / "map_vs_gflops.png", f"{cfg.dataset}, preset {cfg.preset}, seed {cfg.seed}")
+    smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
+    plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",
+                       f"{cfg.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}")
     written.append("map_vs_gflops.png")
     if curves is not None:
         plot_saliency(curves, folder / "fig1_saliency.png")
@@ -361,6 +436,8 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "config": dataclasses.asdict(cfg),
         "seed": cfg.seed,
         "preset": cfg.preset,
+        "smoke_test": cfg.preset in SMOKE_TEST_PRESETS,
+        "headline": headline(rows, data.metric, cfg.main_budget),
         "machine": machine,
         "processes": distributed.world_size(),  # torchrun's WORLD_SIZE for this run; 1 without torchrun
         "platform": platform.platform(),

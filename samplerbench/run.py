@@ -27,13 +27,15 @@ from samplerbench.metrics import frame_top1, label_agreement, per_class_average_
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.recognizers.backbones import require_weights
+from samplerbench.runfolder import run_folder, staged
 from samplerbench.samplers import Sampler, list_samplers, select_all
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
 from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate, sampler_throughput
 
-# The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows.
+# The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows except in
+# a smoke test, with a note on datasets other than ActivityNet (report.printed_rows, report.paper_caveat).
 PAPER_GUIDING = {"response": 74.1, "prototype": 74.7}
 PAPER_FUSION = {"max": 75.1, "mul": 75.2, "add": 75.3, "join": 75.1, "intersection": 74.9, "union": 75.5}
 PAPER_FEM = {"shufflenet_v2_x1_0": (70.8, 0.15), "mobilenet_v2": (75.5, 0.31), "efficientnet_b0": (76.0, 0.39)}
@@ -318,15 +320,17 @@ def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torc
     return lines
 
 
-def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False) -> Path:
-    """Run the benchmark described by ``cfg``; returns the folder holding its tables. ``quiet``: no stage
-    lines and no progress bars (ranks other than 0 are always quiet: one set of lines, from rank 0)."""
+def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, overwrite: bool = False) -> Path:
+    """Run the benchmark described by ``cfg``; returns the folder holding its tables, ``out``'s run folder
+    for ``cfg`` (:func:`samplerbench.runfolder.run_folder`), which it may write only if it is free for this
+    run or with ``overwrite`` (:func:`samplerbench.runfolder.check`). ``quiet``: no stage lines and no
+    progress bars (ranks other than 0 are always quiet: one set of lines, from rank 0)."""
     quiet = quiet or not distributed.is_main()
     with progress_bars(not quiet):
-        return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet))
+        return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet), overwrite=overwrite)
 
 
-def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
+def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite: bool) -> Path:
     # fail before any work: the ranks cannot share a batch evenly, or a weights file is missing
     for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
         distributed.local_batch(batch)
@@ -342,7 +346,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
                  classes=len(data.classes))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
-    folder = out / cfg.dataset
+    folder = run_folder(out, cfg)
     skipped = pipe.split("train").skipped + pipe.split("val").skipped
     for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)
@@ -367,13 +371,15 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
 
     if not distributed.is_main():
         return folder
-    with log.stage("checkpoints") as st:
-        checkpoints, written = report.write_checkpoints(folder / "checkpoints", pipe.fitted, cfg=cfg,
-                                                        classes=data.classes, fem=bench.fem, rec=bench.rec)
-        st["cached"] = written == 0
-    with log.stage("report"):
-        report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
-                         stages=log.records, skipped=skipped, warnings=notes,
-                         paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
-                         video_ids=pipe.split("val").video_ids, checkpoints=checkpoints)
+    with staged(folder, cfg, overwrite=overwrite) as staging:
+        with log.stage("checkpoints") as st:
+            checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
+                                                            previous=folder / "checkpoints", cfg=cfg,
+                                                            classes=data.classes, fem=bench.fem, rec=bench.rec)
+            st["cached"] = written == 0
+        with log.stage("report"):
+            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
+                             stages=log.records, skipped=skipped, warnings=notes,
+                             paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
+                             video_ids=pipe.split("val").video_ids, checkpoints=checkpoints)
     return folder

@@ -87,7 +87,7 @@ def test_a_run_heals_every_stage_kind(tmp_path, capsys):
     argv = ["--preset", "tiny", "--config", str(tmp_path / "run.toml"), "--device", "cpu", "--quiet",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
     assert main(argv) == 0
-    first = json.loads((tmp_path / "out/synthetic/run.json").read_text())["tables"]["main"]
+    first = json.loads((tmp_path / "out/synthetic-tiny/run.json").read_text())["tables"]["main"]
     stages = tmp_path / "cache" / "stages"
     damaged = {}
     for i, kind in enumerate(STAGE_KINDS):
@@ -104,7 +104,7 @@ def test_a_run_heals_every_stage_kind(tmp_path, capsys):
         assert len(list(entry.parent.glob(f"{entry.name}.corrupt-*"))) == 1 and entry.is_file(), kind
     assert f"frame store shard {shard} failed its size or checksum check" in err
     assert len(list(shard.parent.glob(f"{shard.name}.corrupt-*"))) == 1 and store.shard_done(shard.parent, 0)
-    again = json.loads((tmp_path / "out/synthetic/run.json").read_text())["tables"]["main"]
+    again = json.loads((tmp_path / "out/synthetic-tiny/run.json").read_text())["tables"]["main"]
     assert [r["mAP"] for r in again] == [r["mAP"] for r in first]
 
 

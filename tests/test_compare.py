@@ -8,12 +8,13 @@ import pytest
 from samplerbench.cli import main
 
 
-def _run_folder(path, seed, maps):
+def _run_folder(path, seed, maps, *, preset="default", dataset="synthetic", frames=16, budgets=(4,)):
     path.mkdir(parents=True)
-    rows = [dict(dataset="synthetic", sampler=s, frames_T=16, budget_K=4, mAP=m, top1=m / 2, salient_hit_rate=50.0,
-                 gflops_per_video=1.0) for s, m in maps.items()]
+    rows = [dict(dataset=dataset, sampler=s, frames_T=frames, budget_K=k, mAP=m, top1=m / 2, salient_hit_rate=50.0,
+                 gflops_per_video=1.0) for s, m in maps.items() for k in budgets]
     pd.DataFrame(rows).to_csv(path / "summary.csv", index=False)
-    (path / "run.json").write_text(json.dumps({"seed": seed, "preset": "default", "machine": "m1"}))
+    (path / "run.json").write_text(json.dumps({"seed": seed, "preset": preset, "machine": "m1",
+                                               "config": {"budgets": list(budgets)}}))
     return path
 
 
@@ -33,3 +34,37 @@ def test_compare_mean_and_std_over_seeds(tmp_path, capsys):
 def test_compare_rejects_a_folder_without_summary(tmp_path, capsys):
     assert main(["compare", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+# (id, the second run's setting, what the one line says it is)
+MIXED = [
+    ("another preset", {"preset": "tiny"}, "is preset `tiny`, dataset synthetic, T=16, K=4"),
+    ("another dataset", {"dataset": "activitynet"}, "is preset `default`, dataset activitynet, T=16, K=4"),
+    ("another T", {"frames": 8}, "is preset `default`, dataset synthetic, T=8, K=4"),
+    ("another K set", {"budgets": (2, 4)}, "is preset `default`, dataset synthetic, T=16, K=2,4"),
+]
+
+
+@pytest.mark.parametrize(("setting", "says"), [c[1:] for c in MIXED], ids=[c[0] for c in MIXED])
+def test_compare_refuses_runs_of_different_settings(tmp_path, capsys, setting, says):
+    a = _run_folder(tmp_path / "a", 0, {"uniform": 50.0})
+    b = _run_folder(tmp_path / "b", 1, {"uniform": 54.0}, **setting)
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "agg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"cannot be averaged: {a} is preset `default`, dataset synthetic, T=16, K=4, but {b} {says}" in err, err
+    assert "--separate" in err and not list(tmp_path.glob("agg*"))
+
+
+def test_compare_separates_settings_on_request(tmp_path, capsys):
+    a = _run_folder(tmp_path / "a", 0, {"uniform": 50.0})
+    b = _run_folder(tmp_path / "b", 1, {"uniform": 54.0})
+    tiny = _run_folder(tmp_path / "tiny", 0, {"uniform": 40.0}, preset="tiny", frames=8, budgets=(2, 4))
+    assert main(["compare", str(a), str(tiny), str(b), "--separate", "--out", str(tmp_path / "agg")]) == 0
+    out = capsys.readouterr().out
+    default_part, tiny_part = out.split("## preset `tiny`, dataset synthetic, T=8, K=2,4")
+    assert default_part.startswith("## preset `default`, dataset synthetic, T=16, K=4") and "52.0 ± 2.8" in default_part
+    assert tiny_part.lstrip().startswith("**Smoke test** (preset `tiny`)") and "| uniform " in tiny_part
+    agg = pd.read_csv(tmp_path / "agg.csv")
+    assert sorted(zip(agg["preset"], agg["budget_K"], agg["runs"], strict=True)) == [
+        ("default", 4, 2), ("tiny", 2, 1), ("tiny", 4, 1)]

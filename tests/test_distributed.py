@@ -76,7 +76,7 @@ def test_two_processes_decode_the_same_frames(runs):
 def test_the_second_run_had_two_processes(runs):
     """... and both say so, with their precision, in run.json and in every table's opening line."""
     for name, processes, says in (("one", 1, "float64, "), ("two", 2, "float64 x2 processes, ")):
-        folder = runs[name] / "out" / "synthetic"
+        folder = runs[name] / "out" / "synthetic-tiny"
         assert json.loads((folder / "run.json").read_text())["processes"] == processes
         assert says in (folder / "main.md").read_text()
 
@@ -94,7 +94,7 @@ def test_two_processes_cache_the_same_features(runs):
 
 def test_two_processes_give_the_same_map(runs):
     """Every sampler, NSNet and SCSampler with their dropout included, within 0.5 points (measured: equal)."""
-    one, two = (pd.read_csv(runs[n] / "out" / "synthetic" / "summary.csv").set_index(["sampler", "budget_K"])["mAP"]
+    one, two = (pd.read_csv(runs[n] / "out/synthetic-tiny/summary.csv").set_index(["sampler", "budget_K"])["mAP"]
                 for n in runs)
     assert one.index.equals(two.index)
     assert set(one.index.get_level_values("sampler")) >= {"nsnet", "nsnet (w/o NS)", "scsampler", "random", "oracle"}

@@ -1,8 +1,11 @@
-"""The tiny preset end to end: every file written, an identical re-run served from the cache, determinism."""
+"""The tiny preset end to end: every file written, an identical re-run served from the cache, determinism, a
+smoke test that says so, a re-run that leaves no file of the earlier one."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -85,3 +88,32 @@ def test_same_seed_same_numbers(tiny, tmp_path):
     for ranked in exported["results"].values():
         assert len(ranked) == meta["dataset"]["classes"]  # a score for every class
         assert abs(sum(p["score"] for p in ranked) - 1.0) < 1e-3  # the mean of softmaxes sums to one
+
+
+def test_a_smoke_test_says_so_in_every_table(tiny):
+    cfg, _, folder = tiny
+    for table in folder.glob("*.md"):
+        text = table.read_text()
+        assert text.split("\n\n")[1].startswith("**Smoke test** (preset `tiny`)"), table.name
+        assert "paper (ActivityNet)" not in text and "The paper's oracle" not in text, table.name
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["smoke_test"] is True
+    assert not [k for rows in meta["tables"].values() for r in rows for k in r if k.startswith("paper_")]
+    assert meta["headline"]["K"] == cfg.main_budget and meta["headline"]["sampler"] not in ("uniform", "oracle")
+
+
+def test_a_rerun_with_fewer_tables_leaves_none_of_the_earlier(tiny, tmp_path):
+    """The earlier tables, plot and checkpoints that the re-run does not write are gone; compare's seeds.md
+    stays; the folder holds exactly what the new run.json lists, besides it."""
+    cfg, root, folder = tiny
+    earlier = tmp_path / "out" / folder.name
+    shutil.copytree(folder, earlier)
+    (earlier / "seeds.md").write_text("written by samplerbench compare\n")
+    fewer = dataclasses.replace(cfg, samplers=("uniform", "nsnet"), tables=("main",))
+    assert run(fewer, out=tmp_path / "out", cache_dir=root / "cache", quiet=True) == earlier
+    meta = json.loads((earlier / "run.json").read_text())
+    files = {p.relative_to(earlier).as_posix() for p in earlier.rglob("*") if p.is_file()}
+    assert files == {*meta["files"], "seeds.md"} and not any(name.startswith("table") for name in files)
+    assert "fig1_saliency.png" not in files and "checkpoints/scsampler.pt" not in files
+    assert {r["sampler"] for r in meta["tables"]["main"]} == {"uniform", "nsnet", "nsnet (w/o NS)"}
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [folder.name]  # no staging folder left

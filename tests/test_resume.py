@@ -73,7 +73,8 @@ def test_killed_run_resumes_from_completed_stages(tmp_path: Path, sig: signal.Si
     again = bench(tmp_path, rec_epochs=2)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    log = {s["stage"]: s["cached"] for s in json.loads((tmp_path / "out/synthetic/run.json").read_text())["stages"]}
+    stages = json.loads((tmp_path / "out/synthetic-tiny/run.json").read_text())["stages"]
+    log = {s["stage"]: s["cached"] for s in stages}
     assert log["decode/train"] and log["decode/val"]  # resumed
     assert not log["train recognizer/resnet18"]  # recomputed, not read from the partial file
 
