@@ -16,7 +16,6 @@ order), training runs in DistributedDataParallel, and only rank 0 writes the cac
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import math
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from samplerbench.errors import UserError, environment_faults
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights
 from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
+from samplerbench.samplers.base import check_options, constructor_fields, field_values
 from samplerbench.stagelog import StageLog, warn
 from samplerbench.store import FrameSource
 
@@ -70,11 +70,13 @@ class Outputs:
 
 @dataclasses.dataclass(frozen=True)
 class Fitted:
-    """A sampler the pipeline built, the non-default options it was built with, and the classifiers it was
-    fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
+    """A sampler the pipeline built, the non-default fields it was built with (``fields``: the variant a table
+    asked for, e.g. ``no_ns=True``; ``options``: the run's ``sampler_options`` for it), and the classifiers it
+    was fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
 
     name: str
     fields: dict
+    options: dict
     fem: Outputs
     rec: Outputs
     sampler: Sampler
@@ -308,34 +310,45 @@ class Pipeline:
         return train_bank, val_bank
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
-        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor options.
+        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor fields for
+        this variant; they win over the run's ``sampler_options`` for it.
 
-        Fields equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")`` and
-        ``nsnet()`` are one sampler, fitted once.
+        Fields and options equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")``
+        and ``nsnet()`` are one sampler, fitted once, and a sampler without options keeps the cache key it had
+        before options existed.
         """
-        params = inspect.signature(get_sampler_class(name).__init__).parameters
-        fields = {k: v for k, v in fields.items() if k not in params or params[k].default != v}
-        return self._once(("sampler", name, fem.key, rec.key, tuple(sorted(fields.items()))),
-                          lambda: self._fit(name, fem, rec, fields))
+        params = constructor_fields(get_sampler_class(name))
 
-    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict) -> tuple[Sampler, FrameBank]:
+        def non_default(values: dict) -> dict:
+            return {k: v for k, v in values.items() if k not in params or params[k].default != v}
+
+        fields = non_default(fields)
+        options = {k: v for k, v in non_default(self.options(name)).items() if k not in fields}
+        return self._once(("sampler", name, fem.key, rec.key, tuple(sorted((fields | options).items()))),
+                          lambda: self._fit(name, fem, rec, fields, options))
+
+    def options(self, name: str) -> dict[str, Any]:
+        """The run's ``sampler_options`` for sampler ``name``, checked against its constructor."""
+        return check_options(name, self.cfg.sampler_options.get(name, {}))
+
+    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
         cfg = self.cfg
         cls = get_sampler_class(name)
         common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, batch_size=cfg.sampler_batch,
                       lr=cfg.sampler_lr, device=cfg.device)
-        accepted = inspect.signature(cls.__init__).parameters
-        kwargs = {k: v for k, v in common.items() if k in accepted} | fields
+        accepted = constructor_fields(cls)
+        kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)
         train_bank, val_bank = self.banks(cls, fem=fem, rec=rec)
         if cls.trainable:
-            key = stage_key("sampler", name=name, kwargs={k: v for k, v in kwargs.items() if k != "device"},
-                            fem=fem.key, rec=rec.key)
-            label = name + "".join(f" {k}={v}" for k, v in fields.items()) + f" ({fem.name}, {rec.name})"
+            # every field, defaults included, so that a changed default never serves an old fit
+            key = stage_key("sampler", name=name, fields=field_values(sampler), fem=fem.key, rec=rec.key)
+            label = name + "".join(f" {k}={v}" for k, v in (options | fields).items()) + f" ({fem.name}, {rec.name})"
 
             def fit() -> dict:
                 sampler.fit(train_bank)
                 return sampler.state_dict()
 
             sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, fit))
-        self.fitted.append(Fitted(name=name, fields=fields, fem=fem, rec=rec, sampler=sampler))
+        self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank

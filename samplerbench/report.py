@@ -285,11 +285,12 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, cfg: RunConfig, cla
         entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
     for f in fitted:
         label = sampler_label(f, fem=fem, rec=rec)
-        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec)
+        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec, options=f.options)
         name = f"{slug(label)}.pt"
         written += _save_checkpoint(folder / name, ckpt)
         entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
-                        "fields": f.fields, "fem": rel + ckpt["fem"], "recognizer": rel + ckpt["recognizer"],
+                        "fields": f.fields, "options": f.options, "fem": rel + ckpt["fem"],
+                        "recognizer": rel + ckpt["recognizer"],
                         "selects_new_videos": not f.sampler.uses_labels_at_eval})
     produced = {Path(e["file"]).name for e in entries}
     for stale in folder.glob("*.pt"):

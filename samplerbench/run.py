@@ -88,9 +88,10 @@ class Bench:
         if sampler.uses_labels_at_eval:
             return None
         cfg = self.cfg
+        options = cfg.sampler_options.get(sampler.name)  # in the key only when set: older keys stay valid
         key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
                         batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
-                        compile=cfg.compile, device=cfg.device)
+                        compile=cfg.compile, device=cfg.device, **({"options": options} if options else {}))
         return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
             sampler=sampler, frames=self.pipe.split("val").frames[: cfg.throughput_batch], k=k,
             recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,

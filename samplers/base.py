@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
+import inspect
 import math
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
+from samplerbench.config import conform, describe
 from samplerbench.errors import UserError
 from samplerbench.selection import check_budget, topk_sorted
 from samplerbench.store import FrameSource
@@ -187,3 +191,46 @@ def get_sampler_class(name: str) -> type[Sampler]:
 def get_sampler(name: str, **kwargs) -> Sampler:
     """Build a registered sampler, like ``timm.create_model``: ``get_sampler("nsnet", fusion="union")``."""
     return get_sampler_class(name)(**kwargs)
+
+
+RUN_FIELDS = ("device",)  # constructor fields the run sets for every sampler, never an option
+
+
+@functools.cache
+def constructor_fields(cls: type[Sampler]) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``cls``'s constructor by name: what configs, the pipeline and checkpoints set."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)  # not object's *args
+    return {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.kind in kinds and name != "self"}
+
+
+def field_values(sampler: Sampler) -> dict[str, Any]:
+    """Every constructor field of ``sampler`` with its value, except the run's (:data:`RUN_FIELDS`): what it
+    was built with, for cache keys and checkpoints."""
+    return {name: getattr(sampler, name) for name in constructor_fields(type(sampler)) if name not in RUN_FIELDS}
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for sampler ``name`` (from ``[sampler_options.<name>]``), checked: every key a constructor
+    field (dashes read as underscores), every value of that field's type (:func:`~samplerbench.config.conform`),
+    and the sampler buildable with them, so a bad value fails before the run. Returns the conformed options;
+    :class:`UserError` (one line) names the sampler and field otherwise."""
+    cls = get_sampler_class(name)
+    fields = {k: p for k, p in constructor_fields(cls).items() if k not in RUN_FIELDS}
+    hints = typing.get_type_hints(cls.__init__)
+    out = {}
+    for raw, value in options.items():
+        key = str(raw).replace("-", "_")
+        if key not in fields:
+            valid = ", ".join(fields) or "none (it takes no options)"
+            raise UserError(f"sampler_options.{name}: unknown option {raw!r}; valid: {valid}")
+        hint = hints.get(key, object)  # an unannotated parameter takes any value
+        try:
+            out[key] = conform(value, hint)
+        except ValueError:
+            raise UserError(f"sampler_options.{name}.{key} = {value!r}: expected {describe(hint)}") from None
+    try:
+        cls(**out)
+    except (TypeError, ValueError, UserError) as exc:
+        raise UserError(f"sampler_options.{name}: {exc}") from None
+    return out

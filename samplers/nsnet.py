@@ -2,12 +2,17 @@
 
 Architecture (one network over the T FEM features of a video):
 
-    FEM features [T, D] → standardise → Linear D→d → + sinusoidal positional encoding → dropout 0.2
+    FEM features [T, D] → standardise → [Linear D→d] → + sinusoidal positional encoding → dropout 0.2
       → TransformerEncoder (L layers, h heads of d/h, FFN hidden d) → z [T, d]
     Frame Scrutinize (FS): Linear d→1 per frame → s^f = sigmoid, BCE against NS pseudo labels
     Video Glimpse (VG):    Linear d→1 per frame → a = softmax over T → s^v = a
         salient     Σ a_i z_i           → dropout 0.9 → FC d→C+1, target: the video's class(es)
         non-salient Σ (1-a_i)/(T-1) z_i → the same FC,   target: the extra "background" class C
+
+Width: supplementary A.1 sets the per-head q/k/v width to C/h and the FFN hidden width to C for C input
+channels, i.e. the encoder works at the FEM's own width (1280 for MobileNetV2) with no projection:
+``d="fem"``, the ``paper`` preset's setting. The default ``d=128`` projects to 128 first, this suite's
+narrow variant for CPU presets (≈ 0.006 against ≈ 0.33 GFLOPs per video at T = 16 on MobileNetV2 features).
 
 Choices where the paper is silent (each a constructor field):
   * sinusoidal positional encoding (no field): parameter-free and defined for any T, so a checkpoint
@@ -38,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from samplerbench.errors import UserError
 from samplerbench.fusion import check_fusion, fuse_scores, fuse_select
 from samplerbench.samplers.base import FrameBank, check_budget, register_sampler
 from samplerbench.samplers.guiding import (
@@ -66,12 +72,14 @@ class NSNetNet(nn.Module):
     and :meth:`branches` separately because the loss also needs the encoded frames."""
 
     def __init__(
-        self, in_dim: int, num_classes: int, *, d: int, heads: int, layers: int,
+        self, in_dim: int, num_classes: int, *, d: int | None, heads: int, layers: int,
         pe_dropout: float, encoder_dropout: float, attention_dropout: float, fc_dropout: float,
     ) -> None:
+        """``d=None``: the encoder works at ``in_dim`` itself, with no input projection."""
         super().__init__()
         self.standardize = Standardize(in_dim)
-        self.proj = nn.Linear(in_dim, d)
+        self.proj = nn.Identity() if d is None else nn.Linear(in_dim, d)
+        d = in_dim if d is None else d
         self.pe_dropout = nn.Dropout(pe_dropout)
         layer = nn.TransformerEncoderLayer(
             d, heads, dim_feedforward=d, dropout=encoder_dropout, batch_first=True
@@ -98,17 +106,22 @@ class NSNetNet(nn.Module):
         return fs_logits.sigmoid(), attention
 
 
+FEM_WIDTH = "fem"  # NSNet's ``d``: the encoder at the FEM features' own width, as supplementary A.1 specifies
+
+
 @register_sampler("nsnet")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class NSNetSampler(TrainableSampler):
     """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default).
 
-    Defaults are sized for CPU runs on MobileNetV2 features (D = 1280, T = 16): d = 128, 4 heads, 2 layers;
-    the input projection D→d dominates the cost (≈ 0.006 GFLOPs per video with T = 16), and one training step
-    on a batch of 64 costs ≈ 1.5 GFLOP, so 120 epochs over a few hundred videos take a minute or two on CPU.
+    ``d``: the encoder's width, an integer (the features are projected to it first) or ``"fem"`` (the FEM's
+    own width, no projection: supplementary A.1, the ``paper`` preset). The default d = 128, 4 heads, 2 layers
+    is sized for CPU runs on MobileNetV2 features (D = 1280, T = 16): the input projection D→d dominates its
+    cost, and one training step on a batch of 64 costs ≈ 1.5 GFLOP, so 120 epochs over a few hundred videos
+    take a minute or two on CPU. Heads and layers are not given by any public text: 4 and 2 at either width.
     """
 
-    d: int = 128
+    d: int | str = 128
     heads: int = 4
     layers: int = 2
     pe_dropout: float = 0.2
@@ -130,17 +143,30 @@ class NSNetSampler(TrainableSampler):
         check_choice("guiding score", self.guiding, GUIDINGS)
         check_choice("pseudo-label rule", self.pseudo_rule, PSEUDO_RULES)
         check_fusion(self.fusion)
-        if self.d % self.heads:
-            raise ValueError(f"nsnet: d={self.d} must be divisible by heads={self.heads}")
+        for name in ("heads", "layers", *(() if self.d == FEM_WIDTH else ("d",))):
+            value = getattr(self, name)
+            if isinstance(value, str) or value < 1:
+                raise UserError(f"nsnet: {name}={value!r} must be a positive integer"
+                                + (f" or {FEM_WIDTH!r} (the FEM's width)" if name == "d" else ""))
+        if self.d != FEM_WIDTH:
+            self.check_width(self.d)
+
+    def check_width(self, width: int) -> None:
+        """The encoder's ``width`` must split into ``heads`` equal heads."""
+        if width % self.heads:
+            what = f"d={self.d}" if self.d != FEM_WIDTH else f"d={FEM_WIDTH!r} (the FEM's width {width})"
+            raise UserError(f"nsnet: {what} must be divisible by heads={self.heads}")
 
     def architecture(self) -> dict[str, Any]:
         return {"d": self.d, "heads": self.heads, "layers": self.layers, "no_ns": self.no_ns}
 
     def build_net(self, in_dim: int, num_classes: int) -> NSNetNet:
+        if self.d == FEM_WIDTH:
+            self.check_width(in_dim)
         return NSNetNet(
-            in_dim, num_classes, d=self.d, heads=self.heads, layers=self.layers, pe_dropout=self.pe_dropout,
-            encoder_dropout=self.encoder_dropout, attention_dropout=self.attention_dropout,
-            fc_dropout=self.fc_dropout,
+            in_dim, num_classes, d=None if self.d == FEM_WIDTH else self.d, heads=self.heads, layers=self.layers,
+            pe_dropout=self.pe_dropout, encoder_dropout=self.encoder_dropout,
+            attention_dropout=self.attention_dropout, fc_dropout=self.fc_dropout,
         )
 
     def pseudo_labels(self, train: FrameBank) -> Tensor:

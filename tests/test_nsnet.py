@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score
 
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
+from samplerbench.errors import UserError
 from samplerbench.samplers.base import FrameBank, get_sampler
 from samplerbench.samplers.guiding import (
     class_prototypes,
@@ -199,3 +200,37 @@ def test_response_guiding_variant_trains(banks):
     sampler = NSNetSampler(**{**SMALL, "epochs": 4}, guiding="response", pseudo_rule="topk")
     sampler.fit(banks[0])
     assert sampler.history[-1] < sampler.history[0]
+
+
+# ---------------------------------------------------------------------------------------------- width
+
+
+def encoder_width_gflops(t: int, width: int, layers: int, projected_from: int | None) -> float:
+    """What fvcore counts for NSNet's inference on one video (1 MAC = 1 flop): per encoder layer the q, k, v
+    and out projections 4·T·w², the attention products 2·T²·w, the FFN (hidden = w) 2·T·w² and two layer norms
+    at 5 per element; the FS and VG heads T·w each; the input projection T·D·w when there is one."""
+    per_layer = 6 * t * width**2 + 2 * t * t * width + 10 * t * width
+    return (layers * per_layer + 2 * t * width + (t * projected_from * width if projected_from else 0)) / 1e9
+
+
+def test_nsnet_at_the_fem_width_has_no_projection_and_counts_the_head_at_that_width():
+    """``d="fem"`` (supplementary A.1, the paper preset): the encoder works at the features' own width D, with
+    per-head width D/h and FFN hidden D; GFLOPs count the head at the width used."""
+    pytest.importorskip("samplerbench.cost")
+    bank = salient_bank(40, seed=0)
+    wide = NSNetSampler(**{**SMALL, "epochs": 1, "d": "fem", "heads": 4, "layers": 2})
+    wide.fit(bank)
+    net = wide.fitted_net()
+    assert isinstance(net.proj, torch.nn.Identity)
+    assert net.encoder.layers[0].linear1.weight.shape == (D, D) and net.classifier.in_features == D
+    assert wide.gflops(T) == pytest.approx(encoder_width_gflops(T, D, 2, None))
+    narrow = NSNetSampler(**{**SMALL, "epochs": 1, "d": 8, "heads": 4, "layers": 2})
+    narrow.fit(bank)
+    assert narrow.gflops(T) == pytest.approx(encoder_width_gflops(T, 8, 2, D))
+    restored = NSNetSampler(**{**SMALL, "heads": 4, "layers": 2})  # d comes back from the checkpoint
+    restored.load_state_dict(wide.state_dict())
+    assert restored.d == "fem" and torch.equal(restored.select(bank, K), wide.select(bank, K))
+    with pytest.raises(UserError, match=r"d='fem' \(the FEM's width 24\) must be divisible by heads=5"):
+        NSNetSampler(**{**SMALL, "d": "fem", "heads": 5}).fit(bank)
+    with pytest.raises(UserError, match="d='wide' must be a positive integer or 'fem'"):
+        NSNetSampler(d="wide")
