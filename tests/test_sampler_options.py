@@ -57,7 +57,7 @@ def test_options_are_recorded_and_keyed(runs):
 
 
 def test_run_json_repeats_a_run_with_options(runs):
-    root, narrow, folders = runs
+    root, _, folders = runs
     again = run(build_config(file_values=load_config_file(folders["narrow"] / "run.json")), out=root / "again",
                 cache_dir=root / "cache", quiet=True)
     stages = json.loads((again / "run.json").read_text())["stages"]
