@@ -30,10 +30,10 @@ from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
-from samplerbench.decode import decode_stream
+from samplerbench.decode import decode_stream, motion_stream
 from samplerbench.errors import UserError, environment_faults
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights
-from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
+from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
 from samplerbench.samplers.base import check_options, constructor_fields, field_values
 from samplerbench.stagelog import StageLog, warn
@@ -80,22 +80,6 @@ class Fitted:
     fem: Outputs
     rec: Outputs
     sampler: Sampler
-
-
-class Resized(FrameSource):
-    """A split's frames at another resolution, resized as they are read: what samplers that look at pixels
-    get in their banks (see :func:`~samplerbench.samplers.base.select_all`)."""
-
-    def __init__(self, source: FrameSource, resolution: int) -> None:
-        self.source = source
-        self.resolution = resolution
-
-    @property
-    def shape(self) -> tuple[int, int, int, int, int]:
-        return (*self.source.shape[:3], self.resolution, self.resolution)
-
-    def take(self, rows: Tensor, picks: Tensor | None = None) -> Tensor:
-        return resize_frames(self.source.take(rows, picks), self.resolution)
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
@@ -173,9 +157,7 @@ class Pipeline:
         """
         cfg, data = self.cfg, self.index()
         records = data.split(subset)
-        train = subset == "train"
-        params = dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res,
-                      views=cfg.train_views if train else 1, seed=cfg.seed, train=train)
+        params = self._decode_params(subset)
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
         root = self.cache_dir / "frames" / key
         chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
@@ -202,6 +184,50 @@ class Pipeline:
         salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.frames)
         return Split(key=key, frames=frames, targets=targets, salient=salient, video_ids=frames.column("video_ids"),
                      skipped=frames.skipped())
+
+    def _decode_params(self, subset: str) -> dict[str, Any]:
+        """What decides a split's decoded frames (and the decode key): T, sizes, views and their seed."""
+        cfg, train = self.cfg, subset == "train"
+        return dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res, views=cfg.train_views if train else 1,
+                    seed=cfg.seed, train=train)
+
+    def motion(self, subset: str) -> Tensor:
+        """``[N, T]`` MGSampler motion of every row of the split: each decoded frame's difference to its successor
+        in the video (:func:`~samplerbench.decode.motion_stream`), a stage of its own keyed by the decode key, so
+        it runs only for samplers that read motion and nothing else's key changes.
+
+        The frame store keeps no successors, so their frames are decoded again here; each rank takes a block of
+        the videos and the rows are gathered. A video whose successors cannot be read gets no motion (zeros:
+        MGSampler then spreads its frames evenly), with a warning.
+        """
+        return self._once(("motion", subset), lambda: self._motion(subset))
+
+    def _motion(self, subset: str) -> Tensor:
+        cfg, split = self.cfg, self.split(subset)
+        params = self._decode_params(subset)
+        records = {r.video_id: r for r in self.index().split(subset)}
+        videos = list(dict.fromkeys(split.video_ids))  # row order; a training video's views are consecutive rows
+        key = stage_key("motion", decode=split.key, measure="1-ssim")
+
+        def compute() -> Tensor:
+            mine = [records[v] for v in videos[distributed.shard(len(videos))]]
+            rows, failed = [], []
+            for record, result in motion_stream(mine, **params, workers=cfg.workers):
+                if isinstance(result, str):
+                    failed.append(record.video_id)
+                    result = torch.zeros(params["views"], cfg.frames)
+                rows.append(torch.as_tensor(result, dtype=torch.float32))
+            for line in ([f"{len(failed)} {subset} video(s) decoded but their successor frames could not be read "
+                          f"({', '.join(failed[:5])}): no motion, so mgsampler spreads their frames evenly"]
+                         if failed else []):
+                warn(line)
+            mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.frames)
+            return distributed.gather_rows(mine_rows)
+
+        motion = self.cached(f"motion/{subset}", "motion", key, compute, work={"videos": len(videos)})
+        if motion.shape != (len(split.video_ids), cfg.frames):
+            raise RuntimeError(f"motion of {motion.shape[0]} rows for a split of {len(split.video_ids)}")
+        return motion
 
     def _complete(self, root: Path) -> bool:
         """Whether the store at ``root`` is complete and intact; shards that fail their check are reported,
@@ -297,13 +323,14 @@ class Pipeline:
         """The training bank (everything) and the evaluation bank (only what ``sampler`` may see at test)."""
         train, val = self.split("train"), self.split("val")
         num_classes = train.targets.shape[1]
-        res = self.cfg.fem_res
-        frames = (Resized(train.frames, res), Resized(val.frames, res)) if sampler.needs_frames else (None, None)
-        train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, frames=frames[0],
+        val_motion = self.motion("val") if sampler.needs_motion else None
+        # a training-free sampler's fit reads nothing: only a trainable one costs the training split's motion
+        train_motion = self.motion("train") if sampler.needs_motion and sampler.trainable else None
+        train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, motion=train_motion,
                                labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats,
                                video_ids=tuple(train.video_ids))
         privileged = sampler.uses_labels_at_eval
-        val_bank = FrameBank(fem=fem.val_feats, num_classes=num_classes, frames=frames[1],
+        val_bank = FrameBank(fem=fem.val_feats, num_classes=num_classes, motion=val_motion,
                              labels=val.targets if privileged else None,
                              rec_logits=rec.val_logits if privileged else None,
                              rec_feats=rec.val_feats if privileged else None, video_ids=tuple(val.video_ids))
@@ -335,7 +362,7 @@ class Pipeline:
         cfg = self.cfg
         cls = get_sampler_class(name)
         common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, batch_size=cfg.sampler_batch,
-                      lr=cfg.sampler_lr, device=cfg.device)
+                      lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res))
         accepted = constructor_fields(cls)
         kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)

@@ -104,8 +104,12 @@ def _rate(value, spread) -> str:
 
 def decode_note(decode: list[dict]) -> str:
     """One line of what decoding costs per video, per frame count, behind the end-to-end column."""
-    parts = [f"{d['frames']} frames {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} "
-             f"decodes)" for d in decode]
+    def what(d: dict) -> str:
+        return f"{d['frames'] // 2} frames + their successors and motion" if d.get("successors") else \
+            f"{d['frames']} frames"
+
+    parts = [f"{what(d)} {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} decodes)"
+             for d in decode]
     return "Decoding per video on this machine's CPU, median over val videos: " + "; ".join(parts) + "."
 
 

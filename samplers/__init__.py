@@ -8,8 +8,6 @@ from samplerbench.samplers.base import (
     get_sampler_class,
     list_samplers,
     register_sampler,
-    select_all,
 )
 
-__all__ = ["FrameBank", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler",
-           "select_all"]
+__all__ = ["FrameBank", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler"]
