@@ -27,8 +27,9 @@ Choices where the paper is silent (each a constructor field):
   * NS pseudo labels: ``pseudo_rule`` (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
   * ``no_ns=True`` ("w/o NS", Fig. 1): neither the FS pseudo-label loss nor the non-salient term is
     trained, so the FS head is untrained; this variant selects and scores with the VG attention alone.
-  * temporal random shift: the training bank already holds several shifted views per video (the
-    pipeline's ``train_views``); no further jitter is applied here.
+  * temporal random shift: each epoch, each segment's frame is drawn anew among the decoded views of the
+    video (``temporal_shift``, :mod:`samplerbench.samplers.shift`); the class prototypes are computed once from
+    all views, the pseudo labels every epoch from the drawn frames (min-max within the epoch's row).
   * ``scores`` (the saliency curve for plots) is the ``add`` fusion α·s^f + (1-α)·s^v/max(s^v), the
     continuous analogue of union's α share, whatever fusion ``select`` uses.
 """
@@ -138,6 +139,8 @@ class NSNetSampler(TrainableSampler):
     no_ns: bool = False
     fusion: str = "union"
     alpha: float = 0.6
+    # the class prototypes of the last fit: training only, not part of the state
+    prototypes: Tensor | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_choice("guiding score", self.guiding, GUIDINGS)
@@ -169,28 +172,39 @@ class NSNetSampler(TrainableSampler):
             attention_dropout=self.attention_dropout, fc_dropout=self.fc_dropout,
         )
 
-    def pseudo_labels(self, train: FrameBank) -> Tensor:
-        """The binary NS pseudo labels ``[N, T]`` of the training frames: the Frame Scrutinize targets, from
-        the guiding score of the recognizer's outputs and the video labels (never from annotated segments)."""
+    def class_prototypes(self, train: FrameBank) -> Tensor | None:
+        """The prototype of every class from the training bank (supplementary A.1); ``None`` for response
+        guiding, which needs none."""
+        if self.guiding != "prototype":
+            return None
         train.require("labels", "rec_logits", "rec_feats", who=self.name)
-        labels = train.labels.float()
-        prototypes = (
-            class_prototypes(train.rec_logits, train.rec_feats, labels, eps=self.eps)
-            if self.guiding == "prototype" else None
-        )
+        return class_prototypes(train.rec_logits, train.rec_feats, train.labels.float(), eps=self.eps)
+
+    def pseudo_labels(self, train: FrameBank, *, prototypes: Tensor | None = None) -> Tensor:
+        """The binary NS pseudo labels ``[N, T]`` of the training frames: the Frame Scrutinize targets, from
+        the guiding score of the recognizer's outputs and the video labels (never from annotated segments).
+        ``prototypes``: computed from ``train`` itself when not given."""
+        train.require("labels", "rec_logits", "rec_feats", who=self.name)
+        if prototypes is None:
+            prototypes = self.class_prototypes(train)
         guiding = guiding_scores(
-            self.guiding, rec_logits=train.rec_logits, rec_feats=train.rec_feats, labels=labels,
+            self.guiding, rec_logits=train.rec_logits, rec_feats=train.rec_feats, labels=train.labels.float(),
             prototypes=prototypes,
         )
         return ns_pseudo_labels(guiding, rule=self.pseudo_rule, threshold=self.pseudo_threshold,
                                 ratio=self.pseudo_ratio)
 
-    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
-        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
+    def prepare(self, train: FrameBank) -> None:
+        """The class prototypes, once, from every view of every training video."""
+        self.prototypes = self.class_prototypes(train)
+
+    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame of the
+        epoch's rows (their guiding score against the prototypes of :meth:`prepare`)."""
         dtype = training_dtype(train.fem)
         labels = train.labels.to(dtype)
         target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
-        return train.fem.to(dtype), target, self.pseudo_labels(train).to(dtype)
+        return train.fem.to(dtype), target, self.pseudo_labels(train, prototypes=self.prototypes).to(dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:
         z = net.encode(fem)

@@ -65,7 +65,7 @@ class SCSampler(TrainableSampler):
         out = num_classes if self.loss == "ce" else 1
         return FrameHead(in_dim, out, hidden=self.hidden, dropout=self.dropout)
 
-    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
+    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
         """FEM features and the target: the video's soft label (ce) or per-frame GT confidence (rank)."""
         dtype = training_dtype(train.fem)
         labels, fem = train.labels.to(dtype), train.fem.to(dtype)
