@@ -30,8 +30,7 @@ FEM_DIM = 1280  # mobilenet_v2's pooled features
 COPIES_BY_DESIGN = {"random"}  # draws keyed by the video id are made on the CPU (see RandomSampler)
 # Small networks and one epoch: what is tested is where tensors live, not what the samplers learned.
 TRAINING = dict(epochs=1, batch_size=8, seed=0)
-SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "scsampler": dict(hidden=8), "scsampler_rank": dict(hidden=8),
-         "mgsampler": dict(frame_size=(8, 10))}
+SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "mgsampler": dict(frame_size=(8, 10))}
 
 
 class DeviceMixing(TorchDispatchMode):
