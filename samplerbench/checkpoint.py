@@ -5,7 +5,8 @@ tensors, dicts, lists, strings and numbers, so that ``torch.load(path, weights_o
 checkpoint is data, never code):
 
 * **frame classifier**: role, arch, training variant (TSN), class names, the preprocessing its input needs
-  (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation) and its state dict;
+  (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation), the run's aggregation
+  of frame outputs into a video score, and its state dict;
 * **sampler**: the registry name, every constructor field (eval-time ones such as NSNet's fusion and α
   included), the run's ``sampler_options`` for it (``options``), its ``state_dict()``, and the file names of
   the FEM and recognizer checkpoints it relies on. Those are *referenced* as sibling files rather than
@@ -55,6 +56,8 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
         "tsn": out.tsn,
         "num_classes": len(classes),
         "classes": list(classes),
+        # how the run made a video's score from its kept frames (metrics.video_scores); select --top5 does the same
+        "aggregation": cfg.aggregation,
         "preprocessing": {
             "input": "uint8 RGB frames [N, 3, H, W]; the model divides by 255 and normalises with mean/std",
             "frames": cfg.frames,  # T, uniformly pre-sampled (segment centres) per video

@@ -36,6 +36,7 @@ from samplerbench.config import (
 )
 from samplerbench.datasets import list_datasets
 from samplerbench.errors import UserError, environment_error
+from samplerbench.metrics import AGGREGATIONS, check_aggregation
 from samplerbench.preflight import check_memory, check_writable, expected_rows
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
 from samplerbench.samplers import list_samplers
@@ -139,6 +140,8 @@ def build_parser() -> ArgumentParser:
                    metavar="SAMPLER.FIELD=VALUE",
                    help="a constructor field of one sampler, e.g. nsnet.d=256 (repeat the flag for several); "
                         "overrides [sampler_options.SAMPLER] of --config and the preset, field by field")
+    p.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
+                   help="how the K kept frames' recognizer outputs make the video score (default: mean_softmax)")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
                    help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")
     p.add_argument("--out", default=None, help="results root; a run writes <out>/<dataset>/ (default: results)")
@@ -184,8 +187,9 @@ def resolve_device(device: str) -> str:
 
 
 def check_names(cfg: RunConfig) -> None:
-    """Every registry name in ``cfg`` is registered, and every sampler option is a field of its sampler, of its
-    type, whether it came from a flag, a file or a preset."""
+    """Every registry name in ``cfg`` is registered, every sampler option is a field of its sampler, of its
+    type, and the aggregation is one of :data:`~samplerbench.metrics.AGGREGATIONS`, whether they came from a
+    flag, a file or a preset."""
     backbones = RECOGNIZER_ARCHS + FEM_ARCHS
     named = [
         ("dataset", (cfg.dataset,), list_datasets()),
@@ -199,6 +203,7 @@ def check_names(cfg: RunConfig) -> None:
                 raise UserError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
     for name, options in cfg.sampler_options.items():
         check_options(name, options)
+    check_aggregation(cfg.aggregation)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -219,7 +224,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
-                        export_predictions=args.export_predictions, sampler_options=options or None)
+                        export_predictions=args.export_predictions, sampler_options=options or None,
+                        aggregation=args.aggregation)
     check_names(cfg)
     return cfg
 

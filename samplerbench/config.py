@@ -130,6 +130,9 @@ class RunConfig:
     # `--sampler-option nsnet.d=256` as a flag): part of that sampler's cache key, run.json and checkpoint. Merged
     # field by field over the preset's, so setting one option keeps the preset's others.
     sampler_options: dict[str, dict[str, OptionValue]] = dataclasses.field(default_factory=dict)
+    # How the K selected frames' outputs become a video's score (metrics.AGGREGATIONS; see metrics.video_scores):
+    # mean_softmax (default), mean_logits (AR-Net), max_features (OCSampler / FrameExit heads).
+    aggregation: str = "mean_softmax"
     # tables
     tables: tuple[str, ...] = TABLE_NAMES
     table_fem_archs: tuple[str, ...] = ("shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0")

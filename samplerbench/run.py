@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from samplerbench import distributed, report
@@ -21,9 +22,9 @@ from samplerbench.config import RunConfig
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, backbone_gflops, video_gflops
 from samplerbench.decode import probe
 from samplerbench.errors import UserError
-from samplerbench.evaluate import evaluate_selection
+from samplerbench.evaluate import Evaluation, evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
-from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
+from samplerbench.metrics import check_aggregation, frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.recognizers.backbones import require_weights
@@ -64,10 +65,16 @@ class Bench:
     def nsnet(self, *, fem: Outputs | None = None, rec: Outputs | None = None, **fields):
         return self.pipe.sampler("nsnet", fem=fem or self.fem, rec=rec or self.rec, **fields)
 
-    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None):
-        val = self.pipe.split("val")
-        return evaluate_selection(sampler.select(bank, k), logits=(rec or self.rec).val_logits,
-                                  targets=val.targets, salient=val.salient)
+    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
+        return self.score(sampler.select(bank, k), rec=rec)
+
+    def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
+        """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
+        rec, val = rec or self.rec, self.pipe.split("val")
+        head = rec.model.head
+        return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
+                                  aggregation=self.cfg.aggregation, feats=rec.val_feats,
+                                  head=(head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         """T·(what the sampler reads per frame) + its head + K·recognizer, per video."""
@@ -220,11 +227,9 @@ def table_fusion(b: Bench) -> list[dict]:
     k = b.cfg.main_budget
     sampler, bank = b.nsnet()
     sf, sv = sampler.branch_scores(bank)
-    val = b.pipe.split("val")
     rows = []
     for fusion in FUSIONS:
-        index = fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha)
-        ev = evaluate_selection(index, logits=b.rec.val_logits, targets=val.targets, salient=val.salient)
+        ev = b.score(fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha))
         rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
                          paper_mAP=PAPER_FUSION.get(fusion)))
     return rows
@@ -338,6 +343,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
     # fail before any work: the ranks cannot share a batch evenly, or a weights file is missing
     for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
         distributed.local_batch(batch)
+    check_aggregation(cfg.aggregation)
     names = list(cfg.samplers) or list_samplers()
     ablations = ablation_tables(cfg, names)
     require_weights((arch, cfg.weights[role]) for role, archs in trained_backbones(cfg, ablations).items()

@@ -51,6 +51,7 @@ class TrainedSampler:
     fem_res: int
     rec_res: int
     device: str
+    aggregation: str = "mean_softmax"  # how the run scored a video from its kept frames
 
     def select_video(self, video: Path | str, k: int, *, top5: bool = False) -> dict:
         """The selection of one video; see :meth:`select_videos`."""
@@ -112,9 +113,12 @@ class TrainedSampler:
         tops: list[list[dict]] = [[] for _ in positions]
         if top5:
             kept = frames[torch.arange(len(frames))[:, None], positions]  # [N, K, 3, crop, crop]
-            _, logits = extract_outputs(self.recognizer, TensorFrames(kept), resolution=self.rec_res,
-                                        device=self.device, desc="recognizer")
-            scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1))
+            feats, logits = extract_outputs(self.recognizer, TensorFrames(kept), resolution=self.rec_res,
+                                            device=self.device, desc="recognizer")
+            head = self.recognizer.head
+            scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1),
+                                  aggregation=self.aggregation, frame_feats=feats,
+                                  head=(head.weight.detach().cpu(), head.bias.detach().cpu()))
             best = scores.topk(min(TOP, scores.shape[1]), dim=1)
             tops = [[{"label": self.classes[c], "score": round(float(s), 6)} for s, c in zip(*row, strict=True)]
                     for row in zip(best.values.tolist(), best.indices.tolist(), strict=True)]
@@ -137,7 +141,7 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
     return TrainedSampler(sampler=sampler, fem=fem, recognizer=recognizer, classes=tuple(rec_ckpt["classes"]),
                           frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],
                           fem_res=fem_ckpt["preprocessing"]["resolution"], rec_res=pre["resolution"],
-                          device=device)
+                          device=device, aggregation=rec_ckpt.get("aggregation", "mean_softmax"))
 
 
 def main(argv: list[str]) -> int:

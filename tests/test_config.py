@@ -129,7 +129,8 @@ def test_sampler_options_from_toml_yaml_json_and_flags(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ("nsnet.dd=3", "sampler_options.nsnet: unknown option 'dd'; valid: seed, epochs, batch_size, lr, d, heads"),
+        ("nsnet.dd=3", "sampler_options.nsnet: unknown option 'dd'; valid: seed, epochs, batch_size, lr, "
+                       "temporal_shift, d, heads"),
         ("nsnet.heads=four", "sampler_options.nsnet.heads = 'four': expected an integer"),
         ("nsnet.fusion=unoin", "sampler_options.nsnet: unknown fusion 'unoin'"),
         ("uniform.seed=1", "sampler_options.uniform: unknown option 'seed'; valid: none (it takes no options)"),
@@ -147,3 +148,13 @@ def test_bad_sampler_options_are_one_line_errors(flag, message):
 def test_malformed_sampler_option_flag_is_rejected():
     with pytest.raises(UserError, match=r"expected SAMPLER\.FIELD=VALUE"):
         build_parser().parse_args(["--sampler-option", "nsnet-d=3"])
+
+
+def test_aggregation_from_a_flag_or_a_file_is_checked(tmp_path):
+    args = build_parser().parse_args(["--preset", "tiny", "--device", "cpu", "--aggregation", "mean_logits"])
+    assert config_from_args(args).aggregation == "mean_logits" and build_config("tiny").aggregation == "mean_softmax"
+    with pytest.raises(UserError, match="invalid choice: 'median'"):
+        build_parser().parse_args(["--aggregation", "median"])
+    (tmp_path / "a.toml").write_text('preset = "tiny"\naggregation = "median"\n')
+    with pytest.raises(UserError, match="aggregation = 'median': valid: mean_softmax, mean_logits, max_features"):
+        config_from_args(build_parser().parse_args(["--config", str(tmp_path / "a.toml"), "--device", "cpu"]))
