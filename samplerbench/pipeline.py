@@ -362,7 +362,8 @@ class Pipeline:
         cfg = self.cfg
         cls = get_sampler_class(name)
         common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, batch_size=cfg.sampler_batch,
-                      lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res))
+                      lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res),
+                      train_budget=cfg.main_budget)
         accepted = constructor_fields(cls)
         kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sklearn.metrics import average_precision_score
+from banks import D, T, eval_view, salient_bank, video_map
 
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
@@ -19,8 +19,7 @@ from samplerbench.samplers.guiding import (
 )
 from samplerbench.samplers.nsnet import NSNetSampler
 
-C, T, D, F, K = 4, 16, 24, 12, 2
-SALIENT = 3  # frames per video that show the action
+K = 2
 SMALL = dict(d=32, heads=2, layers=1, epochs=20, batch_size=32, lr=0.05, seed=0)
 
 
@@ -108,42 +107,6 @@ def test_pseudo_labels():
 # ------------------------------------------------------------------------------------------ learning
 
 
-def salient_bank(n: int, *, seed: int, with_labels: bool = True) -> FrameBank:
-    """Videos of one class each; SALIENT consecutive frames show it, the rest is shared background.
-
-    FEM: salient frames = class embedding + noise; background = a shared embedding + a faint embedding of
-    another class (a confuser) + noise. The recognizer is confident and right on salient frames and
-    mildly confident in the confuser class elsewhere, so picking background frames misleads it.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    world = torch.Generator().manual_seed(99)  # the same classes and background in every bank
-    fem_class, rec_class = torch.randn(C, D, generator=world), torch.randn(C, F, generator=world)
-    background = torch.randn(D, generator=world)
-    y = torch.arange(n) % C
-    confuser = (y + 1 + torch.randint(0, C - 1, (n,), generator=gen)) % C
-    start = torch.randint(0, T - SALIENT + 1, (n,), generator=gen)
-    t = torch.arange(T)
-    salient = (t >= start[:, None]) & (t < start[:, None] + SALIENT)  # [n, T]
-    s = salient[..., None].float()
-    fem = s * fem_class[y][:, None] + (1 - s) * (background + 0.5 * fem_class[confuser][:, None])
-    fem = fem + 0.3 * torch.randn(n, T, D, generator=gen)
-    onehot = torch.nn.functional.one_hot
-    logits = s * 4.0 * onehot(y, C)[:, None].float() + (1 - s) * 1.0 * onehot(confuser, C)[:, None].float()
-    logits = logits + 0.3 * torch.randn(n, T, C, generator=gen)
-    feats = s * rec_class[y][:, None] + (1 - s) * 0.3 * rec_class[confuser][:, None]
-    feats = feats + 0.3 * torch.randn(n, T, F, generator=gen)
-    labels = onehot(y, C).float()
-    keep = dict(labels=labels, rec_logits=logits, rec_feats=feats) if with_labels else {}
-    return FrameBank(fem=fem, num_classes=C, **keep)
-
-
-def video_map(bank: FrameBank, selected: torch.Tensor) -> float:
-    """mAP of the video score = mean per-frame softmax over the selected frames (how the suite evaluates)."""
-    probs = bank.rec_logits.softmax(dim=2)
-    picked = probs.gather(1, selected[..., None].expand(-1, -1, C)).mean(dim=1)
-    return float(average_precision_score(bank.labels.numpy(), picked.numpy(), average="macro"))
-
-
 @pytest.fixture(scope="module")
 def banks() -> tuple[FrameBank, FrameBank]:
     return salient_bank(160, seed=0), salient_bank(80, seed=1)
@@ -154,10 +117,6 @@ def trained(banks) -> NSNetSampler:
     sampler = NSNetSampler(**SMALL)
     sampler.fit(banks[0])
     return sampler
-
-
-def eval_view(bank: FrameBank) -> FrameBank:
-    return FrameBank(fem=bank.fem, num_classes=bank.num_classes)
 
 
 def test_loss_falls(trained):

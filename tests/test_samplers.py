@@ -11,6 +11,7 @@ import torch
 import samplerbench.samplers.dense
 import samplerbench.samplers.mgsampler
 import samplerbench.samplers.nsnet
+import samplerbench.samplers.ocsampler
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random
 import samplerbench.samplers.scsampler
@@ -34,6 +35,7 @@ SAMPLERS: dict[str, dict] = {
     "mgsampler": {"frame_size": (8, 10)},
     "oracle": {},
     "oracle_response": {"guiding": "response"},
+    "ocsampler": {**TRAINING, "train_budget": 2},
     "scsampler": TRAINING,
     "scsampler_rank": TRAINING,
     "nsnet": {**TRAINING, "d": 8, "heads": 2, "layers": 1},
@@ -167,7 +169,8 @@ def test_bad_field_values_are_user_errors():
 
 def test_registry():
     names = list_samplers()
-    for name in ("uniform", "random", "dense", "oracle", "scsampler", "scsampler_rank", "mgsampler", "nsnet"):
+    for name in ("uniform", "random", "dense", "oracle", "scsampler", "scsampler_rank", "mgsampler", "nsnet",
+                 "ocsampler"):
         assert name in names
     with pytest.raises(ValueError, match="already registered"):
         register_sampler("nsnet")(type("Again", (Sampler,), {"scores": lambda self, batch: None}))
@@ -206,13 +209,13 @@ def test_mgsampler_gflops_counts_the_motion_measure():
     assert explicit.gflops(16) == pytest.approx(16 * 112 * 112 * (6 + 3 + 5 * 49 + 12) / 1e9)
 
 
-@pytest.mark.parametrize("case", ["nsnet", "scsampler"])
+@pytest.mark.parametrize("case", ["nsnet", "scsampler", "ocsampler"])
 def test_head_gflops(case):
     pytest.importorskip("samplerbench.cost")
     assert fitted(case, 8).gflops(8) > 0
 
 
-@pytest.mark.parametrize("case", ["scsampler", "scsampler_rank", "nsnet"])
+@pytest.mark.parametrize("case", ["scsampler", "scsampler_rank", "nsnet", "ocsampler"])
 def test_float64_features_train_and_reload_a_float64_network(case):
     """``--dtype float64`` banks: the network trains in float64, and its checkpoint reloads as float64."""
     bank = make_bank(20, 8, seed=0)

@@ -22,7 +22,7 @@ from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_ra
 
 T, K = 16, 4
 DECODES_2T = {"mgsampler"}  # every pre-sampled frame and its successor, for the motion between them
-DECODES_T = {"dense", "nsnet", "scsampler", "scsampler_rank", "oracle"}  # read every frame
+DECODES_T = {"dense", "nsnet", "ocsampler", "scsampler", "scsampler_rank", "oracle"}  # read every frame
 DECODES_K = {"uniform", "random"}  # choose positions without looking at the frames
 
 
