@@ -29,6 +29,7 @@ from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.recognizers.backbones import require_weights
 from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.samplers.base import field_values
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
@@ -389,5 +390,6 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog) -> Path:
         report.write_all(folder, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
                          stages=log.records, skipped=skipped, warnings=notes,
                          paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
-                         video_ids=pipe.split("val").video_ids, checkpoints=checkpoints)
+                         video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
+                         nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None)
     return folder

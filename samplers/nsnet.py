@@ -8,13 +8,26 @@ Architecture (one network over the T FEM features of a video):
     Video Glimpse (VG):    Linear d→1 per frame → a = softmax over T → s^v = a
         salient     Σ a_i z_i           → dropout 0.9 → FC d→C+1, target: the video's class(es)
         non-salient Σ (1-a_i)/(T-1) z_i → the same FC,   target: the extra "background" class C
+    loss = fs_weight · BCE(FS) + vg_weight · (CE(salient) + CE(non-salient))
 
 Width: supplementary A.1 sets the per-head q/k/v width to C/h and the FFN hidden width to C for C input
 channels, i.e. the encoder works at the FEM's own width (1280 for MobileNetV2) with no projection:
 ``d="fem"``, the ``paper`` preset's setting. The default ``d=128`` projects to 128 first, this suite's
 narrow variant for CPU presets (≈ 0.006 against ≈ 0.33 GFLOPs per video at T = 16 on MobileNetV2 features).
 
-Choices where the paper is silent (each a constructor field):
+Choices where no public text is specific, this suite's reading (each a constructor field, so a user can
+switch; the README and every table's notes list them):
+  * the NS pseudo labels (``pseudo_rule``): per video, frames whose min-max-normalised guiding score is at
+    least ``pseudo_threshold`` 0.5 are salient; ``"topk"`` makes the top ``pseudo_ratio`` of each video salient
+    (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
+  * the non-salient supervision (``non_salient``): the complement-weighted representation is classified as an
+    extra ``"background"`` class; ``"uniform"`` pushes it to a uniform distribution over the C classes (no
+    class is recognisable in it) instead; ``"none"`` drops the term and keeps the FS supervision.
+  * the FS loss: binary cross-entropy of s^f's logits against the pseudo labels, weighted ``fs_weight`` 1
+    beside the VG losses' ``vg_weight`` 1.
+  * the width (``d``), 4 heads and 2 layers, as above.
+
+Further choices where the paper is silent:
   * sinusoidal positional encoding (no field): parameter-free and defined for any T, so a checkpoint
     does not carry a maximum length; the pre-sampled frames are uniformly spaced, so index = time.
   * ``encoder_dropout`` 0.1 inside the encoder layers (PyTorch's default; the paper only gives the 0.2 after
@@ -24,7 +37,6 @@ Choices where the paper is silent (each a constructor field):
     no non-salient frame and that term is dropped.
   * multi-label videos: the salient target is the multi-hot label normalised to sum 1 (soft cross-entropy
     over C+1 classes), keeping one softmax shared with the background class.
-  * NS pseudo labels: ``pseudo_rule`` (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
   * ``no_ns=True`` ("w/o NS", Fig. 1): neither the FS pseudo-label loss nor the non-salient term is
     trained, so the FS head is untrained; this variant selects and scores with the VG attention alone.
   * temporal random shift: each epoch, each segment's frame is drawn anew among the decoded views of the
@@ -108,6 +120,7 @@ class NSNetNet(nn.Module):
 
 
 FEM_WIDTH = "fem"  # NSNet's ``d``: the encoder at the FEM features' own width, as supplementary A.1 specifies
+NON_SALIENT: tuple[str, ...] = ("background", "uniform", "none")  # targets of the non-salient representation
 
 
 @register_sampler("nsnet")
@@ -136,6 +149,7 @@ class NSNetSampler(TrainableSampler):
     pseudo_ratio: float = 0.3
     fs_weight: float = 1.0
     vg_weight: float = 1.0
+    non_salient: str = "background"
     no_ns: bool = False
     fusion: str = "union"
     alpha: float = 0.6
@@ -145,6 +159,7 @@ class NSNetSampler(TrainableSampler):
     def __post_init__(self) -> None:
         check_choice("guiding score", self.guiding, GUIDINGS)
         check_choice("pseudo-label rule", self.pseudo_rule, PSEUDO_RULES)
+        check_choice("non-salient target", self.non_salient, NON_SALIENT)
         check_fusion(self.fusion)
         for name in ("heads", "layers", *(() if self.d == FEM_WIDTH else ("d",))):
             value = getattr(self, name)
@@ -213,12 +228,16 @@ class NSNetSampler(TrainableSampler):
         vg = F.cross_entropy(net.classifier(net.fc_dropout(salient)), target)
         if self.no_ns:
             return self.vg_weight * vg
-        t = fem.shape[1]
-        if t > 1:
+        b, t = fem.shape[:2]
+        if t > 1 and self.non_salient != "none":
             complement = (1.0 - attention) / (t - 1)
-            non_salient = torch.einsum("bt,btd->bd", complement, z)
-            background = torch.full((fem.shape[0],), target.shape[1] - 1, device=fem.device)
-            vg = vg + F.cross_entropy(net.classifier(net.fc_dropout(non_salient)), background)
+            non_salient = net.classifier(net.fc_dropout(torch.einsum("bt,btd->bd", complement, z)))
+            classes = target.shape[1] - 1
+            if self.non_salient == "background":
+                vg = vg + F.cross_entropy(non_salient, torch.full((b,), classes, device=fem.device))
+            else:  # uniform over the C classes, nothing on the background
+                uniform = F.pad(torch.full((b, classes), 1.0 / classes, device=fem.device, dtype=fem.dtype), (0, 1))
+                vg = vg + F.cross_entropy(non_salient, uniform)
         fs = F.binary_cross_entropy_with_logits(fs_logits, pseudo)
         return self.fs_weight * fs + self.vg_weight * vg
 

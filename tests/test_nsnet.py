@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from banks import D, T, eval_view, salient_bank, video_map
+from banks import C, D, T, eval_view, salient_bank, video_map
 
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
@@ -193,3 +193,44 @@ def test_nsnet_at_the_fem_width_has_no_projection_and_counts_the_head_at_that_wi
         NSNetSampler(**{**SMALL, "d": "fem", "heads": 5}).fit(bank)
     with pytest.raises(UserError, match="d='wide' must be a positive integer or 'fem'"):
         NSNetSampler(d="wide")
+
+
+# ---------------------------------------------------------------------------------------------- this suite's reading
+
+
+@pytest.mark.parametrize("non_salient", ["background", "uniform", "none"])
+def test_non_salient_supervision_options(non_salient):
+    """The loss is fs_weight·BCE(FS) + vg_weight·(CE(salient) + CE(non-salient)); the non-salient target is the
+    background class, a uniform distribution over the C classes, or nothing."""
+    bank = salient_bank(8, seed=2)
+    sampler = NSNetSampler(**{**SMALL, "epochs": 1}, non_salient=non_salient, fs_weight=0.5, vg_weight=2.0)
+    sampler.fit(bank)
+    net = sampler.fitted_net().eval()  # no dropout: the terms can be recomputed exactly
+    (fem, target, pseudo) = sampler.training_tensors(bank, draws=torch.Generator())
+    with torch.no_grad():
+        loss = sampler.training_loss(net, fem, target, pseudo)
+        z = net.encode(fem)
+        fs_logits, a = net.branches(z)
+        salient = net.classifier(torch.einsum("bt,btd->bd", a, z))
+        rest = net.classifier(torch.einsum("bt,btd->bd", (1 - a) / (T - 1), z))
+        ce = torch.nn.functional.cross_entropy
+        expected_ns = {"background": ce(rest, torch.full((8,), C)),
+                       "uniform": -(rest.log_softmax(dim=1)[:, :C]).mean(dim=1).mean(), "none": 0.0}[non_salient]
+        fs = torch.nn.functional.binary_cross_entropy_with_logits(fs_logits, pseudo)
+        expected = 0.5 * fs + 2.0 * (ce(salient, target) + expected_ns)
+    assert loss.item() == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_tables_say_what_is_this_suites_reading():
+    from samplerbench.report import nsnet_reading
+    from samplerbench.samplers.base import field_values
+
+    default = nsnet_reading(field_values(NSNetSampler()))
+    for phrase in ("this suite's reading", "min-max-normalised guiding score is at least 0.5", "`topk`",
+                   "extra background class", "`non_salient = background`; also `uniform`, `none`",
+                   "weighted 1 beside the VG losses weighted 1", "128 after a projection", "`d = \"fem\"`",
+                   "4 heads, 2 layers", "[sampler_options.nsnet]"):
+        assert phrase in default, phrase
+    paper = nsnet_reading(field_values(NSNetSampler(d="fem", pseudo_rule="topk", non_salient="uniform")))
+    assert "the FEM's own width (supplementary A.1)" in paper and "the top 30% of each video" in paper
+    assert "uniform distribution over the classes" in paper and "also `minmax`" in paper
