@@ -186,7 +186,7 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
             ev = b.evaluate(sampler, bank, k)
             scores[(label, k)] = ev.scores
             decoded = decoded_frames(sampler, t=cfg.frames, k=k)
-            successors[decoded] = sampler.needs_motion  # 2T frames are T and their successors, never 2T apart
+            successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
                              gflops_per_video=b.gflops(sampler, k),
                              **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
