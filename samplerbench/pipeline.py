@@ -217,10 +217,9 @@ class Pipeline:
                     failed.append(record.video_id)
                     result = torch.zeros(params["views"], cfg.frames)
                 rows.append(torch.as_tensor(result, dtype=torch.float32))
-            for line in ([f"{len(failed)} {subset} video(s) decoded but their successor frames could not be read "
-                          f"({', '.join(failed[:5])}): no motion, so mgsampler spreads their frames evenly"]
-                         if failed else []):
-                warn(line)
+            if failed:
+                warn(f"{len(failed)} {subset} video(s) decoded but their successor frames could not be read "
+                     f"({', '.join(failed[:5])}): no motion, so mgsampler spreads their frames evenly")
             mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.frames)
             return distributed.gather_rows(mine_rows)
 
