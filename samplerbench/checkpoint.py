@@ -5,11 +5,13 @@ tensors, dicts, lists, strings and numbers, so that ``torch.load(path, weights_o
 checkpoint is data, never code):
 
 * **frame classifier**: role, arch, training variant (TSN), class names, the preprocessing its input needs
-  (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation) and its state dict;
+  (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation), the run's aggregation
+  of frame outputs into a video score, and its state dict;
 * **sampler**: the registry name, every constructor field (eval-time ones such as NSNet's fusion and α
-  included), its ``state_dict()``, and the file names of the FEM and recognizer checkpoints it relies on.
-  Those are *referenced* as sibling files rather than embedded: a run's samplers share one recognizer (a
-  ResNet-18 alone is 45 MB), so embedding would store it once per sampler.
+  included), the run's ``sampler_options`` for it (``options``), its ``state_dict()``, and the file names of
+  the FEM and recognizer checkpoints it relies on. Those are *referenced* as sibling files rather than
+  embedded: a run's samplers share one recognizer (a ResNet-18 alone is 45 MB), so embedding would store it
+  once per sampler.
 
 Every sampler references a FEM, even one that ignores FEM features: the benchmark hands every sampler a
 bank of FEM features (``random`` seeds its draws from them), and selection on new videos builds the same
@@ -21,7 +23,6 @@ so that a re-run rewrites only the files whose content changed.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from samplerbench.errors import UserError
 from samplerbench.pipeline import Outputs
 from samplerbench.recognizers.backbones import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier
 from samplerbench.samplers import Sampler, get_sampler_class
+from samplerbench.samplers.base import constructor_fields, field_values
 
 FRAME_CLASSIFIER = "samplerbench/frame-classifier"
 SAMPLER = "samplerbench/sampler"
@@ -54,6 +56,8 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
         "tsn": out.tsn,
         "num_classes": len(classes),
         "classes": list(classes),
+        # how the run made a video's score from its kept frames (metrics.video_scores); select --top5 does the same
+        "aggregation": cfg.aggregation,
         "preprocessing": {
             "input": "uint8 RGB frames [N, 3, H, W]; the model divides by 255 and normalises with mean/std",
             "frames": cfg.frames,  # T, uniformly pre-sampled (segment centres) per video
@@ -68,16 +72,11 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
             "state_dict": {k: v.detach().cpu() for k, v in out.model.state_dict().items()}}
 
 
-def constructor_fields(sampler: Sampler) -> dict[str, Any]:
-    """Every keyword the sampler's constructor takes, with the sampler's value, except the device."""
-    params = inspect.signature(type(sampler).__init__).parameters.values()
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)  # not object's *args
-    return {p.name: getattr(sampler, p.name) for p in params if p.kind in named and p.name not in ("self", "device")}
-
-
-def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs) -> dict:
-    """The checkpoint of a sampler fitted on ``fem`` and ``rec``, which it references by file name."""
-    fields = constructor_fields(sampler)
+def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs, options: dict[str, Any]) -> dict:
+    """The checkpoint of a sampler fitted on ``fem`` and ``rec``, which it references by file name; ``options``
+    are the run's ``sampler_options`` it was built with (already among its ``fields``, listed apart so that a
+    reader sees what the run changed)."""
+    fields = field_values(sampler)
     return {
         "format": SAMPLER,
         "version": FORMAT_VERSION,
@@ -85,6 +84,7 @@ def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs) -> dict:
         "key": stage_key("checkpoint", sampler=sampler.name, fields=fields, fem=fem.key, rec=rec.key),
         "sampler": sampler.name,
         "fields": fields,
+        "options": dict(options),
         "state": sampler.state_dict(),
         "fem": classifier_filename(fem, "fem"),
         "recognizer": classifier_filename(rec, "recognizer"),
@@ -132,7 +132,7 @@ def build_sampler(ckpt: dict, *, device: str) -> Sampler:
     """The sampler of a sampler checkpoint, constructed from its fields and loaded with its state."""
     cls = get_sampler_class(ckpt["sampler"])
     kwargs = dict(ckpt["fields"])
-    if "device" in inspect.signature(cls.__init__).parameters:
+    if "device" in constructor_fields(cls):
         kwargs["device"] = device
     sampler = cls(**kwargs)
     sampler.load_state_dict(ckpt["state"])

@@ -11,6 +11,7 @@ traceback. Every value is checked before the first stage (:mod:`samplerbench.con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import torch
+import yaml
 
 from samplerbench import distributed, runfolder
 from samplerbench.config import (
@@ -30,12 +32,15 @@ from samplerbench.config import (
     RunConfig,
     build_config,
     load_config_file,
+    merge_options,
 )
 from samplerbench.datasets import list_datasets
 from samplerbench.errors import UserError, environment_error
+from samplerbench.metrics import AGGREGATIONS, check_aggregation
 from samplerbench.preflight import check_memory, check_writable, expected_rows
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
 from samplerbench.samplers import list_samplers
+from samplerbench.samplers.base import check_options
 
 
 def default_cache_dir() -> Path:
@@ -81,6 +86,23 @@ def _weights(text: str) -> dict[str, str] | str:
     return out
 
 
+def _sampler_option(text: str) -> tuple[str, str, object]:
+    """``SAMPLER.FIELD=VALUE``; VALUE is read as YAML (``256``, ``0.5``, ``1e-3``, ``true``, ``null``, ``union``,
+    ``[112, 112]``), so it has the type a config file would give it."""
+    target, sep, raw = text.partition("=")
+    name, dot, field = target.strip().partition(".")
+    if not (sep and dot and name and field):
+        raise argparse.ArgumentTypeError(f"expected SAMPLER.FIELD=VALUE (e.g. nsnet.d=256), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return name, field.strip(), value
+
+
 SUBCOMMANDS = """subcommands:
   samplerbench compare DIR... [--out FILE]
       mean ± std of several runs (seeds, machines) per sampler and budget
@@ -114,6 +136,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="tiny | default | paper (default: default)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="settings from a TOML/YAML/JSON file (or a run's run.json); flags given override it")
+    p.add_argument("--sampler-option", type=_sampler_option, action="append", default=None,
+                   metavar="SAMPLER.FIELD=VALUE",
+                   help="a constructor field of one sampler, e.g. nsnet.d=256 (repeat the flag for several); "
+                        "overrides [sampler_options.SAMPLER] of --config and the preset, field by field")
+    p.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
+                   help="how the K kept frames' recognizer outputs make the video score (default: mean_softmax)")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
                    help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")
     p.add_argument("--out", default=None,
@@ -164,7 +192,9 @@ def resolve_device(device: str) -> str:
 
 
 def check_names(cfg: RunConfig) -> None:
-    """Every registry name in ``cfg`` is registered, whether it came from a flag, a file or a preset."""
+    """Every registry name in ``cfg`` is registered, every sampler option is a field of its sampler, of its
+    type, and the aggregation is one of :data:`~samplerbench.metrics.AGGREGATIONS`, whether they came from a
+    flag, a file or a preset."""
     backbones = RECOGNIZER_ARCHS + FEM_ARCHS
     named = [
         ("dataset", (cfg.dataset,), list_datasets()),
@@ -176,6 +206,9 @@ def check_names(cfg: RunConfig) -> None:
         for name in names:
             if name not in valid:
                 raise UserError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
+    for name, options in cfg.sampler_options.items():
+        check_options(name, options)
+    check_aggregation(cfg.aggregation)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -187,6 +220,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             setattr(args, key, file_values.get(key))
     device = resolve_device(args.device or file_values.get("device") or "auto")
     samplers = () if args.sampler == ("all",) else args.sampler
+    options = merge_options(*({name: {field: value}} for name, field, value in args.sampler_option or ()))
     tables = TABLE_NAMES if args.tables == ("all",) else args.tables
     if args.dataset is not None and args.dataset not in list_datasets():  # before the paper preset looks it up
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
@@ -195,7 +229,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
-                        export_predictions=args.export_predictions)
+                        export_predictions=args.export_predictions, sampler_options=options or None,
+                        aggregation=args.aggregation)
     check_names(cfg)
     return cfg
 

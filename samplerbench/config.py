@@ -56,6 +56,10 @@ DTYPES = ("float32", "float64")
 # set them, but they are not RunConfig fields (nor in run.json's config), so moving a run's output never
 # changes a key.
 OUTPUT_SETTINGS: dict[str, type] = {"out": str, "cache_dir": str, "quiet": bool, "overwrite": bool}
+# What a sampler option may hold in a config file: a scalar, or a list of scalars (a tuple once conformed). Its
+# exact type is the sampler constructor's own hint, checked by samplers.base.check_options.
+Scalar = int | float | str | bool
+OptionValue = Scalar | None | tuple[Scalar, ...]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -122,6 +126,13 @@ class RunConfig:
     sampler_epochs: int = 40
     sampler_batch: int = 64
     sampler_lr: float = 1e-2
+    # Constructor fields of individual samplers, {sampler: {field: value}} (`[sampler_options.nsnet]` in a file,
+    # `--sampler-option nsnet.d=256` as a flag): part of that sampler's cache key, run.json and checkpoint. Merged
+    # field by field over the preset's, so setting one option keeps the preset's others.
+    sampler_options: dict[str, dict[str, OptionValue]] = dataclasses.field(default_factory=dict)
+    # How the K selected frames' outputs become a video's score (metrics.AGGREGATIONS; see metrics.video_scores):
+    # mean_softmax (default), mean_logits (AR-Net), max_features (OCSampler / FrameExit heads).
+    aggregation: str = "mean_softmax"
     # tables
     tables: tuple[str, ...] = TABLE_NAMES
     table_fem_archs: tuple[str, ...] = ("shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0")
@@ -320,6 +331,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         fem_epochs=30,
         fem_lr=0.01,
         sampler_epochs=120,
+        # NSNet's transformer at the FEM's own width (supplementary A.1), not after a projection to 128
+        sampler_options={"nsnet": {"d": "fem"}},
         table_rec_variants=(("resnet101", False), ("resnet101", True), ("resnet152", True)),
         throughput_batch=64,
         throughput_iters=20,
@@ -334,8 +347,9 @@ def build_config(preset: str | None = None, *, file_values: dict[str, Any] | Non
 
     The preset is the argument, else the file's ``preset``, else ``default``. The ``paper`` preset's FEM
     resolution is the dataset's own (224 px, or 112 px for Mini-Kinetics; supplementary A.1), so it sits
-    between the preset and the file: any explicit ``fem_res`` still wins. A file's output settings
-    (:data:`OUTPUT_SETTINGS`) are the command line's business and are ignored here.
+    between the preset and the file: any explicit ``fem_res`` still wins. ``sampler_options`` are merged
+    field by field (:func:`merge_options`). A file's output settings (:data:`OUTPUT_SETTINGS`) are the command
+    line's business and are ignored here.
     """
     file_values = {k: v for k, v in (file_values or {}).items() if k not in OUTPUT_SETTINGS}
     preset = preset or file_values.pop("preset", None) or "default"
@@ -344,11 +358,28 @@ def build_config(preset: str | None = None, *, file_values: dict[str, Any] | Non
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     values = {**PRESETS[preset], **file_values, **overrides}
+    layers = [layer.get("sampler_options") or {} for layer in (PRESETS[preset], file_values, overrides)]
+    if all(isinstance(layer, dict) for layer in layers):  # else RunConfig names the malformed value
+        values["sampler_options"] = merge_options(*layers)
     if preset == "paper":
         from samplerbench.datasets import dataset_spec  # adapters import this module
 
         values = {"fem_res": dataset_spec(values.get("dataset", "synthetic")).paper_fem_res, **values}
     return RunConfig(preset=preset, **values)
+
+
+def merge_options(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sampler options of several sources, later ones winning field by field (not sampler by sampler); a field
+    written with dashes (``no-ns``) is the field with underscores."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for sampler, fields in layer.items():
+            if not isinstance(fields, dict):  # malformed: RunConfig names it
+                merged[sampler] = fields
+                continue
+            earlier = merged.get(sampler) if isinstance(merged.get(sampler), dict) else {}
+            merged[sampler] = {**earlier, **{str(k).replace("-", "_"): v for k, v in fields.items()}}
+    return merged
 
 
 def _coerce(cls: type, values: dict[Any, Any], *, source: str) -> dict[str, Any]:

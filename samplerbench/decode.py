@@ -39,6 +39,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from samplerbench.datasets.base import VideoRecord
 from samplerbench.errors import UserError
+from samplerbench.motion import pair_motion, successor_pairs
 from samplerbench.stagelog import progress
 from samplerbench.workers import context, init_worker
 
@@ -327,19 +328,65 @@ def _stream_loader(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: in
         yield from _run_isolated(fn, jobs[delivered:], workers=workers, desc=f"{desc} (isolated)")
 
 
+def view_indices(num_frames: int, *, t: int, views: int, seed: int, video_id: str, train: bool) -> np.ndarray:
+    """``[views, t]`` pre-sampled frame indices of one video: segment centres at test (one view), ``views``
+    temporal-random-shift draws from :func:`video_rng` in training."""
+    rng = video_rng(seed, video_id) if train else None
+    return np.stack([presample_indices(num_frames, t, rng=rng) for _ in range(views if train else 1)])
+
+
 def _decode_video(
     path: Path, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
     seed: int, train: bool,
 ) -> tuple[np.ndarray, np.ndarray] | str:
     """Choose indices and decode one probed video (runs in a worker): ``(frames [V,T,3,c,c], times [V,T])``
     or the reason it was skipped."""
-    rng = video_rng(seed, video_id) if train else None
-    indices = np.stack([presample_indices(num_frames, t, rng=rng) for _ in range(views)])
+    indices = view_indices(num_frames, t=t, views=views, seed=seed, video_id=video_id, train=train)
     try:
         frames = decode_clip(path, indices.reshape(-1), short_side=short_side, crop=crop)
     except DecodeError as e:
         return e.reason
-    return frames.reshape(views, t, *frames.shape[1:]).numpy(), frame_times(indices, fps)
+    return frames.reshape(len(indices), t, *frames.shape[1:]).numpy(), frame_times(indices, fps)
+
+
+def decode_motion(path: Path | str, indices: np.ndarray, num_frames: int, *, short_side: int,
+                  crop: int) -> torch.Tensor:
+    """MGSampler's motion at each of ``indices``: 1 − SSIM between that frame and its successor in the video
+    (:func:`~samplerbench.motion.successor_pairs`), decoded, resized and cropped as :func:`decode_clip` does.
+    ``[len(indices)]`` float32; :class:`DecodeError` when the frames cannot be read."""
+    first, second = successor_pairs(indices, num_frames)
+    frames = decode_clip(path, np.concatenate([first, second]), short_side=short_side, crop=crop)
+    return pair_motion(frames[: len(first)], frames[len(first) :])
+
+
+def _motion_video(
+    path: Path, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
+    seed: int, train: bool,
+) -> np.ndarray | str:
+    """The motion ``[V, T]`` of one probed video at the indices :func:`_decode_video` decodes (runs in a
+    worker), or the reason it could not be read."""
+    indices = view_indices(num_frames, t=t, views=views, seed=seed, video_id=video_id, train=train)
+    try:
+        motion = decode_motion(path, indices.reshape(-1), num_frames, short_side=short_side, crop=crop)
+    except DecodeError as e:
+        return e.reason
+    return motion.view(indices.shape).numpy()
+
+
+def _probed_stream(
+    records: Sequence[VideoRecord], job: Callable[..., Any], *, workers: int,
+    probed: Mapping[Path, tuple[int, float] | str] | None, desc: str,
+) -> Iterator[tuple[VideoRecord, Any]]:
+    """``(record, job(path, video_id, frame count, fps))`` in record order as results arrive, or ``(record,
+    reason)`` for a file that does not probe. Every file is probed in the isolated pool (unless ``probed``
+    holds :func:`probe_many`'s answer already), then the readable ones go to ``workers`` DataLoader workers."""
+    infos = probed if probed is not None else probe_many([r.path for r in records], workers=workers)
+    readable = [r for r in records if not isinstance(infos[Path(r.path)], str)]
+    results = _stream_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,
+                             desc=desc)
+    for record in records:
+        info = infos[Path(record.path)]
+        yield record, info if isinstance(info, str) else next(results)
 
 
 def decode_stream(
@@ -365,20 +412,34 @@ def decode_stream(
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
-    views = views if train else 1
-    infos = probed if probed is not None else probe_many([r.path for r in records], workers=workers)
-    readable = [r for r in records if not isinstance(infos[Path(r.path)], str)]
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
-    decoded = _stream_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,
-                             desc=f"decode {'train' if train else 'test'}")
-    for record in records:
-        info = infos[Path(record.path)]
-        result = info if isinstance(info, str) else next(decoded)
+    for record, result in _probed_stream(records, job, workers=workers, probed=probed,
+                                         desc=f"decode {'train' if train else 'test'}"):
         if isinstance(result, str):
             yield record, result
             continue
         clip, clip_times = (np.asarray(x) for x in result)
         yield record, DecodedVideo(frames=clip, times_s=clip_times, salient=salient_mask(record.segments, clip_times))
+
+
+def motion_stream(
+    records: Sequence[VideoRecord],
+    *,
+    t: int,
+    short_side: int,
+    crop: int,
+    views: int = 1,
+    seed: int = 0,
+    train: bool = False,
+    workers: int = 2,
+    probed: Mapping[Path, tuple[int, float] | str] | None = None,
+) -> Iterator[tuple[VideoRecord, np.ndarray | str]]:
+    """MGSampler's motion ``[views, t]`` float32 of every record at exactly the frames :func:`decode_stream`
+    decodes with the same arguments (each with its successor), yielding ``(record, motion or reason)`` in
+    record order. Decodes 2T frames per view; run only for samplers that read motion."""
+    job = functools.partial(_motion_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
+    for record, result in _probed_stream(records, job, workers=workers, probed=probed, desc="decode motion"):
+        yield record, result if isinstance(result, str) else np.asarray(result)
 
 
 def decode_records(records: Sequence[VideoRecord], *, t: int, crop: int, **kwargs: Any) -> DecodedSplit:

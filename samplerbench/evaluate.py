@@ -1,7 +1,8 @@
-"""Scoring a selection: mAP, top-1, hit@3, salient-hit rate from the cached per-frame recognizer logits.
+"""Scoring a selection: mAP, top-1, hit@3, salient-hit rate from the cached per-frame recognizer outputs.
 
-Because the video score is the mean per-frame softmax over the selected frames, any selection of any
-sampler is evaluated exactly from the cached logits, without running the recognizer again.
+Because the video score is a function of the selected frames' own outputs (:func:`~samplerbench.metrics.video_scores`:
+their logits, or their pooled features and the recognizer's head), any selection of any sampler is evaluated
+exactly from the cached outputs, without running the recognizer again.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ class Evaluation:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "scores"}
 
 
-def evaluate_selection(index: Tensor, *, logits: Tensor, targets: Tensor, salient: Tensor) -> Evaluation:
-    """Metrics of the selection ``index`` ``[N, K]`` given the val split's cached logits ``[N, T, C]``."""
-    scores = video_scores(logits, index).numpy()
+def evaluate_selection(index: Tensor, *, logits: Tensor, targets: Tensor, salient: Tensor,
+                       aggregation: str = "mean_softmax", feats: Tensor | None = None,
+                       head: tuple[Tensor, Tensor] | None = None) -> Evaluation:
+    """Metrics of the selection ``index`` ``[N, K]`` given the val split's cached logits ``[N, T, C]`` (and
+    features ``[N, T, F]`` and the recognizer's ``head`` for ``aggregation="max_features"``)."""
+    scores = video_scores(logits, index, aggregation=aggregation, frame_feats=feats, head=head).numpy()
     y = targets.numpy()
     return Evaluation(
         scores=scores,

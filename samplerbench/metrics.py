@@ -19,17 +19,43 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from samplerbench.errors import UserError
 
-def video_scores(frame_logits: Tensor, index: Tensor) -> Tensor:
-    """Video-level class scores from the frames a sampler selected.
+AGGREGATIONS: tuple[str, ...] = ("mean_softmax", "mean_logits", "max_features")
 
-    The AR-Net / NSNet line of work scores a video by averaging the per-frame softmax over the selected
-    frames, so a confident frame cannot dominate through a large logit. Selecting the K logit rows before
-    the softmax gives the same result as softmax-then-select at K/T of the cost. The rows are picked with
-    one ``index_select`` on the flattened ``[B·T, C]`` logits: it copies whole class rows and is about twice
-    as fast as ``torch.gather`` through an index expanded over C, which matters when every sampler × budget
-    of a run is scored from the cached logits. The softmax runs in float32 so half-precision cached logits
-    do not lose the small probabilities that AP ranks on.
+
+def check_aggregation(name: str) -> None:
+    if name not in AGGREGATIONS:
+        raise UserError(f"aggregation = {name!r}: valid: {', '.join(AGGREGATIONS)}")
+
+
+def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
+    """Rows ``index`` ``[B, K]`` of ``per_frame`` ``[B, T, X]``: ``[B, K, X]``. One ``index_select`` on the
+    flattened ``[B·T, X]`` tensor copies whole rows and is about twice as fast as ``torch.gather`` through an
+    index expanded over X, which matters when every sampler × budget of a run is scored from the cache."""
+    videos, frames, width = per_frame.shape
+    offsets = torch.arange(videos, device=index.device).unsqueeze(1) * frames
+    rows = (index.long() + offsets).flatten()
+    return per_frame.reshape(videos * frames, width).index_select(0, rows).view(videos, -1, width)
+
+
+def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mean_softmax",
+                 frame_feats: Tensor | None = None, head: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Video-level class probabilities from the K frames a sampler selected, aggregated by ``aggregation``:
+
+    * ``"mean_softmax"`` (default): the mean of the selected frames' softmax.
+    * ``"mean_logits"``: the softmax of their mean logit, as AR-Net scores a video (``combine_logits`` in its
+      ``ops/models_ada.py``, then the softmax of ``cal_map``), also its SCSampler consensus.
+    * ``"max_features"``: the recognizer's linear ``head`` (weight ``[C, F]``, bias ``[C]``) on the element-wise
+      maximum of the selected frames' pooled features ``frame_feats`` ``[B, T, F]``, then a softmax: the
+      max-consensus heads of OCSampler and FrameExit (OCSampler's ``R50Head`` with ``MaxConsensus``).
+
+    Why the default: a frame classifier trained one frame at a time (the paper's "w/o TSN" recognizer) gives
+    each frame a posterior of its own, and their mean weighs the K frames equally, so one frame with a large
+    logit cannot outvote the others as it can in a mean of logits; ``max_features`` presumes a head trained on
+    max-pooled features, which a frame classifier's is not. It is also the protocol of every committed result.
+    The NSNet paper does not say how it aggregates. All three are exact from the cached per-frame outputs, and
+    the softmax runs in float32 so that half-precision caches do not lose the small probabilities AP ranks on.
 
     Args:
         frame_logits: ``[B, T, C]`` per-frame logits of the recognizer.
@@ -38,10 +64,16 @@ def video_scores(frame_logits: Tensor, index: Tensor) -> Tensor:
     Returns:
         ``[B, C]`` float32 video scores, each row summing to 1.
     """
-    videos, frames, classes = frame_logits.shape
-    offsets = torch.arange(videos, device=index.device).unsqueeze(1) * frames
-    rows = (index.long() + offsets).flatten()
-    selected = frame_logits.reshape(videos * frames, classes).index_select(0, rows).view(videos, -1, classes)
+    check_aggregation(aggregation)
+    if aggregation == "max_features":
+        if frame_feats is None or head is None:
+            raise ValueError("max_features needs the frames' features and the recognizer's head")
+        weight, bias = head
+        pooled = _selected(frame_feats, index).float().amax(dim=1)
+        return torch.softmax(pooled @ weight.float().T + bias.float(), dim=-1)
+    selected = _selected(frame_logits, index)
+    if aggregation == "mean_logits":
+        return torch.softmax(selected.float().mean(dim=1), dim=-1)
     return torch.softmax(selected, dim=-1, dtype=torch.float32).mean(dim=1)
 
 

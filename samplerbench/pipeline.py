@@ -16,7 +16,6 @@ order), training runs in DistributedDataParallel, and only rank 0 writes the cac
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import math
 from collections.abc import Callable
@@ -31,11 +30,12 @@ from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
-from samplerbench.decode import decode_stream
+from samplerbench.decode import decode_stream, motion_stream
 from samplerbench.errors import UserError, environment_faults
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
-from samplerbench.recognizers.train import extract_outputs, resize_frames, train_frame_classifier
+from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
+from samplerbench.samplers.base import check_options, constructor_fields, field_values
 from samplerbench.stagelog import StageLog, warn
 from samplerbench.store import FrameSource
 
@@ -70,30 +70,16 @@ class Outputs:
 
 @dataclasses.dataclass(frozen=True)
 class Fitted:
-    """A sampler the pipeline built, the non-default options it was built with, and the classifiers it was
-    fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
+    """A sampler the pipeline built, the non-default fields it was built with (``fields``: the variant a table
+    asked for, e.g. ``no_ns=True``; ``options``: the run's ``sampler_options`` for it), and the classifiers it
+    was fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
 
     name: str
     fields: dict
+    options: dict
     fem: Outputs
     rec: Outputs
     sampler: Sampler
-
-
-class Resized(FrameSource):
-    """A split's frames at another resolution, resized as they are read: what samplers that look at pixels
-    get in their banks (see :func:`~samplerbench.samplers.base.select_all`)."""
-
-    def __init__(self, source: FrameSource, resolution: int) -> None:
-        self.source = source
-        self.resolution = resolution
-
-    @property
-    def shape(self) -> tuple[int, int, int, int, int]:
-        return (*self.source.shape[:3], self.resolution, self.resolution)
-
-    def take(self, rows: Tensor, picks: Tensor | None = None) -> Tensor:
-        return resize_frames(self.source.take(rows, picks), self.resolution)
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
@@ -171,9 +157,7 @@ class Pipeline:
         """
         cfg, data = self.cfg, self.index()
         records = data.split(subset)
-        train = subset == "train"
-        params = dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res,
-                      views=cfg.train_views if train else 1, seed=cfg.seed, train=train)
+        params = self._decode_params(subset)
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
         root = self.cache_dir / "frames" / key
         chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
@@ -200,6 +184,49 @@ class Pipeline:
         salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.frames)
         return Split(key=key, frames=frames, targets=targets, salient=salient, video_ids=frames.column("video_ids"),
                      skipped=frames.skipped())
+
+    def _decode_params(self, subset: str) -> dict[str, Any]:
+        """What decides a split's decoded frames (and the decode key): T, sizes, views and their seed."""
+        cfg, train = self.cfg, subset == "train"
+        return dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res, views=cfg.train_views if train else 1,
+                    seed=cfg.seed, train=train)
+
+    def motion(self, subset: str) -> Tensor:
+        """``[N, T]`` MGSampler motion of every row of the split: each decoded frame's difference to its successor
+        in the video (:func:`~samplerbench.decode.motion_stream`), a stage of its own keyed by the decode key, so
+        it runs only for samplers that read motion and nothing else's key changes.
+
+        The frame store keeps no successors, so their frames are decoded again here; each rank takes a block of
+        the videos and the rows are gathered. A video whose successors cannot be read gets no motion (zeros:
+        MGSampler then spreads its frames evenly), with a warning.
+        """
+        return self._once(("motion", subset), lambda: self._motion(subset))
+
+    def _motion(self, subset: str) -> Tensor:
+        cfg, split = self.cfg, self.split(subset)
+        params = self._decode_params(subset)
+        records = {r.video_id: r for r in self.index().split(subset)}
+        videos = list(dict.fromkeys(split.video_ids))  # row order; a training video's views are consecutive rows
+        key = stage_key("motion", decode=split.key, measure="1-ssim")
+
+        def compute() -> Tensor:
+            mine = [records[v] for v in videos[distributed.shard(len(videos))]]
+            rows, failed = [], []
+            for record, result in motion_stream(mine, **params, workers=cfg.workers):
+                if isinstance(result, str):
+                    failed.append(record.video_id)
+                    result = torch.zeros(params["views"], cfg.frames)
+                rows.append(torch.as_tensor(result, dtype=torch.float32))
+            if failed:
+                warn(f"{len(failed)} {subset} video(s) decoded but their successor frames could not be read "
+                     f"({', '.join(failed[:5])}): no motion, so mgsampler spreads their frames evenly")
+            mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.frames)
+            return distributed.gather_rows(mine_rows)
+
+        motion = self.cached(f"motion/{subset}", "motion", key, compute, work={"videos": len(videos)})
+        if motion.shape != (len(split.video_ids), cfg.frames):
+            raise RuntimeError(f"motion of {motion.shape[0]} rows for a split of {len(split.video_ids)}")
+        return motion
 
     def _complete(self, root: Path) -> bool:
         """Whether the store at ``root`` is complete and intact; shards that fail their check are reported,
@@ -295,47 +322,60 @@ class Pipeline:
         """The training bank (everything) and the evaluation bank (only what ``sampler`` may see at test)."""
         train, val = self.split("train"), self.split("val")
         num_classes = train.targets.shape[1]
-        res = self.cfg.fem_res
-        frames = (Resized(train.frames, res), Resized(val.frames, res)) if sampler.needs_frames else (None, None)
-        train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, frames=frames[0],
+        val_motion = self.motion("val") if sampler.needs_motion else None
+        # a training-free sampler's fit reads nothing: only a trainable one costs the training split's motion
+        train_motion = self.motion("train") if sampler.needs_motion and sampler.trainable else None
+        train_bank = FrameBank(fem=fem.train_feats, num_classes=num_classes, motion=train_motion,
                                labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats,
                                video_ids=tuple(train.video_ids))
         privileged = sampler.uses_labels_at_eval
-        val_bank = FrameBank(fem=fem.val_feats, num_classes=num_classes, frames=frames[1],
+        val_bank = FrameBank(fem=fem.val_feats, num_classes=num_classes, motion=val_motion,
                              labels=val.targets if privileged else None,
                              rec_logits=rec.val_logits if privileged else None,
                              rec_feats=rec.val_feats if privileged else None, video_ids=tuple(val.video_ids))
         return train_bank, val_bank
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
-        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor options.
+        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor fields for
+        this variant; they win over the run's ``sampler_options`` for it.
 
-        Fields equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")`` and
-        ``nsnet()`` are one sampler, fitted once.
+        Fields and options equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")``
+        and ``nsnet()`` are one sampler, fitted once, and a sampler without options keeps the cache key it had
+        before options existed.
         """
-        params = inspect.signature(get_sampler_class(name).__init__).parameters
-        fields = {k: v for k, v in fields.items() if k not in params or params[k].default != v}
-        return self._once(("sampler", name, fem.key, rec.key, tuple(sorted(fields.items()))),
-                          lambda: self._fit(name, fem, rec, fields))
+        params = constructor_fields(get_sampler_class(name))
 
-    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict) -> tuple[Sampler, FrameBank]:
+        def non_default(values: dict) -> dict:
+            return {k: v for k, v in values.items() if k not in params or params[k].default != v}
+
+        fields = non_default(fields)
+        options = {k: v for k, v in non_default(self.options(name)).items() if k not in fields}
+        return self._once(("sampler", name, fem.key, rec.key, tuple(sorted((fields | options).items()))),
+                          lambda: self._fit(name, fem, rec, fields, options))
+
+    def options(self, name: str) -> dict[str, Any]:
+        """The run's ``sampler_options`` for sampler ``name``, checked against its constructor."""
+        return check_options(name, self.cfg.sampler_options.get(name, {}))
+
+    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
         cfg = self.cfg
         cls = get_sampler_class(name)
         common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, batch_size=cfg.sampler_batch,
-                      lr=cfg.sampler_lr, device=cfg.device)
-        accepted = inspect.signature(cls.__init__).parameters
-        kwargs = {k: v for k, v in common.items() if k in accepted} | fields
+                      lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res),
+                      train_budget=cfg.main_budget)
+        accepted = constructor_fields(cls)
+        kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)
         train_bank, val_bank = self.banks(cls, fem=fem, rec=rec)
         if cls.trainable:
-            key = stage_key("sampler", name=name, kwargs={k: v for k, v in kwargs.items() if k != "device"},
-                            fem=fem.key, rec=rec.key)
-            label = name + "".join(f" {k}={v}" for k, v in fields.items()) + f" ({fem.name}, {rec.name})"
+            # every field, defaults included, so that a changed default never serves an old fit
+            key = stage_key("sampler", name=name, fields=field_values(sampler), fem=fem.key, rec=rec.key)
+            label = name + "".join(f" {k}={v}" for k, v in (options | fields).items()) + f" ({fem.name}, {rec.name})"
 
             def fit() -> dict:
                 sampler.fit(train_bank)
                 return sampler.state_dict()
 
             sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, fit))
-        self.fitted.append(Fitted(name=name, fields=fields, fem=fem, rec=rec, sampler=sampler))
+        self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -35,6 +36,8 @@ from samplerbench.checkpoint import classifier_filename, frame_classifier_checkp
 from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS, RunConfig
 from samplerbench.datasets.base import DatasetIndex
 from samplerbench.pipeline import Fitted, Outputs
+from samplerbench.samplers.guiding import PSEUDO_RULES
+from samplerbench.samplers.nsnet import FEM_WIDTH, NON_SALIENT
 
 SUMMARY_COLUMNS = [
     "dataset", "sampler", "frames_T", "budget_K", "mAP", "mAP_lo", "mAP_hi", "dmAP_vs_uniform", "dmAP_lo",
@@ -47,6 +50,8 @@ FLOP_NOTE = "GFLOPs counted with fvcore: one multiply-add = one flop (the conven
 PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "numpy", "pandas", "scikit-learn",
             "scipy")
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
+PUBLISHED_OCSAMPLER = ("OCSampler reports 76.9 mAP at 21.7 GFLOPs per video on ActivityNet (CVPR 2022, its own "
+                       "ResNet-50 recognizer).")
 LARGE_SPREAD = 0.10  # a timing whose interquartile range exceeds this share of its median is marked in main.md
 PAPER_DATASET = "activitynet"  # where the paper's figures beside our rows (run.py's PAPER_*) were measured
 PAPER_CAVEAT = ("The paper (ActivityNet) columns are the NSNet paper's figures on ActivityNet v1.3 (ResNet-101 "
@@ -141,8 +146,12 @@ def _rate(value, spread) -> str:
 
 def decode_note(decode: list[dict]) -> str:
     """One line of what decoding costs per video, per frame count, behind the end-to-end column."""
-    parts = [f"{d['frames']} frames {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} "
-             f"decodes)" for d in decode]
+    def what(d: dict) -> str:
+        return f"{d['frames'] // 2} frames + their successors and motion" if d.get("successors") else \
+            f"{d['frames']} frames"
+
+    parts = [f"{what(d)} {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} decodes)"
+             for d in decode]
     return "Decoding per video on this machine's CPU, median over val videos: " + "; ".join(parts) + "."
 
 
@@ -359,11 +368,12 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg
         entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
     for f in fitted:
         label = sampler_label(f, fem=fem, rec=rec)
-        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec)
+        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec, options=f.options)
         name = f"{slug(label)}.pt"
         written += _save_checkpoint(folder / name, ckpt, previous / name)
         entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
-                        "fields": f.fields, "fem": rel + ckpt["fem"], "recognizer": rel + ckpt["recognizer"],
+                        "fields": f.fields, "options": f.options, "fem": rel + ckpt["fem"],
+                        "recognizer": rel + ckpt["recognizer"],
                         "selects_new_videos": not f.sampler.uses_labels_at_eval})
     return entries, written
 
@@ -393,33 +403,65 @@ TABLE_SPECS = {
 }
 
 
+def nsnet_reading(fields: dict[str, Any]) -> str:
+    """The note on every table with NSNet: what of it is this suite's reading, with the values of this run's
+    NSNet (``fields``: its constructor fields) and what a user can switch to."""
+    rule = (f"frames whose per-video min-max-normalised guiding score is at least {fields['pseudo_threshold']}"
+            if fields["pseudo_rule"] == "minmax" else
+            f"the top {fields['pseudo_ratio']:.0%} of each video's frames by guiding score")
+    target = {"background": "classified as an extra background class",
+              "uniform": "pushed to a uniform distribution over the classes", "none": "not supervised"}
+    width = ("the FEM's own width (supplementary A.1)" if fields["d"] == FEM_WIDTH else
+             f"{fields['d']} after a projection (supplementary A.1: the FEM's own width, `d = \"{FEM_WIDTH}\"`)")
+
+    def others(chosen: str, valid: tuple[str, ...]) -> str:
+        return ", ".join(f"`{v}`" for v in valid if v != chosen)
+
+    return ("NSNet here is this suite's reading where no public text is specific (README: \"NSNet: this suite's "
+            f"reading\"): NS pseudo labels = {rule} (`pseudo_rule = {fields['pseudo_rule']}`; also "
+            f"{others(fields['pseudo_rule'], PSEUDO_RULES)}); the non-salient representation is "
+            f"{target[fields['non_salient']]} (`non_salient = {fields['non_salient']}`; also "
+            f"{others(fields['non_salient'], NON_SALIENT)}); FS loss = binary cross-entropy against them, weighted "
+            f"{fields['fs_weight']:g} beside the VG losses weighted {fields['vg_weight']:g} (`fs_weight`, "
+            f"`vg_weight`); encoder width {width}, {fields['heads']} heads, {fields['layers']} layers. Each is an "
+            "option: `[sampler_options.nsnet]` in a config file or `--sampler-option nsnet.FIELD=VALUE`.")
+
+
 def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[str, list[dict]],
               curves: dict | None, machine: str, stages: list[dict], skipped: list[tuple],
               paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
               video_ids: list[str] | None = None, checkpoints: list[dict] | None = None,
-              warnings: Sequence[str] = ()) -> None:
+              warnings: Sequence[str] = (), nsnet: dict[str, Any] | None = None) -> None:
     """Write every result file of a run into ``folder`` (the run folder, or a staging folder for it: see
     :mod:`samplerbench.runfolder`); ``predictions`` (per-video scores by sampler and budget) are exported in
     the ActivityNet results format when given; ``checkpoints`` (from :func:`write_checkpoints`) are listed in
     ``run.json``; ``warnings`` (about the dataset) open every table below the provenance line and are listed
-    in ``run.json``. A smoke test's tables say so first and print no paper figures (:func:`printed_rows`)."""
+    in ``run.json``; ``nsnet`` (the constructor fields of the run's NSNet, when it ran) adds
+    :func:`nsnet_reading` to the NSNet tables' notes. A smoke test's tables say so first and print no paper
+    figures (:func:`printed_rows`)."""
     folder.mkdir(parents=True, exist_ok=True)
     header = table_header(cfg, machine, warnings)
     tables = {name: printed_rows(rows, cfg) for name, rows in tables.items()}
+    reading = nsnet_reading(nsnet) if nsnet is not None else None
     rows = tables["main"]
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
     summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
     summary[list(INT_COLUMNS)] = summary[list(INT_COLUMNS)].astype("Int64")
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
-    oracle_note = (f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
-                   if shows_paper_figures(cfg) else "")
-    _write_text(folder / "main.md", main_markdown(rows, header, data.metric, tables.get("decode")) + oracle_note + "\n")
+    oracle_note = ""
+    if shows_paper_figures(cfg):
+        oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
+        if any(r["sampler"] == "ocsampler" for r in rows):
+            oracle_note += f" {PUBLISHED_OCSAMPLER}"
+    main = main_markdown(rows, header, data.metric, tables.get("decode")) + oracle_note
+    _write_text(folder / "main.md", main + (f"\n\n{reading}" if reading else "") + "\n")
     written = ["summary.csv", "main.md"]
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in tables:
             _write_text(folder / filename, simple_markdown(title.format(k=cfg.main_budget), tables[name], header,
-                                                           note + paper_caveat(cfg)))
+                                                           note + paper_caveat(cfg)
+                                                           + (f"\n\n{reading}" if reading else "")))
             written.append(filename)
     smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
     plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",
@@ -450,6 +492,7 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "saliency": curves,
         "checkpoints": checkpoints or [],
         "warnings": list(warnings),
+        "nsnet_reading": reading,
         "files": [*written, "skipped.csv", "run.json", *(c["file"] for c in checkpoints or [])],
     }
     _write_text(folder / "run.json", json.dumps(_nan_to_null(meta), indent=2, default=str) + "\n")

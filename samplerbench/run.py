@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from samplerbench import distributed, report
@@ -21,14 +22,15 @@ from samplerbench.config import RunConfig
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, backbone_gflops, video_gflops
 from samplerbench.decode import probe
 from samplerbench.errors import UserError
-from samplerbench.evaluate import evaluate_selection
+from samplerbench.evaluate import Evaluation, evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
-from samplerbench.metrics import frame_top1, label_agreement, per_class_average_precision
+from samplerbench.metrics import check_aggregation, frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.recognizers.backbones import require_weights
 from samplerbench.runfolder import run_folder, staged
-from samplerbench.samplers import Sampler, list_samplers, select_all
+from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.samplers.base import field_values
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
@@ -66,10 +68,16 @@ class Bench:
     def nsnet(self, *, fem: Outputs | None = None, rec: Outputs | None = None, **fields):
         return self.pipe.sampler("nsnet", fem=fem or self.fem, rec=rec or self.rec, **fields)
 
-    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None):
-        val = self.pipe.split("val")
-        return evaluate_selection(select_all(sampler, bank, k), logits=(rec or self.rec).val_logits,
-                                  targets=val.targets, salient=val.salient)
+    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
+        return self.score(sampler.select(bank, k), rec=rec)
+
+    def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
+        """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
+        rec, val = rec or self.rec, self.pipe.split("val")
+        head = rec.model.head
+        return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
+                                  aggregation=self.cfg.aggregation, feats=rec.val_feats,
+                                  head=(head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         """T·(what the sampler reads per frame) + its head + K·recognizer, per video."""
@@ -90,22 +98,27 @@ class Bench:
         if sampler.uses_labels_at_eval:
             return None
         cfg = self.cfg
+        options = cfg.sampler_options.get(sampler.name)  # in the key only when set: older keys stay valid
         key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
                         batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
-                        compile=cfg.compile, device=cfg.device)
+                        compile=cfg.compile, device=cfg.device, **({"options": options} if options else {}))
+        batch = slice(0, cfg.throughput_batch)
         return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
-            sampler=sampler, frames=self.pipe.split("val").frames[: cfg.throughput_batch], k=k,
+            sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
+            motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
             recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
             num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.throughput_iters,
             compile_model=cfg.compile))
 
-    def decode_cost(self, frames: int) -> Timing:
+    def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
         """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos at
-        the run's resolution; decoding runs on the CPU, so the figure is cached per CPU whatever the device."""
+        the run's resolution; with ``successors``, ``frames / 2`` pre-sampled frames and the next frame of each,
+        and their motion (what mgsampler's pipeline decodes). Decoding runs on the CPU, so the figure is cached
+        per CPU whatever the device."""
         cfg, val = self.cfg, self.pipe.split("val")
         cpu = machine_name("cpu")
         key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
-                        min_seconds=MIN_TIMED_SECONDS)
+                        min_seconds=MIN_TIMED_SECONDS, **({"successors": True} if successors else {}))
 
         def measure() -> Timing:
             readable = set(val.video_ids)
@@ -114,9 +127,10 @@ class Bench:
             videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
             if not videos:
                 raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
-            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res)
+            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res, successors=successors)
 
-        return self._timed(f"throughput decode {frames} frames", key, measure)
+        label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
+        return self._timed(f"throughput decode {label}", key, measure)
 
     def _timed(self, label: str, key: str, measure: Callable[[], Timing]) -> Timing:
         """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
@@ -167,20 +181,22 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
     entries = [(n, n, {}) for n in names]
     if "nsnet" in names:
         entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
-    rows, scores = [], {}
+    rows, scores, successors = [], {}, {}
     for label, name, fields in entries:
         sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
         for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
             ev = b.evaluate(sampler, bank, k)
             scores[(label, k)] = ev.scores
+            decoded = decoded_frames(sampler, t=cfg.frames, k=k)
+            successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
                              gflops_per_video=b.gflops(sampler, k),
-                             **timing_columns(b.throughput(label, sampler, k),
-                                              decoded=decoded_frames(sampler, t=cfg.frames, k=k))))
-    decode = {n: b.decode_cost(n) for n in sorted({r["decoded_frames"] for r in rows} - {None})}
+                             **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
+    decode = {n: b.decode_cost(n, successors=successors[n])
+              for n in sorted({r["decoded_frames"] for r in rows} - {None})}
     add_speedups(rows, {n: t.seconds for n, t in decode.items()})
-    decode_rows = [dict(frames=n, s_per_video=t.seconds, spread=t.spread, timed_decodes=t.iterations)
-                   for n, t in decode.items()]
+    decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
+                        timed_decodes=t.iterations) for n, t in decode.items()]
     return rows, scores, decode_rows
 
 
@@ -214,11 +230,9 @@ def table_fusion(b: Bench) -> list[dict]:
     k = b.cfg.main_budget
     sampler, bank = b.nsnet()
     sf, sv = sampler.branch_scores(bank)
-    val = b.pipe.split("val")
     rows = []
     for fusion in FUSIONS:
-        index = fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha)
-        ev = evaluate_selection(index, logits=b.rec.val_logits, targets=val.targets, salient=val.salient)
+        ev = b.score(fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha))
         rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
                          paper_mAP=PAPER_FUSION.get(fusion)))
     return rows
@@ -334,6 +348,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     # fail before any work: the ranks cannot share a batch evenly, or a weights file is missing
     for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
         distributed.local_batch(batch)
+    check_aggregation(cfg.aggregation)
     names = list(cfg.samplers) or list_samplers()
     ablations = ablation_tables(cfg, names)
     require_weights((arch, cfg.weights[role]) for role, archs in trained_backbones(cfg, ablations).items()
@@ -381,5 +396,6 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
             report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
                              stages=log.records, skipped=skipped, warnings=notes,
                              paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
-                             video_ids=pipe.split("val").video_ids, checkpoints=checkpoints)
+                             video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
+                             nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None)
     return folder

@@ -3,7 +3,8 @@
 A video goes through exactly what the benchmark does to a validation video: crash-isolated probing
 (:func:`~samplerbench.decode.probe_many`), T segment-centre frames decoded, resized and cropped by
 :func:`~samplerbench.decode.decode_records`, FEM features at the FEM's resolution, and a
-:class:`~samplerbench.samplers.FrameBank` with frames for samplers that look at pixels. So a checkpoint
+:class:`~samplerbench.samplers.FrameBank` with each frame's motion to its successor for samplers that read
+motion (:func:`~samplerbench.decode.motion_stream`). So a checkpoint
 selects the same frames the benchmark scored it on. The chosen positions among the T are mapped back to the
 video's own frame numbering (:func:`~samplerbench.decode.presample_indices`) and to seconds
 (:func:`~samplerbench.decode.frame_times`). In a video shorter than T the pre-sampled frames repeat, so its
@@ -24,11 +25,11 @@ import torch
 
 from samplerbench.checkpoint import SAMPLER, build_sampler, load_checkpoint, load_frame_classifier
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import decode_records, frame_times, presample_indices, probe_many
+from samplerbench.decode import decode_records, frame_times, motion_stream, presample_indices, probe_many
 from samplerbench.errors import UserError
 from samplerbench.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.recognizers.train import extract_outputs, resize_frames
+from samplerbench.recognizers.train import extract_outputs
 from samplerbench.samplers import FrameBank, Sampler
 from samplerbench.selection import check_budget
 from samplerbench.store import TensorFrames
@@ -50,6 +51,7 @@ class TrainedSampler:
     fem_res: int
     rec_res: int
     device: str
+    aggregation: str = "mean_softmax"  # how the run scored a video from its kept frames
 
     def select_video(self, video: Path | str, k: int, *, top5: bool = False) -> dict:
         """The selection of one video; see :meth:`select_videos`."""
@@ -66,13 +68,22 @@ class TrainedSampler:
         paths = [Path(v) for v in videos]
         probed = probe_many(paths)
         readable = [p for p in dict.fromkeys(paths) if not isinstance(probed[p], str)]
-        decoded = decode_records(
-            [VideoRecord(video_id=str(p), path=p, labels=(), subset="val") for p in readable],
-            t=self.frames, short_side=self.short_side, crop=self.crop, probed=probed)
+        records = [VideoRecord(video_id=str(p), path=p, labels=(), subset="val") for p in readable]
+        decoded = decode_records(records, t=self.frames, short_side=self.short_side, crop=self.crop, probed=probed)
         reasons = {Path(path): reason for _, path, reason in decoded.skipped}
         reasons |= {p: info for p, info in probed.items() if isinstance(info, str)}
+        motion = None
+        if self.sampler.needs_motion:
+            motions = {r.video_id: m for r, m in motion_stream(records, t=self.frames, short_side=self.short_side,
+                                                               crop=self.crop, probed=probed)}
+            reasons |= {Path(v): m for v, m in motions.items() if isinstance(m, str)}
+            motion = torch.zeros(len(decoded.video_ids), self.frames)
+            for row, video in enumerate(decoded.video_ids):
+                if not isinstance(motions[video], str):
+                    motion[row] = torch.as_tensor(motions[video]).view(-1)
         # a new video's identity for id-keyed samplers (random) is its file name without the extension
-        chosen = self._choose(decoded.frames, tuple(Path(v).stem for v in decoded.video_ids), k, top5=top5)
+        chosen = self._choose(decoded.frames, tuple(Path(v).stem for v in decoded.video_ids), k, top5=top5,
+                              motion=motion)
         results = {Path(vid): row for vid, row in zip(decoded.video_ids, chosen, strict=True)}
         out = []
         for path in paths:
@@ -88,23 +99,26 @@ class TrainedSampler:
             out.append(entry | ({"top5": top} if top5 else {}))
         return out
 
-    def _choose(self, frames: torch.Tensor, video_ids: tuple[str, ...], k: int, *,
-                top5: bool) -> list[tuple[list[int], list[dict]]]:
-        """Per video of ``frames`` ``[N, T, 3, crop, crop]``: the selected positions among the T, and the top
-        classes of the recognizer on them (empty unless ``top5``)."""
+    def _choose(self, frames: torch.Tensor, video_ids: tuple[str, ...], k: int, *, top5: bool,
+                motion: torch.Tensor | None) -> list[tuple[list[int], list[dict]]]:
+        """Per video of ``frames`` ``[N, T, 3, crop, crop]`` (and its ``motion`` ``[N, T]``, for samplers that
+        read it): the selected positions among the T, and the top classes of the recognizer on them (empty
+        unless ``top5``)."""
         if not len(frames):
             return []
         feats, _ = extract_outputs(self.fem, TensorFrames(frames), resolution=self.fem_res, device=self.device,
                                    desc="features")
-        bank = FrameBank(fem=feats, num_classes=len(self.classes), video_ids=video_ids,
-                         frames=resize_frames(frames, self.fem_res) if self.sampler.needs_frames else None)
+        bank = FrameBank(fem=feats, num_classes=len(self.classes), video_ids=video_ids, motion=motion)
         positions = self.sampler.select(bank, k)
         tops: list[list[dict]] = [[] for _ in positions]
         if top5:
             kept = frames[torch.arange(len(frames))[:, None], positions]  # [N, K, 3, crop, crop]
-            _, logits = extract_outputs(self.recognizer, TensorFrames(kept), resolution=self.rec_res,
-                                        device=self.device, desc="recognizer")
-            scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1))
+            feats, logits = extract_outputs(self.recognizer, TensorFrames(kept), resolution=self.rec_res,
+                                            device=self.device, desc="recognizer")
+            head = self.recognizer.head
+            scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1),
+                                  aggregation=self.aggregation, frame_feats=feats,
+                                  head=(head.weight.detach().cpu(), head.bias.detach().cpu()))
             best = scores.topk(min(TOP, scores.shape[1]), dim=1)
             tops = [[{"label": self.classes[c], "score": round(float(s), 6)} for s, c in zip(*row, strict=True)]
                     for row in zip(best.values.tolist(), best.indices.tolist(), strict=True)]
@@ -127,7 +141,7 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
     return TrainedSampler(sampler=sampler, fem=fem, recognizer=recognizer, classes=tuple(rec_ckpt["classes"]),
                           frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],
                           fem_res=fem_ckpt["preprocessing"]["resolution"], rec_res=pre["resolution"],
-                          device=device)
+                          device=device, aggregation=rec_ckpt.get("aggregation", "mean_softmax"))
 
 
 def main(argv: list[str]) -> int:

@@ -3,8 +3,9 @@
 What :func:`sampler_throughput` times per batch of B videos: the FEM on all T frames (for samplers that read
 FEM features), the sampler's own selection, and the recognizer on the K kept frames; dense times the
 recognizer on all T. The frames come from the decode cache; decoding is timed apart (:func:`decode_timing`)
-on the run's own videos, for as many frames as each pipeline must decode (:func:`decoded_frames`), and
-:func:`end_to_end_rate` adds the two. On CUDA the timed loop runs under bf16 autocast with channels_last
+on the run's own videos, for as many frames as each pipeline must decode (:func:`decoded_frames`; for
+mgsampler each pre-sampled frame's successor too, and the motion between them, which is made while
+decoding), and :func:`end_to_end_rate` adds the two. On CUDA the timed loop runs under bf16 autocast with channels_last
 tensors, and every call is synchronised, so the figure is the one users will quote.
 """
 
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor
 
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, measure_throughput
-from samplerbench.decode import decode_clip, presample_indices
+from samplerbench.decode import decode_clip, decode_motion, presample_indices
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import fast_path, resize_frames
 from samplerbench.samplers import FrameBank, Sampler
@@ -29,6 +30,7 @@ def sampler_throughput(
     sampler: Sampler,
     frames: Tensor,
     k: int,
+    motion: Tensor | None = None,
     recognizer: FrameClassifier,
     fem: FrameClassifier | None,
     fem_res: int,
@@ -38,7 +40,8 @@ def sampler_throughput(
     min_seconds: float = MIN_TIMED_SECONDS,
     compile_model: bool = False,
 ) -> Timing:
-    """Timing of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call).
+    """Timing of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call);
+    ``motion`` ``[B, T]`` for samplers that read it (made while decoding, so timed with the decoding).
 
     The sampler is moved to ``device`` (:meth:`Sampler.to`), so its selection runs where the models do and
     hands the kept indices to the recognizer without passing through the host.
@@ -50,25 +53,28 @@ def sampler_throughput(
                if fem is not None and sampler.uses_fem else None)
     x = frames.to(dev)
     b, t = x.shape[:2]
-    fem_x = resize_frames(x, fem_res) if fem_net is not None or sampler.needs_frames else None
+    fem_x = resize_frames(x, fem_res) if fem_net is not None else None
+    moved = motion.to(dev) if motion is not None else None
     rows = torch.arange(b, device=dev).unsqueeze(1)
 
     def step() -> None:
         with autocast:
             feats = (fem_net(fem_x.flatten(0, 1))[0].float().view(b, t, -1) if fem_net is not None
                      else torch.zeros(b, t, 1, device=dev))
-            bank = FrameBank(fem=feats, num_classes=num_classes,
-                             frames=fem_x if sampler.needs_frames else None)
+            bank = FrameBank(fem=feats, num_classes=num_classes, motion=moved)
             rec(x[rows, sampler.select(bank, k)].flatten(0, 1))
 
     return measure_throughput(step, items_per_call=b, device=dev, min_iters=min_iters, min_seconds=min_seconds)
 
 
 def decoded_frames(sampler: Sampler, *, t: int, k: int) -> int:
-    """Frames per video a pipeline must decode: all T when anything looks at every pre-sampled frame (dense,
-    a FEM, pixel motion, the oracle's recognizer outputs), else only the K kept (uniform, random: they choose
-    positions without reading the frames)."""
-    reads_all = sampler.keeps_all or sampler.uses_fem or sampler.needs_frames or sampler.uses_labels_at_eval
+    """Frames per video a pipeline must decode: 2T for motion (each pre-sampled frame and its successor in the
+    video, mgsampler), all T when anything else looks at every pre-sampled frame (dense, a FEM, the oracle's
+    recognizer outputs), else only the K kept (uniform, random: they choose positions without reading the
+    frames)."""
+    if sampler.needs_motion:
+        return 2 * t
+    reads_all = sampler.keeps_all or sampler.uses_fem or sampler.uses_labels_at_eval
     return t if reads_all else k
 
 
@@ -78,10 +84,13 @@ def decode_timing(
     *,
     short_side: int,
     crop: int,
+    successors: bool = False,
     min_seconds: float = MIN_TIMED_SECONDS,
 ) -> Timing:
     """Seconds per video to decode ``frames`` segment-centre frames (:func:`presample_indices`), resized and
     cropped as the decode stage does (:func:`decode_clip`), over ``videos`` given as ``(path, frame count)``.
+    With ``successors``: ``frames / 2`` segment centres and the next frame of each, and the motion between
+    them (:func:`decode_motion`), as mgsampler's pipeline does.
 
     The videos are decoded in turn, each at least once, until ``min_seconds`` of decoding, after one untimed
     decode that loads the decoder. The spread is mostly between videos (length, keyframe spacing), not noise.
@@ -90,7 +99,11 @@ def decode_timing(
 
     def step() -> None:
         path, num_frames = next(order)
-        decode_clip(path, presample_indices(num_frames, frames), short_side=short_side, crop=crop)
+        if successors:
+            decode_motion(path, presample_indices(num_frames, frames // 2), num_frames, short_side=short_side,
+                          crop=crop)
+        else:
+            decode_clip(path, presample_indices(num_frames, frames), short_side=short_side, crop=crop)
 
     return measure_throughput(step, items_per_call=1, device=torch.device("cpu"), warmup=1, min_iters=len(videos),
                               min_seconds=min_seconds)

@@ -1,6 +1,15 @@
 """Samplers: the interface (:mod:`.base`) and the built-in samplers, registered on import."""
 
-from samplerbench.samplers import dense, mgsampler, nsnet, oracle, random, scsampler, uniform  # noqa: F401
+from samplerbench.samplers import (  # noqa: F401
+    dense,
+    mgsampler,
+    nsnet,
+    ocsampler,
+    oracle,
+    random,
+    scsampler,
+    uniform,
+)
 from samplerbench.samplers.base import (
     FrameBank,
     Sampler,
@@ -8,8 +17,6 @@ from samplerbench.samplers.base import (
     get_sampler_class,
     list_samplers,
     register_sampler,
-    select_all,
 )
 
-__all__ = ["FrameBank", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler",
-           "select_all"]
+__all__ = ["FrameBank", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler"]

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
-from collections.abc import Callable
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
+from samplerbench.config import conform, describe
 from samplerbench.errors import UserError
 from samplerbench.selection import check_budget, topk_sorted
-from samplerbench.store import FrameSource
 
 ENTRY_POINT_GROUP = "samplerbench.samplers"
 
@@ -32,12 +34,13 @@ ENTRY_POINT_GROUP = "samplerbench.samplers"
 class FrameBank:
     """A batch of B videos, T pre-sampled frames each, as cached by the pipeline.
 
+    A bank holds no pixels: what a sampler reads of a frame is computed when the video is decoded (FEM
+    features, motion), so banks of any split fit in memory and can be stored and exchanged as tensors.
+
     Attributes:
         fem: FEM features of every frame, ``[B, T, D]`` float.
-        frames: the frames at FEM resolution, ``[B, T, 3, H, W]`` uint8, for samplers that look at pixels
-            (motion); ``None`` when the pipeline did not attach them. In a whole split's bank they are a
-            :class:`~samplerbench.store.FrameSource` read from disk, which :meth:`subset` turns into a
-            tensor: samplers only ever see them as a tensor through :func:`select_all`.
+        motion: ``[B, T]`` float, the difference between each pre-sampled frame and its successor in the video
+            (:mod:`samplerbench.motion`), for samplers that declare ``needs_motion``; ``None`` otherwise.
         labels: multi-hot targets ``[B, C]`` float; training split only (and the oracle's eval bank).
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
@@ -49,7 +52,7 @@ class FrameBank:
 
     fem: Tensor
     num_classes: int
-    frames: Tensor | FrameSource | None = None
+    motion: Tensor | None = None
     labels: Tensor | None = None
     rec_logits: Tensor | None = None
     rec_feats: Tensor | None = None
@@ -63,20 +66,14 @@ class FrameBank:
     def num_frames(self) -> int:
         return self.fem.shape[1]
 
-    def subset(self, index: Tensor | slice) -> FrameBank:
-        """The same bank restricted to some videos (a mini-batch)."""
-        values = {f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)
-                  if isinstance(getattr(self, f.name), (Tensor, FrameSource))}
-        if self.video_ids is not None:
-            rows = torch.arange(self.batch_size, device=index.device if isinstance(index, Tensor) else None)
-            values["video_ids"] = tuple(self.video_ids[i] for i in rows[index].tolist())
-        return dataclasses.replace(self, **values)
-
     def require(self, *names: str, who: str) -> None:
         """Fail loudly when a sampler is handed a bank without the fields it needs."""
         missing = [n for n in names if getattr(self, n) is None]
         if missing:
             raise ValueError(f"sampler {who!r} needs FrameBank fields {missing}, which this bank lacks")
+
+
+FRAME_FIELDS = ("fem", "motion", "rec_logits", "rec_feats")  # the FrameBank fields with a value per frame
 
 
 class Sampler(abc.ABC):
@@ -91,7 +88,7 @@ class Sampler(abc.ABC):
     name: ClassVar[str]
     trainable: ClassVar[bool] = False
     uses_labels_at_eval: ClassVar[bool] = False
-    needs_frames: ClassVar[bool] = False
+    needs_motion: ClassVar[bool] = False  # reads FrameBank.motion: its pipeline decodes each frame's successor
     keeps_all: ClassVar[bool] = False  # dense: ignores K, reported once at K = T
     uses_fem: ClassVar[bool] = False  # reads FEM features: its cost includes the FEM on all T frames
 
@@ -122,16 +119,6 @@ class Sampler(abc.ABC):
 
     def load_state_dict(self, state: dict) -> None:  # noqa: B027 - nothing to load by default
         """Restore what :meth:`state_dict` returned."""
-
-
-def select_all(sampler: Sampler, bank: FrameBank, k: int, *, frame_bytes: int = 2**24) -> Tensor:
-    """``sampler.select(bank, k)`` over a whole split; when the bank's frames are read from disk, as many
-    videos at a time as hold ``frame_bytes`` of uint8 frames (at least one), so that memory does not grow
-    with the split: a sampler that reads pixels makes several float copies of what it is given."""
-    if not isinstance(bank.frames, FrameSource):
-        return sampler.select(bank, k)
-    videos = max(1, frame_bytes // math.prod(bank.frames.shape[1:]))
-    return torch.cat([sampler.select(bank.subset(slice(i, i + videos)), k) for i in range(0, bank.batch_size, videos)])
 
 
 S = TypeVar("S", bound=type[Sampler])
@@ -187,3 +174,46 @@ def get_sampler_class(name: str) -> type[Sampler]:
 def get_sampler(name: str, **kwargs) -> Sampler:
     """Build a registered sampler, like ``timm.create_model``: ``get_sampler("nsnet", fusion="union")``."""
     return get_sampler_class(name)(**kwargs)
+
+
+RUN_FIELDS = ("device",)  # constructor fields the run sets for every sampler, never an option
+
+
+@functools.cache
+def constructor_fields(cls: type[Sampler]) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``cls``'s constructor by name: what configs, the pipeline and checkpoints set."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)  # not object's *args
+    return {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.kind in kinds and name != "self"}
+
+
+def field_values(sampler: Sampler) -> dict[str, Any]:
+    """Every constructor field of ``sampler`` with its value, except the run's (:data:`RUN_FIELDS`): what it
+    was built with, for cache keys and checkpoints."""
+    return {name: getattr(sampler, name) for name in constructor_fields(type(sampler)) if name not in RUN_FIELDS}
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for sampler ``name`` (from ``[sampler_options.<name>]``), checked: every key a constructor
+    field (dashes read as underscores), every value of that field's type (:func:`~samplerbench.config.conform`),
+    and the sampler buildable with them, so a bad value fails before the run. Returns the conformed options;
+    :class:`UserError` (one line) names the sampler and field otherwise."""
+    cls = get_sampler_class(name)
+    fields = {k: p for k, p in constructor_fields(cls).items() if k not in RUN_FIELDS}
+    hints = typing.get_type_hints(cls.__init__)
+    out = {}
+    for raw, value in options.items():
+        key = str(raw).replace("-", "_")
+        if key not in fields:
+            valid = ", ".join(fields) or "none (it takes no options)"
+            raise UserError(f"sampler_options.{name}: unknown option {raw!r}; valid: {valid}")
+        hint = hints.get(key, object)  # an unannotated parameter takes any value
+        try:
+            out[key] = conform(value, hint)
+        except ValueError:
+            raise UserError(f"sampler_options.{name}.{key} = {value!r}: expected {describe(hint)}") from None
+    try:
+        cls(**out)
+    except (TypeError, ValueError, UserError) as exc:
+        raise UserError(f"sampler_options.{name}: {exc}") from None
+    return out

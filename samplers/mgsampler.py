@@ -1,18 +1,20 @@
-"""MGSampler-style motion-guided sampling (Zhi et al., ICCV 2021): training-free, on raw frames.
+"""MGSampler (Zhi et al., ICCV 2021): motion-guided sampling, training-free, as MCG-NJU/MGSampler's code does it.
 
-Per-frame motion is the mean absolute grayscale difference between consecutive pre-sampled frames; the
-motion is accumulated over time and normalised to a distribution function, and the K frames sit at its
-even quantiles (j + 0.5)/K. Frames where much changes are sampled densely, static stretches sparsely.
+Motion at each pre-sampled frame is its difference to the *next frame of the video* (1 − SSIM of the two
+grayscale frames, ``generate_img_diff.py``), computed while decoding (:func:`samplerbench.decode.decode_motion`)
+and handed over as ``FrameBank.motion``. ``SampleFrames.__call__`` of ``mmaction/datasets/pipelines/loading.py``
+then compresses it with a square root, normalises it to sum 1, accumulates it (``pic_diff``), and at test
+keeps, for every quantile (j + 0.5)/K, the frame whose cumulative motion is *nearest* to it (``find_nearest``:
+the first of equally near ones). Frame t's cumulative motion includes its difference to its successor, as
+there (its ``+ 1`` is the 1-based frame numbering of mmaction's raw frames).
 
-Choices where the original is silent or does not apply:
-  * the first frame has no predecessor; it gets its difference to the *next* frame, so a burst of motion
-    at the very start is not invisible (with T = 1 the motion is 0);
-  * ``motion_floor`` is added to every frame's motion (in grey levels / 255), so a static video, whose
-    cumulative motion is flat, falls back to uniform sampling instead of a degenerate distribution;
-  * a frame is chosen for quantile q as the first frame whose normalised cumulative motion exceeds q (frame i
-    owns [cdf_{i-1}, cdf_i)), so a static video gets exactly the ``uniform`` sampler's frames; when
-    two quantiles land on one frame the later index moves right (and, at the end of the video, left) so
-    the K indices are distinct, sorted and in range.
+Where the original does not apply (this suite's choices):
+  * the original picks among every frame of the video; here among the T pre-sampled ones, with each one's
+    own motion to its successor (the issue this suite follows: adjacent frames at each pre-sampled position);
+  * a static video (no motion at all, where the original divides by zero) is weighted uniformly;
+  * two quantiles nearest to one frame: the sampler contract wants K distinct frames, so the later index
+    moves right (and, at the end of the video, left) until they are distinct, sorted and in range; the
+    original samples that frame twice.
 """
 
 from __future__ import annotations
@@ -22,20 +24,8 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from samplerbench.motion import OPS_PER_PIXEL
 from samplerbench.samplers.base import FrameBank, Sampler, check_budget, register_sampler
-
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
-OPS_PER_PIXEL = 4  # 3 multiply-adds for the luma, 1 absolute difference accumulated into the mean
-
-
-def frame_motion(frames: Tensor) -> Tensor:
-    """``[B, T, 3, H, W]`` uint8 → ``[B, T]`` mean absolute luma difference to the neighbouring frame."""
-    weights = torch.tensor(GRAY_WEIGHTS, dtype=torch.float32, device=frames.device)[None, None, :, None, None]
-    gray = (frames.float() / 255.0 * weights).sum(dim=2)  # [B, T, H, W]
-    if gray.shape[1] == 1:
-        return torch.zeros(gray.shape[:2], device=frames.device)
-    diffs = (gray[:, 1:] - gray[:, :-1]).abs().mean(dim=(2, 3))  # [B, T-1]
-    return torch.cat((diffs[:, :1], diffs), dim=1)
 
 
 def distinct_in_range(indices: Tensor, t: int) -> Tensor:
@@ -47,13 +37,22 @@ def distinct_in_range(indices: Tensor, t: int) -> Tensor:
     return torch.minimum(pushed, offsets + (t - k))
 
 
-def quantile_indices(motion: Tensor, k: int, *, floor: float) -> Tensor:
-    """``[B, T]`` motion → ``[B, K]`` frames at the even quantiles of its normalised cumulative sum."""
-    cdf = (motion + floor).cumsum(dim=1)
-    cdf = cdf / cdf[:, -1:]
-    targets = ((torch.arange(k, dtype=cdf.dtype, device=cdf.device) + 0.5) / k).expand(cdf.shape[0], k).contiguous()
-    found = torch.searchsorted(cdf.contiguous(), targets, right=True).clamp_max(motion.shape[1] - 1)
-    return distinct_in_range(found, motion.shape[1])
+def cumulative_motion(motion: Tensor) -> Tensor:
+    """``[B, T]`` motion → MGSampler's ``pic_diff``: the running sum of √motion over its total (uniform weights
+    for a video without motion), ending at 1."""
+    weights = motion.clamp_min(0).sqrt()
+    total = weights.sum(dim=1, keepdim=True)
+    weights = torch.where(total > 0, weights, torch.ones_like(weights))
+    return weights.cumsum(dim=1) / weights.sum(dim=1, keepdim=True)
+
+
+def quantile_indices(motion: Tensor, k: int) -> Tensor:
+    """``[B, T]`` motion → ``[B, K]`` distinct sorted frames: for each quantile (j + 0.5)/K the frame whose
+    cumulative motion is nearest to it (the first of equally near ones), collisions spread apart."""
+    cdf = cumulative_motion(motion)
+    targets = (torch.arange(k, dtype=cdf.dtype, device=cdf.device) + 0.5) / k
+    nearest = (cdf[:, None, :] - targets[None, :, None]).abs().argmin(dim=2)  # [B, K], non-decreasing
+    return distinct_in_range(nearest, motion.shape[1])
 
 
 @register_sampler("mgsampler")
@@ -61,27 +60,25 @@ def quantile_indices(motion: Tensor, k: int, *, floor: float) -> Tensor:
 class MGSampler(Sampler):
     """Motion-guided sampling; ``scores`` is the per-frame motion (for plots), ``select`` the quantile rule.
 
-    ``frame_size`` = (H, W) for :meth:`gflops`; ``None`` takes the size of the frames last scored.
+    ``frame_size`` = (H, W) of the frames the motion is measured on, for :meth:`gflops` (the pipeline passes
+    its crop size).
     """
 
-    needs_frames = True
-    motion_floor: float = 1e-4
+    needs_motion = True
     frame_size: tuple[int, int] | None = None
-    seen_size: tuple[int, int] | None = dataclasses.field(default=None, init=False, repr=False)
 
     def scores(self, batch: FrameBank) -> Tensor:
-        batch.require("frames", who=self.name)
-        self.seen_size = (batch.frames.shape[-2], batch.frames.shape[-1])
-        return frame_motion(batch.frames)
+        batch.require("motion", who=self.name)
+        return batch.motion
 
     def select(self, batch: FrameBank, k: int) -> Tensor:
         check_budget(k, batch.num_frames)
-        return quantile_indices(self.scores(batch), k, floor=self.motion_floor)
+        return quantile_indices(self.scores(batch), k)
 
     def gflops(self, frames: int) -> float:
-        """Frame differencing: ``OPS_PER_PIXEL`` per pixel per frame — tiny, but counted, not assumed 0."""
-        size = self.frame_size or self.seen_size
-        if size is None:
-            raise RuntimeError("mgsampler: frame size unknown; pass frame_size=(H, W) or score frames first")
-        h, w = size
+        """1 − SSIM of ``frames`` adjacent pairs, :data:`~samplerbench.motion.OPS_PER_PIXEL` per pixel (the
+        decoding of the successors is in the decode cost, not here)."""
+        if self.frame_size is None:
+            raise RuntimeError("mgsampler: frame size unknown; pass frame_size=(H, W)")
+        h, w = self.frame_size
         return frames * h * w * OPS_PER_PIXEL / 1e9

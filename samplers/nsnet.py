@@ -2,14 +2,32 @@
 
 Architecture (one network over the T FEM features of a video):
 
-    FEM features [T, D] → standardise → Linear D→d → + sinusoidal positional encoding → dropout 0.2
+    FEM features [T, D] → standardise → [Linear D→d] → + sinusoidal positional encoding → dropout 0.2
       → TransformerEncoder (L layers, h heads of d/h, FFN hidden d) → z [T, d]
     Frame Scrutinize (FS): Linear d→1 per frame → s^f = sigmoid, BCE against NS pseudo labels
     Video Glimpse (VG):    Linear d→1 per frame → a = softmax over T → s^v = a
         salient     Σ a_i z_i           → dropout 0.9 → FC d→C+1, target: the video's class(es)
         non-salient Σ (1-a_i)/(T-1) z_i → the same FC,   target: the extra "background" class C
+    loss = fs_weight · BCE(FS) + vg_weight · (CE(salient) + CE(non-salient))
 
-Choices where the paper is silent (each a constructor field):
+Width: supplementary A.1 sets the per-head q/k/v width to C/h and the FFN hidden width to C for C input
+channels, i.e. the encoder works at the FEM's own width (1280 for MobileNetV2) with no projection:
+``d="fem"``, the ``paper`` preset's setting. The default ``d=128`` projects to 128 first, this suite's
+narrow variant for CPU presets (≈ 0.006 against ≈ 0.33 GFLOPs per video at T = 16 on MobileNetV2 features).
+
+Choices where no public text is specific, this suite's reading (each a constructor field, so a user can
+switch; the README and every table's notes list them):
+  * the NS pseudo labels (``pseudo_rule``): per video, frames whose min-max-normalised guiding score is at
+    least ``pseudo_threshold`` 0.5 are salient; ``"topk"`` makes the top ``pseudo_ratio`` of each video salient
+    (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
+  * the non-salient supervision (``non_salient``): the complement-weighted representation is classified as an
+    extra ``"background"`` class; ``"uniform"`` pushes it to a uniform distribution over the C classes (no
+    class is recognisable in it) instead; ``"none"`` drops the term and keeps the FS supervision.
+  * the FS loss: binary cross-entropy of s^f's logits against the pseudo labels, weighted ``fs_weight`` 1
+    beside the VG losses' ``vg_weight`` 1.
+  * the width (``d``), 4 heads and 2 layers, as above.
+
+Further choices where the paper is silent:
   * sinusoidal positional encoding (no field): parameter-free and defined for any T, so a checkpoint
     does not carry a maximum length; the pre-sampled frames are uniformly spaced, so index = time.
   * ``encoder_dropout`` 0.1 inside the encoder layers (PyTorch's default; the paper only gives the 0.2 after
@@ -19,11 +37,11 @@ Choices where the paper is silent (each a constructor field):
     no non-salient frame and that term is dropped.
   * multi-label videos: the salient target is the multi-hot label normalised to sum 1 (soft cross-entropy
     over C+1 classes), keeping one softmax shared with the background class.
-  * NS pseudo labels: ``pseudo_rule`` (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
   * ``no_ns=True`` ("w/o NS", Fig. 1): neither the FS pseudo-label loss nor the non-salient term is
     trained, so the FS head is untrained; this variant selects and scores with the VG attention alone.
-  * temporal random shift: the training bank already holds several shifted views per video (the
-    pipeline's ``train_views``); no further jitter is applied here.
+  * temporal random shift: each epoch, each segment's frame is drawn anew among the decoded views of the
+    video (``temporal_shift``, :mod:`samplerbench.samplers.shift`); the class prototypes are computed once from
+    all views, the pseudo labels every epoch from the drawn frames (min-max within the epoch's row).
   * ``scores`` (the saliency curve for plots) is the ``add`` fusion α·s^f + (1-α)·s^v/max(s^v), the
     continuous analogue of union's α share, whatever fusion ``select`` uses.
 """
@@ -38,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from samplerbench.errors import UserError
 from samplerbench.fusion import check_fusion, fuse_scores, fuse_select
 from samplerbench.samplers.base import FrameBank, check_budget, register_sampler
 from samplerbench.samplers.guiding import (
@@ -66,12 +85,14 @@ class NSNetNet(nn.Module):
     and :meth:`branches` separately because the loss also needs the encoded frames."""
 
     def __init__(
-        self, in_dim: int, num_classes: int, *, d: int, heads: int, layers: int,
+        self, in_dim: int, num_classes: int, *, d: int | None, heads: int, layers: int,
         pe_dropout: float, encoder_dropout: float, attention_dropout: float, fc_dropout: float,
     ) -> None:
+        """``d=None``: the encoder works at ``in_dim`` itself, with no input projection."""
         super().__init__()
         self.standardize = Standardize(in_dim)
-        self.proj = nn.Linear(in_dim, d)
+        self.proj = nn.Identity() if d is None else nn.Linear(in_dim, d)
+        d = in_dim if d is None else d
         self.pe_dropout = nn.Dropout(pe_dropout)
         layer = nn.TransformerEncoderLayer(
             d, heads, dim_feedforward=d, dropout=encoder_dropout, batch_first=True
@@ -98,17 +119,23 @@ class NSNetNet(nn.Module):
         return fs_logits.sigmoid(), attention
 
 
+FEM_WIDTH = "fem"  # NSNet's ``d``: the encoder at the FEM features' own width, as supplementary A.1 specifies
+NON_SALIENT: tuple[str, ...] = ("background", "uniform", "none")  # targets of the non-salient representation
+
+
 @register_sampler("nsnet")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class NSNetSampler(TrainableSampler):
     """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default).
 
-    Defaults are sized for CPU runs on MobileNetV2 features (D = 1280, T = 16): d = 128, 4 heads, 2 layers;
-    the input projection D→d dominates the cost (≈ 0.006 GFLOPs per video with T = 16), and one training step
-    on a batch of 64 costs ≈ 1.5 GFLOP, so 120 epochs over a few hundred videos take a minute or two on CPU.
+    ``d``: the encoder's width, an integer (the features are projected to it first) or ``"fem"`` (the FEM's
+    own width, no projection: supplementary A.1, the ``paper`` preset). The default d = 128, 4 heads, 2 layers
+    is sized for CPU runs on MobileNetV2 features (D = 1280, T = 16): the input projection D→d dominates its
+    cost, and one training step on a batch of 64 costs ≈ 1.5 GFLOP, so 120 epochs over a few hundred videos
+    take a minute or two on CPU. Heads and layers are not given by any public text: 4 and 2 at either width.
     """
 
-    d: int = 128
+    d: int | str = 128
     heads: int = 4
     layers: int = 2
     pe_dropout: float = 0.2
@@ -122,49 +149,77 @@ class NSNetSampler(TrainableSampler):
     pseudo_ratio: float = 0.3
     fs_weight: float = 1.0
     vg_weight: float = 1.0
+    non_salient: str = "background"
     no_ns: bool = False
     fusion: str = "union"
     alpha: float = 0.6
+    # the class prototypes of the last fit: training only, not part of the state
+    prototypes: Tensor | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_choice("guiding score", self.guiding, GUIDINGS)
         check_choice("pseudo-label rule", self.pseudo_rule, PSEUDO_RULES)
+        check_choice("non-salient target", self.non_salient, NON_SALIENT)
         check_fusion(self.fusion)
-        if self.d % self.heads:
-            raise ValueError(f"nsnet: d={self.d} must be divisible by heads={self.heads}")
+        for name in ("heads", "layers", *(() if self.d == FEM_WIDTH else ("d",))):
+            value = getattr(self, name)
+            if isinstance(value, str) or value < 1:
+                raise UserError(f"nsnet: {name}={value!r} must be a positive integer"
+                                + (f" or {FEM_WIDTH!r} (the FEM's width)" if name == "d" else ""))
+        if self.d != FEM_WIDTH:
+            self.check_width(self.d)
+
+    def check_width(self, width: int) -> None:
+        """The encoder's ``width`` must split into ``heads`` equal heads."""
+        if width % self.heads:
+            what = f"d={self.d}" if self.d != FEM_WIDTH else f"d={FEM_WIDTH!r} (the FEM's width {width})"
+            raise UserError(f"nsnet: {what} must be divisible by heads={self.heads}")
 
     def architecture(self) -> dict[str, Any]:
         return {"d": self.d, "heads": self.heads, "layers": self.layers, "no_ns": self.no_ns}
 
     def build_net(self, in_dim: int, num_classes: int) -> NSNetNet:
+        if self.d == FEM_WIDTH:
+            self.check_width(in_dim)
         return NSNetNet(
-            in_dim, num_classes, d=self.d, heads=self.heads, layers=self.layers, pe_dropout=self.pe_dropout,
-            encoder_dropout=self.encoder_dropout, attention_dropout=self.attention_dropout,
-            fc_dropout=self.fc_dropout,
+            in_dim, num_classes, d=None if self.d == FEM_WIDTH else self.d, heads=self.heads, layers=self.layers,
+            pe_dropout=self.pe_dropout, encoder_dropout=self.encoder_dropout,
+            attention_dropout=self.attention_dropout, fc_dropout=self.fc_dropout,
         )
 
-    def pseudo_labels(self, train: FrameBank) -> Tensor:
-        """The binary NS pseudo labels ``[N, T]`` of the training frames: the Frame Scrutinize targets, from
-        the guiding score of the recognizer's outputs and the video labels (never from annotated segments)."""
+    def class_prototypes(self, train: FrameBank) -> Tensor | None:
+        """The prototype of every class from the training bank (supplementary A.1); ``None`` for response
+        guiding, which needs none."""
+        if self.guiding != "prototype":
+            return None
         train.require("labels", "rec_logits", "rec_feats", who=self.name)
-        labels = train.labels.float()
-        prototypes = (
-            class_prototypes(train.rec_logits, train.rec_feats, labels, eps=self.eps)
-            if self.guiding == "prototype" else None
-        )
+        return class_prototypes(train.rec_logits, train.rec_feats, train.labels.float(), eps=self.eps)
+
+    def pseudo_labels(self, train: FrameBank, *, prototypes: Tensor | None = None) -> Tensor:
+        """The binary NS pseudo labels ``[N, T]`` of the training frames: the Frame Scrutinize targets, from
+        the guiding score of the recognizer's outputs and the video labels (never from annotated segments).
+        ``prototypes``: computed from ``train`` itself when not given."""
+        train.require("labels", "rec_logits", "rec_feats", who=self.name)
+        if prototypes is None:
+            prototypes = self.class_prototypes(train)
         guiding = guiding_scores(
-            self.guiding, rec_logits=train.rec_logits, rec_feats=train.rec_feats, labels=labels,
+            self.guiding, rec_logits=train.rec_logits, rec_feats=train.rec_feats, labels=train.labels.float(),
             prototypes=prototypes,
         )
         return ns_pseudo_labels(guiding, rule=self.pseudo_rule, threshold=self.pseudo_threshold,
                                 ratio=self.pseudo_ratio)
 
-    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
-        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame."""
+    def prepare(self, train: FrameBank) -> None:
+        """The class prototypes, once, from every view of every training video."""
+        self.prototypes = self.class_prototypes(train)
+
+    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+        """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame of the
+        epoch's rows (their guiding score against the prototypes of :meth:`prepare`)."""
         dtype = training_dtype(train.fem)
         labels = train.labels.to(dtype)
         target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
-        return train.fem.to(dtype), target, self.pseudo_labels(train).to(dtype)
+        return train.fem.to(dtype), target, self.pseudo_labels(train, prototypes=self.prototypes).to(dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:
         z = net.encode(fem)
@@ -173,12 +228,16 @@ class NSNetSampler(TrainableSampler):
         vg = F.cross_entropy(net.classifier(net.fc_dropout(salient)), target)
         if self.no_ns:
             return self.vg_weight * vg
-        t = fem.shape[1]
-        if t > 1:
+        b, t = fem.shape[:2]
+        if t > 1 and self.non_salient != "none":
             complement = (1.0 - attention) / (t - 1)
-            non_salient = torch.einsum("bt,btd->bd", complement, z)
-            background = torch.full((fem.shape[0],), target.shape[1] - 1, device=fem.device)
-            vg = vg + F.cross_entropy(net.classifier(net.fc_dropout(non_salient)), background)
+            non_salient = net.classifier(net.fc_dropout(torch.einsum("bt,btd->bd", complement, z)))
+            classes = target.shape[1] - 1
+            if self.non_salient == "background":
+                vg = vg + F.cross_entropy(non_salient, torch.full((b,), classes, device=fem.device))
+            else:  # uniform over the C classes, nothing on the background
+                uniform = F.pad(torch.full((b, classes), 1.0 / classes, device=fem.device, dtype=fem.dtype), (0, 1))
+                vg = vg + F.cross_entropy(non_salient, uniform)
         fs = F.binary_cross_entropy_with_logits(fs_logits, pseudo)
         return self.fs_weight * fs + self.vg_weight * vg
 

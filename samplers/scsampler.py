@@ -1,17 +1,23 @@
-"""SCSampler-style saliency (Korbar et al., ICCV 2019), on one frame's FEM feature at a time.
+"""SCSampler (Korbar et al., ICCV 2019) as AR-Net's re-implementation runs it (mengyuest/AR-Net,
+``--real_scsampler``): followed from ``ops/models_ada.py`` (``lite_fc`` on the lite backbone's features),
+``ops/basic_ops.py`` (the ``scsampler`` consensus), ``main_base.py`` (the losses) and ``ops/sal_rank_loss.py``.
 
-SCSampler scores each clip independently with a cheap network and keeps the top-K. Two training signals:
+* Light model: the light backbone's pooled features → dropout 0.5 (AR-Net's ``--dropout`` default, the layer
+  that replaces the backbone's classifier) → one linear layer to C class logits per frame (``lite_fc`` with
+  ``--frame_independent``; initialised N(0, 0.001), bias 0, as ``make_a_linear``). Here the backbone is the
+  suite's frozen FEM, whose cached features are standardised first as for every sampler network
+  (:class:`~samplerbench.samplers.training.Standardize`); AR-Net fine-tunes its MobileNetV2 instead.
+* ``loss="ce"`` (``scsampler``): cross-entropy of the light model's logits *averaged over the T frames* against
+  the video's label (``criterion(lite_pred.mean(dim=1), target)``).
+* ``loss="rank"`` (``scsampler_rank``, AR-Net's ``--sal_rank_loss``): over every pair of frames x < y, the
+  margin ranking loss (margin ``rank_margin``, 0 there) between the light model's ground-truth-class logits of
+  x and y, with target +1 where the recognizer's ground-truth-class logit of x is larger than y's and −1
+  otherwise (ties too, as there); the mean over all pairs of the batch.
+* Saliency, for both: the largest class logit of the light model on the frame (``torch.max(lite_input,
+  dim=2)``); the K most salient frames are kept.
 
-* ``loss="ce"`` (``scsampler``): a classifier trained with cross-entropy, every frame labelled with its
-  video's class (as SCSampler labels clips); saliency = the maximum class probability, i.e. how confidently
-  the cheap model recognises *something* in the frame. Multi-label videos: the target is the multi-hot
-  label normalised to sum 1 (soft cross-entropy).
-* ``loss="rank"`` (``scsampler_rank``): one score per frame trained so that, within a video, frames are
-  ordered like the recognizer's confidence on the ground-truth class (the response guiding score). Choice:
-  the pairwise margin ranking loss over all ordered frame pairs of a video whose confidences differ by more
-  than ``rank_gap`` (SCSampler's saliency-ranking formulation is pairwise), with margin ``rank_margin``.
-
-Network: standardise → Linear D→``hidden`` → ReLU → dropout ``dropout`` → Linear → C logits or 1 score.
+Multi-label videos (AR-Net reads one label, ``target[:, 0]``): the ce target is the multi-hot label normalised
+to sum 1 (a soft cross-entropy, AR-Net's for one label); rank takes the frame pairs of every ground-truth class.
 """
 
 from __future__ import annotations
@@ -24,72 +30,83 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from samplerbench.samplers.base import FrameBank, register_sampler
-from samplerbench.samplers.guiding import check_choice, response_guiding
+from samplerbench.samplers.guiding import check_choice
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 
 LOSSES: tuple[str, ...] = ("ce", "rank")
 
 
-class FrameHead(nn.Module):
-    """A per-frame MLP; ``forward([B, T, D]) -> [B, T, out]``."""
+class LightHead(nn.Module):
+    """AR-Net's ``lite_fc`` on standardised FEM features; ``forward([B, T, D]) -> [B, T, C]`` logits."""
 
-    def __init__(self, in_dim: int, out_dim: int, *, hidden: int, dropout: float) -> None:
+    def __init__(self, in_dim: int, num_classes: int, *, dropout: float) -> None:
         super().__init__()
         self.standardize = Standardize(in_dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
-        )
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_dim, num_classes)
+        nn.init.normal_(self.fc.weight, 0.0, 0.001)
+        nn.init.zeros_(self.fc.bias)
 
     def forward(self, fem: Tensor) -> Tensor:
-        return self.mlp(self.standardize(fem))
+        return self.fc(self.dropout(self.standardize(fem)))
+
+
+def time_averaged_ce(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy of the frames' logits ``[B, T, C]`` averaged over T, against soft targets ``[B, C]``."""
+    return F.cross_entropy(logits.mean(dim=1), target)
+
+
+def saliency_rank_loss(lite: Tensor, real: Tensor, labels: Tensor, *, margin: float) -> Tensor:
+    """AR-Net's ``cal_sal_rank_loss``: the light logits ``lite`` ``[B, T, C]`` of each ground-truth class
+    (``labels`` ``[B, C]`` multi-hot) ranked over every frame pair x < y like the recognizer's logits ``real``;
+    0 (with a gradient) when there is no pair (T = 1)."""
+    video, cls = (labels > 0).nonzero(as_tuple=True)
+    t = lite.shape[1]
+    if t < 2 or video.numel() == 0:
+        return lite.sum() * 0.0
+    x, y = torch.triu_indices(t, t, offset=1, device=lite.device)
+    light, truth = lite[video, :, cls], real[video, :, cls]  # [P, T] ground-truth-class logits
+    sign = torch.where(truth[:, x] > truth[:, y], 1.0, -1.0).to(lite.dtype)
+    return F.margin_ranking_loss(light[:, x], light[:, y], sign, margin=margin)
 
 
 @register_sampler("scsampler")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class SCSampler(TrainableSampler):
-    """Per-frame saliency from a light head on FEM features; top-K by saliency."""
+    """Per-frame saliency from AR-Net's light classifier on FEM features; top-K by saliency."""
 
     loss: str = "ce"
-    hidden: int = 256
     dropout: float = 0.5
-    rank_margin: float = 0.1
-    rank_gap: float = 0.0
+    rank_margin: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("scsampler loss", self.loss, LOSSES)
 
     def architecture(self) -> dict[str, Any]:
-        return {"loss": self.loss, "hidden": self.hidden}
+        return {"loss": self.loss}
 
-    def build_net(self, in_dim: int, num_classes: int) -> FrameHead:
-        out = num_classes if self.loss == "ce" else 1
-        return FrameHead(in_dim, out, hidden=self.hidden, dropout=self.dropout)
+    def build_net(self, in_dim: int, num_classes: int) -> LightHead:
+        return LightHead(in_dim, num_classes, dropout=self.dropout)
 
-    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
-        """FEM features and the target: the video's soft label (ce) or per-frame GT confidence (rank)."""
+    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+        """FEM features and the video's soft label (ce), or FEM features, the recognizer's logits and the
+        multi-hot labels (rank)."""
         dtype = training_dtype(train.fem)
         labels, fem = train.labels.to(dtype), train.fem.to(dtype)
         if self.loss == "ce":
             return fem, labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return fem, response_guiding(train.rec_logits, labels).to(dtype)
+        return fem, train.rec_logits.to(dtype), labels
 
-    def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor) -> Tensor:
-        out = net(fem)
+    def training_loss(self, net: nn.Module, fem: Tensor, *targets: Tensor) -> Tensor:
         if self.loss == "ce":
-            b, t, c = out.shape
-            return F.cross_entropy(out.reshape(b * t, c), target.repeat_interleave(t, dim=0))
-        score = out.squeeze(2)
-        diff = target[:, :, None] - target[:, None, :]  # [B, T, T]: > 0 where frame i should outrank j
-        pairs = diff > self.rank_gap
-        if not pairs.any():
-            return score.sum() * 0.0  # no ordered pair in this batch (e.g. T = 1): nothing to learn
-        first = score[:, :, None].expand_as(diff)[pairs]
-        second = score[:, None, :].expand_as(diff)[pairs]
-        return F.margin_ranking_loss(first, second, torch.ones_like(first), margin=self.rank_margin)
+            return time_averaged_ce(net(fem), *targets)
+        real, labels = targets
+        return saliency_rank_loss(net(fem), real, labels, margin=self.rank_margin)
 
     def scores(self, batch: FrameBank) -> Tensor:
-        (out,) = self.infer(batch.fem, lambda net, fem: (net(fem),))
-        return out.softmax(dim=2).amax(dim=2) if self.loss == "ce" else out.squeeze(2)
+        """The largest class logit of each frame."""
+        (out,) = self.infer(batch.fem, lambda net, fem: (net(fem).amax(dim=2),))
+        return out
 
     def gflops(self, frames: int) -> float:
         return self.head_gflops(self.fitted_net(), frames)
@@ -98,6 +115,6 @@ class SCSampler(TrainableSampler):
 @register_sampler("scsampler_rank")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class SCSamplerRank(SCSampler):
-    """``scsampler`` trained with the ranking loss: learns the recognizer's ground-truth confidence order."""
+    """``scsampler`` trained with AR-Net's saliency ranking loss (``--sal_rank_loss``)."""
 
     loss: str = "rank"

@@ -1,8 +1,9 @@
-"""What the trainable samplers (NSNet, SCSampler) share: the SGD loop, input standardisation, checkpoints.
+"""What the trainable samplers (NSNet, SCSampler, OCSampler) share: the SGD loop, the per-epoch temporal random
+shift, input standardisation, checkpoints.
 
 The schedule is the paper's for every trainable sampler, so a comparison between samplers is not a
 comparison between optimisers: SGD with momentum 0.9, batch 64, lr 1e-2 decayed ×0.1 at 50/120 and 75/120
-of the epochs.
+of the epochs. So is the augmentation: temporal random shift drawn anew every epoch (:mod:`.shift`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch.utils.data import DistributedSampler
 
 from samplerbench import distributed
 from samplerbench.samplers.base import FrameBank, Sampler
+from samplerbench.samplers.shift import shift_views
 
 MILESTONE_FRACTIONS: tuple[float, float] = (50 / 120, 75 / 120)
 EVAL_CHUNK = 4096  # videos per forward pass at evaluation: bounds memory, not a loop over videos
@@ -48,10 +50,16 @@ class _Objective(nn.Module):
         return self.loss_fn(self.net, *batch)
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The CPU generator of one epoch's random draws (temporal shift, a policy's samples): a function of the
+    seed and the epoch alone, so every process and device draws the same numbers."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
 def train_sgd(
     net: nn.Module,
     loss_fn: Callable[..., Tensor],
-    tensors: tuple[Tensor, ...],
+    epoch_tensors: Callable[[int], tuple[Tensor, ...]],
     *,
     epochs: int,
     batch_size: int,
@@ -60,24 +68,29 @@ def train_sgd(
     device: str,
     momentum: float = 0.9,
 ) -> list[float]:
-    """Mini-batch SGD over rows of ``tensors`` (shuffled from ``seed``); the mean loss of each epoch.
+    """Mini-batch SGD over the rows of ``epoch_tensors(epoch)`` (shuffled from ``seed``; the same number of
+    rows every epoch); the mean loss of each epoch.
 
     ``loss_fn(net, *batch)`` gets the same rows of every tensor, already on ``device``, and returns their
     mean loss. Under torchrun the rows are split as in
     :func:`~samplerbench.recognizers.train.train_frame_classifier`: the same global batches for any number
     of processes, each rank a ``batch_size / W`` share, gradients averaged by DistributedDataParallel, and
-    dropout masks drawn for the global batch.
+    dropout masks drawn for the global batch. A loss that needs other random numbers finds them among its
+    tensors, drawn for every row by ``epoch_tensors``: a draw inside the step would differ between world sizes.
     """
     local = distributed.local_batch(batch_size)
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones(epochs), gamma=0.1)
-    order = DistributedSampler(range(tensors[0].shape[0]), num_replicas=distributed.world_size(),
-                               rank=distributed.rank(), shuffle=True, seed=seed)
+    order: DistributedSampler | None = None
     history: list[float] = []
     net.train()
     for epoch in range(epochs):
+        tensors = epoch_tensors(epoch)
+        if order is None:
+            order = DistributedSampler(range(tensors[0].shape[0]), num_replicas=distributed.world_size(),
+                                       rank=distributed.rank(), shuffle=True, seed=seed)
         order.set_epoch(epoch)
         total, seen = 0.0, 0
         for rows in torch.tensor(list(order), dtype=torch.long).split(local):
@@ -121,10 +134,15 @@ class Standardize(nn.Module):
 class TrainableSampler(Sampler):
     """A sampler whose network is trained on the training bank by :func:`train_sgd`.
 
-    Subclasses say how to build the network (:meth:`build_net`), what to train on
-    (:meth:`training_tensors`) and the loss (:meth:`training_loss`). ``fit`` is deterministic given ``seed``:
-    the global RNG (weight init and dropout) is seeded inside a forked RNG state, so fitting neither depends
-    on nor disturbs the caller's random state, and shuffling uses its own generator.
+    Subclasses say how to build the network (:meth:`build_net`), what to train on (:meth:`prepare`, once;
+    :meth:`training_tensors`, every epoch) and the loss (:meth:`training_loss`). ``fit`` is deterministic given
+    ``seed``: the global RNG (weight init and dropout) is seeded inside a forked RNG state, so fitting neither
+    depends on nor disturbs the caller's random state, and shuffling and the epochs' draws use their own
+    generators.
+
+    ``temporal_shift`` (default, the NSNet supplementary's augmentation): every epoch trains on one row per
+    video whose frame t is drawn among its decoded views for that epoch and segment (:func:`.shift.shift_views`);
+    ``False`` trains on the decoded views as they are, every view a row every epoch.
     """
 
     trainable = True
@@ -134,6 +152,7 @@ class TrainableSampler(Sampler):
     batch_size: int = 64
     lr: float = 1e-2
     device: str = "cpu"
+    temporal_shift: bool = True  # per epoch and segment, a fresh draw among the decoded views (.shift)
     net: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
     history: list[float] = dataclasses.field(default_factory=list, init=False, repr=False)
     dims: tuple[int, int] | None = dataclasses.field(default=None, init=False, repr=False)  # (D, C)
@@ -142,9 +161,15 @@ class TrainableSampler(Sampler):
     def build_net(self, in_dim: int, num_classes: int) -> nn.Module:
         """A fresh network; its first module must be a :class:`Standardize` named ``standardize``."""
 
+    def prepare(self, train: FrameBank) -> None:
+        """What training computes once from the whole training bank (every view of every video) before the
+        epochs, e.g. NSNet's class prototypes; nothing by default."""
+
     @abc.abstractmethod
-    def training_tensors(self, train: FrameBank) -> tuple[Tensor, ...]:
-        """Row-aligned tensors the loss reads, FEM features first."""
+    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+        """Row-aligned tensors the loss reads in one epoch, FEM features first: ``train`` is the epoch's bank
+        (one row per video under temporal shift), ``draws`` the epoch's CPU generator for any random numbers the
+        loss needs (see :func:`train_sgd`)."""
 
     @abc.abstractmethod
     def training_loss(self, net: nn.Module, *batch: Tensor) -> Tensor:
@@ -160,12 +185,17 @@ class TrainableSampler(Sampler):
         fork_devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
-            tensors = self.training_tensors(train)
+            self.prepare(train)
             self.dims = (train.fem.shape[2], train.num_classes)
             self.net = self.build_net(*self.dims).to(self.device, training_dtype(train.fem))
             self.net.standardize.set_statistics(train.fem)
+
+            def epoch_tensors(epoch: int) -> tuple[Tensor, ...]:
+                draws = epoch_generator(self.seed, epoch)
+                return self.training_tensors(shift_views(train, draws) if self.temporal_shift else train, draws=draws)
+
             self.history = train_sgd(
-                self.net, self.training_loss, tensors, epochs=self.epochs, batch_size=self.batch_size,
+                self.net, self.training_loss, epoch_tensors, epochs=self.epochs, batch_size=self.batch_size,
                 lr=self.lr, seed=self.seed, device=self.device,
             )
 

@@ -1,7 +1,7 @@
 """Benchmark: a run's peak memory does not grow with the number of videos (frames stay in the frame store).
 
 The ``list`` adapter over N real H.264 videos at T=16, 112 px, one view per training video, every sampler
-that reads pixels or features (uniform, mgsampler, scsampler), N=100 and N=1000; the peak RSS of each run is
+that reads motion or features (uniform, mgsampler, scsampler), N=100 and N=1000; the peak RSS of each run is
 recorded in the benchmark's ``extra_info``. Run with ``pytest -m benchmark --benchmark-enable -k memory``.
 """
 

@@ -103,3 +103,58 @@ def test_workers_default_to_this_process_share_of_the_cores(monkeypatch):
     assert build_config("paper").workers == 1
     args = build_parser().parse_args(["--workers", "3", "--device", "cpu"])
     assert config_from_args(args).workers == 3
+
+
+def test_sampler_options_from_toml_yaml_json_and_flags(tmp_path):
+    """``[sampler_options.<name>]`` in any config format and ``--sampler-option`` flags, merged field by field:
+    the file over the preset, the flags over the file."""
+    (tmp_path / "o.toml").write_text('preset = "tiny"\n[sampler_options.nsnet]\nd = 256\nheads = 8\n'
+                                     '[sampler_options.scsampler]\nloss = "rank"\n')
+    (tmp_path / "o.yaml").write_text("sampler_options:\n  nsnet: {d: 256, heads: 8}\n  scsampler: {loss: rank}\n")
+    (tmp_path / "o.json").write_text(json.dumps({"sampler_options": {"nsnet": {"d": 256, "heads": 8},
+                                                                     "scsampler": {"loss": "rank"}}}))
+    expected = {"nsnet": {"d": 256, "heads": 8}, "scsampler": {"loss": "rank"}}
+    for name in ("o.toml", "o.yaml", "o.json"):
+        assert build_config(file_values=load_config_file(tmp_path / name)).sampler_options == expected
+    args = build_parser().parse_args(["--config", str(tmp_path / "o.toml"), "--device", "cpu",
+                                      "--sampler-option", "nsnet.heads=2", "--sampler-option", "nsnet.fusion=add",
+                                      "--sampler-option", "nsnet.lr=1e-3", "--sampler-option", "nsnet.no-ns=true"])
+    assert config_from_args(args).sampler_options == {
+        "nsnet": {"d": 256, "heads": 2, "fusion": "add", "lr": 0.001, "no_ns": True}, "scsampler": {"loss": "rank"}}
+    # the paper preset's NSNet width survives an option set on top of it
+    assert build_config("paper", sampler_options={"nsnet": {"heads": 8}}).sampler_options["nsnet"] == {
+        **PRESETS["paper"]["sampler_options"]["nsnet"], "heads": 8}
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("nsnet.dd=3", "sampler_options.nsnet: unknown option 'dd'; valid: seed, epochs, batch_size, lr, "
+                       "temporal_shift, d, heads"),
+        ("nsnet.heads=four", "sampler_options.nsnet.heads = 'four': expected an integer"),
+        ("nsnet.fusion=unoin", "sampler_options.nsnet: unknown fusion 'unoin'"),
+        ("uniform.seed=1", "sampler_options.uniform: unknown option 'seed'; valid: none (it takes no options)"),
+        ("nssnet.d=3", "unknown sampler 'nssnet'"),
+        ("nsnet.device=cuda", "sampler_options.nsnet: unknown option 'device'"),
+    ],
+)
+def test_bad_sampler_options_are_one_line_errors(flag, message):
+    args = build_parser().parse_args(["--preset", "tiny", "--device", "cpu", "--sampler-option", flag])
+    with pytest.raises(UserError) as err:
+        config_from_args(args)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_malformed_sampler_option_flag_is_rejected():
+    with pytest.raises(UserError, match=r"expected SAMPLER\.FIELD=VALUE"):
+        build_parser().parse_args(["--sampler-option", "nsnet-d=3"])
+
+
+def test_aggregation_from_a_flag_or_a_file_is_checked(tmp_path):
+    args = build_parser().parse_args(["--preset", "tiny", "--device", "cpu", "--aggregation", "mean_logits"])
+    assert config_from_args(args).aggregation == "mean_logits" and build_config("tiny").aggregation == "mean_softmax"
+    with pytest.raises(UserError, match="invalid choice: 'median'"):
+        build_parser().parse_args(["--aggregation", "median"])
+    (tmp_path / "a.toml").write_text('preset = "tiny"\naggregation = "median"\n')
+    with pytest.raises(UserError, match="aggregation = 'median': valid: mean_softmax, mean_logits, max_features"):
+        config_from_args(build_parser().parse_args(["--config", str(tmp_path / "a.toml"), "--device", "cpu"]))

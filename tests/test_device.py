@@ -30,7 +30,7 @@ FEM_DIM = 1280  # mobilenet_v2's pooled features
 COPIES_BY_DESIGN = {"random"}  # draws keyed by the video id are made on the CPU (see RandomSampler)
 # Small networks and one epoch: what is tested is where tensors live, not what the samplers learned.
 TRAINING = dict(epochs=1, batch_size=8, seed=0)
-SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "scsampler": dict(hidden=8), "scsampler_rank": dict(hidden=8)}
+SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "mgsampler": dict(frame_size=(8, 10))}
 
 
 class DeviceMixing(TorchDispatchMode):
@@ -61,7 +61,7 @@ def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameBank:
     return FrameBank(
         fem=torch.rand(n, T, dim, generator=gen),
         num_classes=C,
-        frames=torch.randint(0, 256, (n, T, 3, 8, 10), generator=gen, dtype=torch.uint8),
+        motion=torch.rand(n, T, generator=gen),
         labels=torch.nn.functional.one_hot(torch.arange(n) % C, C).float(),
         rec_logits=torch.randn(n, T, C, generator=gen),
         rec_feats=torch.randn(n, T, 6, generator=gen),
@@ -75,7 +75,7 @@ def meta_bank(sampler: Sampler) -> FrameBank:
     privileged = sampler.uses_labels_at_eval
     return FrameBank(
         fem=bank.fem.to(META), num_classes=C, video_ids=bank.video_ids,
-        frames=bank.frames.to(META) if sampler.needs_frames else None,
+        motion=bank.motion.to(META) if sampler.needs_motion else None,
         labels=bank.labels.to(META) if privileged else None,
         rec_logits=bank.rec_logits.to(META) if privileged else None,
         rec_feats=bank.rec_feats.to(META) if privileged else None,
@@ -151,7 +151,9 @@ def test_the_timed_pipeline_stays_on_its_device(name):
     rec = FrameClassifier(arch="resnet18", num_classes=C)
     fem = FrameClassifier(arch="mobilenet_v2", num_classes=C)
     frames = torch.randint(0, 256, (2, T, 3, 16, 16), dtype=torch.uint8)
+    sampler = build(name, dim=FEM_DIM)
     with DeviceMixing():
-        timing = sampler_throughput(sampler=build(name, dim=FEM_DIM), frames=frames, k=K, recognizer=rec, fem=fem,
-                                    fem_res=8, num_classes=C, device="meta", min_iters=1, min_seconds=0.0)
+        timing = sampler_throughput(sampler=sampler, frames=frames, k=K, recognizer=rec, fem=fem, fem_res=8,
+                                    motion=torch.rand(2, T) if sampler.needs_motion else None, num_classes=C,
+                                    device="meta", min_iters=1, min_seconds=0.0)
     assert timing.iterations >= 1

@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
+from samplerbench.errors import UserError
 from samplerbench.metrics import (
     anet_average_precision,
     anet_interpolated_ap,
@@ -39,6 +40,29 @@ def test_video_scores_hand_worked() -> None:
     logits = torch.tensor([[[0.0, 0.0], [np.log(3.0), 0.0], [9.0, -9.0]]])
     out = video_scores(logits, torch.tensor([[0, 1]]))
     torch.testing.assert_close(out, torch.tensor([[0.625, 0.375]]))
+
+
+def test_aggregations_hand_worked() -> None:
+    """Two kept frames, two classes. Logits [2, 0] and [0, 0]; pooled features [1, 0] and [0, 3] under an
+    identity head (so the logits would be [1, 0] and [0, 3])."""
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0], [9.0, 9.0]]])
+    feats = torch.tensor([[[1.0, 0.0], [0.0, 3.0], [9.0, 9.0]]])
+    head = (torch.eye(2), torch.zeros(2))
+    index = torch.tensor([[0, 1]])
+    e = np.e
+    # mean of softmax: ([e²/(e²+1), 1/(e²+1)] + [.5, .5]) / 2
+    mean_softmax = [(e**2 / (e**2 + 1) + 0.5) / 2, (1 / (e**2 + 1) + 0.5) / 2]
+    # softmax of the mean logit [1, 0] (AR-Net's combine_logits)
+    mean_logits = [e / (e + 1), 1 / (e + 1)]
+    # head on the element-wise max [1, 3] of the features (OCSampler's / FrameExit's max consensus)
+    max_features = [e / (e + e**3), e**3 / (e + e**3)]
+    for aggregation, expected in (("mean_softmax", mean_softmax), ("mean_logits", mean_logits),
+                                  ("max_features", max_features)):
+        out = video_scores(logits, index, aggregation=aggregation, frame_feats=feats, head=head)
+        torch.testing.assert_close(out, torch.tensor([expected]), msg=aggregation)
+    assert torch.equal(video_scores(logits, index), video_scores(logits, index, aggregation="mean_softmax"))
+    with pytest.raises(UserError, match="aggregation = 'median': valid: mean_softmax, mean_logits, max_features"):
+        video_scores(logits, index, aggregation="median")
 
 
 def test_video_scores_half_precision_input_gives_float32() -> None:

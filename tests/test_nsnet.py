@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sklearn.metrics import average_precision_score
+from banks import C, D, T, eval_view, salient_bank, video_map
 
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
+from samplerbench.errors import UserError
 from samplerbench.samplers.base import FrameBank, get_sampler
 from samplerbench.samplers.guiding import (
     class_prototypes,
@@ -18,8 +19,7 @@ from samplerbench.samplers.guiding import (
 )
 from samplerbench.samplers.nsnet import NSNetSampler
 
-C, T, D, F, K = 4, 16, 24, 12, 2
-SALIENT = 3  # frames per video that show the action
+K = 2
 SMALL = dict(d=32, heads=2, layers=1, epochs=20, batch_size=32, lr=0.05, seed=0)
 
 
@@ -107,42 +107,6 @@ def test_pseudo_labels():
 # ------------------------------------------------------------------------------------------ learning
 
 
-def salient_bank(n: int, *, seed: int, with_labels: bool = True) -> FrameBank:
-    """Videos of one class each; SALIENT consecutive frames show it, the rest is shared background.
-
-    FEM: salient frames = class embedding + noise; background = a shared embedding + a faint embedding of
-    another class (a confuser) + noise. The recognizer is confident and right on salient frames and
-    mildly confident in the confuser class elsewhere, so picking background frames misleads it.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    world = torch.Generator().manual_seed(99)  # the same classes and background in every bank
-    fem_class, rec_class = torch.randn(C, D, generator=world), torch.randn(C, F, generator=world)
-    background = torch.randn(D, generator=world)
-    y = torch.arange(n) % C
-    confuser = (y + 1 + torch.randint(0, C - 1, (n,), generator=gen)) % C
-    start = torch.randint(0, T - SALIENT + 1, (n,), generator=gen)
-    t = torch.arange(T)
-    salient = (t >= start[:, None]) & (t < start[:, None] + SALIENT)  # [n, T]
-    s = salient[..., None].float()
-    fem = s * fem_class[y][:, None] + (1 - s) * (background + 0.5 * fem_class[confuser][:, None])
-    fem = fem + 0.3 * torch.randn(n, T, D, generator=gen)
-    onehot = torch.nn.functional.one_hot
-    logits = s * 4.0 * onehot(y, C)[:, None].float() + (1 - s) * 1.0 * onehot(confuser, C)[:, None].float()
-    logits = logits + 0.3 * torch.randn(n, T, C, generator=gen)
-    feats = s * rec_class[y][:, None] + (1 - s) * 0.3 * rec_class[confuser][:, None]
-    feats = feats + 0.3 * torch.randn(n, T, F, generator=gen)
-    labels = onehot(y, C).float()
-    keep = dict(labels=labels, rec_logits=logits, rec_feats=feats) if with_labels else {}
-    return FrameBank(fem=fem, num_classes=C, **keep)
-
-
-def video_map(bank: FrameBank, selected: torch.Tensor) -> float:
-    """mAP of the video score = mean per-frame softmax over the selected frames (how the suite evaluates)."""
-    probs = bank.rec_logits.softmax(dim=2)
-    picked = probs.gather(1, selected[..., None].expand(-1, -1, C)).mean(dim=1)
-    return float(average_precision_score(bank.labels.numpy(), picked.numpy(), average="macro"))
-
-
 @pytest.fixture(scope="module")
 def banks() -> tuple[FrameBank, FrameBank]:
     return salient_bank(160, seed=0), salient_bank(80, seed=1)
@@ -153,10 +117,6 @@ def trained(banks) -> NSNetSampler:
     sampler = NSNetSampler(**SMALL)
     sampler.fit(banks[0])
     return sampler
-
-
-def eval_view(bank: FrameBank) -> FrameBank:
-    return FrameBank(fem=bank.fem, num_classes=bank.num_classes)
 
 
 def test_loss_falls(trained):
@@ -199,3 +159,78 @@ def test_response_guiding_variant_trains(banks):
     sampler = NSNetSampler(**{**SMALL, "epochs": 4}, guiding="response", pseudo_rule="topk")
     sampler.fit(banks[0])
     assert sampler.history[-1] < sampler.history[0]
+
+
+# ---------------------------------------------------------------------------------------------- width
+
+
+def encoder_width_gflops(t: int, width: int, layers: int, projected_from: int | None) -> float:
+    """What fvcore counts for NSNet's inference on one video (1 MAC = 1 flop): per encoder layer the q, k, v
+    and out projections 4·T·w², the attention products 2·T²·w, the FFN (hidden = w) 2·T·w² and two layer norms
+    at 5 per element; the FS and VG heads T·w each; the input projection T·D·w when there is one."""
+    per_layer = 6 * t * width**2 + 2 * t * t * width + 10 * t * width
+    return (layers * per_layer + 2 * t * width + (t * projected_from * width if projected_from else 0)) / 1e9
+
+
+def test_nsnet_at_the_fem_width_has_no_projection_and_counts_the_head_at_that_width():
+    """``d="fem"`` (supplementary A.1, the paper preset): the encoder works at the features' own width D, with
+    per-head width D/h and FFN hidden D; GFLOPs count the head at the width used."""
+    pytest.importorskip("samplerbench.cost")
+    bank = salient_bank(40, seed=0)
+    wide = NSNetSampler(**{**SMALL, "epochs": 1, "d": "fem", "heads": 4, "layers": 2})
+    wide.fit(bank)
+    net = wide.fitted_net()
+    assert isinstance(net.proj, torch.nn.Identity)
+    assert net.encoder.layers[0].linear1.weight.shape == (D, D) and net.classifier.in_features == D
+    assert wide.gflops(T) == pytest.approx(encoder_width_gflops(T, D, 2, None))
+    narrow = NSNetSampler(**{**SMALL, "epochs": 1, "d": 8, "heads": 4, "layers": 2})
+    narrow.fit(bank)
+    assert narrow.gflops(T) == pytest.approx(encoder_width_gflops(T, 8, 2, D))
+    restored = NSNetSampler(**{**SMALL, "heads": 4, "layers": 2})  # d comes back from the checkpoint
+    restored.load_state_dict(wide.state_dict())
+    assert restored.d == "fem" and torch.equal(restored.select(bank, K), wide.select(bank, K))
+    with pytest.raises(UserError, match=r"d='fem' \(the FEM's width 24\) must be divisible by heads=5"):
+        NSNetSampler(**{**SMALL, "d": "fem", "heads": 5}).fit(bank)
+    with pytest.raises(UserError, match="d='wide' must be a positive integer or 'fem'"):
+        NSNetSampler(d="wide")
+
+
+# ---------------------------------------------------------------------------------------------- this suite's reading
+
+
+@pytest.mark.parametrize("non_salient", ["background", "uniform", "none"])
+def test_non_salient_supervision_options(non_salient):
+    """The loss is fs_weight·BCE(FS) + vg_weight·(CE(salient) + CE(non-salient)); the non-salient target is the
+    background class, a uniform distribution over the C classes, or nothing."""
+    bank = salient_bank(8, seed=2)
+    sampler = NSNetSampler(**{**SMALL, "epochs": 1}, non_salient=non_salient, fs_weight=0.5, vg_weight=2.0)
+    sampler.fit(bank)
+    net = sampler.fitted_net().eval()  # no dropout: the terms can be recomputed exactly
+    (fem, target, pseudo) = sampler.training_tensors(bank, draws=torch.Generator())
+    with torch.no_grad():
+        loss = sampler.training_loss(net, fem, target, pseudo)
+        z = net.encode(fem)
+        fs_logits, a = net.branches(z)
+        salient = net.classifier(torch.einsum("bt,btd->bd", a, z))
+        rest = net.classifier(torch.einsum("bt,btd->bd", (1 - a) / (T - 1), z))
+        ce = torch.nn.functional.cross_entropy
+        expected_ns = {"background": ce(rest, torch.full((8,), C)),
+                       "uniform": -(rest.log_softmax(dim=1)[:, :C]).mean(dim=1).mean(), "none": 0.0}[non_salient]
+        fs = torch.nn.functional.binary_cross_entropy_with_logits(fs_logits, pseudo)
+        expected = 0.5 * fs + 2.0 * (ce(salient, target) + expected_ns)
+    assert loss.item() == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_tables_say_what_is_this_suites_reading():
+    from samplerbench.report import nsnet_reading
+    from samplerbench.samplers.base import field_values
+
+    default = nsnet_reading(field_values(NSNetSampler()))
+    for phrase in ("this suite's reading", "min-max-normalised guiding score is at least 0.5", "`topk`",
+                   "extra background class", "`non_salient = background`; also `uniform`, `none`",
+                   "weighted 1 beside the VG losses weighted 1", "128 after a projection", "`d = \"fem\"`",
+                   "4 heads, 2 layers", "[sampler_options.nsnet]"):
+        assert phrase in default, phrase
+    paper = nsnet_reading(field_values(NSNetSampler(d="fem", pseudo_rule="topk", non_salient="uniform")))
+    assert "the FEM's own width (supplementary A.1)" in paper and "the top 30% of each video" in paper
+    assert "uniform distribution over the classes" in paper and "also `minmax`" in paper

@@ -3,9 +3,7 @@ degenerate shapes, the registry, and checkpoints that load with ``weights_only=T
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import math
 
 import pytest
 import torch
@@ -13,6 +11,7 @@ import torch
 import samplerbench.samplers.dense
 import samplerbench.samplers.mgsampler
 import samplerbench.samplers.nsnet
+import samplerbench.samplers.ocsampler
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random
 import samplerbench.samplers.scsampler
@@ -24,10 +23,8 @@ from samplerbench.samplers.base import (
     get_sampler,
     list_samplers,
     register_sampler,
-    select_all,
 )
-from samplerbench.samplers.mgsampler import distinct_in_range, frame_motion, quantile_indices
-from samplerbench.store import TensorFrames
+from samplerbench.samplers.mgsampler import cumulative_motion, distinct_in_range, quantile_indices
 
 C, D, F = 3, 12, 6
 TRAINING = dict(epochs=2, batch_size=8, seed=3)
@@ -35,11 +32,12 @@ SAMPLERS: dict[str, dict] = {
     "uniform": {},
     "random": {"seed": 3},
     "dense": {},
-    "mgsampler": {},
+    "mgsampler": {"frame_size": (8, 10)},
     "oracle": {},
     "oracle_response": {"guiding": "response"},
-    "scsampler": {**TRAINING, "hidden": 8},
-    "scsampler_rank": {**TRAINING, "hidden": 8},
+    "ocsampler": {**TRAINING, "train_budget": 2},
+    "scsampler": TRAINING,
+    "scsampler_rank": TRAINING,
     "nsnet": {**TRAINING, "d": 8, "heads": 2, "layers": 1},
     "nsnet_no_ns": {**TRAINING, "d": 8, "heads": 2, "layers": 1, "no_ns": True},
     "nsnet_intersection": {**TRAINING, "d": 8, "heads": 2, "layers": 1, "fusion": "intersection"},
@@ -68,7 +66,7 @@ def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameBank:
     return FrameBank(
         fem=torch.rand(n, t, D, generator=gen) * 3,
         num_classes=C,
-        frames=torch.randint(0, 256, (n, t, 3, 8, 10), generator=gen, dtype=torch.uint8),
+        motion=torch.rand(n, t, generator=gen),
         labels=labels if full else None,
         rec_logits=torch.randn(n, t, C, generator=gen) if full else None,
         rec_feats=torch.randn(n, t, F, generator=gen) if full else None,
@@ -76,12 +74,12 @@ def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameBank:
 
 
 def eval_bank(sampler: Sampler, n: int, t: int, seed: int) -> FrameBank:
-    """What the pipeline hands a sampler at evaluation: labels only to the oracle, frames only on request."""
+    """What the pipeline hands a sampler at evaluation: labels only to the oracle, motion only on request."""
     bank = make_bank(n, t, seed=seed)
     return FrameBank(
         fem=bank.fem,
         num_classes=C,
-        frames=bank.frames if sampler.needs_frames else None,
+        motion=bank.motion if sampler.needs_motion else None,
         labels=bank.labels if sampler.uses_labels_at_eval else None,
         rec_logits=bank.rec_logits if sampler.uses_labels_at_eval else None,
         rec_feats=bank.rec_feats if sampler.uses_labels_at_eval else None,
@@ -171,7 +169,8 @@ def test_bad_field_values_are_user_errors():
 
 def test_registry():
     names = list_samplers()
-    for name in ("uniform", "random", "dense", "oracle", "scsampler", "scsampler_rank", "mgsampler", "nsnet"):
+    for name in ("uniform", "random", "dense", "oracle", "scsampler", "scsampler_rank", "mgsampler", "nsnet",
+                 "ocsampler"):
         assert name in names
     with pytest.raises(ValueError, match="already registered"):
         register_sampler("nsnet")(type("Again", (Sampler,), {"scores": lambda self, batch: None}))
@@ -185,36 +184,38 @@ def test_untrained_sampler_refuses_to_select():
         get_sampler("nsnet").select(make_bank(2, 8, seed=0, full=False), 2)
 
 
-def test_mgsampler_motion_and_quantiles():
-    frames = torch.zeros(1, 5, 3, 2, 2, dtype=torch.uint8)
-    frames[0, 3:] = 255  # one cut between frames 2 and 3
-    motion = frame_motion(frames)
-    assert torch.allclose(motion, torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]]), atol=1e-6)
-    # all the motion sits on frame 3: every quantile lands there, collisions spread to distinct frames
-    assert quantile_indices(motion, 2, floor=1e-4).tolist() == [[3, 4]]
-    assert quantile_indices(motion, 3, floor=1e-4).tolist() == [[2, 3, 4]]
-    # a static video is sampled uniformly
-    assert quantile_indices(torch.zeros(1, 8), 4, floor=1e-4).tolist() == [[1, 3, 5, 7]]
+def test_mgsampler_quantile_rule_by_hand():
+    """MGSampler's rule (loading.py, SampleFrames): √motion, normalised and accumulated; for each quantile
+    (j + 0.5)/K the frame whose cumulative motion is nearest, the first of equally near ones."""
+    # √[0, 0, 1, 1, 9] = [0, 0, 1, 1, 3] -> cumulative [0, 0, .2, .4, 1]; .25 is nearest .2 (frame 2), .75 is
+    # nearest 1 (frame 4). Without the square root it would be [0, 0, 1/11, 2/11, 1] -> frames 3 and 4.
+    motion = torch.tensor([[0.0, 0, 1, 1, 9]])
+    assert torch.allclose(cumulative_motion(motion), torch.tensor([[0.0, 0, 0.2, 0.4, 1]]))
+    assert quantile_indices(motion, 2).tolist() == [[2, 4]]
+    # one burst on frame 3: cumulative [0, 0, 0, 1, 1, 1, 1, 1]. K=2: .25 -> frame 0 (first of the zeros),
+    # .75 -> frame 3. K=3: 1/6 -> 0, 1/2 is as near 0 as 1 -> frame 0 again, moved right to 1; 5/6 -> 3
+    burst = torch.tensor([[0.0, 0, 0, 1, 0, 0, 0, 0]])
+    assert quantile_indices(burst, 2).tolist() == [[0, 3]]
+    assert quantile_indices(burst, 3).tolist() == [[0, 1, 3]]
+    # no motion at all (MGSampler divides by zero): even weights, cumulative (t + 1)/8 -> every other frame
+    assert quantile_indices(torch.zeros(1, 8), 4).tolist() == [[0, 2, 4, 6]]
     assert distinct_in_range(torch.tensor([[0, 0, 0], [5, 5, 5]]), 6).tolist() == [[0, 1, 2], [3, 4, 5]]
 
 
-def test_mgsampler_gflops_counts_frame_differencing():
-    sampler = get_sampler("mgsampler")
+def test_mgsampler_gflops_counts_the_motion_measure():
     with pytest.raises(RuntimeError, match="frame size"):
-        sampler.gflops(16)
-    sampler.scores(make_bank(2, 4, seed=0))
-    assert sampler.gflops(16) == pytest.approx(16 * 8 * 10 * 4 / 1e9)
+        get_sampler("mgsampler").gflops(16)
     explicit = get_sampler("mgsampler", frame_size=(112, 112))
-    assert explicit.gflops(16) == pytest.approx(16 * 112 * 112 * 4 / 1e9)
+    assert explicit.gflops(16) == pytest.approx(16 * 112 * 112 * (6 + 3 + 5 * 49 + 12) / 1e9)
 
 
-@pytest.mark.parametrize("case", ["nsnet", "scsampler"])
+@pytest.mark.parametrize("case", ["nsnet", "scsampler", "ocsampler"])
 def test_head_gflops(case):
     pytest.importorskip("samplerbench.cost")
     assert fitted(case, 8).gflops(8) > 0
 
 
-@pytest.mark.parametrize("case", ["scsampler", "scsampler_rank", "nsnet"])
+@pytest.mark.parametrize("case", ["scsampler", "scsampler_rank", "nsnet", "ocsampler"])
 def test_float64_features_train_and_reload_a_float64_network(case):
     """``--dtype float64`` banks: the network trains in float64, and its checkpoint reloads as float64."""
     bank = make_bank(20, 8, seed=0)
@@ -247,26 +248,8 @@ def test_random_draws_follow_the_video_not_its_features():
                                                                                num_classes=C), 3))
 
 
-def test_subset_keeps_video_ids_aligned():
-    bank = FrameBank(fem=torch.rand(4, 2, 1), num_classes=C, video_ids=("a", "b", "c", "d"))
-    assert bank.subset(torch.tensor([2, 0])).video_ids == ("c", "a")
-    assert bank.subset(torch.tensor([False, True, True, False])).video_ids == ("b", "c")
-    assert bank.subset(slice(1, None, 2)).video_ids == ("b", "d")
-    assert torch.equal(bank.subset(slice(1, None, 2)).fem, bank.fem[1::2])
-
-
 def test_half_precision_features_train_in_float32():
     bank = make_bank(20, 8, seed=0)
     sampler = get_sampler("nsnet", **SAMPLERS["nsnet"])
     sampler.fit(FrameBank(**{**vars(bank), "fem": bank.fem.half()}))
     assert all(p.dtype == torch.float32 for p in sampler.fitted_net().parameters())
-
-
-def test_select_all_reads_frames_from_disk_a_slice_at_a_time():
-    """A split's frames behind a FrameSource are selected slice by slice, with the same result as at once."""
-    bank = make_bank(9, 6, seed=3)
-    sampler = get_sampler("mgsampler")
-    lazy = dataclasses.replace(bank, frames=TensorFrames(bank.frames))
-    one_video = math.prod(bank.frames.shape[1:])
-    assert torch.equal(select_all(sampler, lazy, 3, frame_bytes=2 * one_video), sampler.select(bank, 3))
-    assert torch.equal(select_all(sampler, bank, 3), sampler.select(bank, 3))

@@ -93,16 +93,18 @@ def test_selection_on_new_videos(trained, tmp_path):
                 [5 * trained.lengths[v] // 16, 13 * trained.lengths[v] // 16] for v in (*long_ids, short_id)]
 
 
-def test_nsnet_selects_what_the_benchmark_selected(trained):
-    """Same frames and same recognizer scores as the run, for every validation video."""
+@pytest.mark.parametrize("name", ["nsnet", "mgsampler"])
+def test_a_checkpoint_selects_what_the_benchmark_selected(trained, name):
+    """Same frames and same recognizer scores as the run, for every validation video: NSNet from its FEM
+    features, MGSampler from the motion it measures while decoding the new videos."""
     pipe, cfg = trained.pipe, trained.cfg
-    sampler, bank = pipe.sampler("nsnet", fem=pipe.outputs("fem", cfg.fem_arch),
+    sampler, bank = pipe.sampler(name, fem=pipe.outputs("fem", cfg.fem_arch),
                                  rec=pipe.outputs("recognizer", cfg.rec_arch))
     positions = sampler.select(bank, 2).numpy()
     val_ids = pipe.split("val").video_ids
-    nsnet = load_sampler(trained.folder / "checkpoints/nsnet.pt")
-    out = nsnet.select_videos([trained.videos[v] for v in val_ids], 2, top5=True)
-    predictions = json.loads((trained.folder / "predictions/nsnet_K2.json").read_text())["results"]
+    trained_sampler = load_sampler(trained.folder / f"checkpoints/{name}.pt")
+    out = trained_sampler.select_videos([trained.videos[v] for v in val_ids], 2, top5=True)
+    predictions = json.loads((trained.folder / f"predictions/{name}_K2.json").read_text())["results"]
     for vid, pos, entry in zip(val_ids, positions, out, strict=True):
         assert entry["frame_indices"] == presample_indices(trained.lengths[vid], 8)[pos].tolist(), vid
         exported = sorted(predictions[vid], key=lambda p: -p["score"])

@@ -21,14 +21,16 @@ from samplerbench.stagelog import StageLog
 from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate
 
 T, K = 16, 4
-DECODES_T = {"dense", "mgsampler", "nsnet", "scsampler", "scsampler_rank", "oracle"}  # read every frame
+DECODES_2T = {"mgsampler"}  # every pre-sampled frame and its successor, for the motion between them
+DECODES_T = {"dense", "nsnet", "ocsampler", "scsampler", "scsampler_rank", "oracle"}  # read every frame
 DECODES_K = {"uniform", "random"}  # choose positions without looking at the frames
 
 
-@pytest.mark.parametrize("name", sorted(DECODES_T | DECODES_K))
+@pytest.mark.parametrize("name", sorted(DECODES_2T | DECODES_T | DECODES_K))
 def test_samplers_that_read_frames_decode_t_the_others_k(name):
     assert name in list_samplers()
-    assert decoded_frames(get_sampler(name), t=T, k=K) == (T if name in DECODES_T else K)
+    expected = 2 * T if name in DECODES_2T else T if name in DECODES_T else K
+    assert decoded_frames(get_sampler(name), t=T, k=K) == expected
 
 
 def test_end_to_end_rate_adds_decode_and_compute_time():
@@ -77,6 +79,21 @@ def test_decode_timing_decodes_each_video_at_the_segment_centres(tmp_path, monke
     assert calls[1][2] == {"short_side": 40, "crop": 32}
 
 
+def test_decode_timing_with_successors_decodes_each_centre_and_its_next_frame(tmp_path, monkeypatch):
+    """mgsampler's pipeline decodes T frames and their successors and measures the motion while decoding."""
+    videos = [(write_clip(tmp_path / "a.mp4", frames=12), 12)]
+    calls = []
+
+    def recording(path, indices, num_frames, **kwargs):
+        calls.append((indices.tolist(), num_frames, kwargs))
+        return real(path, indices, num_frames, **kwargs)
+
+    real = throughput.decode_motion
+    monkeypatch.setattr(throughput, "decode_motion", recording)
+    decode_timing(videos, 6, short_side=40, crop=32, successors=True, min_seconds=0.0)
+    assert calls[-1] == (presample_indices(12, 3).tolist(), 12, {"short_side": 40, "crop": 32})
+
+
 def test_remeasure_replaces_the_cached_figure(tmp_path):
     cfg = build_config("tiny")
     log = StageLog(quiet=True)
@@ -107,10 +124,12 @@ def test_main_table_marks_noisy_rates_and_states_the_timed_batches_and_decoding(
     add_speedups(rows, {2: 0.05, T: 0.4})
     for r in rows:
         r.update(budget_K=K, mAP=50.0, mAP_anet=50.0, top1=40.0, hit3=70.0, salient_hit_rate=30.0, pareto=False)
-    decode = [dict(frames=2, s_per_video=0.05, spread=0.3, timed_decodes=20)]
+    decode = [dict(frames=2, s_per_video=0.05, spread=0.3, timed_decodes=20),
+              dict(frames=32, successors=True, s_per_video=0.2, spread=0.1, timed_decodes=8)]
     lines = main_markdown(rows, "header", decode=decode).splitlines()
     dense, uniform = ([cell.strip() for cell in line.split("|")] for line in lines if line.startswith("| ")
                       and line.split("|")[1].strip() in ("dense", "uniform"))
     assert {"10.0", "7", "2.0"} <= set(dense) and not any("†" in cell for cell in dense)
     assert {"80.0 †", "16.0 †"} <= set(uniform)  # compute and end-to-end rates of the noisy timing
     assert "2 frames 50 ms (IQR 30%, 20 decodes)" in lines[-1]
+    assert "16 frames + their successors and motion 200 ms (IQR 10%, 8 decodes)" in lines[-1]
