@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from runconfigs import MICRO
 
 from samplerbench import cache, preflight, store
 from samplerbench.cli import main
@@ -154,25 +155,6 @@ def test_the_real_entry_point_prints_one_line(tmp_path):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "seed = -1" in done.stderr, done.stderr
 
 
-MICRO = """
-samplers = ["uniform", "nsnet"]
-tables = ["main"]
-frames = 4
-budgets = [2]
-rec_epochs = 1
-fem_epochs = 1
-sampler_epochs = 2
-throughput_iters = 1
-bootstrap = 20
-[synthetic]
-num_classes = 2
-train_per_class = 3
-val_per_class = 2
-min_frames = 6
-max_frames = 12
-width = 64
-height = 48
-"""
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runconfigs import MICRO
 
 from samplerbench import cache as cache_module
 from samplerbench import store
@@ -58,32 +59,13 @@ def test_a_damaged_entry_is_moved_aside_and_recomputed(tmp_path, capsys, stage, 
     assert torch.equal(served["frames"], value["frames"])
 
 
-CONFIG = """
-samplers = ["uniform", "nsnet"]
-tables = ["main"]
-frames = 4
-budgets = [2]
-rec_epochs = 1
-fem_epochs = 1
-sampler_epochs = 2
-throughput_iters = 1
-bootstrap = 20
-[synthetic]
-num_classes = 2
-train_per_class = 3
-val_per_class = 2
-min_frames = 6
-max_frames = 12
-width = 64
-height = 48
-"""
 
 
 @pytest.mark.slow
 def test_a_run_heals_every_stage_kind(tmp_path, capsys):
     """Damage one entry of every stage kind and one shard of the frame store of a finished run: the next run
     names each, recomputes (re-decodes) each, and reports the same accuracy."""
-    (tmp_path / "run.toml").write_text(CONFIG)
+    (tmp_path / "run.toml").write_text(MICRO)
     argv = ["--preset", "tiny", "--config", str(tmp_path / "run.toml"), "--device", "cpu", "--quiet",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
     assert main(argv) == 0

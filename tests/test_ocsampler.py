@@ -13,14 +13,7 @@ from samplerbench.samplers import get_sampler
 from samplerbench.samplers import ocsampler as oc
 from samplerbench.samplers.ocsampler import confidence, set_log_prob, tsn_indices
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A tiny network on a shared 2-core machine: intra-op threads only add synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_probability_of_a_drawn_set_by_hand(monkeypatch):

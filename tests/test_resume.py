@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runconfigs import MICRO_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -26,15 +27,7 @@ rec_epochs = 40
 fem_epochs = 1
 throughput_iters = 1
 bootstrap = 20
-[synthetic]
-num_classes = 2
-train_per_class = 3
-val_per_class = 2
-min_frames = 6
-max_frames = 12
-width = 64
-height = 48
-"""
+""" + MICRO_DATA
 
 
 def bench(tmp_path: Path, rec_epochs: int) -> subprocess.Popen:

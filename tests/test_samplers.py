@@ -44,14 +44,7 @@ SAMPLERS: dict[str, dict] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks on a shared 2-core machine: intra-op threads only add synchronisation (35x slower
-    under load), so these tests run single-threaded and restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def registry_name(case: str) -> str:
