@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torchvision
@@ -91,7 +93,9 @@ def test_load_weights_refuses_a_checkpoint_of_another_architecture(tmp_path):
 
 
 def test_cuda_runs_channels_last_under_bf16_autocast_and_float64_checks_stay_exact():
-    """What training and extraction run on a GPU, decided without one: the model's layout and the context."""
+    """What training and extraction run on a GPU, decided without one: the model's layout and the context
+    (torch warns that a CUDA autocast is disabled where there is no CUDA; only its settings are read here)."""
+    warnings.filterwarnings("ignore", "User provided device_type of 'cuda'", UserWarning)
     model, autocast, fmt = fast_path(FrameClassifier(arch="resnet18", num_classes=3), "cuda:0", compile_model=False)
     assert model.body.conv1.weight.is_contiguous(memory_format=torch.channels_last) and fmt == torch.channels_last
     assert isinstance(autocast, torch.autocast) and autocast.fast_dtype == torch.bfloat16
