@@ -190,7 +190,7 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
             decoded = decoded_frames(sampler, t=cfg.frames, k=k)
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
-                             gflops_per_video=b.gflops(sampler, k),
+                             gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
                              **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
     decode = {n: b.decode_cost(n, successors=successors[n])
               for n in sorted({r["decoded_frames"] for r in rows} - {None})}

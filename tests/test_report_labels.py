@@ -57,3 +57,11 @@ def test_the_last_line_names_the_file_to_open_and_the_headline(tmp_path, rows, m
     (tmp_path / "run.json").write_text(json.dumps({"smoke_test": smoke, "headline": report.headline(rows, metric, 4)}))
     start = f"results written to {tmp_path}/ — open main.md"
     assert report.final_line(tmp_path) == (f"{start}; {line}" if line else start)
+
+
+def test_the_oracle_is_never_pareto_optimal_and_hides_no_sampler():
+    rows = [dict(sampler="uniform", gflops_per_video=1.0, mAP=30.0),
+            dict(sampler="nsnet", gflops_per_video=2.0, mAP=40.0),
+            dict(sampler="dense", gflops_per_video=4.0, mAP=35.0),
+            dict(sampler="oracle", gflops_per_video=1.0, mAP=90.0, reads_labels=True)]
+    assert report.pareto_flags(rows) == [True, True, False, False]
