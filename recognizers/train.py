@@ -150,6 +150,7 @@ def train_frame_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     targets = soft_targets(labels)
     augment = torch.Generator().manual_seed(seed)
+    # The loader's sampler: it iterates this list afresh each epoch, so each epoch refills it in place.
     epoch_items: list[tuple[Tensor, Tensor, Tensor]] = []
     loader = _loader(_Batches(frames, resolution), epoch_items, workers=workers, device=device)
     history = []

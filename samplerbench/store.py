@@ -228,9 +228,7 @@ def verify(root: Path) -> list[Path]:
     bad = []
     for i in range(json.loads((root / INDEX).read_text())["shards"]):
         data, meta_path = _paths(root, i)
-        meta = _read_meta(meta_path)
-        ok = meta is not None and data.exists() and data.stat().st_size == meta["nbytes"]
-        if not (ok and _crc32(data) == meta["crc32"]):
+        if not (shard_done(root, i) and _crc32(data) == _read_meta(meta_path)["crc32"]):
             bad.append(data)
             stamp = f".corrupt-{int(time.time())}"
             for p in (data, meta_path):
