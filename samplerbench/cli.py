@@ -129,6 +129,10 @@ def build_parser() -> ArgumentParser:
                    help="training list: 'path label...' lines (fcvid, list, ucf101) or YouTube ids (minikinetics)")
     p.add_argument("--val-list", default=None, metavar="FILE", help="validation list, same format as --train-list")
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3), help="UCF101's official split (default: 1)")
+    p.add_argument("--filename-tmpl", default=None, metavar="TMPL",
+                   help="file names in frame folders (default: img_{:05d}.jpg, as mmaction2's filename_tmpl)")
+    p.add_argument("--start-index", type=int, default=None, metavar="N",
+                   help="number of a frame folder's first file (default: 1, as mmaction2's start_index)")
     p.add_argument("--lenient", action="store_true", default=None,
                    help="skip malformed annotation entries and list them, instead of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
@@ -226,7 +230,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
     cfg = build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
-                        train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
+                        train_list=args.train_list, val_list=args.val_list, split=args.split,
+                        filename_tmpl=args.filename_tmpl, start_index=args.start_index, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
                         export_predictions=args.export_predictions, sampler_options=options or None,

@@ -76,6 +76,9 @@ class RunConfig:
     train_list: str | None = None  # training list file (`path label...` lines; Mini-Kinetics: its id list)
     val_list: str | None = None  # validation list file
     split: int = 1  # UCF101's official train/test split, 1, 2 or 3
+    # frame folders (mmaction2's rawframes): frame i of a folder is filename_tmpl.format(start_index + i)
+    filename_tmpl: str = "img_{:05d}.jpg"
+    start_index: int = 1
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
@@ -198,6 +201,7 @@ FLOAT_RANGE = Range(0.0, open_low=True)  # a learning rate or a fraction
 RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),  # what numpy accepts as a seed
     "split": Range(1, 3),  # UCF101's official splits
+    "start_index": Range(0),  # a frame folder's first file number
     "confuser_strength": Range(0.0, 1.0),
 }
 

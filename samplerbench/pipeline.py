@@ -83,10 +83,15 @@ class Fitted:
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
-    """Identity of a record's input for cache keys: a replaced or edited video invalidates its stages."""
+    """Identity of a record's input for cache keys: a replaced or edited video invalidates its stages (a frame
+    folder's: its frame count, file names and the folder's mtime, which changes when a file is added or
+    removed, not when one is rewritten in place)."""
     path = Path(record.path)
     stat = path.stat() if path.exists() else None
-    return (record.video_id, str(path), record.labels, record.segments, stat and (stat.st_size, stat.st_mtime_ns))
+    key = (record.video_id, str(path), record.labels, record.segments, stat and (stat.st_size, stat.st_mtime_ns))
+    if record.frames is None:
+        return key
+    return (*key, record.frames.total_frames, record.frames.template, record.frames.start_index)
 
 
 class Pipeline:
@@ -212,7 +217,7 @@ class Pipeline:
         def compute() -> Tensor:
             mine = [records[v] for v in videos[distributed.shard(len(videos))]]
             rows, failed = [], []
-            for record, result in motion_stream(mine, **params, workers=cfg.workers):
+            for record, result in motion_stream(mine, **params, workers=cfg.workers, device=cfg.device):
                 if isinstance(result, str):
                     failed.append(record.video_id)
                     result = torch.zeros(params["views"], cfg.frames)
@@ -243,7 +248,8 @@ class Pipeline:
                       shape: tuple[int, int, int, int]) -> None:
         """Decode the videos of the ``todo`` shards in one stream, writing each shard as its videos arrive."""
         store.sweep(root)
-        stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers)
+        stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers,
+                               device=self.cfg.device)
         for index, chunk in todo:
             with environment_faults(root), store.ShardWriter(root, index, frame_shape=shape) as writer:
                 for record, result in itertools.islice(stream, len(chunk)):

@@ -123,7 +123,7 @@ class Bench:
         def measure() -> Timing:
             readable = set(val.video_ids)
             records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
-            probed = {r.path: probe(r.path) for r in records}
+            probed = {r.source: probe(r.source) for r in records}
             videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
             if not videos:
                 raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
