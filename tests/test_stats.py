@@ -141,3 +141,20 @@ def test_basic_interval_covers_the_population_map_and_the_percentile_one_does_no
         percentile += 2 * row["mAP"] - row["hi"] <= truth <= 2 * row["mAP"] - row["lo"]
     assert abs(basic / datasets - 0.95) < 0.05
     assert percentile / datasets < basic / datasets - 0.05
+
+
+def test_a_difference_between_equally_good_samplers_is_rarely_resolved() -> None:
+    # Two samplers with the same population mAP, their scores sharing half the noise: the paired Δ interval
+    # should exclude 0 (mark the Δ resolved) in about 5% of val sets. Measured here: covers 0.923, so 7.7%
+    # (0.932 with 500 sets × 1,000 resamples; the percentile interval 0.928: the bias cancels in Δ).
+    n, c, signal, datasets = 120, 10, 0.1, 300
+    rng = np.random.default_rng(5)
+    covered = 0
+    for d in range(datasets):
+        targets = np.zeros((n, c), dtype=int)
+        targets[np.arange(n), rng.integers(0, c, n)] = 1
+        u1, u2 = rng.random((n, c)), rng.random((n, c))
+        scores = {"a": u1 + signal * targets, "b": np.where(rng.random((n, c)) < 0.5, u1, u2) + signal * targets}
+        row = paired_bootstrap(scores, targets, reference="a", resamples=500, seed=d)["b"]
+        covered += row["diff_lo"] <= 0 <= row["diff_hi"]
+    assert abs(covered / datasets - 0.95) < 0.05
