@@ -15,10 +15,10 @@ adds that bias on top of the point's own, while the basic interval subtracts it 
 simulates the coverage of the population mAP: at 120 videos × 10 classes with weak scores (mAP 23), 0.91
 for the basic interval against 0.84 for the percentile one; the bias is reduced, not removed. For the
 difference of two samplers of equal population mAP both intervals cover 0 in 0.93 of the simulated val
-sets (the bias cancels in the pairing). The bias-corrected (BC) interval covers as well there but turns
-unstable when almost every resample lies above the point (its percentiles run into the extreme tail), and
-BCa adds a jackknife of the mAP over every video for no gain in that simulation. Bounds are clipped to the
-metric's range, [0, 100] (metrics are in %), [-100, 100] for differences.
+sets (the bias cancels in the pairing). The bias-corrected (BC) interval covers about as well there (0.92)
+but turns unstable when almost every resample lies above the point (its percentiles run into the extreme
+tail), and BCa adds a jackknife of the mAP over every video for no gain in that simulation. Bounds are
+clipped to the metric's range, [0, 100] (metrics are in %), [-100, 100] for differences.
 
 The resamples are drawn with numpy rather than ``scipy.stats.bootstrap`` because the mAP of a resample is
 computed for a whole batch of resamples at once (:func:`resampled_average_precision`), which scipy's

@@ -158,3 +158,9 @@ def test_a_difference_between_equally_good_samplers_is_rarely_resolved() -> None
         row = paired_bootstrap(scores, targets, reference="a", resamples=500, seed=d)["b"]
         covered += row["diff_lo"] <= 0 <= row["diff_hi"]
     assert abs(covered / datasets - 0.95) < 0.05
+
+
+def test_the_basic_interval_reflects_the_percentiles_about_the_point_and_stays_in_range() -> None:
+    draws = np.array([97.0, 98.0, 99.0, 100.0, np.nan])  # a resample without positives gives NaN: ignored
+    assert stats.basic_interval(draws, 98.0, 1.0, low=0.0, high=100.0) == (96.0, 99.0)
+    assert stats.basic_interval(draws, 99.5, 1.0, low=0.0, high=100.0) == (99.0, 100.0)  # 2·99.5 − 97 clipped
