@@ -60,6 +60,10 @@ PAPER_CAVEAT = ("The paper (ActivityNet) columns are the NSNet paper's figures o
 # At the main budget, the rows the headline does not pick: the reference it is compared with, every frame,
 # and the upper bound that reads the labels.
 NOT_HEADLINE = ("uniform", "dense", "oracle")
+CI_NOTE = ("CIs: 95%, paired bootstrap over the val videos (every row scored on the same resamples), basic "
+           "(reverse-percentile) intervals.")
+RESOLVED_NOTE = ("✓ = resolved: the CI of Δ excludes 0, so the difference from the reference row holds beyond the "
+                 "choice of val videos; an unmarked Δ is not resolved.")
 
 
 def package_versions() -> dict[str, str]:
@@ -145,6 +149,12 @@ def _ci(point, lo, hi, digits: int = 1) -> str:
     return f"{point:.{digits}f} [{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
+def _delta(point, lo, hi) -> str:
+    """A difference with its CI, ✓-marked when resolved (:data:`RESOLVED_NOTE`)."""
+    resolved = lo is not None and hi is not None and (lo > 0 or hi < 0)
+    return _ci(point, lo, hi) + (" ✓" if resolved else "")
+
+
 def _rate(value, spread) -> str:
     """A measured rate, marked † when the timed calls behind it varied by more than :data:`LARGE_SPREAD`."""
     return _num(value, 1) + (" †" if spread is not None and spread > LARGE_SPREAD else "")
@@ -169,7 +179,7 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
             "sampler": r["sampler"],
             "K": r["budget_K"],
             "mAP % [95% CI]": _ci(r["mAP"], r.get("mAP_lo"), r.get("mAP_hi")),
-            "ΔmAP vs uniform [95% CI]": _ci(r.get("dmAP_vs_uniform"), r.get("dmAP_lo"), r.get("dmAP_hi")),
+            "ΔmAP vs uniform [95% CI]": _delta(r.get("dmAP_vs_uniform"), r.get("dmAP_lo"), r.get("dmAP_hi")),
             "mAP (ANet) %": _num(r["mAP_anet"], 1),
             "top-1 %": _num(r["top1"], 1),
             "hit@3 %": _num(r["hit3"], 1),
@@ -195,7 +205,8 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         "median (`--remeasure` times again). e2e: one process decoding the frames the pipeline needs (T; K for "
         "samplers that choose without reading frames), then the same compute: 1 / (decode s + 1 / videos/s). "
         "Speed-ups are over dense; (FLOPs) is dense's GFLOPs over the row's. Empty where not measured (the oracle "
-        "reads labels and is not deployable). CIs: paired bootstrap over videos (mAP). "
+        "reads labels and is not deployable). Reference row of Δ: uniform at the same K. "
+        f"{CI_NOTE} {RESOLVED_NOTE} "
         f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}) among the deployable samplers "
         "(the oracle, an upper bound, is never marked). Salient-hit is empty for datasets "
         "without temporal annotations.",
@@ -233,14 +244,48 @@ def final_line(folder: Path) -> str:
     return f"{line}; {label}: {h['sampler']} K={h['K']} {metric} {h['value']:.1f}{ci}{versus}"
 
 
+def row_label(row: dict) -> str:
+    """What names an ablation row: its text cells before the first other one (``resnet18 w/o TSN``)."""
+    words = []
+    for value in row.values():
+        if not isinstance(value, str):
+            break
+        words.append(value)
+    return " ".join(words)
+
+
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
-    """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values, marked as such."""
+    """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values, marked as such. A score
+    column ``col`` with a CI (``col_lo``, ``col_hi``: :func:`samplerbench.run.add_reference_intervals`) prints
+    as "col % [95% CI]", followed by its difference from the row marked ``reference`` (``col_delta*``), which
+    the note names."""
+    ci_columns = [k for k in rows[0] if f"{k}_lo" in rows[0]] if rows else []
+    derived = {f"{k}_{suffix}" for k in ci_columns for suffix in ("lo", "hi", "delta", "delta_lo", "delta_hi")}
+    reference = next((row_label(r) for r in rows if r.get("reference")), None)
+
     def cell(v):
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.4g}"  # NaN: not defined for this dataset (salient-hit)
         return v
 
-    table = [{k.replace("paper_", "paper (ActivityNet) "): cell(v) for k, v in r.items()} for r in rows]
+    def cells(r: dict) -> dict:
+        out = {}
+        for k, v in r.items():
+            if k in derived or k == "reference":
+                continue
+            if k not in ci_columns:
+                out[k.replace("paper_", "paper (ActivityNet) ")] = cell(v)
+                continue
+            out[f"{k} % [95% CI]"] = _ci(v, r[f"{k}_lo"], r[f"{k}_hi"])
+            if reference is not None:
+                out[f"Δ{k} vs {reference} [95% CI]"] = _delta(r.get(f"{k}_delta"), r.get(f"{k}_delta_lo"),
+                                                               r.get(f"{k}_delta_hi"))
+        return out
+
+    if ci_columns:
+        note += (f"\n\nReference row of Δ: {reference}, this run's own setting. {CI_NOTE} {RESOLVED_NOTE}"
+                 if reference is not None else f"\n\nNo row is this run's own setting, so no Δ is given. {CI_NOTE}")
+    table = [cells(r) for r in rows]
     return "\n\n".join([f"# {title}", header, note, tabulate(table, headers="keys", tablefmt="github")]) + "\n"
 
 

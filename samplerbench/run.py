@@ -200,13 +200,18 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
     return rows, scores, decode_rows
 
 
+def bootstrap(b: Bench, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
+    """:func:`~samplerbench.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against ``reference``,
+    with the run's resample count and seed: every call resamples the same videos."""
+    targets = b.pipe.split("val").targets.numpy()
+    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+
+
 def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
     """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
-    targets = b.pipe.split("val").targets.numpy()
     with b.pipe.log.stage("bootstrap"):
         for k in sorted({r["budget_K"] for r in rows}):
-            group = {label: s for (label, kk), s in scores.items() if kk == k}
-            stats = paired_bootstrap(group, targets, reference="uniform", resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+            stats = bootstrap(b, {label: s for (label, kk), s in scores.items() if kk == k}, "uniform")
             for r in rows:
                 if r["budget_K"] == k:
                     st = stats[r["sampler"]]
@@ -214,55 +219,89 @@ def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
                              dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
 
 
+def add_reference_intervals(b: Bench, rows: list[dict], scores: list[dict[str, np.ndarray]],
+                            reference: int | None) -> list[dict]:
+    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
+    when there is a ``reference`` row (its index: the run's own setting), the difference from that row's ``col``
+    with its CI (``col_delta``, ``col_delta_lo``, ``col_delta_hi``); ``reference: True`` marks that row.
+    ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores. Every column is resampled alike (one seed), so
+    the differences are paired."""
+    for col in scores[0]:
+        stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
+        for i, r in enumerate(rows):
+            st = stats[str(i)]
+            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"]})
+            if "diff" in st:
+                r.update({f"{col}_delta": st["diff"], f"{col}_delta_lo": st["diff_lo"],
+                          f"{col}_delta_hi": st["diff_hi"]})
+    for i, r in enumerate(rows):
+        r["reference"] = i == reference
+    return rows
+
+
+def _position(items: tuple | list, item) -> int | None:
+    return items.index(item) if item in items else None
+
+
 def table_guiding(b: Bench) -> list[dict]:
-    """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments."""
-    k, rows = b.cfg.main_budget, []
+    """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments; reference
+    row: the run's NSNet's guiding score."""
+    k, rows, scores, guidings = b.cfg.main_budget, [], [], ("response", "prototype")
     train_bank = b.pipe.banks(NSNetSampler, fem=b.fem, rec=b.rec)[0]
-    for g in ("response", "prototype"):
+    for g in guidings:
         sampler, bank = b.nsnet(guiding=g)
         precision, recall = label_agreement(sampler.pseudo_labels(train_bank), b.pipe.split("train").salient)
-        rows.append(dict(guiding=g, mAP=b.evaluate(sampler, bank, k).mAP, pseudo_label_precision=precision,
+        ev = b.evaluate(sampler, bank, k)
+        scores.append({"mAP": ev.scores})
+        rows.append(dict(guiding=g, mAP=ev.mAP, pseudo_label_precision=precision,
                          pseudo_label_recall=recall, paper_mAP=PAPER_GUIDING[g]))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(guidings, b.nsnet()[0].guiding))
 
 
 def table_fusion(b: Bench) -> list[dict]:
+    """One trained NSNet's branches under every fusion; reference row: its own fusion."""
     k = b.cfg.main_budget
     sampler, bank = b.nsnet()
     sf, sv = sampler.branch_scores(bank)
-    rows = []
+    rows, scores = [], []
     for fusion in FUSIONS:
         ev = b.score(fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha))
+        scores.append({"mAP": ev.scores})
         rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
                          paper_mAP=PAPER_FUSION.get(fusion)))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(FUSIONS, sampler.fusion))
 
 
 def table_fem(b: Bench) -> list[dict]:
-    cfg, rows, val = b.cfg, [], b.pipe.split("val")
+    """NSNet on each FEM backbone; reference row: the run's FEM."""
+    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
     for arch in cfg.table_fem_archs:
         fem = b.pipe.outputs("fem", arch)
         paper = PAPER_FEM.get(arch, (None, None))
-        rows.append(dict(fem=arch, mAP=b.evaluate(*b.nsnet(fem=fem), cfg.main_budget).mAP,
+        ev = b.evaluate(*b.nsnet(fem=fem), cfg.main_budget)
+        scores.append({"mAP": ev.scores})
+        rows.append(dict(fem=arch, mAP=ev.mAP,
                          fem_frame_top1=frame_top1(fem.val_logits, val.targets, val.salient),
                          gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
                          gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(cfg.table_fem_archs, cfg.fem_arch))
 
 
 def table_recognizer(b: Bench) -> list[dict]:
-    cfg, rows, val = b.cfg, [], b.pipe.split("val")
+    """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
+    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
     for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
         rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
         uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
         paper = PAPER_RECOGNIZER[i] if i < len(PAPER_RECOGNIZER) else (None, None, None)
-        rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN",
-                         nsnet_mAP=b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec).mAP,
-                         uniform_mAP=b.evaluate(uniform, ubank, cfg.main_budget, rec=rec).mAP,
-                         rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
+        nsnet = b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec)
+        uni = b.evaluate(uniform, ubank, cfg.main_budget, rec=rec)
+        scores.append({"nsnet_mAP": nsnet.scores, "uniform_mAP": uni.scores})
+        rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN", nsnet_mAP=nsnet.mAP,
+                         uniform_mAP=uni.mAP, rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
                          paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
                          paper_mAP=paper[2]))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(cfg.table_rec_variants, (cfg.rec_arch, cfg.rec_tsn)))
 
 
 def saliency_curves(b: Bench) -> dict:
