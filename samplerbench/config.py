@@ -76,6 +76,8 @@ class RunConfig:
     train_list: str | None = None  # training list file (`path label...` lines; Mini-Kinetics: its id list)
     val_list: str | None = None  # validation list file
     split: int = 1  # UCF101's official train/test split, 1, 2 or 3
+    # file of video ids (one a line): each split with a listed video keeps only the listed ones (datasets.videolist)
+    video_list: str | None = None
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
@@ -144,6 +146,7 @@ class RunConfig:
     remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
     bootstrap: int = 1000
     export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
+    export_selections: bool = False  # write <run folder>/selections/<sampler>_K<k>.json (samplerbench select's)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
