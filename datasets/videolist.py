@@ -51,7 +51,8 @@ def read_video_list(path: Path | str) -> VideoList:
     naming it."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise UserError(f"--video-list {path}: no such file (expected a file of video ids, one per line)")
+        problem = "not a file" if path.exists() else "no such file"
+        raise UserError(f"--video-list {path}: {problem} (expected a file of video ids, one per line)")
     lines = read_lines(path)  # an undecodable file: a UserError naming it
     ids = tuple(dict.fromkeys(line for _, line in lines))
     if not ids:
