@@ -159,9 +159,9 @@ class Pipeline:
         return self._once(("index",), compute)
 
     def probes(self, subset: str) -> dict[str, tuple[int, float]]:
-        """``(frame count, fps)`` of every decoded video of the split, by id, as the decode stage saw them
-        (the frame store keeps neither): a stage of its own, keyed by the decode key, run only for what needs
-        it (``--export-selections``). Each rank probes a block of the videos."""
+        """``(frame count, fps)`` of every decoded video of the split, by id, probed again because the frame
+        store keeps neither: a stage of its own, keyed by the decode key (which fingerprints every file), run
+        only for what needs it (``--export-selections``). Each rank probes a block of the videos."""
         split = self.split(subset)
         records = {r.video_id: r for r in self.index().split(subset)}
         videos = list(dict.fromkeys(split.video_ids))

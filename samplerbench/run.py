@@ -405,7 +405,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
 
     val = pipe.split("val")
     exported = None
-    if cfg.export_selections:  # before the ranks part: the frame counts are a stage every rank takes part in
+    if cfg.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
         exported = dict(selections=selections(bench, names), order=[r.video_id for r in data.split("val")],
                         video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.frames)
