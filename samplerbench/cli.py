@@ -133,6 +133,9 @@ def build_parser() -> ArgumentParser:
                    help="file names in frame folders (default: img_{:05d}.jpg, as mmaction2's filename_tmpl)")
     p.add_argument("--start-index", type=int, default=None, metavar="N",
                    help="number of a frame folder's first file (default: 1, as mmaction2's start_index)")
+    p.add_argument("--video-list", default=None, metavar="FILE",
+                   help="video ids, one per line: each split with a listed video keeps only the listed ones (to "
+                        "match the videos a paper used; a split with none listed stays whole)")
     p.add_argument("--lenient", action="store_true", default=None,
                    help="skip malformed annotation entries and list them, instead of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
@@ -172,6 +175,9 @@ def build_parser() -> ArgumentParser:
                    help="time throughput and decoding again instead of reading this machine's cached figures")
     p.add_argument("--export-predictions", action="store_true", default=None,
                    help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")
+    p.add_argument("--export-selections", action="store_true", default=None,
+                   help="write selections/<sampler>_K<k>.json: the frames each sampler keeps of every val video, as "
+                        "samplerbench select prints them")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines or progress bars")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
     return p
@@ -231,10 +237,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     cfg = build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
                         train_list=args.train_list, val_list=args.val_list, split=args.split,
-                        filename_tmpl=args.filename_tmpl, start_index=args.start_index, budgets=args.budget,
+                        filename_tmpl=args.filename_tmpl, start_index=args.start_index,
+                        video_list=args.video_list, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
-                        export_predictions=args.export_predictions, sampler_options=options or None,
+                        export_predictions=args.export_predictions, export_selections=args.export_selections,
+                        sampler_options=options or None,
                         aggregation=args.aggregation)
     check_names(cfg)
     return cfg

@@ -79,6 +79,8 @@ class RunConfig:
     # frame folders (mmaction2's rawframes): frame i of a folder is filename_tmpl.format(start_index + i)
     filename_tmpl: str = "img_{:05d}.jpg"
     start_index: int = 1
+    # file of video ids (one a line): each split with a listed video keeps only the listed ones (datasets.videolist)
+    video_list: str | None = None
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
@@ -147,6 +149,7 @@ class RunConfig:
     remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
     bootstrap: int = 1000
     export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
+    export_selections: bool = False  # write <run folder>/selections/<sampler>_K<k>.json (samplerbench select's)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:

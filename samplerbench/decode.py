@@ -50,6 +50,13 @@ from samplerbench.stagelog import progress
 from samplerbench.workers import context, init_worker
 
 CRASHED = "decoder crashed"
+MISSING = "missing file"  # the reason of a video whose file is absent (others exist but do not read)
+# How a run picks and times a video's frames (presample_indices, frame_times, probe), for its protocol card.
+FRAME_RULE = ("T frames per video at the centres of T equal segments of its N frames (index floor((2i+1)N/2T); a "
+              "video shorter than T repeats frames; training views draw a random frame per segment instead)")
+TIME_RULE = ("a frame's timestamp is (index + 0.5) / fps, the centre of its display interval, with fps the "
+             "container's average frame rate as the decoder reports it (decord; PyAV's average rate as fallback): a "
+             "constant frame rate is assumed, so in a variable-frame-rate video timestamps are approximate")
 
 Source = Path | FrameFolder  # what a record's frames are read from: a video file, or a folder of JPEGs
 
@@ -197,7 +204,7 @@ def probe(source: Source | str) -> tuple[int, float] | str:
         return _probe_folder(source)
     path = Path(source)
     if not path.exists():
-        return "missing file"
+        return MISSING
     if path.stat().st_size == 0:
         return "zero-byte file"
     try:

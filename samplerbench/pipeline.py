@@ -30,7 +30,8 @@ from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
-from samplerbench.decode import decode_stream, motion_stream
+from samplerbench.datasets.videolist import ListMatch, read_video_list, restrict
+from samplerbench.decode import decode_stream, motion_stream, probe_many
 from samplerbench.errors import UserError, environment_faults
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
 from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
@@ -139,16 +140,51 @@ class Pipeline:
 
     # -- data ---------------------------------------------------------------------------------------------
     def index(self) -> DatasetIndex:
-        def compute() -> DatasetIndex:
+        """The dataset, restricted to ``--video-list`` where given (its records, hence every key, change)."""
+        return self._indexed()[0]
+
+    def video_list(self) -> ListMatch | None:
+        """How ``--video-list`` matched the dataset; ``None`` without one."""
+        return self._indexed()[1]
+
+    def _indexed(self) -> tuple[DatasetIndex, ListMatch | None]:
+        def compute() -> tuple[DatasetIndex, ListMatch | None]:
+            listed = read_video_list(self.cfg.video_list) if self.cfg.video_list else None  # before any work
             # Rank 0 generates the synthetic dataset (if needed) before the other ranks read it.
             with distributed.main_first(), self.log.stage("index"):
                 data = get_dataset(self.cfg.dataset)(self.cfg, self.cache_dir)
+            match = None
+            if listed is not None:
+                data, match = restrict(data, listed)
             for subset in ("train", "val"):
                 if not data.split(subset):
                     raise UserError(f"dataset {data.name!r} has no {subset!r} videos")
-            return data
+            return data, match
 
         return self._once(("index",), compute)
+
+    def probes(self, subset: str) -> dict[str, tuple[int, float]]:
+        """``(frame count, fps)`` of every decoded video of the split, by id, probed again because the frame
+        store keeps neither: a stage of its own, keyed by the decode key (which fingerprints every file), run
+        only for what needs it (``--export-selections``). Each rank probes a block of the videos."""
+        split = self.split(subset)
+        records = {r.video_id: r for r in self.index().split(subset)}
+        videos = list(dict.fromkeys(split.video_ids))
+
+        def compute() -> dict[str, tuple[int, float]]:
+            mine = videos[distributed.shard(len(videos))]
+            found = probe_many([records[v].source for v in mine], workers=self.cfg.workers)
+            part = {v: found[records[v].source] for v in mine}
+            merged = {v: info for block in distributed.gather(part) for v, info in block.items()}
+            failed = [v for v, info in merged.items() if isinstance(info, str)]
+            if failed:
+                raise UserError(f"{len(failed)} {subset} video(s) decoded earlier no longer read "
+                                f"({', '.join(failed[:5])}): run again to decode them afresh")
+            return merged
+
+        return self._once(("probes", subset), lambda: self.cached(
+            f"decode/{subset} frame counts", "probe", stage_key("probe", decode=split.key), compute,
+            work={"videos": len(videos)}))
 
     def split(self, subset: str) -> Split:
         return self._once(("split", subset), lambda: self._decode(subset))

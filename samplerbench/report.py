@@ -36,8 +36,10 @@ from samplerbench.checkpoint import classifier_filename, frame_classifier_checkp
 from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS, RunConfig
 from samplerbench.datasets.base import DatasetIndex
 from samplerbench.pipeline import Fitted, Outputs
+from samplerbench.protocol import protocol_markdown
 from samplerbench.samplers.guiding import PSEUDO_RULES
 from samplerbench.samplers.nsnet import FEM_WIDTH, NON_SALIENT
+from samplerbench.selection_json import dumps, video_selection
 
 SUMMARY_COLUMNS = [
     "dataset", "sampler", "frames_T", "budget_K", "mAP", "mAP_lo", "mAP_hi", "dmAP_vs_uniform", "dmAP_lo",
@@ -52,6 +54,7 @@ PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "n
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
 PUBLISHED_OCSAMPLER = ("OCSampler reports 76.9 mAP at 21.7 GFLOPs per video on ActivityNet (CVPR 2022, its own "
                        "ResNet-50 recognizer).")
+LABELS_FILE = "labels.csv"  # the label map: index, name
 LARGE_SPREAD = 0.10  # a timing whose interquartile range exceeds this share of its median is marked in main.md
 PAPER_DATASET = "activitynet"  # where the paper's figures beside our rows (run.py's PAPER_*) were measured
 PAPER_CAVEAT = ("The paper (ActivityNet) columns are the NSNet paper's figures on ActivityNet v1.3 (ResNet-101 "
@@ -370,6 +373,25 @@ def write_predictions(folder: Path, scores: dict[tuple[str, int], np.ndarray], *
     return written
 
 
+def write_selections(folder: Path, selections: dict[tuple[str, int], torch.Tensor], *, order: Sequence[str],
+                     video_ids: list[str], probed: dict[str, tuple[int, float] | str], t: int) -> list[str]:
+    """``selections/<sampler>_K<k>.json``: per sampler and budget, the object ``samplerbench select`` prints
+    (:func:`~samplerbench.selection_json.video_selection`, named by video id) of every val video in
+    the record ``order``, the unreadable ones as ``{"video", "skipped"}``. ``selections`` holds the kept
+    positions ``[N, K]`` of the val rows ``video_ids``; ``probed`` each video's ``(frame count, fps)`` or the
+    reason it was skipped."""
+    row = {vid: i for i, vid in enumerate(video_ids)}
+    written = []
+    for (sampler, k), index in selections.items():
+        positions = index.tolist()
+        objects = [video_selection(vid, positions[row[vid]] if vid in row else (), probed[vid], t=t)
+                   for vid in order]
+        name = f"selections/{prediction_filename(sampler, k)}"
+        _write_text(folder / name, dumps(objects) + "\n")
+        written.append(name)
+    return written
+
+
 def sampler_label(fitted: Fitted, *, fem: Outputs, rec: Outputs) -> str:
     """``nsnet``, ``nsnet no_ns=True``, ``nsnet fem=efficientnet_b0``, ``uniform recognizer=resnet34+tsn``: the
     sampler, its non-default options, and its FEM / recognizer where they are not the run's main ones (the
@@ -483,14 +505,17 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
               curves: dict | None, machine: str, stages: list[dict], skipped: list[tuple],
               paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
               video_ids: list[str] | None = None, checkpoints: list[dict] | None = None,
-              warnings: Sequence[str] = (), nsnet: dict[str, Any] | None = None) -> None:
+              warnings: Sequence[str] = (), nsnet: dict[str, Any] | None = None, protocol: dict | None = None,
+              selections: dict[str, Any] | None = None) -> None:
     """Write every result file of a run into ``folder`` (the run folder, or a staging folder for it: see
     :mod:`samplerbench.runfolder`); ``predictions`` (per-video scores by sampler and budget) are exported in
     the ActivityNet results format when given; ``checkpoints`` (from :func:`write_checkpoints`) are listed in
     ``run.json``; ``warnings`` (about the dataset) open every table below the provenance line and are listed
     in ``run.json``; ``nsnet`` (the constructor fields of the run's NSNet, when it ran) adds
-    :func:`nsnet_reading` to the NSNet tables' notes. A smoke test's tables say so first and print no paper
-    figures (:func:`printed_rows`)."""
+    :func:`nsnet_reading` to the NSNet tables' notes; ``protocol`` (:func:`samplerbench.protocol.protocol_card`)
+    goes into ``run.json`` whole, into ``main.md`` as counts above the table, and its label map into
+    ``labels.csv``; ``selections`` (:func:`write_selections`' arguments) are exported when given. A smoke
+    test's tables say so first and print no paper figures (:func:`printed_rows`)."""
     folder.mkdir(parents=True, exist_ok=True)
     header = table_header(cfg, machine, warnings)
     tables = {name: printed_rows(rows, cfg) for name, rows in tables.items()}
@@ -506,9 +531,14 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
         if any(r["sampler"] == "ocsampler" for r in rows):
             oracle_note += f" {PUBLISHED_OCSAMPLER}"
-    main = main_markdown(rows, header, data.metric, tables.get("decode")) + oracle_note
+    card = f"\n\n{protocol_markdown(protocol, labels_file=LABELS_FILE)}" if protocol else ""
+    main = main_markdown(rows, header + card, data.metric, tables.get("decode")) + oracle_note
     _write_text(folder / "main.md", main + (f"\n\n{reading}" if reading else "") + "\n")
     written = ["summary.csv", "main.md"]
+    if protocol:
+        labels = pd.DataFrame({"index": range(len(protocol["labels"])), "name": protocol["labels"]})
+        atomic_write(folder / LABELS_FILE, lambda tmp: labels.to_csv(tmp, index=False))
+        written.append(LABELS_FILE)
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in tables:
             _write_text(folder / filename, simple_markdown(title.format(k=cfg.main_budget), tables[name], header,
@@ -524,6 +554,8 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         written.append("fig1_saliency.png")
     if predictions is not None:
         written += write_predictions(folder, predictions, video_ids=video_ids, classes=data.classes, cfg=cfg)
+    if selections is not None:
+        written += write_selections(folder, **selections)
     skipped_df = pd.DataFrame(skipped, columns=["video_id", "path", "reason"])
     atomic_write(folder / "skipped.csv", lambda tmp: skipped_df.to_csv(tmp, index=False))
     meta = {
@@ -544,6 +576,7 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "saliency": curves,
         "checkpoints": checkpoints or [],
         "warnings": list(warnings),
+        "protocol": protocol,
         "nsnet_reading": reading,
         "files": [*written, "skipped.csv", "run.json", *(c["file"] for c in checkpoints or [])],
     }

@@ -27,6 +27,7 @@ from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import check_aggregation, frame_top1, label_agreement, per_class_average_precision
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.preflight import check_memory
+from samplerbench.protocol import protocol_card
 from samplerbench.recognizers.backbones import require_weights
 from samplerbench.runfolder import run_folder, staged
 from samplerbench.samplers import Sampler, list_samplers
@@ -174,15 +175,33 @@ def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None
         r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
 
 
+def comparison_entries(names: list[str]) -> list[tuple[str, str, dict]]:
+    """``(label, sampler, fields)`` of the main table's samplers: ``names``, plus NSNet w/o NS with NSNet."""
+    entries = [(n, n, {}) for n in names]
+    if "nsnet" in names:
+        entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
+    return entries
+
+
+def selections(b: Bench, names: list[str]) -> dict[tuple[str, int], Tensor]:
+    """The val positions ``[N, K]`` each main-table sampler keeps at each budget, for ``--export-selections``.
+    The oracle is left out: it picks with the labels and this run's recognizer, so its frames are no upper
+    bound for any other recognizer (and ``samplerbench select`` refuses it likewise)."""
+    out = {}
+    for label, name, fields in comparison_entries(names):
+        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
+        if not sampler.uses_labels_at_eval:
+            for k in [b.cfg.frames] if sampler.keeps_all else b.cfg.budgets:
+                out[(label, k)] = sampler.select(bank, k)
+    return out
+
+
 def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
     """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
     and the decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
-    entries = [(n, n, {}) for n in names]
-    if "nsnet" in names:
-        entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
     rows, scores, successors = [], {}, {}
-    for label, name, fields in entries:
+    for label, name, fields in comparison_entries(names):
         sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
         for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
             ev = b.evaluate(sampler, bank, k)
@@ -423,8 +442,17 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         tables["recognizer"] = table_recognizer(bench)
     curves = saliency_curves(bench) if "saliency" in ablations else None
 
+    val = pipe.split("val")
+    exported = None
+    if cfg.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
+        reasons = {vid: reason for vid, _, reason in val.skipped}
+        exported = dict(selections=selections(bench, names), order=[r.video_id for r in data.split("val")],
+                        video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.frames)
     if not distributed.is_main():
         return folder
+    card = protocol_card(cfg, data=data, video_list=pipe.video_list(),
+                         read={s: len(set(pipe.split(s).video_ids)) for s in ("train", "val")},
+                         skipped={s: pipe.split(s).skipped for s in ("train", "val")})
     with staged(folder, cfg, overwrite=overwrite) as staging:
         with log.stage("checkpoints") as st:
             checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
@@ -436,5 +464,6 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                              stages=log.records, skipped=skipped, warnings=notes,
                              paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
                              video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
-                             nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None)
+                             nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None,
+                             protocol=card, selections=exported)
     return folder
