@@ -14,9 +14,9 @@ from samplerbench.cli import main
 from samplerbench.config import build_config
 from samplerbench.decode import presample_indices, probe
 from samplerbench.errors import UserError
+from samplerbench.infer import load_sampler
 from samplerbench.pipeline import Pipeline
 from samplerbench.run import run
-from samplerbench.select import load_sampler
 from samplerbench.stagelog import StageLog
 
 pytestmark = pytest.mark.slow
