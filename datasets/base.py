@@ -24,7 +24,6 @@ class VideoRecord:
         labels: class indices (more than one for multi-label datasets).
         segments: annotated salient ``(start_s, end_s)`` intervals, seconds; empty when the dataset has none.
         subset: ``"train"`` or ``"val"``.
-        duration: seconds, from the annotations (0.0 when unknown).
     """
 
     video_id: str
@@ -32,7 +31,6 @@ class VideoRecord:
     labels: tuple[int, ...]
     subset: str
     segments: tuple[tuple[float, float], ...] = ()
-    duration: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

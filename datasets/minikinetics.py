@@ -113,8 +113,7 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
         label_of[youtube_id] = clip.label
         stem = f"{youtube_id}_{clip.start:06d}_{clip.end:06d}"
         path = find_video(files, (stem, youtube_id), default=root / "videos" / f"{stem}.mp4")
-        return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset,
-                           duration=float(clip.end - clip.start))
+        return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset)
 
     records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
     classes = tuple(sorted({label_of[r.video_id] for r in records}))

@@ -62,15 +62,14 @@ class DecodedSplit:
     Attributes:
         frames: uint8 ``[N, T, 3, crop, crop]``.
         video_ids: one per row; a training video with ``views > 1`` fills ``views`` consecutive rows.
-        times_s: float32 ``[N, T]``, the timestamp (centre of the frame's display interval) of each frame.
-        salient: bool ``[N, T]``, whether that timestamp lies inside an annotated segment.
+        salient: bool ``[N, T]``, whether each frame's timestamp (the centre of its display interval) lies
+            inside an annotated segment.
         labels: class indices, one tuple per row.
         skipped: ``(video_id, path, reason)`` for every unreadable video, in record order.
     """
 
     frames: torch.Tensor
     video_ids: list[str]
-    times_s: torch.Tensor
     salient: torch.Tensor
     labels: list[tuple[int, ...]]
     skipped: list[tuple[str, str, str]]
@@ -445,23 +444,20 @@ def motion_stream(
 def decode_records(records: Sequence[VideoRecord], *, t: int, crop: int, **kwargs: Any) -> DecodedSplit:
     """:func:`decode_stream` collected in memory: for a few videos (``select``, tests); a run's splits go
     to the frame store instead (:mod:`samplerbench.store`)."""
-    frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
+    frames, salient, video_ids, labels, skipped = [], [], [], [], []
     for record, result in decode_stream(records, t=t, crop=crop, **kwargs):
         if isinstance(result, str):
             skipped.append((record.video_id, str(record.path), result))
             continue
         views = len(result.frames)
         frames.append(torch.from_numpy(result.frames))
-        times.append(result.times_s)
         salient.append(result.salient)
         video_ids += [record.video_id] * views
         labels += [record.labels] * views
-    empty = np.zeros((0, t))
     return DecodedSplit(
         frames=torch.cat(frames) if frames else torch.zeros(0, t, 3, crop, crop, dtype=torch.uint8),
         video_ids=video_ids,
-        times_s=torch.from_numpy(np.concatenate([empty, *times])).float(),
-        salient=torch.from_numpy(np.concatenate([empty.astype(bool), *salient])),
+        salient=torch.from_numpy(np.concatenate([np.zeros((0, t), dtype=bool), *salient])),
         labels=labels,
         skipped=skipped,
     )
