@@ -56,8 +56,9 @@ def machine_name(device: str) -> str:
 
 
 @dataclasses.dataclass
-class Bench:
-    """The run's shared context: config, pipeline, and the main recognizer and FEM."""
+class Evaluator:
+    """What every table scores a sampler with: the run's config and pipeline, its main recognizer and FEM;
+    a selection's metrics, GFLOPs and (cached, per machine) throughput."""
 
     cfg: RunConfig
     pipe: Pipeline
@@ -174,7 +175,7 @@ def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None
         r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
 
 
-def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
+def main_comparison(b: Evaluator, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
     """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
     and the decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
@@ -200,7 +201,7 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
     return rows, scores, decode_rows
 
 
-def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
+def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
     """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
     targets = b.pipe.split("val").targets.numpy()
     with b.pipe.log.stage("bootstrap"):
@@ -214,7 +215,7 @@ def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
                              dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
 
 
-def table_guiding(b: Bench) -> list[dict]:
+def table_guiding(b: Evaluator) -> list[dict]:
     """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments."""
     k, rows = b.cfg.main_budget, []
     train_bank = b.pipe.banks(NSNetSampler, fem=b.fem, rec=b.rec)[0]
@@ -226,7 +227,7 @@ def table_guiding(b: Bench) -> list[dict]:
     return rows
 
 
-def table_fusion(b: Bench) -> list[dict]:
+def table_fusion(b: Evaluator) -> list[dict]:
     k = b.cfg.main_budget
     sampler, bank = b.nsnet()
     sf, sv = sampler.branch_scores(bank)
@@ -238,7 +239,7 @@ def table_fusion(b: Bench) -> list[dict]:
     return rows
 
 
-def table_fem(b: Bench) -> list[dict]:
+def table_fem(b: Evaluator) -> list[dict]:
     cfg, rows, val = b.cfg, [], b.pipe.split("val")
     for arch in cfg.table_fem_archs:
         fem = b.pipe.outputs("fem", arch)
@@ -250,7 +251,7 @@ def table_fem(b: Bench) -> list[dict]:
     return rows
 
 
-def table_recognizer(b: Bench) -> list[dict]:
+def table_recognizer(b: Evaluator) -> list[dict]:
     cfg, rows, val = b.cfg, [], b.pipe.split("val")
     for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
         rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
@@ -265,7 +266,7 @@ def table_recognizer(b: Bench) -> list[dict]:
     return rows
 
 
-def saliency_curves(b: Bench) -> dict:
+def saliency_curves(b: Evaluator) -> dict:
     """Per-class mean saliency over normalised time for Guid., w/o NS and NSNet (paper Fig. 1)."""
     k = b.cfg.main_budget
     nsnet, bank = b.nsnet()
@@ -368,21 +369,21 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     notes = dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
-                  fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
+    evaluator = Evaluator(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
+                          fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
 
-    rows, scores, decode = main_comparison(bench, names)
-    add_confidence_intervals(bench, rows, scores)
+    rows, scores, decode = main_comparison(evaluator, names)
+    add_confidence_intervals(evaluator, rows, scores)
     tables = {"main": rows, "decode": decode}
     if "guiding" in ablations:
-        tables["guiding"] = table_guiding(bench)
+        tables["guiding"] = table_guiding(evaluator)
     if "fusion" in ablations:
-        tables["fusion"] = table_fusion(bench)
+        tables["fusion"] = table_fusion(evaluator)
     if "fem" in ablations:
-        tables["fem"] = table_fem(bench)
+        tables["fem"] = table_fem(evaluator)
     if "recognizer" in ablations:
-        tables["recognizer"] = table_recognizer(bench)
-    curves = saliency_curves(bench) if "saliency" in ablations else None
+        tables["recognizer"] = table_recognizer(evaluator)
+    curves = saliency_curves(evaluator) if "saliency" in ablations else None
 
     if not distributed.is_main():
         return folder
@@ -390,12 +391,12 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         with log.stage("checkpoints") as st:
             checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
                                                             previous=folder / "checkpoints", cfg=cfg,
-                                                            classes=data.classes, fem=bench.fem, rec=bench.rec)
+                                                            classes=data.classes, fem=evaluator.fem, rec=evaluator.rec)
             st["cached"] = written == 0
         with log.stage("report"):
-            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
+            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=evaluator.machine,
                              stages=log.records, skipped=skipped, warnings=notes,
                              paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
                              video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
-                             nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None)
+                             nsnet=field_values(evaluator.nsnet()[0]) if "nsnet" in names else None)
     return folder
