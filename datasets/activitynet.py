@@ -97,15 +97,16 @@ def _parse_segment(ann: Any, i: int, duration: float, known_labels: frozenset[st
     return label, start, end
 
 
-def _parse_entry(entry: dict, known_labels: frozenset[str]) -> tuple[float, list[tuple[str, float, float]]]:
-    """``(duration, [(label, start, end), ...])`` of one labelled database entry."""
+def _parse_entry(entry: dict, known_labels: frozenset[str]) -> list[tuple[str, float, float]]:
+    """``[(label, start, end), ...]`` of one labelled database entry, each segment checked against the entry's
+    duration."""
     duration = _number(_require(entry, "duration"), "duration")
     if duration <= 0:
         raise BadEntry(f"duration must be positive, got {duration}")
     annotations = _require(entry, "annotations")
     if not isinstance(annotations, list) or not annotations:
         raise BadEntry(f"annotations must be a non-empty list, got {annotations!r}")
-    return duration, [_parse_segment(a, i, duration, known_labels) for i, a in enumerate(annotations)]
+    return [_parse_segment(a, i, duration, known_labels) for i, a in enumerate(annotations)]
 
 
 def _subset(entry: Any) -> str:
@@ -146,11 +147,11 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
             subset = _subset(entry)
             if subset == "testing":
                 continue
-            duration, segments = _parse_entry(entry, known_labels)
+            segments = _parse_entry(entry, known_labels)
         except BadEntry as e:
             bad.append((video_id, str(e)))
             continue
-        parsed.append((video_id, SUBSETS[subset], duration, segments))
+        parsed.append((video_id, SUBSETS[subset], segments))
 
     check_entries(str(path), bad, lenient=lenient, entry_format="video {!r}")
 
@@ -171,7 +172,6 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
             labels=tuple(sorted({index[label] for label, _, _ in segments})),
             subset=subset,
             segments=tuple(sorted((s, e) for _, s, e in segments)),
-            duration=duration,
             frames=frames,
         ))
     return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from samplerbench.errors import UserError
 
+MISSING = "missing file"  # the skip reason of a record whose video file or frame folder is absent
+
 # mmaction2's rawframe defaults: ``filename_tmpl`` and ``start_index`` of its RawFrameDecode / RawframeDataset.
 FILENAME_TMPL = "img_{:05d}.jpg"
 START_INDEX = 1
@@ -46,7 +48,6 @@ class VideoRecord:
         labels: class indices (more than one for multi-label datasets).
         segments: annotated salient ``(start_s, end_s)`` intervals, seconds; empty when the dataset has none.
         subset: ``"train"`` or ``"val"``.
-        duration: seconds, from the annotations (0.0 when unknown).
         frames: how to read the frame folder at ``path``; ``None`` for a video file.
     """
 
@@ -55,7 +56,6 @@ class VideoRecord:
     labels: tuple[int, ...]
     subset: str
     segments: tuple[tuple[float, float], ...] = ()
-    duration: float = 0.0
     frames: FrameFolder | None = None
 
     @property

@@ -132,8 +132,8 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
         if total and folder is None:
             folder = frame_dir / stem  # missing: the decode stage says so
         if folder is None or (path.is_file() and not total):
-            return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset, duration=duration)
-        return VideoRecord(video_id=youtube_id, path=folder, labels=(), subset=subset, duration=duration,
+            return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset)
+        return VideoRecord(video_id=youtube_id, path=folder, labels=(), subset=subset,
                            frames=frame_folder(cfg, folder, total[0] if total else None, duration=duration))
 
     records, bad = records_from_lists(lists, record, lenient=cfg.lenient)

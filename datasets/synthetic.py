@@ -26,7 +26,7 @@ close. Each element of a frame is there for a reason:
 
 The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`, so the
 default run takes the same code path as a real dataset. A segment ``[a/fps, b/fps]`` covers exactly frames
-``a .. b-1``, whose centre timestamps ``(i + 0.5) / fps`` (see :func:`samplerbench.decode.frame_times`) are
+``a .. b-1``, whose centre timestamps ``(i + 0.5) / fps`` (see :func:`samplerbench.timeline.frame_times`) are
 the ones inside it. Everything derives from ``numpy.random.default_rng`` seeded by the run seed and the
 video's index, so a seed reproduces byte-identical annotations and identical decoded frames, and an
 interrupted generation resumes with the same videos.

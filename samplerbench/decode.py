@@ -2,7 +2,7 @@
 
 Why it looks the way it does:
 
-* **Indices are pure functions** (:func:`presample_indices`) so the test-time frames are a fixed, documented
+* **Indices are pure functions** (:mod:`samplerbench.timeline`) so the test-time frames are a fixed, documented
   choice (segment centres) and the train-time temporal random shift is reproducible from ``(seed, video_id)``
   alone, independent of worker scheduling or of which other videos were readable.
 * **Every file is opened in a worker process.** decord aborts the whole process on some corrupt inputs (a
@@ -42,22 +42,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from samplerbench.datasets.base import FrameFolder, VideoRecord
+from samplerbench.datasets.base import MISSING, FrameFolder, VideoRecord
 from samplerbench.datasets.layout import count_frames
 from samplerbench.errors import UserError
 from samplerbench.motion import pair_motion, successor_pairs
 from samplerbench.stagelog import progress
+from samplerbench.timeline import frame_times, presample_indices, salient_mask
 from samplerbench.workers import context, init_worker
 
 CRASHED = "decoder crashed"
-MISSING = "missing file"  # the reason of a video whose file is absent (others exist but do not read)
-# How a run picks and times a video's frames (presample_indices, frame_times, probe), for its protocol card.
-FRAME_RULE = ("T frames per video at the centres of T equal segments of its N frames (index floor((2i+1)N/2T); a "
-              "video shorter than T repeats frames; training views draw a random frame per segment instead)")
-TIME_RULE = ("a frame's timestamp is (index + 0.5) / fps, the centre of its display interval, with fps the "
-             "container's average frame rate as the decoder reports it (decord; PyAV's average rate as fallback): a "
-             "constant frame rate is assumed, so in a variable-frame-rate video timestamps are approximate")
-
 Source = Path | FrameFolder  # what a record's frames are read from: a video file, or a folder of JPEGs
 
 
@@ -77,15 +70,14 @@ class DecodedSplit:
     Attributes:
         frames: uint8 ``[N, T, 3, crop, crop]``.
         video_ids: one per row; a training video with ``views > 1`` fills ``views`` consecutive rows.
-        times_s: float32 ``[N, T]``, the timestamp (centre of the frame's display interval) of each frame.
-        salient: bool ``[N, T]``, whether that timestamp lies inside an annotated segment.
+        salient: bool ``[N, T]``, whether each frame's timestamp (the centre of its display interval) lies
+            inside an annotated segment.
         labels: class indices, one tuple per row.
         skipped: ``(video_id, path, reason)`` for every unreadable video, in record order.
     """
 
     frames: torch.Tensor
     video_ids: list[str]
-    times_s: torch.Tensor
     salient: torch.Tensor
     labels: list[tuple[int, ...]]
     skipped: list[tuple[str, str, str]]
@@ -102,42 +94,6 @@ class DecodedVideo:
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers
-
-
-def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``t`` frame indices, uniformly pre-sampled: the centre (``rng is None``) or a random point (training,
-    temporal random shift) of each of ``t`` equal segments of ``[0, num_frames)``.
-
-    A video shorter than ``t`` comes out of the same formula with its frames repeated and spliced to ``t``:
-    each frame appears ``t / num_frames`` times (±1), the repeats adjacent and in time order (3 frames, t=8:
-    ``0 0 0 1 1 2 2 2``). Repeating in place rather than looping the clip keeps indices non-decreasing, so
-    time stays monotone for positional encodings and frame differences have no jump at a loop point.
-    """
-    if num_frames < 1 or t < 1:
-        raise ValueError(f"need num_frames >= 1 and t >= 1, got {num_frames}, {t}")
-    i = np.arange(t, dtype=np.int64)
-    if rng is None:
-        return ((2 * i + 1) * num_frames) // (2 * t)  # exact integer floor of the segment centre
-    offsets = rng.random(t)
-    idx = np.floor((i + offsets) * num_frames / t).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
-
-
-def frame_times(indices: np.ndarray, fps: float) -> np.ndarray:
-    """Timestamp of each frame index, in seconds, at the centre of its display interval.
-
-    The centre (not the start) makes a frame salient exactly when most of its interval is annotated, and
-    keeps the test robust to an fps that is off in the last decimal.
-    """
-    return (np.asarray(indices, dtype=np.float64) + 0.5) / fps
-
-
-def salient_mask(segments: Iterable[tuple[float, float]], times_s: np.ndarray) -> np.ndarray:
-    """Whether each timestamp lies inside any half-open segment ``[start, end)``."""
-    times = np.asarray(times_s, dtype=np.float64)
-    seg = np.asarray(list(segments), dtype=np.float64).reshape(-1, 2)
-    inside = (times[..., None] >= seg[:, 0]) & (times[..., None] < seg[:, 1])
-    return inside.any(axis=-1)
 
 
 def resize_crop(frames: torch.Tensor, *, short_side: int, crop: int) -> torch.Tensor:
@@ -520,23 +476,20 @@ def motion_stream(
 def decode_records(records: Sequence[VideoRecord], *, t: int, crop: int, **kwargs: Any) -> DecodedSplit:
     """:func:`decode_stream` collected in memory: for a few videos (``select``, tests); a run's splits go
     to the frame store instead (:mod:`samplerbench.store`)."""
-    frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
+    frames, salient, video_ids, labels, skipped = [], [], [], [], []
     for record, result in decode_stream(records, t=t, crop=crop, **kwargs):
         if isinstance(result, str):
             skipped.append((record.video_id, str(record.path), result))
             continue
         views = len(result.frames)
         frames.append(torch.from_numpy(result.frames))
-        times.append(result.times_s)
         salient.append(result.salient)
         video_ids += [record.video_id] * views
         labels += [record.labels] * views
-    empty = np.zeros((0, t))
     return DecodedSplit(
         frames=torch.cat(frames) if frames else torch.zeros(0, t, 3, crop, crop, dtype=torch.uint8),
         video_ids=video_ids,
-        times_s=torch.from_numpy(np.concatenate([empty, *times])).float(),
-        salient=torch.from_numpy(np.concatenate([empty.astype(bool), *salient])),
+        salient=torch.from_numpy(np.concatenate([np.zeros((0, t), dtype=bool), *salient])),
         labels=labels,
         skipped=skipped,
     )

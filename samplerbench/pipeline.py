@@ -65,7 +65,6 @@ class Outputs:
     train_logits: Tensor
     val_feats: Tensor
     val_logits: Tensor
-    history: list[float]
     tsn: bool = False  # trained "w/ TSN" (K segments, averaged logits)
 
 
@@ -329,14 +328,14 @@ class Pipeline:
             if cfg.weights.get(role):
                 load_weights(net, cfg.weights[role])
             net.to(dtype)
-            history = train_frame_classifier(
+            train_frame_classifier(
                 net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
                 lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
                 resolution=hyper["resolution"], desc=f"train {name}", workers=cfg.workers,
                 compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
-            return distributed.broadcast({"model": net.state_dict(), "history": history})
+            return distributed.broadcast({"model": net.state_dict()})
 
         state = self.cached(f"train {name}", "model", key, fit,
                             work={"frames": hyper["epochs"] * len(train.frames) * hyper["segments"]})
@@ -356,8 +355,7 @@ class Pipeline:
 
         frames = (len(train.frames) + len(val.frames)) * cfg.frames
         feats = self.cached(f"features {name}", "outputs", out_key, features, work={"frames": frames})
-        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), tsn=tsn,
-                       **feats)
+        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), tsn=tsn, **feats)
 
     # -- samplers -----------------------------------------------------------------------------------------
     def banks(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameBank, FrameBank]:

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from samplerbench.config import RunConfig
-from samplerbench.datasets.base import DatasetIndex
+from samplerbench.datasets.base import MISSING, DatasetIndex
 from samplerbench.datasets.videolist import SPLITS, ListMatch
-from samplerbench.decode import FRAME_RULE, MISSING, TIME_RULE
 from samplerbench.metrics import MAP_DEFINITIONS
+from samplerbench.timeline import FRAME_RULE, TIME_RULE
 
 INLINE_LABELS = 10  # main.md spells the label map out up to this many classes, else points to labels.csv
 QUOTED = 5  # ids quoted in main.md

@@ -57,8 +57,9 @@ def machine_name(device: str) -> str:
 
 
 @dataclasses.dataclass
-class Bench:
-    """The run's shared context: config, pipeline, and the main recognizer and FEM."""
+class Evaluator:
+    """What every table scores a sampler with: the run's config and pipeline, its main recognizer and FEM;
+    a selection's metrics, GFLOPs and (cached, per machine) throughput."""
 
     cfg: RunConfig
     pipe: Pipeline
@@ -183,7 +184,7 @@ def comparison_entries(names: list[str]) -> list[tuple[str, str, dict]]:
     return entries
 
 
-def selections(b: Bench, names: list[str]) -> dict[tuple[str, int], Tensor]:
+def selections(b: Evaluator, names: list[str]) -> dict[tuple[str, int], Tensor]:
     """The val positions ``[N, K]`` each main-table sampler keeps at each budget, for ``--export-selections``.
     The oracle is left out: it picks with the labels and this run's recognizer, so its frames are no upper
     bound for any other recognizer (and ``samplerbench select`` refuses it likewise)."""
@@ -196,7 +197,7 @@ def selections(b: Bench, names: list[str]) -> dict[tuple[str, int], Tensor]:
     return out
 
 
-def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
+def main_comparison(b: Evaluator, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
     """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
     and the decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
@@ -219,14 +220,14 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
     return rows, scores, decode_rows
 
 
-def bootstrap(b: Bench, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
+def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
     """:func:`~samplerbench.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against ``reference``,
     with the run's resample count and seed: every call resamples the same videos."""
     targets = b.pipe.split("val").targets.numpy()
     return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.bootstrap, seed=b.cfg.seed)
 
 
-def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
+def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
     """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
     with b.pipe.log.stage("bootstrap"):
         for k in sorted({r["budget_K"] for r in rows}):
@@ -238,7 +239,7 @@ def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
                              dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
 
 
-def add_reference_intervals(b: Bench, rows: list[dict], scores: list[dict[str, np.ndarray]],
+def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
                             reference: int | None) -> list[dict]:
     """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
     when there is a ``reference`` row (its index: the run's own setting), the difference from that row's ``col``
@@ -262,7 +263,7 @@ def _position(items: tuple | list, item) -> int | None:
     return items.index(item) if item in items else None
 
 
-def table_guiding(b: Bench) -> list[dict]:
+def table_guiding(b: Evaluator) -> list[dict]:
     """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments; reference
     row: the run's NSNet's guiding score."""
     k, rows, scores, guidings = b.cfg.main_budget, [], [], ("response", "prototype")
@@ -277,7 +278,7 @@ def table_guiding(b: Bench) -> list[dict]:
     return add_reference_intervals(b, rows, scores, _position(guidings, b.nsnet()[0].guiding))
 
 
-def table_fusion(b: Bench) -> list[dict]:
+def table_fusion(b: Evaluator) -> list[dict]:
     """One trained NSNet's branches under every fusion; reference row: its own fusion."""
     k = b.cfg.main_budget
     sampler, bank = b.nsnet()
@@ -291,7 +292,7 @@ def table_fusion(b: Bench) -> list[dict]:
     return add_reference_intervals(b, rows, scores, _position(FUSIONS, sampler.fusion))
 
 
-def table_fem(b: Bench) -> list[dict]:
+def table_fem(b: Evaluator) -> list[dict]:
     """NSNet on each FEM backbone; reference row: the run's FEM."""
     cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
     for arch in cfg.table_fem_archs:
@@ -306,7 +307,7 @@ def table_fem(b: Bench) -> list[dict]:
     return add_reference_intervals(b, rows, scores, _position(cfg.table_fem_archs, cfg.fem_arch))
 
 
-def table_recognizer(b: Bench) -> list[dict]:
+def table_recognizer(b: Evaluator) -> list[dict]:
     """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
     cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
     for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
@@ -323,7 +324,7 @@ def table_recognizer(b: Bench) -> list[dict]:
     return add_reference_intervals(b, rows, scores, _position(cfg.table_rec_variants, (cfg.rec_arch, cfg.rec_tsn)))
 
 
-def saliency_curves(b: Bench) -> dict:
+def saliency_curves(b: Evaluator) -> dict:
     """Per-class mean saliency over normalised time for Guid., w/o NS and NSNet (paper Fig. 1)."""
     k = b.cfg.main_budget
     nsnet, bank = b.nsnet()
@@ -426,27 +427,27 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     notes = dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
-                  fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
+    evaluator = Evaluator(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
+                          fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
 
-    rows, scores, decode = main_comparison(bench, names)
-    add_confidence_intervals(bench, rows, scores)
+    rows, scores, decode = main_comparison(evaluator, names)
+    add_confidence_intervals(evaluator, rows, scores)
     tables = {"main": rows, "decode": decode}
     if "guiding" in ablations:
-        tables["guiding"] = table_guiding(bench)
+        tables["guiding"] = table_guiding(evaluator)
     if "fusion" in ablations:
-        tables["fusion"] = table_fusion(bench)
+        tables["fusion"] = table_fusion(evaluator)
     if "fem" in ablations:
-        tables["fem"] = table_fem(bench)
+        tables["fem"] = table_fem(evaluator)
     if "recognizer" in ablations:
-        tables["recognizer"] = table_recognizer(bench)
-    curves = saliency_curves(bench) if "saliency" in ablations else None
+        tables["recognizer"] = table_recognizer(evaluator)
+    curves = saliency_curves(evaluator) if "saliency" in ablations else None
 
     val = pipe.split("val")
     exported = None
     if cfg.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
-        exported = dict(selections=selections(bench, names), order=[r.video_id for r in data.split("val")],
+        exported = dict(selections=selections(evaluator, names), order=[r.video_id for r in data.split("val")],
                         video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.frames)
     if not distributed.is_main():
         return folder
@@ -457,13 +458,13 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         with log.stage("checkpoints") as st:
             checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
                                                             previous=folder / "checkpoints", cfg=cfg,
-                                                            classes=data.classes, fem=bench.fem, rec=bench.rec)
+                                                            classes=data.classes, fem=evaluator.fem, rec=evaluator.rec)
             st["cached"] = written == 0
         with log.stage("report"):
-            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
+            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=evaluator.machine,
                              stages=log.records, skipped=skipped, warnings=notes,
                              paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
                              video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
-                             nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None,
+                             nsnet=field_values(evaluator.nsnet()[0]) if "nsnet" in names else None,
                              protocol=card, selections=exported)
     return folder

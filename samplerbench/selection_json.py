@@ -3,8 +3,8 @@ by a run's ``--export-selections``, so that another tool can score the same fram
 
 A readable video gives ``{"video", "num_frames", "fps", "T", "K", "positions", "frame_indices", "times_s"}``:
 ``positions`` are the kept frames among the T pre-sampled ones (0..T-1), ``frame_indices`` the same frames
-in the video's own numbering (:func:`~samplerbench.decode.presample_indices`, segment centres) and
-``times_s`` their timestamps (:func:`~samplerbench.decode.frame_times`: the centre of each frame's display
+in the video's own numbering (:func:`~samplerbench.timeline.presample_indices`, segment centres) and
+``times_s`` their timestamps (:func:`~samplerbench.timeline.frame_times`: the centre of each frame's display
 interval at the decoder's average fps), rounded to 0.1 ms. An unreadable video gives ``{"video",
 "skipped": reason}``. In a video shorter than T the pre-sampled frames repeat, so its indices are
 non-decreasing rather than distinct.
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from samplerbench.decode import frame_times, presample_indices
+from samplerbench.timeline import frame_times, presample_indices
 
 
 def video_selection(video: str, positions: Sequence[int], probed: tuple[int, float] | str, *, t: int) -> dict:

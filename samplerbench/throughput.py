@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, measure_throughput
-from samplerbench.decode import decode_clip, decode_motion, presample_indices
+from samplerbench.decode import decode_clip, decode_motion
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import fast_path, resize_frames
 from samplerbench.samplers import FrameBank, Sampler
+from samplerbench.timeline import presample_indices
 
 
 def sampler_throughput(

@@ -13,11 +13,12 @@ from torchvision.io import encode_jpeg
 
 from samplerbench.datasets.base import FrameFolder, VideoRecord
 from samplerbench.datasets.synthetic import write_mp4
-from samplerbench.decode import decode_clip, decode_records, presample_indices
+from samplerbench.decode import decode_clip, decode_records
 from samplerbench.fusion import fuse_select
 from samplerbench.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, get_sampler
+from samplerbench.timeline import presample_indices
 
 pytestmark = pytest.mark.benchmark
 

@@ -20,9 +20,10 @@ from samplerbench.config import build_config
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import FrameFolder, VideoRecord
 from samplerbench.datasets.synthetic import write_mp4
-from samplerbench.decode import decode_clip, decode_motion, decode_records, presample_indices, view_indices
+from samplerbench.decode import decode_clip, decode_motion, decode_records, view_indices
 from samplerbench.errors import UserError
 from samplerbench.run import run
+from samplerbench.timeline import presample_indices
 
 
 def index(dataset: str, root: Path, **overrides):

@@ -12,12 +12,13 @@ import torch
 from samplerbench.checkpoint import FRAME_CLASSIFIER, SAMPLER
 from samplerbench.cli import main
 from samplerbench.config import build_config
-from samplerbench.decode import presample_indices, probe
+from samplerbench.decode import probe
 from samplerbench.errors import UserError
+from samplerbench.infer import load_sampler
 from samplerbench.pipeline import Pipeline
 from samplerbench.run import run
-from samplerbench.select import load_sampler
 from samplerbench.stagelog import StageLog
+from samplerbench.timeline import presample_indices
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Selecting frames of new videos with a trained sampler: :func:`load_sampler` and ``samplerbench select``.
+"""Inference: a trained sampler choosing frames of new videos (:func:`load_sampler`; ``samplerbench select``).
 
 A video goes through exactly what the benchmark does to a validation video: crash-isolated probing
 (:func:`~samplerbench.decode.probe_many`), T segment-centre frames decoded, resized and cropped by
@@ -30,7 +30,7 @@ from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import extract_outputs
 from samplerbench.samplers import FrameBank, Sampler
 from samplerbench.selection import check_budget
-from samplerbench.selection_json import dumps, video_selection
+from samplerbench.selection_json import video_selection
 from samplerbench.store import TensorFrames
 
 TOP = 5  # classes reported with ``top5``
@@ -137,23 +137,3 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
                           frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],
                           fem_res=fem_ckpt["preprocessing"]["resolution"], rec_res=pre["resolution"],
                           device=device, aggregation=rec_ckpt.get("aggregation", "mean_softmax"))
-
-
-def main(argv: list[str]) -> int:
-    """``samplerbench select``: print a JSON list, one object per video and line (so that line tools work
-    too); exit 1 when no video was readable."""
-    from samplerbench.cli import ArgumentParser, resolve_device
-
-    p = ArgumentParser(prog="samplerbench select",
-                                description="Choose K frames of each video with a trained sampler; prints JSON.")
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="a sampler checkpoint, e.g. results/synthetic/checkpoints/nsnet.pt")
-    p.add_argument("-k", "--budget", type=int, required=True, metavar="K", help="frames to keep per video")
-    p.add_argument("--top5", action="store_true", help="add the recognizer's top-5 classes on the kept frames")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="any file decord (or PyAV) reads")
-    args = p.parse_args(argv)
-    trained = load_sampler(args.checkpoint, device=resolve_device(args.device))
-    results = trained.select_videos(args.videos, args.budget, top5=args.top5)
-    print(dumps(results))
-    return 0 if any("skipped" not in r for r in results) else 1
