@@ -130,7 +130,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--val-list", default=None, metavar="FILE", help="validation list, same format as --train-list")
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3), help="UCF101's official split (default: 1)")
     p.add_argument("--lenient", action="store_true", default=None,
-                   help="skip malformed annotation entries and list them, instead of stopping at the first")
+                   help="skip malformed annotation entries (or a bank's rows with NaN/inf) and list them, instead "
+                        "of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
     p.add_argument("--frames", type=int, default=None, metavar="T", help="frames pre-sampled per video")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="tiny | default | paper (default: default)")
@@ -168,6 +169,9 @@ def build_parser() -> ArgumentParser:
                    help="time throughput and decoding again instead of reading this machine's cached figures")
     p.add_argument("--export-predictions", action="store_true", default=None,
                    help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")
+    p.add_argument("--export-bank", action="store_true", default=None,
+                   help="write <run folder>/bank/: the per-frame features, logits, labels and salient masks of both "
+                        "splits as a frame bank that --dataset bank --data-root reads (README, Frame banks)")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines or progress bars")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
     return p
@@ -229,7 +233,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                         train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
-                        export_predictions=args.export_predictions, sampler_options=options or None,
+                        export_predictions=args.export_predictions, export_bank=args.export_bank,
+                        sampler_options=options or None,
                         aggregation=args.aggregation)
     check_names(cfg)
     return cfg

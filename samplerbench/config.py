@@ -144,6 +144,7 @@ class RunConfig:
     remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
     bootstrap: int = 1000
     export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
+    export_bank: bool = False  # write <run folder>/bank/, the frame bank of the run's outputs (samplerbench.bank)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
