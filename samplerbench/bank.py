@@ -15,9 +15,9 @@ for the splits ``train`` and ``val``. The arrays are plain ``.npy`` files (``num
 may fill several consecutive rows with the same id: its temporal-shift views (a run exports ``train_views``
 rows per training video); a val video is one row.
 
-The one surprising fact: the reader checks every float array for NaN and inf row by row, which touches the
-whole bank once (seconds per GB); a bad row is an error naming the file and the row, or with ``lenient`` a
-skipped entry.
+The one surprising fact: the reader checks every float array for NaN and inf row by row, which reads the
+whole bank once (seconds per GB, through a mapping of its own that is dropped after); a bad row is an error
+naming the file and the row, or with ``lenient`` a skipped entry.
 """
 
 from __future__ import annotations
@@ -171,8 +171,11 @@ def _load_array(root: Path, index: dict[str, Any], split: str, name: str) -> np.
     return array
 
 
-def _bad_rows(path: Path, array: np.ndarray) -> tuple[np.ndarray, str]:
-    """Rows of ``array`` holding NaN or inf (float arrays) or a value other than 0 and 1 (labels), and why."""
+def _bad_rows(path: Path) -> tuple[np.ndarray, str]:
+    """Rows of the array in ``path`` holding NaN or inf (float arrays) or a value other than 0 and 1 (labels),
+    and why. The file is mapped anew and unmapped on return, so the pages it reads leave this process's
+    resident memory with it (they stay in the page cache)."""
+    array = np.load(path, mmap_mode="r")
     if array.dtype.kind == "f":
         bad = [np.flatnonzero(~np.isfinite(array[i:i + ROW_CHUNK]).reshape(len(array[i:i + ROW_CHUNK]), -1).all(1)) + i
                for i in range(0, len(array), ROW_CHUNK)]
@@ -220,9 +223,9 @@ def read_bank(root: Path | str, *, lenient: bool = False) -> Bank:
         arrays = {name: _load_array(root, index, split, name) for name in ARRAYS}
         ids = _video_ids(root, index, split)
         drop: set[int] = set()
-        for name, array in arrays.items():
+        for name in arrays:
             path = root / index["splits"][split]["files"][name]["path"]
-            rows, why = _bad_rows(path, array)
+            rows, why = _bad_rows(path)
             if len(rows) and not lenient:
                 raise UserError(f"{path}: row {rows[0]} (video {ids[rows[0]]!r}) holds {why}; fix the bank, or pass "
                                 f"--lenient to skip such rows")
