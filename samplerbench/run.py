@@ -192,9 +192,8 @@ def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
         raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
                         "not hold; use mean_softmax or mean_logits")
     names[:] = [n for n in names if n not in motion]
-    notes = ["frame bank: GFLOPs/video is the sampler head's alone (the bank's FEM and recognizer are unknown: add "
-             "T × FEM + K × recognizer per frame for a pipeline's cost); videos/s times the sampler heads on the "
-             "bank's FEM features (no FEM, recognizer or decoding), so no e2e column"]
+    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
+             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
     notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
               for n in motion]
     skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.tables))
