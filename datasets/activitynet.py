@@ -97,16 +97,16 @@ def _parse_segment(ann: Any, i: int, duration: float, known_labels: frozenset[st
     return label, start, end
 
 
-def _parse_entry(entry: dict, known_labels: frozenset[str]) -> list[tuple[str, float, float]]:
-    """``[(label, start, end), ...]`` of one labelled database entry, each segment checked against the entry's
-    duration."""
+def _parse_entry(entry: dict, known_labels: frozenset[str]) -> tuple[float, list[tuple[str, float, float]]]:
+    """The duration and ``[(label, start, end), ...]`` of one labelled database entry, each segment checked
+    against the duration."""
     duration = _number(_require(entry, "duration"), "duration")
     if duration <= 0:
         raise BadEntry(f"duration must be positive, got {duration}")
     annotations = _require(entry, "annotations")
     if not isinstance(annotations, list) or not annotations:
         raise BadEntry(f"annotations must be a non-empty list, got {annotations!r}")
-    return [_parse_segment(a, i, duration, known_labels) for i, a in enumerate(annotations)]
+    return duration, [_parse_segment(a, i, duration, known_labels) for i, a in enumerate(annotations)]
 
 
 def _subset(entry: Any) -> str:
@@ -147,11 +147,11 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
             subset = _subset(entry)
             if subset == "testing":
                 continue
-            segments = _parse_entry(entry, known_labels)
+            duration, segments = _parse_entry(entry, known_labels)
         except BadEntry as e:
             bad.append((video_id, str(e)))
             continue
-        parsed.append((video_id, SUBSETS[subset], segments))
+        parsed.append((video_id, SUBSETS[subset], duration, segments))
 
     check_entries(str(path), bad, lenient=lenient, entry_format="video {!r}")
 

@@ -170,7 +170,8 @@ def add_run_flags(p: ArgumentParser) -> None:
                    help="video ids, one per line: each split with a listed video keeps only the listed ones (to "
                         "match the videos a paper used; a split with none listed stays whole)")
     p.add_argument("--lenient", action="store_true", default=None,
-                   help="skip malformed annotation entries and list them, instead of stopping at the first")
+                   help="skip malformed annotation entries (or a bank's rows with NaN/inf) and list them, instead "
+                        "of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
     p.add_argument("--frames", type=int, default=None, metavar="T", help="frames pre-sampled per video")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="tiny | default | paper (default: default)")
@@ -211,6 +212,9 @@ def add_run_flags(p: ArgumentParser) -> None:
     p.add_argument("--export-selections", action="store_true", default=None,
                    help="write selections/<sampler>_K<k>.json: the frames each sampler keeps of every val video, as "
                         "samplerbench select prints them")
+    p.add_argument("--export-bank", action="store_true", default=None,
+                   help="write <run folder>/bank/: the per-frame features, logits, labels and salient masks of both "
+                        "splits as a frame bank that --dataset bank --data-root reads (README, Frame banks)")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines or progress bars")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
 
@@ -272,6 +276,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
                         export_predictions=args.export_predictions, export_selections=args.export_selections,
+                        export_bank=args.export_bank,
                         sampler_options=options or None,
                         aggregation=args.aggregation)
     check_names(cfg)

@@ -150,6 +150,7 @@ class RunConfig:
     bootstrap: int = 1000
     export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
     export_selections: bool = False  # write <run folder>/selections/<sampler>_K<k>.json (samplerbench select's)
+    export_bank: bool = False  # write <run folder>/bank/, the frame bank of the run's outputs (samplerbench.bank)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:

@@ -26,9 +26,11 @@ import torch
 from torch import Tensor
 
 from samplerbench import distributed, store
+from samplerbench.bank import SPLITS, Bank, BankSplit, write_bank
 from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
+from samplerbench.datasets.bank import bank_index, open_bank
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.datasets.videolist import ListMatch, read_video_list, restrict
 from samplerbench.decode import decode_stream, motion_stream, probe_many
@@ -46,7 +48,7 @@ class Split:
     """The decoded frames of one subset (one row per video, or per temporal-shift view in training)."""
 
     key: str
-    frames: FrameSource  # [N, T, 3, rec_res, rec_res] uint8, read from the frame store
+    frames: FrameSource | None  # [N, T, 3, rec_res, rec_res] uint8, read from the frame store; None for a bank
     targets: Tensor  # [N, C] multi-hot float
     salient: Tensor  # [N, T] bool: frame inside an annotated segment
     video_ids: list[str]
@@ -60,7 +62,7 @@ class Outputs:
     key: str
     name: str  # e.g. "recognizer/resnet18+tsn", for stage lines
     arch: str
-    model: FrameClassifier  # in eval mode, for throughput timing
+    model: FrameClassifier | None  # in eval mode, for throughput timing; None for a bank's (unknown backbones)
     train_feats: Tensor
     train_logits: Tensor
     val_feats: Tensor
@@ -419,3 +421,65 @@ class Pipeline:
             sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, fit))
         self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank
+
+    def export_bank(self, folder: Path, *, fem: Outputs, rec: Outputs) -> Path:
+        """Write the frame bank of this run's ``fem`` and ``rec`` outputs on both splits into ``folder``
+        (:mod:`samplerbench.bank`), at the run's dtype; returns its index.json."""
+        cfg, data = self.cfg, self.index()
+        splits = {}
+        for subset in SPLITS:
+            split, feats, logits = self.split(subset), f"{subset}_feats", f"{subset}_logits"
+            splits[subset] = BankSplit(
+                fem_features=getattr(fem, feats).numpy(), rec_features=getattr(rec, feats).numpy(),
+                rec_logits=getattr(rec, logits).numpy(), labels=split.targets.numpy().astype("uint8"),
+                salient=split.salient.numpy(), video_ids=tuple(split.video_ids))
+        producer = dict(tool="samplerbench", dataset=cfg.dataset, preset=cfg.preset, seed=cfg.seed, fem=fem.name,
+                        recognizer=rec.name, fem_res=cfg.fem_res, rec_res=cfg.rec_res, train_views=cfg.train_views)
+        with environment_faults(folder):
+            return write_bank(folder, classes=data.classes, splits=splits, producer=producer)
+
+
+class BankPipeline(Pipeline):
+    """The stages of a run on a frame bank (``--dataset bank``): index, splits and per-frame outputs come from
+    the bank, memory-mapped, and only the samplers are fitted (and cached). Its :class:`Outputs` have no model:
+    the backbones that made a bank are unknown to the run."""
+
+    def bank(self) -> Bank:
+        return self._once(("bank",), lambda: open_bank(self.cfg))
+
+    def index(self) -> DatasetIndex:
+        def compute() -> DatasetIndex:
+            with self.log.stage("index"):
+                return bank_index(self.bank())
+
+        return self._once(("index",), compute)
+
+    def split(self, subset: str) -> Split:
+        def compute() -> Split:
+            bank = self.bank()
+            rows = bank.splits[subset]
+            return Split(key=stage_key("bank split", subset=subset, bank=bank.fingerprint), frames=None,
+                         targets=torch.from_numpy(rows.labels).float(), salient=torch.tensor(rows.salient),
+                         video_ids=list(rows.video_ids), skipped=[])
+
+        return self._once(("split", subset), compute)
+
+    def motion(self, subset: str) -> Tensor:
+        raise UserError("a frame bank holds no frames, hence no motion: samplers that read motion cannot run on it")
+
+    def outputs(self, role: str, arch: str, *, tsn: bool = False) -> Outputs:
+        """The bank's FEM or recognizer outputs whatever ``arch`` and ``tsn`` say; the FEM's have no logits
+        (``[N, T, 0]``). Features keep the bank's dtype (float16 stays float16 and memory-mapped); logits are
+        read into memory as at least float32."""
+        return self._once(("outputs", role), lambda: self._bank_outputs(role))
+
+    def _bank_outputs(self, role: str) -> Outputs:
+        bank, rec = self.bank(), role == "recognizer"
+        values = {}
+        for subset in SPLITS:
+            rows = bank.splits[subset]
+            logits = torch.from_numpy(rows.rec_logits) if rec else torch.empty(len(rows), bank.frames, 0)
+            values[f"{subset}_feats"] = torch.from_numpy(rows.rec_features if rec else rows.fem_features)
+            values[f"{subset}_logits"] = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return Outputs(key=stage_key(f"bank/{role}", bank=bank.fingerprint), name=f"{role}/bank",
+                       arch=str(bank.producer.get(role, "bank")), model=None, history=[], **values)

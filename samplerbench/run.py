@@ -25,17 +25,23 @@ from samplerbench.errors import UserError
 from samplerbench.evaluate import Evaluation, evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import check_aggregation, frame_top1, label_agreement, per_class_average_precision
-from samplerbench.pipeline import Outputs, Pipeline
+from samplerbench.pipeline import BankPipeline, Outputs, Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.protocol import protocol_card
 from samplerbench.recognizers.backbones import require_weights
 from samplerbench.runfolder import run_folder, staged
-from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.samplers import Sampler, get_sampler_class, list_samplers
 from samplerbench.samplers.base import field_values
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
-from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate, sampler_throughput
+from samplerbench.throughput import (
+    decode_timing,
+    decoded_frames,
+    end_to_end_rate,
+    head_throughput,
+    sampler_throughput,
+)
 
 # The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows except in
 # a smoke test, with a note on datasets other than ActivityNet (report.printed_rows, report.paper_caveat).
@@ -47,6 +53,8 @@ PAPER_RECOGNIZER = (("resnet101", False, 75.5), ("resnet101", True, 80.8), ("res
 PAPER_ORACLE = 96.3
 WITHOUT_NS = "nsnet (w/o NS)"
 DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
+BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
+BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
 
 
 def machine_name(device: str) -> str:
@@ -66,6 +74,7 @@ class Evaluator:
     rec: Outputs
     fem: Outputs
     machine: str
+    decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
 
     def nsnet(self, *, fem: Outputs | None = None, rec: Outputs | None = None, **fields):
         return self.pipe.sampler("nsnet", fem=fem or self.fem, rec=rec or self.rec, **fields)
@@ -76,10 +85,10 @@ class Evaluator:
     def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
         """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
         rec, val = rec or self.rec, self.pipe.split("val")
-        head = rec.model.head
+        head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
         return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
                                   aggregation=self.cfg.aggregation, feats=rec.val_feats,
-                                  head=(head.weight.detach(), head.bias.detach()))
+                                  head=None if head is None else (head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         """T·(what the sampler reads per frame) + its head + K·recognizer, per video."""
@@ -148,6 +157,53 @@ class Evaluator:
         return Timing(**self.pipe.cached(label, "throughput", key, compute))
 
 
+@dataclasses.dataclass
+class BankEvaluator(Evaluator):
+    """A run on a frame bank (``--dataset bank``): no frames and no known backbones, so the cost columns cover
+    the samplers alone: GFLOPs of each sampler's head on T FEM features, and videos/s of its selection on the
+    bank's FEM features (:func:`~samplerbench.throughput.head_throughput`); nothing is decoded."""
+
+    decodes = False
+
+    def gflops(self, sampler: Sampler, k: int) -> float:
+        return sampler.gflops(self.cfg.frames)
+
+    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
+        if sampler.uses_labels_at_eval:
+            return None
+        cfg = self.cfg
+        key = stage_key("bank throughput", label=label, k=k, machine=self.machine, fem=self.fem.key,
+                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
+                        device=cfg.device, options=cfg.sampler_options.get(sampler.name))
+        fem = self.fem.val_feats[: cfg.throughput_batch]
+        return self._timed(f"throughput {label} K={k}", key, lambda: head_throughput(
+            sampler=sampler, fem=fem, k=k, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
+            min_iters=cfg.throughput_iters))
+
+
+def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
+    """What a run on a frame bank leaves out, one line each, for the tables' headers and run.json; a
+    :class:`UserError` where it cannot run at all: T other than the bank's is checked by the caller, a sampler
+    named with ``--sampler`` that reads motion (made from decoded frames) or ``max_features`` (the recognizer's
+    head) here. Samplers that read motion, taken from the default list, are left out of ``names`` in place."""
+    motion = [n for n in names if get_sampler_class(n).needs_motion]
+    if motion and cfg.samplers:
+        raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
+                        "does not hold; leave it out")
+    if cfg.aggregation == "max_features":
+        raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
+                        "not hold; use mean_softmax or mean_logits")
+    names[:] = [n for n in names if n not in motion]
+    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
+             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
+    notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
+              for n in motion]
+    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.tables))
+    if skipped:
+        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
+    return notes
+
+
 def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
     """A row's measured throughput columns; empty (``None``) where nothing was measured."""
     if timing is None:
@@ -207,7 +263,7 @@ def main_comparison(b: Evaluator, names: list[str]) -> tuple[list[dict], dict, l
         for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
             ev = b.evaluate(sampler, bank, k)
             scores[(label, k)] = ev.scores
-            decoded = decoded_frames(sampler, t=cfg.frames, k=k)
+            decoded = decoded_frames(sampler, t=cfg.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
                              gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
@@ -409,26 +465,33 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         distributed.local_batch(batch)
     check_aggregation(cfg.aggregation)
     names = list(cfg.samplers) or list_samplers()
-    ablations = ablation_tables(cfg, names)
+    on_bank = cfg.dataset == BANK
+    banked = bank_notes(cfg, names) if on_bank else []
+    ablations = ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
     require_weights((arch, cfg.weights[role]) for role, archs in trained_backbones(cfg, ablations).items()
-                    if role in cfg.weights for arch in archs)
+                    if role in cfg.weights and not on_bank for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
+    pipe = (BankPipeline if on_bank else Pipeline)(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
-    check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
-                 classes=len(data.classes))
+    if isinstance(pipe, BankPipeline) and pipe.bank().frames != cfg.frames:
+        raise UserError(f"--frames {cfg.frames}: the bank {cfg.data_root} holds T = {pipe.bank().frames} frames per "
+                        f"video (its index.json); pass --frames {pipe.bank().frames}")
+    if not on_bank:  # a bank's outputs are memory-mapped, not held
+        check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
+                     classes=len(data.classes))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
     folder = run_folder(out, cfg)
     skipped = pipe.split("train").skipped + pipe.split("val").skipped
     for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)
-    notes = dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
+    notes = banked + dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    evaluator = Evaluator(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
-                          fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
+    rec, fem = pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn), pipe.outputs("fem", cfg.fem_arch)
+    evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
+                                                          machine=machine_name(cfg.device))
 
     rows, scores, decode = main_comparison(evaluator, names)
     add_confidence_intervals(evaluator, rows, scores)
@@ -455,11 +518,17 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                          read={s: len(set(pipe.split(s).video_ids)) for s in ("train", "val")},
                          skipped={s: pipe.split(s).skipped for s in ("train", "val")})
     with staged(folder, cfg, overwrite=overwrite) as staging:
-        with log.stage("checkpoints") as st:
-            checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
-                                                            previous=folder / "checkpoints", cfg=cfg,
-                                                            classes=data.classes, fem=evaluator.fem, rec=evaluator.rec)
-            st["cached"] = written == 0
+        checkpoints = []  # a bank run's samplers lack the backbones a checkpoint names (select runs the FEM)
+        if not on_bank:
+            with log.stage("checkpoints") as st:
+                checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
+                                                                previous=folder / "checkpoints", cfg=cfg,
+                                                                classes=data.classes, fem=evaluator.fem,
+                                                                rec=evaluator.rec)
+                st["cached"] = written == 0
+        if cfg.export_bank:
+            with log.stage("export bank"):
+                pipe.export_bank(staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
         with log.stage("report"):
             report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=evaluator.machine,
                              stages=log.records, skipped=skipped, warnings=notes,

@@ -33,7 +33,7 @@ from samplerbench.errors import UserError, environment_faults
 # the folder's tables; the sampler and table lists may differ)
 IDENTITY = ("preset", "dataset", "video_list", "frames", "budgets", "seed")
 # Files only a run writes, removed when a re-run does not write them again even if no run.json lists them.
-RUN_OWNED = ("checkpoints/*.pt",)
+RUN_OWNED = ("checkpoints/*.pt", "bank/*.json", "bank/*/*")
 
 
 def run_folder(out: Path, cfg: RunConfig) -> Path:
