@@ -23,16 +23,19 @@ so that a re-run rewrites only the files whose content changed.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from samplerbench.cache import stage_key
+from samplerbench.cache import save_torch, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.errors import UserError
-from samplerbench.pipeline import Outputs
+from samplerbench.pipeline import Fitted, Outputs
 from samplerbench.recognizers.backbones import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier
+from samplerbench.runfolder import slug
 from samplerbench.samplers import Sampler, get_sampler_class
 from samplerbench.samplers.base import constructor_fields, field_values
 
@@ -137,3 +140,63 @@ def build_sampler(ckpt: dict, *, device: str) -> Sampler:
     sampler = cls(**kwargs)
     sampler.load_state_dict(ckpt["state"])
     return sampler
+
+
+def sampler_label(fitted: Fitted, *, fem: Outputs, rec: Outputs) -> str:
+    """``nsnet``, ``nsnet no_ns=True``, ``nsnet fem=efficientnet_b0``, ``uniform recognizer=resnet34+tsn``: the
+    sampler, its non-default options, and its FEM / recognizer where they are not the run's main ones (the
+    ablation tables fit samplers on those)."""
+    parts = [fitted.name, *(f"{k}={v}" for k, v in sorted(fitted.fields.items()))]
+    if fitted.fem.key != fem.key:
+        parts.append(f"fem={fitted.fem.arch}")
+    if fitted.rec.key != rec.key:
+        parts.append(f"recognizer={fitted.rec.arch}{'+tsn' if fitted.rec.tsn else ''}")
+    return " ".join(parts)
+
+
+def _save_checkpoint(path: Path, ckpt: dict, previous: Path) -> bool:
+    """Write ``ckpt`` to ``path``, or hard-link ``previous`` there (a copy where links are refused) when that
+    already holds the same content (same key); whether it was written."""
+    if stored_key(previous) != ckpt["key"]:
+        save_torch(path, ckpt)
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(previous, path)
+    except OSError:
+        shutil.copy2(previous, path)
+    return False
+
+
+def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg: RunConfig,
+                      classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
+    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty
+    ``folder`` (a staged ``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint` and
+    :mod:`samplerbench.runfolder`). Returns the listing for ``run.json`` (paths relative to the run folder)
+    and the number of files written.
+
+    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) already holds with the same content
+    is linked, not written, so a re-run served from the stage cache writes nothing and its checkpoints keep
+    their times; ``folder`` holds exactly this run's models, and no sampler file references a classifier of
+    another run.
+    """
+    rel = f"{folder.name}/"
+    classifiers: dict[str, tuple[str, Outputs]] = {}
+    for f in fitted:
+        classifiers.setdefault(classifier_filename(f.fem, "fem"), ("fem", f.fem))
+        classifiers.setdefault(classifier_filename(f.rec, "recognizer"), ("recognizer", f.rec))
+    entries, written = [], 0
+    for name, (role, out) in classifiers.items():
+        written += _save_checkpoint(folder / name, frame_classifier_checkpoint(out, role=role, cfg=cfg,
+                                                                              classes=classes), previous / name)
+        entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
+    for f in fitted:
+        label = sampler_label(f, fem=fem, rec=rec)
+        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec, options=f.options)
+        name = f"{slug(label)}.pt"
+        written += _save_checkpoint(folder / name, ckpt, previous / name)
+        entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
+                        "fields": f.fields, "options": f.options, "fem": rel + ckpt["fem"],
+                        "recognizer": rel + ckpt["recognizer"],
+                        "selects_new_videos": not f.sampler.uses_labels_at_eval})
+    return entries, written

@@ -156,11 +156,29 @@ def video_gflops(
     return frames * fem_per_frame + head + budget * rec_per_frame
 
 
+def pipeline_gflops(sampler: Any, *, frames: int, budget: int, rec: tuple[str, int], fem: tuple[str, int]) -> float:
+    """GFLOPs per video of ``sampler`` (a :class:`~samplerbench.samplers.Sampler`, read through its class
+    flags) keeping ``budget`` of ``frames`` frames, with the recognizer and FEM ``(architecture, resolution)``:
+    :func:`video_gflops` of what it reads per frame, its head and the frames it keeps.
+
+    The oracle (``uses_labels_at_eval``) needs the recognizer on all T frames for its guiding score, whose
+    logits then also score the K it keeps: no FEM and no second recognizer pass.
+    """
+    rec_per_frame = backbone_gflops(*rec)
+    scan = backbone_gflops(*fem) if sampler.uses_fem else 0.0
+    kept = frames if sampler.keeps_all else budget
+    if sampler.uses_labels_at_eval:
+        scan, kept = rec_per_frame, 0
+    return video_gflops(fem_per_frame=scan, head=sampler.gflops(frames), rec_per_frame=rec_per_frame,
+                        frames=frames, budget=kept)
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+FLOP_NOTE = "GFLOPs counted with fvcore: one multiply-add = one flop (the convention of the papers)."
 MIN_TIMED_SECONDS = 0.5  # timed work behind every figure: a short loop on a shared machine is mostly noise
 
 

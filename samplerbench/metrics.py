@@ -16,6 +16,7 @@ Classes without a positive video are skipped in both (their AP is undefined); sc
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -251,3 +252,41 @@ def label_agreement(predicted: Tensor, salient: Tensor) -> tuple[float, float]:
     both = (pred & truth).sum().item()
     precision = both / pred.sum().item() * 100.0 if pred.any() else float("nan")
     return precision, both / truth.sum().item() * 100.0
+
+
+def pareto_flags(rows: list[dict], metric: str = "mAP") -> list[bool]:
+    """A row is Pareto-optimal when no other row is at most as costly and at least as accurate (in ``metric``),
+    one strictly. Rows of samplers that read labels at evaluation (``reads_labels``: the oracle) are upper
+    bounds, not operating points: they are never marked and never hide another row."""
+    pts = [(r["gflops_per_video"], r[metric]) for r in rows if not r.get("reads_labels")]
+
+    def optimal(row: dict) -> bool:
+        g, m = row["gflops_per_video"], row[metric]
+        return not any(g2 <= g and m2 >= m and (g2, m2) != (g, m) for g2, m2 in pts)
+
+    return [not r.get("reads_labels") and optimal(r) for r in rows]
+
+
+EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
+
+
+def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor, class_ap: np.ndarray,
+                      classes: tuple[str, ...]) -> dict:
+    """Mean per-video (min-max normalised) saliency of each variant for an easy, a middle and a hard class.
+
+    Classes are ranked by NSNet's per-class AP (``class_ap``, NaN for classes without positives); each curve
+    is smoothed with an EMA of weight 0.8 as in the paper's Fig. 1.
+    """
+    ranked = [c for c in np.argsort(-np.nan_to_num(class_ap, nan=-1.0)) if not np.isnan(class_ap[c])]
+    picks = {"easy": ranked[0], "middle": ranked[len(ranked) // 2], "hard": ranked[-1]}
+    out = {}
+    for level, c in picks.items():
+        rows = targets[:, c] > 0
+        curves = {}
+        for variant, s in scores.items():
+            s = s[rows].float()
+            lo, hi = s.min(dim=1, keepdim=True).values, s.max(dim=1, keepdim=True).values
+            mean = ((s - lo) / (hi - lo).clamp_min(1e-12)).mean(dim=0).numpy()
+            curves[variant] = pd.Series(mean).ewm(alpha=1 - EMA_WEIGHT, adjust=False).mean().tolist()
+        out[level] = {"class": classes[c], "ap": float(class_ap[c]) * 100.0, "curves": curves}  # %, as mAP is
+    return out

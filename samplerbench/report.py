@@ -12,14 +12,11 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import os
 import platform
-import shutil
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -31,14 +28,13 @@ import torch
 from tabulate import tabulate
 
 from samplerbench import distributed
-from samplerbench.cache import atomic_write, save_torch
-from samplerbench.checkpoint import classifier_filename, frame_classifier_checkpoint, sampler_checkpoint, stored_key
+from samplerbench.cache import atomic_write
 from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS, RunConfig
-from samplerbench.datasets.base import DatasetIndex
-from samplerbench.pipeline import Fitted, Outputs
+from samplerbench.cost import FLOP_NOTE
+from samplerbench.metrics import EMA_WEIGHT
 from samplerbench.protocol import protocol_markdown
-from samplerbench.samplers.guiding import PSEUDO_RULES
-from samplerbench.samplers.nsnet import FEM_WIDTH, NON_SALIENT
+from samplerbench.result import RunResult
+from samplerbench.runfolder import slug
 from samplerbench.selection_json import dumps, video_selection
 
 SUMMARY_COLUMNS = [
@@ -48,10 +44,8 @@ SUMMARY_COLUMNS = [
     "speedup_e2e_vs_dense", "pareto",
 ]
 INT_COLUMNS = ("timed_iters", "decoded_frames")  # empty for the oracle, so pandas would write them as floats
-FLOP_NOTE = "GFLOPs counted with fvcore: one multiply-add = one flop (the convention of the papers)."
 PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "numpy", "pandas", "scikit-learn",
             "scipy")
-EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
 PUBLISHED_OCSAMPLER = ("OCSampler reports 76.9 mAP at 21.7 GFLOPs per video on ActivityNet (CVPR 2022, its own "
                        "ResNet-50 recognizer).")
 LABELS_FILE = "labels.csv"  # the label map: index, name
@@ -126,19 +120,6 @@ def summary_columns(metric: str) -> list[str]:
     columns = [c for c in SUMMARY_COLUMNS if c != "top1"]
     columns.insert(columns.index("mAP"), "top1")
     return columns
-
-
-def pareto_flags(rows: list[dict], metric: str = "mAP") -> list[bool]:
-    """A row is Pareto-optimal when no other row is at most as costly and at least as accurate (in ``metric``),
-    one strictly. Rows of samplers that read labels at evaluation (``reads_labels``: the oracle) are upper
-    bounds, not operating points: they are never marked and never hide another row."""
-    pts = [(r["gflops_per_video"], r[metric]) for r in rows if not r.get("reads_labels")]
-
-    def optimal(row: dict) -> bool:
-        g, m = row["gflops_per_video"], row[metric]
-        return not any(g2 <= g and m2 >= m and (g2, m2) != (g, m) for g2, m2 in pts)
-
-    return [not r.get("reads_labels") and optimal(r) for r in rows]
 
 
 def _num(value, digits: int = 2) -> str:
@@ -269,7 +250,7 @@ def row_label(row: dict) -> str:
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
     """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values, marked as such. A score
-    column ``col`` with a CI (``col_lo``, ``col_hi``: :func:`samplerbench.run.add_reference_intervals`) prints
+    column ``col`` with a CI (``col_lo``, ``col_hi``: :func:`samplerbench.harness.add_reference_intervals`) prints
     as "col % [95% CI]", followed by its difference from the row marked ``reference`` (``col_delta*``), which
     the note names."""
     ci_columns = [k for k in rows[0] if f"{k}_lo" in rows[0]] if rows else []
@@ -302,28 +283,6 @@ def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str
     return "\n\n".join([f"# {title}", header, note, tabulate(table, headers="keys", tablefmt="github")]) + "\n"
 
 
-def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor, class_ap: np.ndarray,
-                      classes: tuple[str, ...]) -> dict:
-    """Mean per-video (min-max normalised) saliency of each variant for an easy, a middle and a hard class.
-
-    Classes are ranked by NSNet's per-class AP (``class_ap``, NaN for classes without positives); each curve
-    is smoothed with an EMA of weight 0.8 as in the paper's Fig. 1.
-    """
-    ranked = [c for c in np.argsort(-np.nan_to_num(class_ap, nan=-1.0)) if not np.isnan(class_ap[c])]
-    picks = {"easy": ranked[0], "middle": ranked[len(ranked) // 2], "hard": ranked[-1]}
-    out = {}
-    for level, c in picks.items():
-        rows = targets[:, c] > 0
-        curves = {}
-        for variant, s in scores.items():
-            s = s[rows].float()
-            lo, hi = s.min(dim=1, keepdim=True).values, s.max(dim=1, keepdim=True).values
-            mean = ((s - lo) / (hi - lo).clamp_min(1e-12)).mean(dim=0).numpy()
-            curves[variant] = pd.Series(mean).ewm(alpha=1 - EMA_WEIGHT, adjust=False).mean().tolist()
-        out[level] = {"class": classes[c], "ap": float(class_ap[c]) * 100.0, "curves": curves}  # %, as mAP is
-    return out
-
-
 def plot_saliency(curves: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2), sharey=True)
     for ax, (level, info) in zip(np.atleast_1d(axes), curves.items(), strict=True):
@@ -352,12 +311,6 @@ def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
-
-
-def slug(label: str) -> str:
-    """``nsnet (w/o NS)`` -> ``nsnet_w_o_ns``: a portable file name stem for any label."""
-    text = "".join(c if c.isalnum() else "_" for c in label.lower())
-    return "_".join(filter(None, text.split("_")))
 
 
 def prediction_filename(sampler: str, k: int) -> str:
@@ -402,147 +355,33 @@ def write_selections(folder: Path, selections: dict[tuple[str, int], torch.Tenso
     return written
 
 
-def sampler_label(fitted: Fitted, *, fem: Outputs, rec: Outputs) -> str:
-    """``nsnet``, ``nsnet no_ns=True``, ``nsnet fem=efficientnet_b0``, ``uniform recognizer=resnet34+tsn``: the
-    sampler, its non-default options, and its FEM / recognizer where they are not the run's main ones (the
-    ablation tables fit samplers on those)."""
-    parts = [fitted.name, *(f"{k}={v}" for k, v in sorted(fitted.fields.items()))]
-    if fitted.fem.key != fem.key:
-        parts.append(f"fem={fitted.fem.arch}")
-    if fitted.rec.key != rec.key:
-        parts.append(f"recognizer={fitted.rec.arch}{'+tsn' if fitted.rec.tsn else ''}")
-    return " ".join(parts)
-
-
-def _save_checkpoint(path: Path, ckpt: dict, previous: Path) -> bool:
-    """Write ``ckpt`` to ``path``, or hard-link ``previous`` there (a copy where links are refused) when that
-    already holds the same content (same key); whether it was written."""
-    if stored_key(previous) != ckpt["key"]:
-        save_torch(path, ckpt)
-        return True
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(previous, path)
-    except OSError:
-        shutil.copy2(previous, path)
-    return False
-
-
-def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg: RunConfig,
-                      classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
-    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty
-    ``folder`` (a staged ``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint` and
-    :mod:`samplerbench.runfolder`). Returns the listing for ``run.json`` (paths relative to the run folder)
-    and the number of files written.
-
-    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) already holds with the same content
-    is linked, not written, so a re-run served from the stage cache writes nothing and its checkpoints keep
-    their times; ``folder`` holds exactly this run's models, and no sampler file references a classifier of
-    another run.
-    """
-    rel = f"{folder.name}/"
-    classifiers: dict[str, tuple[str, Outputs]] = {}
-    for f in fitted:
-        classifiers.setdefault(classifier_filename(f.fem, "fem"), ("fem", f.fem))
-        classifiers.setdefault(classifier_filename(f.rec, "recognizer"), ("recognizer", f.rec))
-    entries, written = [], 0
-    for name, (role, out) in classifiers.items():
-        written += _save_checkpoint(folder / name, frame_classifier_checkpoint(out, role=role, cfg=cfg,
-                                                                              classes=classes), previous / name)
-        entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
-    for f in fitted:
-        label = sampler_label(f, fem=fem, rec=rec)
-        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec, options=f.options)
-        name = f"{slug(label)}.pt"
-        written += _save_checkpoint(folder / name, ckpt, previous / name)
-        entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
-                        "fields": f.fields, "options": f.options, "fem": rel + ckpt["fem"],
-                        "recognizer": rel + ckpt["recognizer"],
-                        "selects_new_videos": not f.sampler.uses_labels_at_eval})
-    return entries, written
-
-
 def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-TABLE_SPECS = {
-    "guiding": ("table1_guiding.md", "Table 1: guiding saliency score of the FS module (NSNet, K={k})",
-                "NSNet trained with NS pseudo labels from the response-based or the prototype-based guiding score. "
-                "pseudo_label_precision / _recall: % of the training frames labelled salient that lie in an "
-                "annotated segment / % of annotated frames labelled salient (empty without annotations); the labels "
-                "come from the recognizer's outputs only."),
-    "fusion": ("table2_fusion.md", "Table 2: fusion of the FS and VG branches (NSNet, K={k})",
-               "Score fusions (max, mul, add α=0.6) and index fusions (join, intersection, union α=0.6) of one "
-               "trained NSNet; fs/vg are the single branches."),
-    "fem": ("table3_fem.md", "Table 3: FEM backbone (NSNet, K={k})",
-            "fem_frame_top1: % of the FEM's own frame predictions on val frames inside annotated segments (all "
-            "frames without annotations) that name the video's class: a FEM near chance gives the sampler "
-            "uninformative features. GFLOPs per frame at this run's FEM resolution and at 224 px. " + FLOP_NOTE),
-    "recognizer": ("table4_recognizer.md", "Table 4: recognizer backbone × training (K={k})",
-                   "'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits, trained for "
-                   "`rec_tsn_epochs` epochs. The default preset uses smaller ResNets than the paper (ResNet-101/152) "
-                   "and sets each of its rows beside the paper's row in the same position. rec_frame_top1: % of the "
-                   "recognizer's val frame predictions inside annotated segments that name the video's class."),
-}
+def write_all(folder: Path, result: RunResult) -> None:
+    """Write every result file of ``result`` into ``folder`` (the run folder, or a staging folder for it: see
+    :mod:`samplerbench.runfolder`), and nothing else: the numbers are all in ``result``.
 
-
-def nsnet_reading(fields: dict[str, Any]) -> str:
-    """The note on every table with NSNet: what of it is this suite's reading, with the values of this run's
-    NSNet (``fields``: its constructor fields) and what a user can switch to."""
-    rule = (f"frames whose per-video min-max-normalised guiding score is at least {fields['pseudo_threshold']}"
-            if fields["pseudo_rule"] == "minmax" else
-            f"the top {fields['pseudo_ratio']:.0%} of each video's frames by guiding score")
-    target = {"background": "classified as an extra background class",
-              "uniform": "pushed to a uniform distribution over the classes", "none": "not supervised"}
-    width = ("the FEM's own width (supplementary A.1)" if fields["d"] == FEM_WIDTH else
-             f"{fields['d']} after a projection (supplementary A.1: the FEM's own width, `d = \"{FEM_WIDTH}\"`)")
-
-    def others(chosen: str, valid: tuple[str, ...]) -> str:
-        return ", ".join(f"`{v}`" for v in valid if v != chosen)
-
-    return ("NSNet here is this suite's reading where no public text is specific (README: \"NSNet: this suite's "
-            f"reading\"): NS pseudo labels = {rule} (`pseudo_rule = {fields['pseudo_rule']}`; also "
-            f"{others(fields['pseudo_rule'], PSEUDO_RULES)}); the non-salient representation is "
-            f"{target[fields['non_salient']]} (`non_salient = {fields['non_salient']}`; also "
-            f"{others(fields['non_salient'], NON_SALIENT)}); FS loss = binary cross-entropy against them, weighted "
-            f"{fields['fs_weight']:g} beside the VG losses weighted {fields['vg_weight']:g} (`fs_weight`, "
-            f"`vg_weight`); encoder width {width}, {fields['heads']} heads, {fields['layers']} layers. Each is an "
-            "option: `[sampler_options.nsnet]` in a config file or `--sampler-option nsnet.FIELD=VALUE`.")
-
-
-def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[str, list[dict]],
-              curves: dict | None, machine: str, stages: list[dict], skipped: list[tuple],
-              paper_oracle: float, predictions: dict[tuple[str, int], np.ndarray] | None = None,
-              video_ids: list[str] | None = None, checkpoints: list[dict] | None = None,
-              warnings: Sequence[str] = (), nsnet: dict[str, Any] | None = None, protocol: dict | None = None,
-              selections: dict[str, Any] | None = None) -> None:
-    """Write every result file of a run into ``folder`` (the run folder, or a staging folder for it: see
-    :mod:`samplerbench.runfolder`); ``predictions`` (per-video scores by sampler and budget) are exported in
-    the ActivityNet results format when given; ``checkpoints`` (from :func:`write_checkpoints`) are listed in
-    ``run.json``; ``warnings`` (about the dataset) open every table below the provenance line and are listed
-    in ``run.json``; ``nsnet`` (the constructor fields of the run's NSNet, when it ran) adds
-    :func:`nsnet_reading` to the NSNet tables' notes; ``protocol`` (:func:`samplerbench.protocol.protocol_card`)
-    goes into ``run.json`` whole, into ``main.md`` as counts above the table, and its label map into
-    ``labels.csv``; ``selections`` (:func:`write_selections`' arguments) are exported when given. A smoke
-    test's tables say so first and print no paper figures (:func:`printed_rows`)."""
+    The dataset warnings open every table below the provenance line; the protocol card goes into ``run.json``
+    whole, into ``main.md`` as counts above the table, and its label map into ``labels.csv``; predictions and
+    selections are exported when the result holds them. A smoke test's tables say so first and print no paper
+    figures (:func:`printed_rows`)."""
+    cfg, data, reading, protocol = result.cfg, result.data, result.reading, result.protocol
     folder.mkdir(parents=True, exist_ok=True)
-    header = table_header(cfg, machine, warnings)
-    tables = {name: printed_rows(rows, cfg) for name, rows in tables.items()}
-    reading = nsnet_reading(nsnet) if nsnet is not None else None
-    rows = tables["main"]
-    for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
-        row["pareto"] = flag
+    header = table_header(cfg, result.machine, result.warnings)
+    rows = printed_rows(result.main, cfg)
+    tables = [dataclasses.replace(table, rows=printed_rows(table.rows, cfg)) for table in result.tables]
     summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
     summary[list(INT_COLUMNS)] = summary[list(INT_COLUMNS)].astype("Int64")
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
     oracle_note = ""
-    if shows_paper_figures(cfg):
-        oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {paper_oracle} mAP on ActivityNet."
+    if shows_paper_figures(cfg) and result.paper_oracle is not None:
+        oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {result.paper_oracle} mAP on ActivityNet."
         if any(r["sampler"] == "ocsampler" for r in rows):
             oracle_note += f" {PUBLISHED_OCSAMPLER}"
     card = f"\n\n{protocol_markdown(protocol, labels_file=LABELS_FILE)}" if protocol else ""
-    main = main_markdown(rows, header + card, data.metric, tables.get("decode"),
+    main = main_markdown(rows, header + card, data.metric, result.decode,
                          bank=cfg.dataset == "bank") + oracle_note
     _write_text(folder / "main.md", main + (f"\n\n{reading}" if reading else "") + "\n")
     written = ["summary.csv", "main.md"]
@@ -550,24 +389,24 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         labels = pd.DataFrame({"index": range(len(protocol["labels"])), "name": protocol["labels"]})
         atomic_write(folder / LABELS_FILE, lambda tmp: labels.to_csv(tmp, index=False))
         written.append(LABELS_FILE)
-    for name, (filename, title, note) in TABLE_SPECS.items():
-        if name in tables:
-            _write_text(folder / filename, simple_markdown(title.format(k=cfg.main_budget), tables[name], header,
-                                                           note + paper_caveat(cfg)
-                                                           + (f"\n\n{reading}" if reading else "")))
-            written.append(filename)
+    for table in tables:
+        _write_text(folder / table.filename, simple_markdown(table.title, table.rows, header, table.note
+                                                             + paper_caveat(cfg)
+                                                             + (f"\n\n{reading}" if reading else "")))
+        written.append(table.filename)
     smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
     plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",
                        f"{cfg.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}")
     written.append("map_vs_gflops.png")
-    if curves is not None:
-        plot_saliency(curves, folder / "fig1_saliency.png")
+    if result.curves is not None:
+        plot_saliency(result.curves, folder / "fig1_saliency.png")
         written.append("fig1_saliency.png")
-    if predictions is not None:
-        written += write_predictions(folder, predictions, video_ids=video_ids, classes=data.classes, cfg=cfg)
-    if selections is not None:
-        written += write_selections(folder, **selections)
-    skipped_df = pd.DataFrame(skipped, columns=["video_id", "path", "reason"])
+    if result.predictions is not None:
+        written += write_predictions(folder, result.predictions, video_ids=result.video_ids, classes=data.classes,
+                                     cfg=cfg)
+    if result.selections is not None:
+        written += write_selections(folder, **result.selections)
+    skipped_df = pd.DataFrame(result.skipped, columns=["video_id", "path", "reason"])
     atomic_write(folder / "skipped.csv", lambda tmp: skipped_df.to_csv(tmp, index=False))
     meta = {
         "config": dataclasses.asdict(cfg),
@@ -575,21 +414,21 @@ def write_all(folder: Path, *, cfg: RunConfig, data: DatasetIndex, tables: dict[
         "preset": cfg.preset,
         "smoke_test": cfg.preset in SMOKE_TEST_PRESETS,
         "headline": headline(rows, data.metric, cfg.main_budget),
-        "machine": machine,
+        "machine": result.machine,
         "processes": distributed.world_size(),  # torchrun's WORLD_SIZE for this run; 1 without torchrun
         "platform": platform.platform(),
         "versions": package_versions(),
         "dataset": {"name": data.name, "classes": len(data.classes), "train_videos": len(data.split("train")),
                     "val_videos": len(data.split("val")), "skipped_annotations": [list(s) for s in data.skipped]},
-        "stages": stages,
-        "skipped_videos": [list(s) for s in skipped],
-        "tables": {name: rows for name, rows in tables.items()},
-        "saliency": curves,
-        "checkpoints": checkpoints or [],
-        "warnings": list(warnings),
+        "stages": result.stages,
+        "skipped_videos": [list(s) for s in result.skipped],
+        "tables": {"main": rows, "decode": result.decode, **{table.name: table.rows for table in tables}},
+        "saliency": result.curves,
+        "checkpoints": result.checkpoints,
+        "warnings": list(result.warnings),
         "protocol": protocol,
         "nsnet_reading": reading,
-        "files": [*written, "skipped.csv", "run.json", *(c["file"] for c in checkpoints or [])],
+        "files": [*written, "skipped.csv", "run.json", *(c["file"] for c in result.checkpoints)],
     }
     _write_text(folder / "run.json", json.dumps(_nan_to_null(meta), indent=2, default=str) + "\n")
 

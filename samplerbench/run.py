@@ -6,447 +6,39 @@ Read this file to know what a number in ``results/`` means; every stage it calls
 
 from __future__ import annotations
 
-import dataclasses
-import platform
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
-from samplerbench import distributed, report
-from samplerbench.cache import stage_key
+from samplerbench import distributed, paper, report
+from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import RunConfig
-from samplerbench.cost import MIN_TIMED_SECONDS, Timing, backbone_gflops, video_gflops
-from samplerbench.decode import probe
 from samplerbench.errors import UserError
-from samplerbench.evaluate import Evaluation, evaluate_selection
-from samplerbench.fusion import FUSIONS, fuse_select
-from samplerbench.metrics import check_aggregation, frame_top1, label_agreement, per_class_average_precision
-from samplerbench.pipeline import BankPipeline, Outputs, Pipeline
+from samplerbench.harness import (
+    BANK,
+    BANK_SKIPPED_TABLES,
+    BankEvaluator,
+    Evaluator,
+    add_confidence_intervals,
+    bank_notes,
+    dataset_warnings,
+    machine_name,
+    main_comparison,
+    selections,
+    skip_notices,
+)
+from samplerbench.metrics import check_aggregation, pareto_flags
+from samplerbench.pipeline import BankPipeline, Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.protocol import protocol_card
 from samplerbench.recognizers.backbones import require_weights
+from samplerbench.result import RunResult
 from samplerbench.runfolder import run_folder, staged
-from samplerbench.samplers import Sampler, get_sampler_class, list_samplers
+from samplerbench.samplers import list_samplers
 from samplerbench.samplers.base import field_values
-from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
-from samplerbench.stats import paired_bootstrap
-from samplerbench.throughput import (
-    decode_timing,
-    decoded_frames,
-    end_to_end_rate,
-    head_throughput,
-    sampler_throughput,
-)
-
-# The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows except in
-# a smoke test, with a note on datasets other than ActivityNet (report.printed_rows, report.paper_caveat).
-PAPER_GUIDING = {"response": 74.1, "prototype": 74.7}
-PAPER_FUSION = {"max": 75.1, "mul": 75.2, "add": 75.3, "join": 75.1, "intersection": 74.9, "union": 75.5}
-PAPER_FEM = {"shufflenet_v2_x1_0": (70.8, 0.15), "mobilenet_v2": (75.5, 0.31), "efficientnet_b0": (76.0, 0.39)}
-# Table 4's rows in order; our preset's table_rec_variants are set beside them row by row (smaller ResNets on CPU).
-PAPER_RECOGNIZER = (("resnet101", False, 75.5), ("resnet101", True, 80.8), ("resnet152", True, 83.0))
-PAPER_ORACLE = 96.3
-WITHOUT_NS = "nsnet (w/o NS)"
-DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
-BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
-BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
-
-
-def machine_name(device: str) -> str:
-    """What produced the timings: the GPU's name on CUDA, else the CPU and its core count."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU x{torch.get_num_threads()} threads ({platform.node()})"
-
-
-@dataclasses.dataclass
-class Evaluator:
-    """What every table scores a sampler with: the run's config and pipeline, its main recognizer and FEM;
-    a selection's metrics, GFLOPs and (cached, per machine) throughput."""
-
-    cfg: RunConfig
-    pipe: Pipeline
-    rec: Outputs
-    fem: Outputs
-    machine: str
-    decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
-
-    def nsnet(self, *, fem: Outputs | None = None, rec: Outputs | None = None, **fields):
-        return self.pipe.sampler("nsnet", fem=fem or self.fem, rec=rec or self.rec, **fields)
-
-    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
-        return self.score(sampler.select(bank, k), rec=rec)
-
-    def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
-        """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
-        rec, val = rec or self.rec, self.pipe.split("val")
-        head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
-        return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
-                                  aggregation=self.cfg.aggregation, feats=rec.val_feats,
-                                  head=None if head is None else (head.weight.detach(), head.bias.detach()))
-
-    def gflops(self, sampler: Sampler, k: int) -> float:
-        """T·(what the sampler reads per frame) + its head + K·recognizer, per video."""
-        cfg = self.cfg
-        rec = backbone_gflops(cfg.rec_arch, cfg.rec_res)
-        scan = backbone_gflops(cfg.fem_arch, cfg.fem_res) if sampler.uses_fem else 0.0
-        kept = cfg.frames if sampler.keeps_all else k
-        if sampler.uses_labels_at_eval:
-            # The oracle's guiding score needs the recognizer on all T frames, whose logits then also score
-            # the K it keeps: no second recognizer pass.
-            scan, kept = rec, 0
-        return video_gflops(fem_per_frame=scan, head=sampler.gflops(cfg.frames), rec_per_frame=rec,
-                            frames=cfg.frames, budget=kept)
-
-    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
-        """Timed batches of the pipeline, cached per machine; ``None`` for the oracle, which needs labels and
-        is not deployable."""
-        if sampler.uses_labels_at_eval:
-            return None
-        cfg = self.cfg
-        options = cfg.sampler_options.get(sampler.name)  # in the key only when set: older keys stay valid
-        key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
-                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
-                        compile=cfg.compile, device=cfg.device, **({"options": options} if options else {}))
-        batch = slice(0, cfg.throughput_batch)
-        return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
-            sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
-            motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
-            recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
-            num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.throughput_iters,
-            compile_model=cfg.compile))
-
-    def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
-        """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos at
-        the run's resolution; with ``successors``, ``frames / 2`` pre-sampled frames and the next frame of each,
-        and their motion (what mgsampler's pipeline decodes). Decoding runs on the CPU, so the figure is cached
-        per CPU whatever the device."""
-        cfg, val = self.cfg, self.pipe.split("val")
-        cpu = machine_name("cpu")
-        key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
-                        min_seconds=MIN_TIMED_SECONDS, **({"successors": True} if successors else {}))
-
-        def measure() -> Timing:
-            readable = set(val.video_ids)
-            records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
-            probed = {r.source: probe(r.source) for r in records}
-            videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
-            if not videos:
-                raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
-            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res, successors=successors)
-
-        label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
-        return self._timed(f"throughput decode {label}", key, measure)
-
-    def _timed(self, label: str, key: str, measure: Callable[[], Timing]) -> Timing:
-        """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
-        cached in the ``throughput`` stage under rank 0's ``key`` (it names rank 0's machine, which another
-        node's ranks do not share); ``cfg.remeasure`` drops the cached figure first."""
-        key = distributed.broadcast(key)
-        if self.cfg.remeasure and distributed.is_main():
-            self.pipe.cache.path("throughput", key).unlink(missing_ok=True)
-
-        def compute() -> dict:
-            return distributed.broadcast(dataclasses.asdict(measure()) if distributed.is_main() else None)
-
-        return Timing(**self.pipe.cached(label, "throughput", key, compute))
-
-
-@dataclasses.dataclass
-class BankEvaluator(Evaluator):
-    """A run on a frame bank (``--dataset bank``): no frames and no known backbones, so the cost columns cover
-    the samplers alone: GFLOPs of each sampler's head on T FEM features, and videos/s of its selection on the
-    bank's FEM features (:func:`~samplerbench.throughput.head_throughput`); nothing is decoded."""
-
-    decodes = False
-
-    def gflops(self, sampler: Sampler, k: int) -> float:
-        return sampler.gflops(self.cfg.frames)
-
-    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
-        if sampler.uses_labels_at_eval:
-            return None
-        cfg = self.cfg
-        key = stage_key("bank throughput", label=label, k=k, machine=self.machine, fem=self.fem.key,
-                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
-                        device=cfg.device, options=cfg.sampler_options.get(sampler.name))
-        fem = self.fem.val_feats[: cfg.throughput_batch]
-        return self._timed(f"throughput {label} K={k}", key, lambda: head_throughput(
-            sampler=sampler, fem=fem, k=k, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
-            min_iters=cfg.throughput_iters))
-
-
-def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
-    """What a run on a frame bank leaves out, one line each, for the tables' headers and run.json; a
-    :class:`UserError` where it cannot run at all: T other than the bank's is checked by the caller, a sampler
-    named with ``--sampler`` that reads motion (made from decoded frames) or ``max_features`` (the recognizer's
-    head) here. Samplers that read motion, taken from the default list, are left out of ``names`` in place."""
-    motion = [n for n in names if get_sampler_class(n).needs_motion]
-    if motion and cfg.samplers:
-        raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
-                        "does not hold; leave it out")
-    if cfg.aggregation == "max_features":
-        raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
-                        "not hold; use mean_softmax or mean_logits")
-    names[:] = [n for n in names if n not in motion]
-    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
-             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
-    notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
-              for n in motion]
-    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.tables))
-    if skipped:
-        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
-    return notes
-
-
-def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
-    """A row's measured throughput columns; empty (``None``) where nothing was measured."""
-    if timing is None:
-        return dict.fromkeys(("videos_per_s", "timing_spread", "timed_iters", "decoded_frames"))
-    return dict(videos_per_s=timing.items_per_s, timing_spread=timing.spread, timed_iters=timing.iterations,
-                decoded_frames=decoded)
-
-
-def _ratio(value: float | None, reference: float | None) -> float | None:
-    return value / reference if value and reference else None
-
-
-def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None:
-    """Complete the rows' cost columns: the end-to-end rate (decoding ``decoded_frames`` frames, seconds per
-    video by frame count in ``decode_s_per_video``, then the measured compute) and the speed-ups over dense,
-    measured, end to end, and from the FLOP counts."""
-    for r in rows:
-        measured = r["decoded_frames"] is not None
-        r["decode_s_per_video"] = decode_s_per_video[r["decoded_frames"]] if measured else None
-        r["videos_per_s_e2e"] = end_to_end_rate(decode_s_per_video=r["decode_s_per_video"],
-                                                videos_per_s=r["videos_per_s"]) if measured else None
-    dense = next((r for r in rows if r["sampler"] == "dense"), {})
-    for r in rows:
-        r["speedup_vs_dense"] = _ratio(r["videos_per_s"], dense.get("videos_per_s"))
-        r["speedup_flops"] = _ratio(dense.get("gflops_per_video"), r["gflops_per_video"])
-        r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
-
-
-def comparison_entries(names: list[str]) -> list[tuple[str, str, dict]]:
-    """``(label, sampler, fields)`` of the main table's samplers: ``names``, plus NSNet w/o NS with NSNet."""
-    entries = [(n, n, {}) for n in names]
-    if "nsnet" in names:
-        entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
-    return entries
-
-
-def selections(b: Evaluator, names: list[str]) -> dict[tuple[str, int], Tensor]:
-    """The val positions ``[N, K]`` each main-table sampler keeps at each budget, for ``--export-selections``.
-    The oracle is left out: it picks with the labels and this run's recognizer, so its frames are no upper
-    bound for any other recognizer (and ``samplerbench select`` refuses it likewise)."""
-    out = {}
-    for label, name, fields in comparison_entries(names):
-        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
-        if not sampler.uses_labels_at_eval:
-            for k in [b.cfg.frames] if sampler.keeps_all else b.cfg.budgets:
-                out[(label, k)] = sampler.select(bank, k)
-    return out
-
-
-def main_comparison(b: Evaluator, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
-    """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
-    and the decoding cost behind the end-to-end figures (one row per frame count)."""
-    cfg = b.cfg
-    rows, scores, successors = [], {}, {}
-    for label, name, fields in comparison_entries(names):
-        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
-        for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
-            ev = b.evaluate(sampler, bank, k)
-            scores[(label, k)] = ev.scores
-            decoded = decoded_frames(sampler, t=cfg.frames, k=k) if b.decodes else None
-            successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
-            rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
-                             gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
-                             **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
-    decode = {n: b.decode_cost(n, successors=successors[n])
-              for n in sorted({r["decoded_frames"] for r in rows} - {None})}
-    add_speedups(rows, {n: t.seconds for n, t in decode.items()})
-    decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
-                        timed_decodes=t.iterations) for n, t in decode.items()]
-    return rows, scores, decode_rows
-
-
-def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
-    """:func:`~samplerbench.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against ``reference``,
-    with the run's resample count and seed: every call resamples the same videos."""
-    targets = b.pipe.split("val").targets.numpy()
-    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.bootstrap, seed=b.cfg.seed)
-
-
-def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
-    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
-    with b.pipe.log.stage("bootstrap"):
-        for k in sorted({r["budget_K"] for r in rows}):
-            stats = bootstrap(b, {label: s for (label, kk), s in scores.items() if kk == k}, "uniform")
-            for r in rows:
-                if r["budget_K"] == k:
-                    st = stats[r["sampler"]]
-                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], dmAP_vs_uniform=st.get("diff"),
-                             dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
-
-
-def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
-                            reference: int | None) -> list[dict]:
-    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
-    when there is a ``reference`` row (its index: the run's own setting), the difference from that row's ``col``
-    with its CI (``col_delta``, ``col_delta_lo``, ``col_delta_hi``); ``reference: True`` marks that row.
-    ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores. Every column is resampled alike (one seed), so
-    the differences are paired."""
-    for col in scores[0]:
-        stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
-        for i, r in enumerate(rows):
-            st = stats[str(i)]
-            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"]})
-            if "diff" in st:
-                r.update({f"{col}_delta": st["diff"], f"{col}_delta_lo": st["diff_lo"],
-                          f"{col}_delta_hi": st["diff_hi"]})
-    for i, r in enumerate(rows):
-        r["reference"] = i == reference
-    return rows
-
-
-def _position(items: tuple | list, item) -> int | None:
-    return items.index(item) if item in items else None
-
-
-def table_guiding(b: Evaluator) -> list[dict]:
-    """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments; reference
-    row: the run's NSNet's guiding score."""
-    k, rows, scores, guidings = b.cfg.main_budget, [], [], ("response", "prototype")
-    train_bank = b.pipe.banks(NSNetSampler, fem=b.fem, rec=b.rec)[0]
-    for g in guidings:
-        sampler, bank = b.nsnet(guiding=g)
-        precision, recall = label_agreement(sampler.pseudo_labels(train_bank), b.pipe.split("train").salient)
-        ev = b.evaluate(sampler, bank, k)
-        scores.append({"mAP": ev.scores})
-        rows.append(dict(guiding=g, mAP=ev.mAP, pseudo_label_precision=precision,
-                         pseudo_label_recall=recall, paper_mAP=PAPER_GUIDING[g]))
-    return add_reference_intervals(b, rows, scores, _position(guidings, b.nsnet()[0].guiding))
-
-
-def table_fusion(b: Evaluator) -> list[dict]:
-    """One trained NSNet's branches under every fusion; reference row: its own fusion."""
-    k = b.cfg.main_budget
-    sampler, bank = b.nsnet()
-    sf, sv = sampler.branch_scores(bank)
-    rows, scores = [], []
-    for fusion in FUSIONS:
-        ev = b.score(fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha))
-        scores.append({"mAP": ev.scores})
-        rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
-                         paper_mAP=PAPER_FUSION.get(fusion)))
-    return add_reference_intervals(b, rows, scores, _position(FUSIONS, sampler.fusion))
-
-
-def table_fem(b: Evaluator) -> list[dict]:
-    """NSNet on each FEM backbone; reference row: the run's FEM."""
-    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
-    for arch in cfg.table_fem_archs:
-        fem = b.pipe.outputs("fem", arch)
-        paper = PAPER_FEM.get(arch, (None, None))
-        ev = b.evaluate(*b.nsnet(fem=fem), cfg.main_budget)
-        scores.append({"mAP": ev.scores})
-        rows.append(dict(fem=arch, mAP=ev.mAP,
-                         fem_frame_top1=frame_top1(fem.val_logits, val.targets, val.salient),
-                         gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
-                         gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
-    return add_reference_intervals(b, rows, scores, _position(cfg.table_fem_archs, cfg.fem_arch))
-
-
-def table_recognizer(b: Evaluator) -> list[dict]:
-    """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
-    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
-    for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
-        rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
-        uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
-        paper = PAPER_RECOGNIZER[i] if i < len(PAPER_RECOGNIZER) else (None, None, None)
-        nsnet = b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec)
-        uni = b.evaluate(uniform, ubank, cfg.main_budget, rec=rec)
-        scores.append({"nsnet_mAP": nsnet.scores, "uniform_mAP": uni.scores})
-        rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN", nsnet_mAP=nsnet.mAP,
-                         uniform_mAP=uni.mAP, rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
-                         paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
-                         paper_mAP=paper[2]))
-    return add_reference_intervals(b, rows, scores, _position(cfg.table_rec_variants, (cfg.rec_arch, cfg.rec_tsn)))
-
-
-def saliency_curves(b: Evaluator) -> dict:
-    """Per-class mean saliency over normalised time for Guid., w/o NS and NSNet (paper Fig. 1)."""
-    k = b.cfg.main_budget
-    nsnet, bank = b.nsnet()
-    oracle, obank = b.pipe.sampler("oracle", fem=b.fem, rec=b.rec)
-    wo_ns, wbank = b.nsnet(no_ns=True)
-    targets = b.pipe.split("val").targets
-    return report.saliency_by_class(
-        {"Guid.": oracle.scores(obank), "w/o NS": wo_ns.scores(wbank), "NSNet": nsnet.scores(bank)},
-        targets=targets, class_ap=per_class_average_precision(b.evaluate(nsnet, bank, k).scores, targets.numpy()),
-        classes=b.pipe.index().classes)
-
-
-def ablation_tables(cfg: RunConfig, names: list[str]) -> set[str]:
-    """The tables besides ``main`` that a run of samplers ``names`` writes: NSNet's ablations need NSNet among
-    them, and Fig. 1 needs the oracle too."""
-    if "nsnet" not in names:
-        return set()
-    return {t for t in cfg.tables if t != "main" and (t != "saliency" or "oracle" in names)}
-
-
-def trained_backbones(cfg: RunConfig, ablations: set[str]) -> dict[str, list[str]]:
-    """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written."""
-    return {
-        "recognizer": [cfg.rec_arch, *([a for a, _ in cfg.table_rec_variants] if "recognizer" in ablations else [])],
-        "fem": [cfg.fem_arch, *(cfg.table_fem_archs if "fem" in ablations else ())],
-    }
-
-
-def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
-    """Console lines saying how much of the dataset a run leaves out and where the list is, printed even with
-    ``--quiet``: accuracies over a silently smaller dataset would be compared as if complete."""
-    lines = []
-    if videos:
-        lines.append(f"{videos} video{'s' if videos != 1 else ''} skipped as unreadable "
-                     f"(see {folder / 'skipped.csv'} for the reasons)")
-    if entries:
-        lines.append(f"{entries} malformed annotation entr{'ies' if entries != 1 else 'y'} skipped (--lenient; "
-                     f"see dataset.skipped_annotations in {folder / 'run.json'})")
-    return lines
-
-
-def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
-    """What makes this dataset's scores degenerate, one line each (none for a sound dataset), from the
-    multi-hot targets of the decoded ``train`` and ``val`` rows (so unreadable videos count as missing).
-
-    Validation videos of fewer than two classes make every sampler score a perfect mAP and top-1 (a
-    one-class dataset reports mAP 100 [100, 100]); a class without validation video has no AP and is left
-    out of the mAP; one without training video is never learned.
-    """
-    def named(columns: np.ndarray) -> str:
-        shown = ", ".join(repr(classes[c]) for c in columns[:5])
-        return shown + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
-
-    lines = []
-    val_count = val.sum(dim=0).numpy()
-    present, absent = np.flatnonzero(val_count > 0), np.flatnonzero(val_count == 0)
-    untrained = np.flatnonzero(train.sum(dim=0).numpy() == 0)
-    if len(present) < 2:
-        lines.append(f"the validation videos show {len(present)} class(es) ({named(present)}) of {len(classes)}: every "
-                     "sampler scores a trivially perfect mAP and top-1, which says nothing about it")
-    elif len(absent):
-        lines.append(f"{len(absent)} class(es) without a validation video ({named(absent)}): no AP, left out of "
-                     "the mAP")
-    if len(untrained):
-        lines.append(f"{len(untrained)} class(es) without a training video ({named(untrained)}): never learned")
-    return lines
 
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, overwrite: bool = False) -> Path:
@@ -467,8 +59,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     names = list(cfg.samplers) or list_samplers()
     on_bank = cfg.dataset == BANK
     banked = bank_notes(cfg, names) if on_bank else []
-    ablations = ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
-    require_weights((arch, cfg.weights[role]) for role, archs in trained_backbones(cfg, ablations).items()
+    ablations = paper.ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
+    require_weights((arch, cfg.weights[role]) for role, archs in paper.trained_backbones(cfg, ablations).items()
                     if role in cfg.weights and not on_bank for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -493,24 +85,20 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
                                                           machine=machine_name(cfg.device))
 
-    rows, scores, decode = main_comparison(evaluator, names)
+    entries = paper.main_entries(names)
+    rows, scores, decode = main_comparison(evaluator, entries)
     add_confidence_intervals(evaluator, rows, scores)
-    tables = {"main": rows, "decode": decode}
-    if "guiding" in ablations:
-        tables["guiding"] = table_guiding(evaluator)
-    if "fusion" in ablations:
-        tables["fusion"] = table_fusion(evaluator)
-    if "fem" in ablations:
-        tables["fem"] = table_fem(evaluator)
-    if "recognizer" in ablations:
-        tables["recognizer"] = table_recognizer(evaluator)
-    curves = saliency_curves(evaluator) if "saliency" in ablations else None
+    for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
+        row["pareto"] = flag
+    tables = paper.tables(evaluator, ablations)
+    curves = paper.saliency_curves(evaluator) if "saliency" in ablations else None
+    reading = paper.nsnet_reading(field_values(paper.nsnet(evaluator)[0])) if "nsnet" in names else None
 
     val = pipe.split("val")
     exported = None
     if cfg.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
-        exported = dict(selections=selections(evaluator, names), order=[r.video_id for r in data.split("val")],
+        exported = dict(selections=selections(evaluator, entries), order=[r.video_id for r in data.split("val")],
                         video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.frames)
     if not distributed.is_main():
         return folder
@@ -521,19 +109,18 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         checkpoints = []  # a bank run's samplers lack the backbones a checkpoint names (select runs the FEM)
         if not on_bank:
             with log.stage("checkpoints") as st:
-                checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
-                                                                previous=folder / "checkpoints", cfg=cfg,
-                                                                classes=data.classes, fem=evaluator.fem,
-                                                                rec=evaluator.rec)
+                checkpoints, written = write_checkpoints(staging / "checkpoints", pipe.fitted,
+                                                         previous=folder / "checkpoints", cfg=cfg,
+                                                         classes=data.classes, fem=evaluator.fem, rec=evaluator.rec)
                 st["cached"] = written == 0
         if cfg.export_bank:
             with log.stage("export bank"):
                 pipe.export_bank(staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
+        result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, main=rows, decode=decode, tables=tables,
+                           curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
+                           skipped=skipped, warnings=notes, protocol=card,
+                           predictions=scores if cfg.export_predictions else None, video_ids=val.video_ids,
+                           selections=exported, checkpoints=checkpoints)
         with log.stage("report"):
-            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=evaluator.machine,
-                             stages=log.records, skipped=skipped, warnings=notes,
-                             paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
-                             video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
-                             nsnet=field_values(evaluator.nsnet()[0]) if "nsnet" in names else None,
-                             protocol=card, selections=exported)
+            report.write_all(staging, result)
     return folder

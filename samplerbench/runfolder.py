@@ -133,3 +133,9 @@ def staged(folder: Path, cfg: RunConfig, *, overwrite: bool) -> Iterator[Path]:
         publish(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def slug(label: str) -> str:
+    """``nsnet (w/o NS)`` -> ``nsnet_w_o_ns``: a portable file name stem for any label."""
+    text = "".join(c if c.isalnum() else "_" for c in label.lower())
+    return "_".join(filter(None, text.split("_")))

@@ -11,7 +11,8 @@ import torch
 from datasetfiles import make_list
 
 from samplerbench.config import build_config
-from samplerbench.run import dataset_warnings, run
+from samplerbench.harness import dataset_warnings
+from samplerbench.run import run
 
 CLASSES = ("run", "jump", "swim")
 

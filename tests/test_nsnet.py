@@ -216,7 +216,7 @@ def test_non_salient_supervision_options(non_salient):
 
 
 def test_the_tables_say_what_is_this_suites_reading():
-    from samplerbench.report import nsnet_reading
+    from samplerbench.paper import nsnet_reading
     from samplerbench.samplers.base import field_values
 
     default = nsnet_reading(field_values(NSNetSampler()))

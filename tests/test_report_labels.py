@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from samplerbench import report
+from samplerbench import metrics, report
 from samplerbench.config import build_config
 
 ABLATION_ROWS = [{"guiding": "response", "mAP": 50.0, "paper_mAP": 74.1},
@@ -64,4 +64,4 @@ def test_the_oracle_is_never_pareto_optimal_and_hides_no_sampler():
             dict(sampler="nsnet", gflops_per_video=2.0, mAP=40.0),
             dict(sampler="dense", gflops_per_video=4.0, mAP=35.0),
             dict(sampler="oracle", gflops_per_video=1.0, mAP=90.0, reads_labels=True)]
-    assert report.pareto_flags(rows) == [True, True, False, False]
+    assert metrics.pareto_flags(rows) == [True, True, False, False]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from samplerbench import report
-from samplerbench.run import add_reference_intervals
+from samplerbench.harness import add_reference_intervals
 
 
 def _bench(targets: np.ndarray) -> SimpleNamespace:

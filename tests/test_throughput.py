@@ -12,9 +12,9 @@ from samplerbench import throughput
 from samplerbench.cli import build_parser, config_from_args
 from samplerbench.config import build_config
 from samplerbench.cost import Timing
+from samplerbench.harness import Evaluator, add_speedups, timing_columns
 from samplerbench.pipeline import Pipeline
 from samplerbench.report import main_markdown
-from samplerbench.run import Evaluator, add_speedups, timing_columns
 from samplerbench.samplers import get_sampler, list_samplers
 from samplerbench.stagelog import StageLog
 from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate

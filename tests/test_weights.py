@@ -15,6 +15,7 @@ import torchvision
 from samplerbench.cli import build_parser, config_from_args, main
 from samplerbench.config import build_config, load_config_file
 from samplerbench.errors import UserError
+from samplerbench.paper import ablation_tables, trained_backbones
 from samplerbench.recognizers.backbones import (
     FrameClassifier,
     fetch_command,
@@ -23,7 +24,6 @@ from samplerbench.recognizers.backbones import (
     require_weights,
     weights_identity,
 )
-from samplerbench.run import ablation_tables, trained_backbones
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the name torchvision gives ResNet-18's ImageNet weights
 

@@ -1,0 +1,327 @@
+"""The generic harness: what scores any set of samplers on one dataset, whatever tables a run writes.
+
+An :class:`Evaluator` holds the run's pipeline with its main recognizer and FEM, and gives a selection its
+metrics, a sampler its GFLOPs and its (cached, per machine) throughput; :func:`main_comparison` builds the
+samplers × budgets rows, and the bootstrap functions give any table's rows their paired CIs. Nothing here
+knows a particular sampler: the paper's ablations (:mod:`samplerbench.paper`) are built on this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from samplerbench import distributed
+from samplerbench.cache import stage_key
+from samplerbench.config import RunConfig
+from samplerbench.cost import MIN_TIMED_SECONDS, Timing, pipeline_gflops
+from samplerbench.decode import probe
+from samplerbench.errors import UserError
+from samplerbench.evaluate import Evaluation, evaluate_selection
+from samplerbench.pipeline import Outputs, Pipeline
+from samplerbench.samplers import Sampler, get_sampler_class
+from samplerbench.stats import paired_bootstrap
+from samplerbench.throughput import (
+    decode_timing,
+    decoded_frames,
+    end_to_end_rate,
+    head_throughput,
+    sampler_throughput,
+)
+
+DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
+
+
+BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
+
+
+BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
+
+
+def machine_name(device: str) -> str:
+    """What produced the timings: the GPU's name on CUDA, else the CPU and its core count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU x{torch.get_num_threads()} threads ({platform.node()})"
+
+
+@dataclasses.dataclass
+class Evaluator:
+    """What every table scores a sampler with: the run's config and pipeline, its main recognizer and FEM;
+    a selection's metrics, GFLOPs and (cached, per machine) throughput."""
+
+    cfg: RunConfig
+    pipe: Pipeline
+    rec: Outputs
+    fem: Outputs
+    machine: str
+    decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
+
+    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
+        return self.score(sampler.select(bank, k), rec=rec)
+
+    def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
+        """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
+        rec, val = rec or self.rec, self.pipe.split("val")
+        head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
+        return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
+                                  aggregation=self.cfg.aggregation, feats=rec.val_feats,
+                                  head=None if head is None else (head.weight.detach(), head.bias.detach()))
+
+    def gflops(self, sampler: Sampler, k: int) -> float:
+        """The sampler's pipeline per video at budget ``k`` (:func:`~samplerbench.cost.pipeline_gflops`)."""
+        cfg = self.cfg
+        return pipeline_gflops(sampler, frames=cfg.frames, budget=k, rec=(cfg.rec_arch, cfg.rec_res),
+                               fem=(cfg.fem_arch, cfg.fem_res))
+
+    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
+        """Timed batches of the pipeline, cached per machine; ``None`` for the oracle, which needs labels and
+        is not deployable."""
+        if sampler.uses_labels_at_eval:
+            return None
+        cfg = self.cfg
+        options = cfg.sampler_options.get(sampler.name)  # in the key only when set: older keys stay valid
+        key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
+                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
+                        compile=cfg.compile, device=cfg.device, **({"options": options} if options else {}))
+        batch = slice(0, cfg.throughput_batch)
+        return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
+            sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
+            motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
+            recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
+            num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.throughput_iters,
+            compile_model=cfg.compile))
+
+    def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
+        """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos at
+        the run's resolution; with ``successors``, ``frames / 2`` pre-sampled frames and the next frame of each,
+        and their motion (what mgsampler's pipeline decodes). Decoding runs on the CPU, so the figure is cached
+        per CPU whatever the device."""
+        cfg, val = self.cfg, self.pipe.split("val")
+        cpu = machine_name("cpu")
+        key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
+                        min_seconds=MIN_TIMED_SECONDS, **({"successors": True} if successors else {}))
+
+        def measure() -> Timing:
+            readable = set(val.video_ids)
+            records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
+            probed = {r.source: probe(r.source) for r in records}
+            videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
+            if not videos:
+                raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
+            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res, successors=successors)
+
+        label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
+        return self._timed(f"throughput decode {label}", key, measure)
+
+    def _timed(self, label: str, key: str, measure: Callable[[], Timing]) -> Timing:
+        """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
+        cached in the ``throughput`` stage under rank 0's ``key`` (it names rank 0's machine, which another
+        node's ranks do not share); ``cfg.remeasure`` drops the cached figure first."""
+        key = distributed.broadcast(key)
+        if self.cfg.remeasure and distributed.is_main():
+            self.pipe.cache.path("throughput", key).unlink(missing_ok=True)
+
+        def compute() -> dict:
+            return distributed.broadcast(dataclasses.asdict(measure()) if distributed.is_main() else None)
+
+        return Timing(**self.pipe.cached(label, "throughput", key, compute))
+
+
+@dataclasses.dataclass
+class BankEvaluator(Evaluator):
+    """A run on a frame bank (``--dataset bank``): no frames and no known backbones, so the cost columns cover
+    the samplers alone: GFLOPs of each sampler's head on T FEM features, and videos/s of its selection on the
+    bank's FEM features (:func:`~samplerbench.throughput.head_throughput`); nothing is decoded."""
+
+    decodes = False
+
+    def gflops(self, sampler: Sampler, k: int) -> float:
+        return sampler.gflops(self.cfg.frames)
+
+    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
+        if sampler.uses_labels_at_eval:
+            return None
+        cfg = self.cfg
+        key = stage_key("bank throughput", label=label, k=k, machine=self.machine, fem=self.fem.key,
+                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
+                        device=cfg.device, options=cfg.sampler_options.get(sampler.name))
+        fem = self.fem.val_feats[: cfg.throughput_batch]
+        return self._timed(f"throughput {label} K={k}", key, lambda: head_throughput(
+            sampler=sampler, fem=fem, k=k, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
+            min_iters=cfg.throughput_iters))
+
+
+def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
+    """What a run on a frame bank leaves out, one line each, for the tables' headers and run.json; a
+    :class:`UserError` where it cannot run at all: T other than the bank's is checked by the caller, a sampler
+    named with ``--sampler`` that reads motion (made from decoded frames) or ``max_features`` (the recognizer's
+    head) here. Samplers that read motion, taken from the default list, are left out of ``names`` in place."""
+    motion = [n for n in names if get_sampler_class(n).needs_motion]
+    if motion and cfg.samplers:
+        raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
+                        "does not hold; leave it out")
+    if cfg.aggregation == "max_features":
+        raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
+                        "not hold; use mean_softmax or mean_logits")
+    names[:] = [n for n in names if n not in motion]
+    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
+             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
+    notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
+              for n in motion]
+    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.tables))
+    if skipped:
+        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
+    return notes
+
+
+def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
+    """A row's measured throughput columns; empty (``None``) where nothing was measured."""
+    if timing is None:
+        return dict.fromkeys(("videos_per_s", "timing_spread", "timed_iters", "decoded_frames"))
+    return dict(videos_per_s=timing.items_per_s, timing_spread=timing.spread, timed_iters=timing.iterations,
+                decoded_frames=decoded)
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    return value / reference if value and reference else None
+
+
+def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None:
+    """Complete the rows' cost columns: the end-to-end rate (decoding ``decoded_frames`` frames, seconds per
+    video by frame count in ``decode_s_per_video``, then the measured compute) and the speed-ups over dense,
+    measured, end to end, and from the FLOP counts."""
+    for r in rows:
+        measured = r["decoded_frames"] is not None
+        r["decode_s_per_video"] = decode_s_per_video[r["decoded_frames"]] if measured else None
+        r["videos_per_s_e2e"] = end_to_end_rate(decode_s_per_video=r["decode_s_per_video"],
+                                                videos_per_s=r["videos_per_s"]) if measured else None
+    dense = next((r for r in rows if r["sampler"] == "dense"), {})
+    for r in rows:
+        r["speedup_vs_dense"] = _ratio(r["videos_per_s"], dense.get("videos_per_s"))
+        r["speedup_flops"] = _ratio(dense.get("gflops_per_video"), r["gflops_per_video"])
+        r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
+
+
+Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, constructor fields)
+
+
+def selections(b: Evaluator, entries: list[Entry]) -> dict[tuple[str, int], Tensor]:
+    """The val positions ``[N, K]`` each main-table sampler keeps at each budget, for ``--export-selections``.
+    The oracle is left out: it picks with the labels and this run's recognizer, so its frames are no upper
+    bound for any other recognizer (and ``samplerbench select`` refuses it likewise)."""
+    out = {}
+    for label, name, fields in entries:
+        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
+        if not sampler.uses_labels_at_eval:
+            for k in [b.cfg.frames] if sampler.keeps_all else b.cfg.budgets:
+                out[(label, k)] = sampler.select(bank, k)
+    return out
+
+
+def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dict, list[dict]]:
+    """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. Returns the rows,
+    the scores, and the decoding cost behind the end-to-end figures (one row per frame count)."""
+    cfg = b.cfg
+    rows, scores, successors = [], {}, {}
+    for label, name, fields in entries:
+        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
+        for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
+            ev = b.evaluate(sampler, bank, k)
+            scores[(label, k)] = ev.scores
+            decoded = decoded_frames(sampler, t=cfg.frames, k=k) if b.decodes else None
+            successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
+            rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
+                             gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
+                             **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
+    decode = {n: b.decode_cost(n, successors=successors[n])
+              for n in sorted({r["decoded_frames"] for r in rows} - {None})}
+    add_speedups(rows, {n: t.seconds for n, t in decode.items()})
+    decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
+                        timed_decodes=t.iterations) for n, t in decode.items()]
+    return rows, scores, decode_rows
+
+
+def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
+    """:func:`~samplerbench.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against ``reference``,
+    with the run's resample count and seed: every call resamples the same videos."""
+    targets = b.pipe.split("val").targets.numpy()
+    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+
+
+def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
+    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
+    with b.pipe.log.stage("bootstrap"):
+        for k in sorted({r["budget_K"] for r in rows}):
+            stats = bootstrap(b, {label: s for (label, kk), s in scores.items() if kk == k}, "uniform")
+            for r in rows:
+                if r["budget_K"] == k:
+                    st = stats[r["sampler"]]
+                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], dmAP_vs_uniform=st.get("diff"),
+                             dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
+
+
+def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
+                            reference: int | None) -> list[dict]:
+    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
+    when there is a ``reference`` row (its index: the run's own setting), the difference from that row's ``col``
+    with its CI (``col_delta``, ``col_delta_lo``, ``col_delta_hi``); ``reference: True`` marks that row.
+    ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores. Every column is resampled alike (one seed), so
+    the differences are paired."""
+    for col in scores[0]:
+        stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
+        for i, r in enumerate(rows):
+            st = stats[str(i)]
+            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"]})
+            if "diff" in st:
+                r.update({f"{col}_delta": st["diff"], f"{col}_delta_lo": st["diff_lo"],
+                          f"{col}_delta_hi": st["diff_hi"]})
+    for i, r in enumerate(rows):
+        r["reference"] = i == reference
+    return rows
+
+
+def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
+    """Console lines saying how much of the dataset a run leaves out and where the list is, printed even with
+    ``--quiet``: accuracies over a silently smaller dataset would be compared as if complete."""
+    lines = []
+    if videos:
+        lines.append(f"{videos} video{'s' if videos != 1 else ''} skipped as unreadable "
+                     f"(see {folder / 'skipped.csv'} for the reasons)")
+    if entries:
+        lines.append(f"{entries} malformed annotation entr{'ies' if entries != 1 else 'y'} skipped (--lenient; "
+                     f"see dataset.skipped_annotations in {folder / 'run.json'})")
+    return lines
+
+
+def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
+    """What makes this dataset's scores degenerate, one line each (none for a sound dataset), from the
+    multi-hot targets of the decoded ``train`` and ``val`` rows (so unreadable videos count as missing).
+
+    Validation videos of fewer than two classes make every sampler score a perfect mAP and top-1 (a
+    one-class dataset reports mAP 100 [100, 100]); a class without validation video has no AP and is left
+    out of the mAP; one without training video is never learned.
+    """
+    def named(columns: np.ndarray) -> str:
+        shown = ", ".join(repr(classes[c]) for c in columns[:5])
+        return shown + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+
+    lines = []
+    val_count = val.sum(dim=0).numpy()
+    present, absent = np.flatnonzero(val_count > 0), np.flatnonzero(val_count == 0)
+    untrained = np.flatnonzero(train.sum(dim=0).numpy() == 0)
+    if len(present) < 2:
+        lines.append(f"the validation videos show {len(present)} class(es) ({named(present)}) of {len(classes)}: every "
+                     "sampler scores a trivially perfect mAP and top-1, which says nothing about it")
+    elif len(absent):
+        lines.append(f"{len(absent)} class(es) without a validation video ({named(absent)}): no AP, left out of "
+                     "the mAP")
+    if len(untrained):
+        lines.append(f"{len(untrained)} class(es) without a training video ({named(untrained)}): never learned")
+    return lines
