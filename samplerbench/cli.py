@@ -108,6 +108,8 @@ SUBCOMMANDS = """subcommands:
       mean ± std of several runs (seeds, machines) per sampler and budget
   samplerbench select --checkpoint PATH -k K VIDEO...
       choose K frames of new videos with a trained sampler; prints JSON
+  samplerbench preview OUT.png [--preset P] [--seed S] [--index N]
+      a few labelled frames (salient and not) of one synthetic video, as a PNG
 (each takes --help)"""
 
 
@@ -271,6 +273,22 @@ def bench(argv: list[str]) -> int:
     return 0
 
 
+def preview(argv: list[str]) -> int:
+    """``samplerbench preview``: render frames of one synthetic video of a preset's dataset to a PNG."""
+    from samplerbench.datasets.synthetic import preview as render
+
+    p = ArgumentParser(prog="samplerbench preview", description=preview.__doc__.split(": ", 1)[1])
+    p.add_argument("out", type=Path, help="the PNG to write")
+    p.add_argument("--preset", default="default", help="whose synthetic dataset (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="the run seed (default: %(default)s)")
+    p.add_argument("--index", type=int, default=0, help="the video, syn_<index> (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=8, help="frames shown, evenly spaced (default: %(default)s)")
+    args = p.parse_args(argv)
+    cfg = build_config(args.preset, seed=args.seed)
+    print(render(cfg.synthetic, seed=cfg.seed, index=args.index, path=args.out, frames=args.frames))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -282,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             from samplerbench.select import main as select
 
             return select(argv[1:])
+        if argv[:1] == ["preview"]:
+            return preview(argv[1:])
         return bench(argv)
     except (UserError, OSError) as exc:  # an OSError: e.g. a video encoder's own write on a full disk
         error = exc if isinstance(exc, UserError) else environment_error(exc)
