@@ -2,23 +2,22 @@
 
 Every video is one class, shown strongly only inside one or two annotated *salient segments* that cover a
 random ``salient_fraction`` of it. The other frames carry weak but correct evidence, as in ActivityNet,
-where a kitchen hints at cooking: more frames never hurt a frame-averaging recognizer, and choosing the
-salient ones helps. A frame is, back to front:
+where a kitchen hints at cooking: more frames help a frame-averaging recognizer, and choosing the salient
+ones helps more. A frame is, back to front (README, "The synthetic dataset", says why each is there):
 
-* **Scene** (the background): each class has two *home scenes* (scene ``s`` is home to classes ``s - 1``
-  and ``s``); a video is filmed in one of its class's with probability ``context``, else in any scene. A
-  scene is a muted hue with smooth blotches and a faint grating of its own orientation, drifting slowly. It
-  is visible in every frame, so it is weak evidence by its statistics, not by its looks.
+* **Scene** — the video is cut into *shots* of about ``shot_frames`` frames, each filmed in one scene. Each
+  class has two *home scenes* (scene ``s`` is home to classes ``s`` and ``s - 1``); a shot is in one of its
+  class's with probability ``context``, else in any scene. A scene is a muted hue with smooth blotches and a
+  faint grating of its own orientation, drifting slowly: plainly visible, weak evidence by its statistics.
 * **Distractor blobs** — soft Gaussian blobs of random colour and size drifting and bouncing across the
   whole frame, the same distribution for every class: motion and colour that are not the action.
 * **The class pattern** — only in salient frames: a shape (disc, square, triangle, cross, ring, diamond)
   with a fill colour and a texture (plain, horizontal or vertical moving stripes). Any two classes differ in
-  at least two of the three attributes, and no single attribute names the class. The pattern moves inside
-  the central square of the frame (it survives the recognizer's centre crop); its path, speed, size, tilt
-  and colour are jittered per video, and every frame gets pixel noise.
-* **Camera motion** — a slow hand-held camera wanders by up to ``camera_pan`` of the shorter side and
-  zooms by up to ``camera_zoom``: every frame moves, so motion alone does not find the action.
-* **Lengths** vary uniformly in ``[min_frames, max_frames]``; some videos are shorter than T.
+  at least two of the three attributes, and no single attribute names the class. Its path, speed, size,
+  tilt and colour are jittered per video; it stays inside the recognizer's centre crop.
+* **Camera motion** — a hand-held camera wanders by up to ``camera_pan`` of the shorter side and zooms by
+  up to ``camera_zoom`` along slow sinusoids (the zoom scales the foreground), so every frame moves.
+* **Pixel noise** on every frame; **lengths** uniform in ``[min_frames, max_frames]``, some shorter than T.
 
 The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`. A
 segment ``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (centre timestamps ``(i + 0.5) / fps``, see
@@ -388,12 +387,12 @@ def _draw_sprite(
     box += alpha[..., None] * (fill - box)
 
 
-def _draw_blobs(img: np.ndarray, blobs: np.ndarray, t: np.ndarray, view: tuple, grid: tuple) -> None:
-    """Composite soft Gaussian blobs in order, seen through the camera ``view``, each only inside the box
-    (±3σ) it visits in these frames."""
+def _draw_blobs(img: np.ndarray, blobs: np.ndarray, t: np.ndarray, camera: Camera, grid: tuple) -> None:
+    """Composite soft Gaussian blobs in order, seen through ``camera``, each only inside the box (±3σ) it
+    visits in these frames."""
     ys, xs = grid
     height, width = img.shape[1:3]
-    off_x, off_y, zoom = view
+    off_x, off_y, zoom = camera.at(t.astype(float))
     f32 = np.float32
     for x0, y0, vx, vy, sx, sy, r, g, b, opacity in blobs:
         cx = width / 2 + zoom * (_bounce(x0 + vx * t, 0, width) - width / 2) - off_x
@@ -444,14 +443,14 @@ def _render(
         np.arange(cfg.width, dtype=f32)[None, None, :] + f32(0.5),
     )
     t = frames.astype(f32)
-    view = plan.camera.at(frames.astype(float))
+    pan = np.stack(plan.camera.at(frames.astype(float))[:2])
 
     shot = [plan.shots[i] for i in shot_of(plan, frames)]
     offsets = np.stack([s.offset + s.drift * (f - s.start) for s, f in zip(shot, frames, strict=True)], axis=1)
-    ox, oy = (offsets + np.stack(view[:2])).round().astype(int) % np.array([[2 * cfg.width], [2 * cfg.height]])
+    ox, oy = (offsets + pan).round().astype(int) % np.array([[2 * cfg.width], [2 * cfg.height]])
     img = np.stack([textures[s.scene][y : y + cfg.height, x : x + cfg.width]
                     for s, x, y in zip(shot, ox, oy, strict=True)])
-    _draw_blobs(img, plan.blobs.astype(f32), t, view, grid)
+    _draw_blobs(img, plan.blobs.astype(f32), t, plan.camera, grid)
 
     salient = salient_frames(plan, frames)
     if salient.any():

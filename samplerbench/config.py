@@ -35,7 +35,7 @@ class SyntheticConfig:
 
     num_classes: int = 10
     train_per_class: int = 30
-    val_per_class: int = 28
+    val_per_class: int = 40
     min_frames: int = 12  # some videos are shorter than T on purpose
     max_frames: int = 120
     width: int = 96
