@@ -625,7 +625,7 @@ def preview(cfg: SyntheticConfig, *, seed: int, index: int, path: Path, frames: 
                  f"{plan.length} frames, salient {', '.join(f'{a}-{b - 1}' for a, b in plan.segments)}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
