@@ -8,6 +8,11 @@ The file format (``activity_net.v1-3.min.json``)::
                            "url": "...", "annotations": [{"segment": [s, e], "label": "Archery"}, ...]}}}
 
 ``training`` becomes ``"train"``, ``validation`` ``"val"``; ``testing`` has no public labels and is left out.
+A video with no file in ``videos/`` is looked for as a frame folder ``rawframes/v_<id>/`` (mmaction2's
+rawframes, JPEGs named by ``--filename-tmpl``); its frames are counted from one listing of the folder and
+taken to span the annotated ``duration`` evenly (ActivityNet's frame rates vary, and a folder has none), which
+places the segments on the frames.
+
 The synthetic dataset writes the same format and is read by the same parser, so the benchmark's default run
 exercises the code path a real dataset takes.
 
@@ -24,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing, find_video, list_videos
+from samplerbench.datasets.layout import FRAME_DIR, data_root, existing, find_video, frame_folder, list_videos
 from samplerbench.datasets.parsing import BadEntry, check_entries, read_text
 from samplerbench.errors import UserError
 
@@ -93,7 +98,8 @@ def _parse_segment(ann: Any, i: int, duration: float, known_labels: frozenset[st
 
 
 def _parse_entry(entry: dict, known_labels: frozenset[str]) -> tuple[float, list[tuple[str, float, float]]]:
-    """``(duration, [(label, start, end), ...])`` of one labelled database entry."""
+    """The duration and ``[(label, start, end), ...]`` of one labelled database entry, each segment checked
+    against the duration."""
     duration = _number(_require(entry, "duration"), "duration")
     if duration <= 0:
         raise BadEntry(f"duration must be positive, got {duration}")
@@ -119,10 +125,11 @@ def _taxonomy_labels(data: dict, path: Path) -> frozenset[str]:
     return frozenset(n["nodeName"] for n in taxonomy)
 
 
-def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, name: str = "activitynet") -> DatasetIndex:
+def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, name: str = "activitynet",
+                      cfg=None) -> DatasetIndex:
     """Index an ActivityNet v1.3 annotation file; videos are looked up in ``video_dir`` as ``v_<id>.<ext>`` or
-    ``<id>.<ext>`` (see :func:`~samplerbench.datasets.layout.find_video`). Classes are the sorted distinct
-    annotation labels."""
+    ``<id>.<ext>`` (see :func:`~samplerbench.datasets.layout.find_video`), else, given the run's ``cfg``, as a
+    frame folder ``<video_dir>/../rawframes/v_<id>/``. Classes are the sorted distinct annotation labels."""
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
@@ -150,24 +157,30 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
 
     classes = tuple(sorted({label for *_, segments in parsed for label, _, _ in segments}))
     index = {c: i for i, c in enumerate(classes)}
-    records = tuple(
-        VideoRecord(
+    frame_dir = video_dir.parent / FRAME_DIR
+    has_frames = cfg is not None and frame_dir.is_dir()
+    records = []
+    for video_id, subset, duration, segments in parsed:
+        default = video_dir / f"v_{video_id}.mp4"
+        video = find_video(files, (f"v_{video_id}", video_id), default=default)
+        folder = frame_dir / f"v_{video_id}"
+        frames = frame_folder(cfg, folder, None, duration=duration) \
+            if has_frames and video is default and folder.is_dir() else None
+        records.append(VideoRecord(
             video_id=video_id,
-            path=find_video(files, (f"v_{video_id}", video_id), default=video_dir / f"v_{video_id}.mp4"),
+            path=folder if frames else video,
             labels=tuple(sorted({index[label] for label, _, _ in segments})),
             subset=subset,
             segments=tuple(sorted((s, e) for _, s, e in segments)),
-            duration=duration,
-        )
-        for video_id, subset, duration, segments in parsed
-    )
-    return DatasetIndex(name=name, classes=classes, records=records, metric="mAP", skipped=tuple(bad))
+            frames=frames,
+        ))
+    return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))
 
 
 @register_dataset("activitynet")
 def build(cfg, cache_dir: Path) -> DatasetIndex:
     """``--data-root`` holds ``activity_net.v1-3.min.json`` (or ``--annotations``) and ``videos/``."""
-    layout = f"expected <root>/{ANNOTATION_FILE} and <root>/videos/v_<id>.mp4"
+    layout = f"expected <root>/{ANNOTATION_FILE} and <root>/videos/v_<id>.mp4 (or frames in <root>/{FRAME_DIR}/v_<id>/)"
     root = data_root(cfg, layout)
     annotations = existing(cfg.annotations or root / ANNOTATION_FILE, "annotation file", layout)
-    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.lenient)
+    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.lenient, cfg=cfg)

@@ -13,18 +13,42 @@ from typing import Protocol
 
 from samplerbench.errors import UserError
 
+MISSING = "missing file"  # the skip reason of a record whose video file or frame folder is absent
+
+# mmaction2's rawframe defaults: ``filename_tmpl`` and ``start_index`` of its RawFrameDecode / RawframeDataset.
+FILENAME_TMPL = "img_{:05d}.jpg"
+START_INDEX = 1
+# Frame folders carry no frame rate; timestamps (and so the salient-hit rate) assume this one unless the
+# adapter knows the duration (ActivityNet: the folder's frames span the annotated duration).
+FRAME_FOLDER_FPS = 30.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FrameFolder:
+    """A video stored as a folder of JPEG frames (mmaction2's rawframes): frame ``i`` (0-based) is the file
+    ``template.format(start_index + i)`` in ``path``."""
+
+    path: Path
+    total_frames: int
+    template: str = FILENAME_TMPL
+    start_index: int = START_INDEX
+    fps: float = FRAME_FOLDER_FPS
+
+    def frame_path(self, i: int) -> Path:
+        return self.path / self.template.format(self.start_index + i)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class VideoRecord:
-    """One video.
+    """One video: a video file, or a folder of frames (``frames`` set, and ``path`` is its folder).
 
     Attributes:
         video_id: unique within the dataset.
-        path: the video file.
+        path: the video file, or the frame folder.
         labels: class indices (more than one for multi-label datasets).
         segments: annotated salient ``(start_s, end_s)`` intervals, seconds; empty when the dataset has none.
         subset: ``"train"`` or ``"val"``.
-        duration: seconds, from the annotations (0.0 when unknown).
+        frames: how to read the frame folder at ``path``; ``None`` for a video file.
     """
 
     video_id: str
@@ -32,7 +56,12 @@ class VideoRecord:
     labels: tuple[int, ...]
     subset: str
     segments: tuple[tuple[float, float], ...] = ()
-    duration: float = 0.0
+    frames: FrameFolder | None = None
+
+    @property
+    def source(self) -> Path | FrameFolder:
+        """What the decoder reads: the video file, or the frame folder."""
+        return self.frames or Path(self.path)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

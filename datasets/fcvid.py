@@ -3,9 +3,10 @@
 FCVID ships its split and labels as spreadsheets and MATLAB files, so the adapter reads them converted to
 the generic list format (:mod:`samplerbench.datasets.listfile`): ``train_list.txt`` and ``val_list.txt``
 with ``relative/path label [label ...]`` lines (0-based labels, several for multi-label videos) and
-``classes.txt``, one class name per line in label order. Unlike ``--dataset list``, the class list is
-required: FCVID's labels are only meaningful with its names. FCVID has no temporal annotations, so the
-salient-hit rate is empty for it.
+``classes.txt``, one class name per line in label order; a line may name a frame folder instead of a
+video (``frame_dir total_frames label [label ...]``, as in the generic list format). Unlike ``--dataset
+list``, the class list is required: FCVID's labels are only meaningful with its names. FCVID has no
+temporal annotations, so the salient-hit rate is empty for it.
 """
 
 from __future__ import annotations
@@ -29,4 +30,4 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     root = data_root(cfg, layout)
     classes = parse_class_list(existing(cfg.classes or root / CLASS_LIST, "class list", layout))
     lists = split_lists(cfg, layout, train=root / TRAIN_LIST, val=root / VAL_LIST)
-    return parse_list_dataset(name="fcvid", lists=lists, root=root, classes=classes, lenient=cfg.lenient)
+    return parse_list_dataset(cfg, name="fcvid", lists=lists, root=root, classes=classes)

@@ -6,12 +6,18 @@ one :class:`~samplerbench.errors.UserError` that names the path and shows the wh
 
 from __future__ import annotations
 
+import os
+import re
+import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from samplerbench.datasets.base import FrameFolder
+from samplerbench.datasets.parsing import BadEntry
 from samplerbench.errors import UserError
 
 VIDEO_EXTENSIONS = ("mp4", "mkv", "webm", "avi", "mov")
+FRAME_DIR = "rawframes"  # mmaction2's folder of frame folders, beside the videos
 
 
 def data_root(cfg, layout: str) -> Path:
@@ -60,3 +66,55 @@ def find_video(files: Mapping[str, Path], stems: Sequence[str], *, default: Path
             if f"{stem}.{ext}" in files:
                 return files[f"{stem}.{ext}"]
     return default
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A regex matching the file names ``template`` (one integer field, e.g. ``img_{:05d}.jpg``) makes; a
+    template without exactly one field is a :class:`UserError`."""
+    parts = list(string.Formatter().parse(template))
+    fields = [p for p in parts if p[1] is not None]
+    if len(fields) != 1:
+        raise UserError(f"--filename-tmpl {template!r}: expected one integer field, as in img_{{:05d}}.jpg")
+    try:
+        template.format(1)
+    except (ValueError, IndexError, KeyError) as e:
+        raise UserError(f"--filename-tmpl {template!r}: {e}") from None
+    return re.compile("".join(re.escape(text) + (r"[0-9]+" if field is not None else "")
+                              for text, field, _, _ in parts))
+
+
+def count_frames(folder: Path, template: str) -> int:
+    """How many files of ``folder`` are named as ``template`` says (0 when it is missing): one listing."""
+    pattern = template_pattern(template)
+    try:
+        return sum(1 for name in os.listdir(folder) if pattern.fullmatch(name))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
+def frame_folder(cfg, path: Path, total_frames: int | None, *, duration: float = 0.0) -> FrameFolder:
+    """The frame folder ``path`` as the run's ``--filename-tmpl``/``--start-index`` read it.
+
+    ``total_frames`` is its list line's count, else the folder is counted. A folder has no frame rate: with
+    the video's ``duration`` (seconds) known, its frames are taken to span it evenly, else
+    :data:`~samplerbench.datasets.base.FRAME_FOLDER_FPS` is assumed. A folder that has frames but
+    fewer than its line gives is a :class:`BadEntry` (an error naming the line, a skip with ``--lenient``); a
+    missing or empty one is left to the decode stage, which skips it with its reason, as a missing video.
+    """
+    present = count_frames(path, cfg.filename_tmpl)
+    if total_frames is None:
+        total_frames = present
+    elif 0 < present < total_frames:
+        raise BadEntry(f"frame folder {path} has {present} frames named {cfg.filename_tmpl!r}, "
+                       f"the line says {total_frames}")
+    if total_frames < 0:
+        raise BadEntry(f"negative frame count {total_frames}")
+    extra = {"fps": total_frames / duration} if duration > 0 and total_frames > 0 else {}
+    return FrameFolder(path=path, total_frames=total_frames, template=cfg.filename_tmpl,
+                       start_index=cfg.start_index, **extra)
+
+
+def is_frame_folder(path: Path) -> bool:
+    """Whether a list line's ``path`` names a frame folder: not a video file name, and a folder on disk (the
+    extension test spares a video list one stat per line)."""
+    return path.suffix.lower().lstrip(".") not in VIDEO_EXTENSIONS and path.is_dir()

@@ -2,7 +2,9 @@
 
 Any dataset that can be written as two such files (training and validation) runs without a dedicated
 adapter. Labels are 0-based class indices; several labels on a line make a multi-label video, scored with a
-multi-hot target. Paths are relative to ``--data-root`` (mmaction2's ``data_prefix``), or absolute, and may
+multi-hot target. A line whose path is a folder is mmaction2's rawframe line ``frame_dir total_frames
+label [label ...]``: a video stored as JPEG frames (see :func:`~samplerbench.datasets.layout.frame_folder`).
+Paths are relative to ``--data-root`` (mmaction2's ``data_prefix``), or absolute, and may
 contain spaces: the labels are the integers at the end of the line, so ``my clip.mp4 3`` is the path
 ``my clip.mp4`` with label 3 (see :func:`~samplerbench.datasets.parsing.split_labels` for how an ambiguous
 line reads). Class names come from an optional class list (one name per line), else they are the label
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing, split_lists
+from samplerbench.datasets.layout import data_root, existing, frame_folder, is_frame_folder, split_lists
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, records_from_lists, split_labels
 
 TRAIN_LIST = "train_list.txt"
@@ -22,29 +24,37 @@ VAL_LIST = "val_list.txt"
 CLASS_LIST = "classes.txt"
 
 
-def parse_label_line(line: str, *, num_classes: int | None) -> tuple[str, tuple[int, ...]]:
-    """``(path, sorted distinct labels)`` of one ``path label [label ...]`` line."""
+def parse_label_line(line: str, *, num_classes: int | None,
+                     root: Path | None = None) -> tuple[str, int | None, tuple[int, ...]]:
+    """``(path, frame count, sorted distinct labels)`` of one ``path label [label ...]`` line, or of a
+    rawframe line ``frame_dir total_frames label [label ...]`` when ``root / path`` is a folder (the frame
+    count is ``None`` for a video line)."""
     path, values = split_labels(line)
+    total_frames = None
+    if root is not None and values and is_frame_folder(root / path):
+        total_frames, values = values[0], values[1:]
     if not values:
-        raise BadEntry(f"expected 'path label [label ...]' with integer labels at the end, got {line!r}")
+        form = "'frame_dir total_frames label [label ...]'" if total_frames is not None else "'path label [label ...]'"
+        raise BadEntry(f"expected {form} with integer labels at the end, got {line!r}")
     for value in values:
         if value < 0 or (num_classes is not None and value >= num_classes):
             limit = f"0..{num_classes - 1}" if num_classes is not None else "non-negative"
             raise BadEntry(f"label {value} out of range ({limit})")
-    return path, tuple(sorted(set(values)))
+    return path, total_frames, tuple(sorted(set(values)))
 
 
 def parse_list_dataset(
-    *, name: str, lists: dict[str, Path], root: Path, classes: tuple[str, ...] | None, lenient: bool
+    cfg, *, name: str, lists: dict[str, Path], root: Path, classes: tuple[str, ...] | None
 ) -> DatasetIndex:
     """Index ``{"train": file, "val": file}`` list files; ``classes`` (when known) bounds the labels."""
     num_classes = len(classes) if classes is not None else None
 
     def record(line: str, subset: str) -> VideoRecord:
-        path, labels = parse_label_line(line, num_classes=num_classes)
-        return VideoRecord(video_id=path, path=root / path, labels=labels, subset=subset)
+        path, total_frames, labels = parse_label_line(line, num_classes=num_classes, root=root)
+        frames = None if total_frames is None else frame_folder(cfg, root / path, total_frames)
+        return VideoRecord(video_id=path, path=root / path, labels=labels, subset=subset, frames=frames)
 
-    records, bad = records_from_lists(lists, record, lenient=lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
     if classes is None:
         classes = tuple(str(i) for i in range(max((max(r.labels) for r in records), default=-1) + 1))
     return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))
@@ -62,4 +72,4 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     if cfg.classes:
         existing(class_list, "class list", layout)
     classes = parse_class_list(class_list) if class_list.is_file() else None
-    return parse_list_dataset(name="list", lists=lists, root=root, classes=classes, lenient=cfg.lenient)
+    return parse_list_dataset(cfg, name="list", lists=lists, root=root, classes=classes)

@@ -8,6 +8,10 @@ line. The id lists decide each clip's split (the CSV's ``split`` column is not n
 labels of the listed clips, sorted. Videos are found anywhere under ``videos/`` (flat, or in per-class
 folders as the Kinetics downloaders write them) as ``<id>_<start:06d>_<end:06d>.<ext>`` or ``<id>.<ext>``.
 Kinetics has no temporal annotations inside the clips, so the salient-hit rate is empty for it.
+
+A clip stored as JPEG frames (mmaction2's rawframes) is the folder ``rawframes/<id>_<start:06d>_<end:06d>/`` or
+``rawframes/<id>/``, used when no video of the clip exists; an id-list line may then give its frame count,
+rawframe-style (``<id> <total_frames>``), else the folder's frames are counted.
 """
 
 from __future__ import annotations
@@ -19,8 +23,16 @@ import math
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing, find_video, list_videos, split_lists
-from samplerbench.datasets.parsing import BadEntry, read_text, records_from_lists
+from samplerbench.datasets.layout import (
+    FRAME_DIR,
+    data_root,
+    existing,
+    find_video,
+    frame_folder,
+    list_videos,
+    split_lists,
+)
+from samplerbench.datasets.parsing import BadEntry, read_text, records_from_lists, split_labels
 from samplerbench.errors import UserError
 
 CSV_FILES = ("train.csv", "validate.csv")
@@ -101,20 +113,28 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     lists = split_lists(cfg, layout, train=root / ID_LISTS["train"], val=root / ID_LISTS["val"],
                         what=("training id list", "validation id list"))
     files = list_videos(root / "videos", recursive=True)
+    frame_dir = root / FRAME_DIR
+    has_frames = frame_dir.is_dir()  # spares a video dataset two stats per line
     label_of: dict[str, str] = {}
 
     def record(line: str, subset: str) -> VideoRecord:
-        if len(line.split()) != 1:
-            raise BadEntry(f"expected one YouTube id, got {line!r}")
-        youtube_id = line
+        youtube_id, total = split_labels(line, max_labels=1) if len(line.split()) == 2 else (line, [])
+        if len(youtube_id.split()) != 1:
+            raise BadEntry(f"expected one YouTube id (and, for a frame folder, its frame count), got {line!r}")
         clip = clips.get(youtube_id, "not in the Kinetics CSV")
         if isinstance(clip, str):
             raise BadEntry(f"id {youtube_id!r}: {clip}")
         label_of[youtube_id] = clip.label
         stem = f"{youtube_id}_{clip.start:06d}_{clip.end:06d}"
+        duration = float(clip.end - clip.start)
         path = find_video(files, (stem, youtube_id), default=root / "videos" / f"{stem}.mp4")
-        return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset,
-                           duration=float(clip.end - clip.start))
+        folder = next((frame_dir / s for s in (stem, youtube_id) if has_frames and (frame_dir / s).is_dir()), None)
+        if total and folder is None:
+            folder = frame_dir / stem  # missing: the decode stage says so
+        if folder is None or (path.is_file() and not total):
+            return VideoRecord(video_id=youtube_id, path=path, labels=(), subset=subset)
+        return VideoRecord(video_id=youtube_id, path=folder, labels=(), subset=subset,
+                           frames=frame_folder(cfg, folder, total[0] if total else None, duration=duration))
 
     records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
     classes = tuple(sorted({label_of[r.video_id] for r in records}))

@@ -21,7 +21,7 @@ ones helps more. A frame is, back to front (README, "The synthetic dataset", say
 
 The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`. A
 segment ``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (centre timestamps ``(i + 0.5) / fps``, see
-:func:`samplerbench.decode.frame_times`). Everything derives from ``numpy.random.default_rng`` seeded by the
+:func:`samplerbench.timeline.frame_times`). Everything derives from ``numpy.random.default_rng`` seeded by the
 run seed and the video's index, so a seed reproduces byte-identical files, whatever the worker count.
 """
 

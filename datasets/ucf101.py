@@ -5,6 +5,10 @@
 (``--split 1|2|3``). A video's class is the folder part of its path, looked up in ``classInd.txt`` (ignoring
 case: the lists spell some folders differently from the file names inside them); a training line's number
 must agree with it. UCF101 has no temporal annotations, so the salient-hit rate is empty for it.
+
+A line whose path is a folder under ``rawframes/`` (else under the video folder) is mmaction2's rawframe line
+``Class/v_Class_gXX_cYY total_frames [label]``, a video stored as JPEG frames; its label, when present, is
+0-based, as mmaction2's ``build_file_list.py`` writes it (a video line's number is classInd's, 1-based).
 """
 
 from __future__ import annotations
@@ -12,18 +16,25 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing, split_lists
+from samplerbench.datasets.layout import FRAME_DIR, data_root, existing, frame_folder, is_frame_folder, split_lists
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, records_from_lists, split_labels
 
 SPLIT_DIR = "ucfTrainTestlist"
 VIDEO_DIRS = ("UCF-101", "videos")  # the official archive's folder, or a plain one
 
 
-def parse_ucf_line(line: str, *, class_index: dict[str, int], train: bool) -> tuple[str, int]:
-    """``(relative path, 0-based class)`` of one split-list line; the path may contain spaces (a trailing
-    integer is the class number, see :func:`~samplerbench.datasets.parsing.split_labels`)."""
-    rel, numbers = split_labels(line, max_labels=1)
-    if train and not numbers:
+def parse_ucf_line(line: str, *, class_index: dict[str, int], train: bool,
+                   frame_root: Path | None = None) -> tuple[str, int, int | None]:
+    """``(relative path, 0-based class, frame count)`` of one split-list line; the path may contain spaces (a
+    trailing integer is the class number, see :func:`~samplerbench.datasets.parsing.split_labels`). When
+    ``frame_root / path`` is a folder the line is a rawframe line, else the frame count is ``None``."""
+    rel, numbers = split_labels(line, max_labels=2)
+    total_frames, first = None, 1
+    if frame_root is not None and numbers and is_frame_folder(frame_root / rel):
+        total_frames, numbers, first = numbers[0], numbers[1:], 0
+    elif len(numbers) == 2:  # a video line ends in one number at most
+        rel, numbers = split_labels(line, max_labels=1)
+    if train and not numbers and total_frames is None:
         raise BadEntry(f"expected 'Class/file.avi N', got {line!r}")
     path = PurePosixPath(rel)
     if len(path.parts) != 2:
@@ -31,9 +42,10 @@ def parse_ucf_line(line: str, *, class_index: dict[str, int], train: bool) -> tu
     label = class_index.get(path.parts[0].lower())
     if label is None:
         raise BadEntry(f"unknown class {path.parts[0]!r} (not in classInd.txt)")
-    if numbers and numbers[0] != label + 1:
-        raise BadEntry(f"class number {numbers[0]} does not match the folder {path.parts[0]!r} (class {label + 1})")
-    return rel, label
+    if numbers and numbers[0] != label + first:
+        raise BadEntry(f"class number {numbers[0]} does not match the folder {path.parts[0]!r} "
+                       f"(class {label + first})")
+    return rel, label, total_frames
 
 
 @register_dataset("ucf101")
@@ -51,9 +63,16 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     lists = split_lists(cfg, layout, train=splits / f"trainlist{n}.txt", val=splits / f"testlist{n}.txt",
                         what=("training list", "test list"))
 
+    frame_root = root / FRAME_DIR if (root / FRAME_DIR).is_dir() else video_dir
+
     def record(line: str, subset: str) -> VideoRecord:
-        rel, label = parse_ucf_line(line, class_index=class_index, train=subset == "train")
-        return VideoRecord(video_id=PurePosixPath(rel).stem, path=video_dir / rel, labels=(label,), subset=subset)
+        rel, label, total_frames = parse_ucf_line(line, class_index=class_index, train=subset == "train",
+                                                  frame_root=frame_root)
+        if total_frames is None:
+            return VideoRecord(video_id=PurePosixPath(rel).stem, path=video_dir / rel, labels=(label,),
+                               subset=subset)
+        return VideoRecord(video_id=PurePosixPath(rel).stem, path=frame_root / rel, labels=(label,), subset=subset,
+                           frames=frame_folder(cfg, frame_root / rel, total_frames))
 
     records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
     return DatasetIndex(name="ucf101", classes=classes, records=tuple(records), metric="top1", skipped=tuple(bad))

@@ -1,6 +1,10 @@
-"""Command line: ``samplerbench [flags]`` (== ``python bench.py [flags]``) runs a benchmark;
-``samplerbench compare DIR...`` aggregates several runs; ``samplerbench select --checkpoint PATH -k K VIDEO...``
-chooses frames of new videos with a trained sampler.
+"""The command line, the only module that parses arguments (and that nothing else imports):
+
+- ``samplerbench [run] [flags]`` (== ``python bench.py [flags]``): a benchmark run; ``run`` is implied when the
+  first argument is a flag or there is none, and ``--list`` lists what can be named;
+- ``samplerbench compare DIR...``: mean ± std of several runs (:mod:`samplerbench.compare`);
+- ``samplerbench select --checkpoint PATH -k K VIDEO...``: frames of new videos chosen by a trained sampler
+  (:mod:`samplerbench.infer`).
 
 User mistakes (an unknown name, K > T, a missing data root, a malformed flag) and environment faults (a
 full disk, a read-only output folder) end with one line on stderr and exit status 2; only bugs print a
@@ -15,10 +19,10 @@ import contextlib
 import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import torch
 import yaml
 
 from samplerbench import distributed, runfolder
@@ -54,6 +58,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see {self.prog} --help)")
+
+
+class CommandLine(ArgumentParser):
+    """The top parser, whose first argument names a subcommand; a first argument that is a flag, or none at
+    all, means ``run``, so ``samplerbench [flags]`` works as it did before there were subcommands (and
+    ``--help`` shows the run's flags, whose epilog lists the other subcommands)."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        args = sys.argv[1:] if args is None else list(args)
+        if not args or args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_known_args(args, namespace)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -103,23 +120,41 @@ def _sampler_option(text: str) -> tuple[str, str, object]:
     return name, field.strip(), value
 
 
+COMPARE = "Mean ± std of several runs (seeds, machines) per sampler and budget."
+SELECT = "Choose K frames of each video with a trained sampler; prints JSON."
+PREVIEW = "Draw a few labelled frames (salient and not) of one synthetic video to a PNG."
 SUBCOMMANDS = """subcommands:
+  samplerbench [run] [flags]
+      a benchmark run, with the flags above ("run" may be left out)
   samplerbench compare DIR... [--out FILE]
       mean ± std of several runs (seeds, machines) per sampler and budget
   samplerbench select --checkpoint PATH -k K VIDEO...
       choose K frames of new videos with a trained sampler; prints JSON
-  samplerbench preview OUT.png [--preset P] [--seed S] [--index N]
+  samplerbench preview OUT.png [--preset P] [--seed S] [--index N] [--frames F]
       a few labelled frames (salient and not) of one synthetic video, as a PNG
 (each takes --help)"""
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(
-        prog="samplerbench",
-        description="Train and compare frame samplers for efficient untrimmed-video recognition.",
-        epilog=SUBCOMMANDS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+DESCRIPTION = "Train and compare frame samplers for efficient untrimmed-video recognition."
+
+
+def build_parser() -> CommandLine:
+    """Every subcommand's parser; ``parse_args`` gives a namespace whose ``command`` names the
+    :data:`COMMANDS` entry that runs it. The flags of each subcommand are defined in its ``add_*_flags``."""
+    top = CommandLine(prog="samplerbench", description=DESCRIPTION)
+    commands = top.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    add_run_flags(commands.add_parser("run", prog="samplerbench", help="a benchmark run (the default)",
+                                      description=DESCRIPTION, epilog=SUBCOMMANDS,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter))
+    add_compare_flags(commands.add_parser("compare", prog="samplerbench compare", help=COMPARE, description=COMPARE))
+    add_select_flags(commands.add_parser("select", prog="samplerbench select", help=SELECT, description=SELECT))
+    add_preview_flags(commands.add_parser("preview", prog="samplerbench preview", help=PREVIEW, description=PREVIEW))
+    return top
+
+
+def add_run_flags(p: ArgumentParser) -> None:
+    """``samplerbench [run]``: the flags of a benchmark run (each has a config-file form, see
+    :func:`config_from_args`), and ``--list``."""
     p.add_argument("--sampler", type=_names, default=None, metavar="A,B|all",
                    help="samplers to compare (default: all registered)")
     p.add_argument("--dataset", default=None, help=f"dataset adapter (default: synthetic); one of {list_datasets()}")
@@ -131,8 +166,16 @@ def build_parser() -> ArgumentParser:
                    help="training list: 'path label...' lines (fcvid, list, ucf101) or YouTube ids (minikinetics)")
     p.add_argument("--val-list", default=None, metavar="FILE", help="validation list, same format as --train-list")
     p.add_argument("--split", type=int, default=None, choices=(1, 2, 3), help="UCF101's official split (default: 1)")
+    p.add_argument("--filename-tmpl", default=None, metavar="TMPL",
+                   help="file names in frame folders (default: img_{:05d}.jpg, as mmaction2's filename_tmpl)")
+    p.add_argument("--start-index", type=int, default=None, metavar="N",
+                   help="number of a frame folder's first file (default: 1, as mmaction2's start_index)")
+    p.add_argument("--video-list", default=None, metavar="FILE",
+                   help="video ids, one per line: each split with a listed video keeps only the listed ones (to "
+                        "match the videos a paper used; a split with none listed stays whole)")
     p.add_argument("--lenient", action="store_true", default=None,
-                   help="skip malformed annotation entries and list them, instead of stopping at the first")
+                   help="skip malformed annotation entries (or a bank's rows with NaN/inf) and list them, instead "
+                        "of stopping at the first")
     p.add_argument("--budget", type=_ints, default=None, metavar="K[,K...]", help="frames kept per video")
     p.add_argument("--frames", type=int, default=None, metavar="T", help="frames pre-sampled per video")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="tiny | default | paper (default: default)")
@@ -170,27 +213,39 @@ def build_parser() -> ArgumentParser:
                    help="time throughput and decoding again instead of reading this machine's cached figures")
     p.add_argument("--export-predictions", action="store_true", default=None,
                    help="write predictions/<sampler>_K<k>.json in the ActivityNet results format")
+    p.add_argument("--export-selections", action="store_true", default=None,
+                   help="write selections/<sampler>_K<k>.json: the frames each sampler keeps of every val video, as "
+                        "samplerbench select prints them")
+    p.add_argument("--export-bank", action="store_true", default=None,
+                   help="write <run folder>/bank/: the per-frame features, logits, labels and salient masks of both "
+                        "splits as a frame bank that --dataset bank --data-root reads (README, Frame banks)")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines or progress bars")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
-    return p
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; anything but ``cpu``, ``cuda`` or ``cuda:N`` of a
-    device this machine has is an error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto")
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine")
-    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
+def add_compare_flags(p: ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv)")
+    p.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.csv")
+    p.add_argument("--separate", action="store_true",
+                   help="tabulate runs of different presets, datasets, T or K sets apart instead of refusing them")
+
+
+def add_preview_flags(p: ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="the PNG to write")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                   help="whose synthetic dataset (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="the run seed (default: %(default)s)")
+    p.add_argument("--index", type=int, default=0, help="the video, syn_<index> (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=8, help="frames shown, evenly spaced (default: %(default)s)")
+
+
+def add_select_flags(p: ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="a sampler checkpoint, e.g. results/synthetic/checkpoints/nsnet.pt")
+    p.add_argument("-k", "--budget", type=int, required=True, metavar="K", help="frames to keep per video")
+    p.add_argument("--top5", action="store_true", help="add the recognizer's top-5 classes on the kept frames")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="any file decord (or PyAV) reads")
 
 
 def check_names(cfg: RunConfig) -> None:
@@ -220,7 +275,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for key in OUTPUT_SETTINGS:
         if getattr(args, key) is None:
             setattr(args, key, file_values.get(key))
-    device = resolve_device(args.device or file_values.get("device") or "auto")
+    device = distributed.resolve_device(args.device or file_values.get("device") or "auto")
     samplers = () if args.sampler == ("all",) else args.sampler
     options = merge_options(*({name: {field: value}} for name, field, value in args.sampler_option or ()))
     tables = TABLE_NAMES if args.tables == ("all",) else args.tables
@@ -228,10 +283,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
     cfg = build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
                         samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
-                        train_list=args.train_list, val_list=args.val_list, split=args.split, budgets=args.budget,
+                        train_list=args.train_list, val_list=args.val_list, split=args.split,
+                        filename_tmpl=args.filename_tmpl, start_index=args.start_index,
+                        video_list=args.video_list, budgets=args.budget,
                         frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
                         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
-                        export_predictions=args.export_predictions, sampler_options=options or None,
+                        export_predictions=args.export_predictions, export_selections=args.export_selections,
+                        export_bank=args.export_bank,
+                        sampler_options=options or None,
                         aggregation=args.aggregation)
     check_names(cfg)
     return cfg
@@ -246,8 +305,8 @@ def print_listing() -> None:
     print("tables:     " + ", ".join(TABLE_NAMES))
 
 
-def bench(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(args: argparse.Namespace) -> int:
+    """A benchmark run (or ``--list``); prints where its tables are."""
     if args.list:
         print_listing()
         return 0
@@ -273,36 +332,43 @@ def bench(argv: list[str]) -> int:
     return 0
 
 
-def preview(argv: list[str]) -> int:
-    """``samplerbench preview``: render frames of one synthetic video of a preset's dataset to a PNG."""
-    from samplerbench.datasets.synthetic import preview as render
+def compare_command(args: argparse.Namespace) -> int:
+    """Print the runs' mean ± std table (and write it, with ``--out``)."""
+    from samplerbench.compare import compare  # pandas only when comparing
 
-    p = ArgumentParser(prog="samplerbench preview", description=preview.__doc__.split(": ", 1)[1])
-    p.add_argument("out", type=Path, help="the PNG to write")
-    p.add_argument("--preset", default="default", help="whose synthetic dataset (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="the run seed (default: %(default)s)")
-    p.add_argument("--index", type=int, default=0, help="the video, syn_<index> (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=8, help="frames shown, evenly spaced (default: %(default)s)")
-    args = p.parse_args(argv)
-    cfg = build_config(args.preset, seed=args.seed)
-    print(render(cfg.synthetic, seed=cfg.seed, index=args.index, path=args.out, frames=args.frames))
+    print(compare(args.runs, separate=args.separate, out=args.out), end="")
     return 0
+
+
+def select_command(args: argparse.Namespace) -> int:
+    """Print a JSON list, one object per video and line (so that line tools work too); exit 1 when no video
+    was readable."""
+    from samplerbench.infer import load_sampler  # the models' imports only when selecting
+    from samplerbench.selection_json import dumps
+
+    trained = load_sampler(args.checkpoint, device=distributed.resolve_device(args.device))
+    results = trained.select_videos(args.videos, args.budget, top5=args.top5)
+    print(dumps(results))
+    return 0 if any("skipped" not in r for r in results) else 1
+
+
+def preview_command(args: argparse.Namespace) -> int:
+    """Write the PNG and print its path."""
+    from samplerbench.datasets.synthetic import preview  # matplotlib only when previewing
+
+    cfg = build_config(args.preset, seed=args.seed)
+    print(preview(cfg.synthetic, seed=cfg.seed, index=args.index, path=args.out, frames=args.frames))
+    return 0
+
+
+COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command, "preview": preview_command}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv[:1] == ["compare"]:
-            from samplerbench.compare import main as compare
-
-            return compare(argv[1:])
-        if argv[:1] == ["select"]:
-            from samplerbench.select import main as select
-
-            return select(argv[1:])
-        if argv[:1] == ["preview"]:
-            return preview(argv[1:])
-        return bench(argv)
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
     except (UserError, OSError) as exc:  # an OSError: e.g. a video encoder's own write on a full disk
         error = exc if isinstance(exc, UserError) else environment_error(exc)
         if error is None:

@@ -79,6 +79,11 @@ class RunConfig:
     train_list: str | None = None  # training list file (`path label...` lines; Mini-Kinetics: its id list)
     val_list: str | None = None  # validation list file
     split: int = 1  # UCF101's official train/test split, 1, 2 or 3
+    # frame folders (mmaction2's rawframes): frame i of a folder is filename_tmpl.format(start_index + i)
+    filename_tmpl: str = "img_{:05d}.jpg"
+    start_index: int = 1
+    # file of video ids (one a line): each split with a listed video keeps only the listed ones (datasets.videolist)
+    video_list: str | None = None
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     seed: int = 0
     device: str = "cpu"
@@ -147,6 +152,8 @@ class RunConfig:
     remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
     bootstrap: int = 1000
     export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
+    export_selections: bool = False  # write <run folder>/selections/<sampler>_K<k>.json (samplerbench select's)
+    export_bank: bool = False  # write <run folder>/bank/, the frame bank of the run's outputs (samplerbench.bank)
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
@@ -201,6 +208,7 @@ FLOAT_RANGE = Range(0.0, open_low=True)  # a learning rate or a fraction
 RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),  # what numpy accepts as a seed
     "split": Range(1, 3),  # UCF101's official splits
+    "start_index": Range(0),  # a frame folder's first file number
     "context": Range(0.0, 1.0),
     "camera_pan": Range(0.0, 0.08),  # the largest pan and zoom that keep the pattern inside the centre crop
     "camera_zoom": Range(0.0, 0.2),

@@ -2,7 +2,7 @@
 
 Why it looks the way it does:
 
-* **Indices are pure functions** (:func:`presample_indices`) so the test-time frames are a fixed, documented
+* **Indices are pure functions** (:mod:`samplerbench.timeline`) so the test-time frames are a fixed, documented
   choice (segment centres) and the train-time temporal random shift is reproducible from ``(seed, video_id)``
   alone, independent of worker scheduling or of which other videos were readable.
 * **Every file is opened in a worker process.** decord aborts the whole process on some corrupt inputs (a
@@ -16,6 +16,10 @@ Why it looks the way it does:
   ``(video_id, path, reason)``, for the run report.
 * **decord first, PyAV as fallback**: decord's ``get_batch`` is the fast path; PyAV (sequential decoding)
   reads some files decord rejects, e.g. unusual containers.
+* **Frame folders take the same road**: a record's :attr:`~samplerbench.datasets.base.VideoRecord.source` is
+  a video file or a :class:`~samplerbench.datasets.base.FrameFolder`; :func:`probe` and :func:`decode_clip`
+  read either, so the indices, resizing, cropping and skip reporting are the video path's. The chosen JPEGs
+  are decoded in one ``torchvision.io.decode_jpeg`` batch, on the run's device (nvJPEG on CUDA).
 """
 
 from __future__ import annotations
@@ -35,15 +39,19 @@ import decord
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from samplerbench.datasets.base import VideoRecord
+from samplerbench.datasets.base import MISSING, FrameFolder, VideoRecord
+from samplerbench.datasets.layout import count_frames
 from samplerbench.errors import UserError
 from samplerbench.motion import pair_motion, successor_pairs
 from samplerbench.stagelog import progress
+from samplerbench.timeline import frame_times, presample_indices, salient_mask
 from samplerbench.workers import context, init_worker
 
 CRASHED = "decoder crashed"
+Source = Path | FrameFolder  # what a record's frames are read from: a video file, or a folder of JPEGs
 
 
 class DecodeError(Exception):
@@ -62,15 +70,14 @@ class DecodedSplit:
     Attributes:
         frames: uint8 ``[N, T, 3, crop, crop]``.
         video_ids: one per row; a training video with ``views > 1`` fills ``views`` consecutive rows.
-        times_s: float32 ``[N, T]``, the timestamp (centre of the frame's display interval) of each frame.
-        salient: bool ``[N, T]``, whether that timestamp lies inside an annotated segment.
+        salient: bool ``[N, T]``, whether each frame's timestamp (the centre of its display interval) lies
+            inside an annotated segment.
         labels: class indices, one tuple per row.
         skipped: ``(video_id, path, reason)`` for every unreadable video, in record order.
     """
 
     frames: torch.Tensor
     video_ids: list[str]
-    times_s: torch.Tensor
     salient: torch.Tensor
     labels: list[tuple[int, ...]]
     skipped: list[tuple[str, str, str]]
@@ -87,42 +94,6 @@ class DecodedVideo:
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers
-
-
-def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``t`` frame indices, uniformly pre-sampled: the centre (``rng is None``) or a random point (training,
-    temporal random shift) of each of ``t`` equal segments of ``[0, num_frames)``.
-
-    A video shorter than ``t`` comes out of the same formula with its frames repeated and spliced to ``t``:
-    each frame appears ``t / num_frames`` times (±1), the repeats adjacent and in time order (3 frames, t=8:
-    ``0 0 0 1 1 2 2 2``). Repeating in place rather than looping the clip keeps indices non-decreasing, so
-    time stays monotone for positional encodings and frame differences have no jump at a loop point.
-    """
-    if num_frames < 1 or t < 1:
-        raise ValueError(f"need num_frames >= 1 and t >= 1, got {num_frames}, {t}")
-    i = np.arange(t, dtype=np.int64)
-    if rng is None:
-        return ((2 * i + 1) * num_frames) // (2 * t)  # exact integer floor of the segment centre
-    offsets = rng.random(t)
-    idx = np.floor((i + offsets) * num_frames / t).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
-
-
-def frame_times(indices: np.ndarray, fps: float) -> np.ndarray:
-    """Timestamp of each frame index, in seconds, at the centre of its display interval.
-
-    The centre (not the start) makes a frame salient exactly when most of its interval is annotated, and
-    keeps the test robust to an fps that is off in the last decimal.
-    """
-    return (np.asarray(indices, dtype=np.float64) + 0.5) / fps
-
-
-def salient_mask(segments: Iterable[tuple[float, float]], times_s: np.ndarray) -> np.ndarray:
-    """Whether each timestamp lies inside any half-open segment ``[start, end)``."""
-    times = np.asarray(times_s, dtype=np.float64)
-    seg = np.asarray(list(segments), dtype=np.float64).reshape(-1, 2)
-    inside = (times[..., None] >= seg[:, 0]) & (times[..., None] < seg[:, 1])
-    return inside.any(axis=-1)
 
 
 def resize_crop(frames: torch.Tensor, *, short_side: int, crop: int) -> torch.Tensor:
@@ -170,14 +141,26 @@ def _av_probe(path: Path) -> tuple[int, float] | str:
         return _av_message(e)
 
 
-def probe(path: Path | str) -> tuple[int, float] | str:
-    """``(frame count, fps)`` of a video, or a human-readable reason why it cannot be read.
+def _probe_folder(folder: FrameFolder) -> tuple[int, float] | str:
+    """A frame folder's ``(frame count, fps)`` as its record gives them, or why it cannot be read (missing,
+    or no file named as the template says). Each frame file is checked when it is decoded."""
+    if not folder.path.is_dir():
+        return "missing frame folder"
+    if folder.total_frames < 1 or not count_frames(folder.path, folder.template):
+        return f"empty frame folder (no {folder.template!r} file)"
+    return folder.total_frames, folder.fps
+
+
+def probe(source: Source | str) -> tuple[int, float] | str:
+    """``(frame count, fps)`` of a video or frame folder, or a human-readable reason why it cannot be read.
 
     Opens the file in *this* process: call it through :func:`probe_many` unless the file is known good.
     """
-    path = Path(path)
+    if isinstance(source, FrameFolder):
+        return _probe_folder(source)
+    path = Path(source)
     if not path.exists():
-        return "missing file"
+        return MISSING
     if path.stat().st_size == 0:
         return "zero-byte file"
     try:
@@ -221,14 +204,56 @@ def _decode_av(path: Path, wanted: np.ndarray) -> np.ndarray:
     return np.stack([frames[i] for i in wanted.tolist()])
 
 
-def decode_clip(path: Path | str, indices: np.ndarray, *, short_side: int, crop: int) -> torch.Tensor:
-    """Frames ``indices`` (any order, repeats allowed) of ``path`` as uint8 ``[len(indices), 3, crop, crop]``.
+def _jpeg(data: torch.Tensor, name: str, path: Path, device: str) -> torch.Tensor:
+    """One JPEG decoded alone, to name the corrupt file of a batch that failed."""
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError as e:  # torchvision reports libjpeg's and nvJPEG's errors as RuntimeError
+        message = re.sub(r"^.*?\.(?:cpp|cu):\d+,\s*", "", str(e).strip()) or type(e).__name__
+        raise DecodeError(path, f"corrupt JPEG {name}: {message}") from None
 
-    Each distinct frame is decoded once, resized, then re-expanded to the requested order. decord's
-    ``get_batch`` first; on any decord error, PyAV; :class:`DecodeError` when both fail.
+
+def decode_frames(folder: FrameFolder, wanted: np.ndarray, *, short_side: int, crop: int,
+                  device: str = "cpu") -> torch.Tensor:
+    """Frames ``wanted`` (sorted, unique, 0-based) of a frame folder, resized and cropped as :func:`resize_crop`
+    does: uint8 ``[len(wanted), 3, crop, crop]`` on the CPU. The JPEGs are decoded in one batch on ``device``;
+    :class:`DecodeError` names a missing or corrupt frame file."""
+    data = []
+    for i in wanted.tolist():
+        file = folder.frame_path(i)
+        try:
+            data.append(torch.frombuffer(bytearray(file.read_bytes()), dtype=torch.uint8))
+        except FileNotFoundError:
+            raise DecodeError(folder.path, f"missing frame {file.name}") from None
+        except OSError as e:
+            raise DecodeError(folder.path, f"cannot read frame {file.name}: {e.strerror or e}") from None
+        if not len(data[-1]):
+            raise DecodeError(folder.path, f"corrupt JPEG {file.name}: zero-byte file")
+    try:
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        names = [folder.frame_path(i).name for i in wanted.tolist()]
+        images = [_jpeg(d, name, folder.path, device) for d, name in zip(data, names, strict=True)]
+    if len({tuple(im.shape) for im in images}) == 1:
+        out = resize_crop(torch.stack(images), short_side=short_side, crop=crop)
+    else:  # frames of different sizes (an unusual folder): resized one at a time
+        out = torch.cat([resize_crop(im[None], short_side=short_side, crop=crop) for im in images])
+    return out.cpu()
+
+
+def decode_clip(source: Source | str, indices: np.ndarray, *, short_side: int, crop: int,
+                device: str = "cpu") -> torch.Tensor:
+    """Frames ``indices`` (any order, repeats allowed) of ``source`` as uint8 ``[len(indices), 3, crop, crop]``.
+
+    Each distinct frame is decoded once, resized, then re-expanded to the requested order. A video: decord's
+    ``get_batch`` first; on any decord error, PyAV; :class:`DecodeError` when both fail (on the CPU whatever
+    ``device``). A frame folder: :func:`decode_frames` on ``device``.
     """
-    path = Path(path)
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+    if isinstance(source, FrameFolder):
+        out = decode_frames(source, unique, short_side=short_side, crop=crop, device=device)
+        return out[torch.from_numpy(inverse.reshape(-1))]
+    path = Path(source)
     try:
         vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         raw = vr.get_batch(unique.tolist()).asnumpy()
@@ -285,10 +310,10 @@ def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int
     return results
 
 
-def probe_many(paths: Iterable[Path | str], *, workers: int = 2) -> dict[Path, tuple[int, float] | str]:
-    """:func:`probe` of every path, each in a worker process, so a file that crashes the decoder is reported
-    as :data:`CRASHED` instead of ending the caller."""
-    paths = [Path(p) for p in paths]
+def probe_many(paths: Iterable[Source | str], *, workers: int = 2) -> dict[Source, tuple[int, float] | str]:
+    """:func:`probe` of every video file or frame folder, each in a worker process, so a file that crashes the
+    decoder is reported as :data:`CRASHED` instead of ending the caller."""
+    paths = [p if isinstance(p, FrameFolder) else Path(p) for p in paths]
     results = _run_isolated(probe, [(p,) for p in paths], workers=workers, desc="probe")
     return dict(zip(paths, results, strict=True))
 
@@ -336,38 +361,39 @@ def view_indices(num_frames: int, *, t: int, views: int, seed: int, video_id: st
 
 
 def _decode_video(
-    path: Path, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
-    seed: int, train: bool,
+    source: Source, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
+    seed: int, train: bool, device: str,
 ) -> tuple[np.ndarray, np.ndarray] | str:
     """Choose indices and decode one probed video (runs in a worker): ``(frames [V,T,3,c,c], times [V,T])``
     or the reason it was skipped."""
     indices = view_indices(num_frames, t=t, views=views, seed=seed, video_id=video_id, train=train)
     try:
-        frames = decode_clip(path, indices.reshape(-1), short_side=short_side, crop=crop)
+        frames = decode_clip(source, indices.reshape(-1), short_side=short_side, crop=crop, device=device)
     except DecodeError as e:
         return e.reason
     return frames.reshape(len(indices), t, *frames.shape[1:]).numpy(), frame_times(indices, fps)
 
 
-def decode_motion(path: Path | str, indices: np.ndarray, num_frames: int, *, short_side: int,
-                  crop: int) -> torch.Tensor:
+def decode_motion(source: Source | str, indices: np.ndarray, num_frames: int, *, short_side: int,
+                  crop: int, device: str = "cpu") -> torch.Tensor:
     """MGSampler's motion at each of ``indices``: 1 − SSIM between that frame and its successor in the video
     (:func:`~samplerbench.motion.successor_pairs`), decoded, resized and cropped as :func:`decode_clip` does.
     ``[len(indices)]`` float32; :class:`DecodeError` when the frames cannot be read."""
     first, second = successor_pairs(indices, num_frames)
-    frames = decode_clip(path, np.concatenate([first, second]), short_side=short_side, crop=crop)
+    frames = decode_clip(source, np.concatenate([first, second]), short_side=short_side, crop=crop, device=device)
     return pair_motion(frames[: len(first)], frames[len(first) :])
 
 
 def _motion_video(
-    path: Path, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
-    seed: int, train: bool,
+    source: Source, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
+    seed: int, train: bool, device: str,
 ) -> np.ndarray | str:
     """The motion ``[V, T]`` of one probed video at the indices :func:`_decode_video` decodes (runs in a
     worker), or the reason it could not be read."""
     indices = view_indices(num_frames, t=t, views=views, seed=seed, video_id=video_id, train=train)
     try:
-        motion = decode_motion(path, indices.reshape(-1), num_frames, short_side=short_side, crop=crop)
+        motion = decode_motion(source, indices.reshape(-1), num_frames, short_side=short_side, crop=crop,
+                               device=device)
     except DecodeError as e:
         return e.reason
     return motion.view(indices.shape).numpy()
@@ -375,17 +401,17 @@ def _motion_video(
 
 def _probed_stream(
     records: Sequence[VideoRecord], job: Callable[..., Any], *, workers: int,
-    probed: Mapping[Path, tuple[int, float] | str] | None, desc: str,
+    probed: Mapping[Source, tuple[int, float] | str] | None, desc: str,
 ) -> Iterator[tuple[VideoRecord, Any]]:
-    """``(record, job(path, video_id, frame count, fps))`` in record order as results arrive, or ``(record,
+    """``(record, job(source, video_id, frame count, fps))`` in record order as results arrive, or ``(record,
     reason)`` for a file that does not probe. Every file is probed in the isolated pool (unless ``probed``
     holds :func:`probe_many`'s answer already), then the readable ones go to ``workers`` DataLoader workers."""
-    infos = probed if probed is not None else probe_many([r.path for r in records], workers=workers)
-    readable = [r for r in records if not isinstance(infos[Path(r.path)], str)]
-    results = _stream_loader(job, [(r.path, r.video_id, *infos[Path(r.path)]) for r in readable], workers=workers,
+    infos = probed if probed is not None else probe_many([r.source for r in records], workers=workers)
+    readable = [r for r in records if not isinstance(infos[r.source], str)]
+    results = _stream_loader(job, [(r.source, r.video_id, *infos[r.source]) for r in readable], workers=workers,
                              desc=desc)
     for record in records:
-        info = infos[Path(record.path)]
+        info = infos[record.source]
         yield record, info if isinstance(info, str) else next(results)
 
 
@@ -399,7 +425,8 @@ def decode_stream(
     seed: int = 0,
     train: bool = False,
     workers: int = 2,
-    probed: Mapping[Path, tuple[int, float] | str] | None = None,
+    probed: Mapping[Source, tuple[int, float] | str] | None = None,
+    device: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
     """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order as the
     videos are decoded; ``result`` is the reason when the video is unreadable.
@@ -409,10 +436,12 @@ def decode_stream(
     temporal random shift per video, from a generator seeded by ``(seed, video_id)``, so the result does not
     depend on the worker count, on which other videos were readable, or on the rank that decodes it.
     ``probed``: :func:`probe_many`'s answer for these records' files, when the caller already has it.
+    ``device``: where frame folders' JPEGs are decoded (videos are decoded on the CPU).
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
-    job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
+    job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train,
+                            device=device)
     for record, result in _probed_stream(records, job, workers=workers, probed=probed,
                                          desc=f"decode {'train' if train else 'test'}"):
         if isinstance(result, str):
@@ -432,12 +461,14 @@ def motion_stream(
     seed: int = 0,
     train: bool = False,
     workers: int = 2,
-    probed: Mapping[Path, tuple[int, float] | str] | None = None,
+    probed: Mapping[Source, tuple[int, float] | str] | None = None,
+    device: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, np.ndarray | str]]:
     """MGSampler's motion ``[views, t]`` float32 of every record at exactly the frames :func:`decode_stream`
     decodes with the same arguments (each with its successor), yielding ``(record, motion or reason)`` in
     record order. Decodes 2T frames per view; run only for samplers that read motion."""
-    job = functools.partial(_motion_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train)
+    job = functools.partial(_motion_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train,
+                            device=device)
     for record, result in _probed_stream(records, job, workers=workers, probed=probed, desc="decode motion"):
         yield record, result if isinstance(result, str) else np.asarray(result)
 
@@ -445,23 +476,20 @@ def motion_stream(
 def decode_records(records: Sequence[VideoRecord], *, t: int, crop: int, **kwargs: Any) -> DecodedSplit:
     """:func:`decode_stream` collected in memory: for a few videos (``select``, tests); a run's splits go
     to the frame store instead (:mod:`samplerbench.store`)."""
-    frames, times, salient, video_ids, labels, skipped = [], [], [], [], [], []
+    frames, salient, video_ids, labels, skipped = [], [], [], [], []
     for record, result in decode_stream(records, t=t, crop=crop, **kwargs):
         if isinstance(result, str):
             skipped.append((record.video_id, str(record.path), result))
             continue
         views = len(result.frames)
         frames.append(torch.from_numpy(result.frames))
-        times.append(result.times_s)
         salient.append(result.salient)
         video_ids += [record.video_id] * views
         labels += [record.labels] * views
-    empty = np.zeros((0, t))
     return DecodedSplit(
         frames=torch.cat(frames) if frames else torch.zeros(0, t, 3, crop, crop, dtype=torch.uint8),
         video_ids=video_ids,
-        times_s=torch.from_numpy(np.concatenate([empty, *times])).float(),
-        salient=torch.from_numpy(np.concatenate([empty.astype(bool), *salient])),
+        salient=torch.from_numpy(np.concatenate([np.zeros((0, t), dtype=bool), *salient])),
         labels=labels,
         skipped=skipped,
     )

@@ -22,6 +22,13 @@ from torch import Tensor
 from samplerbench.errors import UserError
 
 AGGREGATIONS: tuple[str, ...] = ("mean_softmax", "mean_logits", "max_features")
+# The two mAP columns in one line each, for a run's protocol card.
+MAP_DEFINITIONS = {
+    "mAP": "mean over classes with a positive val video of scikit-learn's average precision (step-wise area "
+           "under the precision-recall curve, not interpolated), in %",
+    "mAP (ANet)": "mean over the same classes of the ActivityNet classification evaluator's VOC-style interpolated "
+                  "AP, in %",
+}
 
 
 def check_aggregation(name: str) -> None:

@@ -26,11 +26,14 @@ import torch
 from torch import Tensor
 
 from samplerbench import distributed, store
+from samplerbench.bank import SPLITS, Bank, BankSplit, write_bank
 from samplerbench.cache import StageCache, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
+from samplerbench.datasets.bank import bank_index, open_bank
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
-from samplerbench.decode import decode_stream, motion_stream
+from samplerbench.datasets.videolist import ListMatch, read_video_list, restrict
+from samplerbench.decode import decode_stream, motion_stream, probe_many
 from samplerbench.errors import UserError, environment_faults
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
 from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
@@ -45,7 +48,7 @@ class Split:
     """The decoded frames of one subset (one row per video, or per temporal-shift view in training)."""
 
     key: str
-    frames: FrameSource  # [N, T, 3, rec_res, rec_res] uint8, read from the frame store
+    frames: FrameSource | None  # [N, T, 3, rec_res, rec_res] uint8, read from the frame store; None for a bank
     targets: Tensor  # [N, C] multi-hot float
     salient: Tensor  # [N, T] bool: frame inside an annotated segment
     video_ids: list[str]
@@ -59,12 +62,11 @@ class Outputs:
     key: str
     name: str  # e.g. "recognizer/resnet18+tsn", for stage lines
     arch: str
-    model: FrameClassifier  # in eval mode, for throughput timing
+    model: FrameClassifier | None  # in eval mode, for throughput timing; None for a bank's (unknown backbones)
     train_feats: Tensor
     train_logits: Tensor
     val_feats: Tensor
     val_logits: Tensor
-    history: list[float]
     tsn: bool = False  # trained "w/ TSN" (K segments, averaged logits)
 
 
@@ -83,10 +85,15 @@ class Fitted:
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
-    """Identity of a record's input for cache keys: a replaced or edited video invalidates its stages."""
+    """Identity of a record's input for cache keys: a replaced or edited video invalidates its stages (a frame
+    folder's: its frame count, file names and the folder's mtime, which changes when a file is added or
+    removed, not when one is rewritten in place)."""
     path = Path(record.path)
     stat = path.stat() if path.exists() else None
-    return (record.video_id, str(path), record.labels, record.segments, stat and (stat.st_size, stat.st_mtime_ns))
+    key = (record.video_id, str(path), record.labels, record.segments, stat and (stat.st_size, stat.st_mtime_ns))
+    if record.frames is None:
+        return key
+    return (*key, record.frames.total_frames, record.frames.template, record.frames.start_index)
 
 
 class Pipeline:
@@ -134,16 +141,51 @@ class Pipeline:
 
     # -- data ---------------------------------------------------------------------------------------------
     def index(self) -> DatasetIndex:
-        def compute() -> DatasetIndex:
+        """The dataset, restricted to ``--video-list`` where given (its records, hence every key, change)."""
+        return self._indexed()[0]
+
+    def video_list(self) -> ListMatch | None:
+        """How ``--video-list`` matched the dataset; ``None`` without one."""
+        return self._indexed()[1]
+
+    def _indexed(self) -> tuple[DatasetIndex, ListMatch | None]:
+        def compute() -> tuple[DatasetIndex, ListMatch | None]:
+            listed = read_video_list(self.cfg.video_list) if self.cfg.video_list else None  # before any work
             # Rank 0 generates the synthetic dataset (if needed) before the other ranks read it.
             with distributed.main_first(), self.log.stage("index"):
                 data = get_dataset(self.cfg.dataset)(self.cfg, self.cache_dir)
+            match = None
+            if listed is not None:
+                data, match = restrict(data, listed)
             for subset in ("train", "val"):
                 if not data.split(subset):
                     raise UserError(f"dataset {data.name!r} has no {subset!r} videos")
-            return data
+            return data, match
 
         return self._once(("index",), compute)
+
+    def probes(self, subset: str) -> dict[str, tuple[int, float]]:
+        """``(frame count, fps)`` of every decoded video of the split, by id, probed again because the frame
+        store keeps neither: a stage of its own, keyed by the decode key (which fingerprints every file), run
+        only for what needs it (``--export-selections``). Each rank probes a block of the videos."""
+        split = self.split(subset)
+        records = {r.video_id: r for r in self.index().split(subset)}
+        videos = list(dict.fromkeys(split.video_ids))
+
+        def compute() -> dict[str, tuple[int, float]]:
+            mine = videos[distributed.shard(len(videos))]
+            found = probe_many([records[v].source for v in mine], workers=self.cfg.workers)
+            part = {v: found[records[v].source] for v in mine}
+            merged = {v: info for block in distributed.gather(part) for v, info in block.items()}
+            failed = [v for v, info in merged.items() if isinstance(info, str)]
+            if failed:
+                raise UserError(f"{len(failed)} {subset} video(s) decoded earlier no longer read "
+                                f"({', '.join(failed[:5])}): run again to decode them afresh")
+            return merged
+
+        return self._once(("probes", subset), lambda: self.cached(
+            f"decode/{subset} frame counts", "probe", stage_key("probe", decode=split.key), compute,
+            work={"videos": len(videos)}))
 
     def split(self, subset: str) -> Split:
         return self._once(("split", subset), lambda: self._decode(subset))
@@ -212,7 +254,7 @@ class Pipeline:
         def compute() -> Tensor:
             mine = [records[v] for v in videos[distributed.shard(len(videos))]]
             rows, failed = [], []
-            for record, result in motion_stream(mine, **params, workers=cfg.workers):
+            for record, result in motion_stream(mine, **params, workers=cfg.workers, device=cfg.device):
                 if isinstance(result, str):
                     failed.append(record.video_id)
                     result = torch.zeros(params["views"], cfg.frames)
@@ -243,7 +285,8 @@ class Pipeline:
                       shape: tuple[int, int, int, int]) -> None:
         """Decode the videos of the ``todo`` shards in one stream, writing each shard as its videos arrive."""
         store.sweep(root)
-        stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers)
+        stream = decode_stream([r for _, chunk in todo for r in chunk], **params, workers=self.cfg.workers,
+                               device=self.cfg.device)
         for index, chunk in todo:
             with environment_faults(root), store.ShardWriter(root, index, frame_shape=shape) as writer:
                 for record, result in itertools.islice(stream, len(chunk)):
@@ -287,14 +330,14 @@ class Pipeline:
             if cfg.weights.get(role):
                 load_weights(net, cfg.weights[role])
             net.to(dtype)
-            history = train_frame_classifier(
+            train_frame_classifier(
                 net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
                 lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
                 resolution=hyper["resolution"], desc=f"train {name}", workers=cfg.workers,
                 compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
-            return distributed.broadcast({"model": net.state_dict(), "history": history})
+            return distributed.broadcast({"model": net.state_dict()})
 
         state = self.cached(f"train {name}", "model", key, fit,
                             work={"frames": hyper["epochs"] * len(train.frames) * hyper["segments"]})
@@ -314,8 +357,7 @@ class Pipeline:
 
         frames = (len(train.frames) + len(val.frames)) * cfg.frames
         feats = self.cached(f"features {name}", "outputs", out_key, features, work={"frames": frames})
-        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), history=list(state["history"]), tsn=tsn,
-                       **feats)
+        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), tsn=tsn, **feats)
 
     # -- samplers -----------------------------------------------------------------------------------------
     def banks(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameBank, FrameBank]:
@@ -379,3 +421,65 @@ class Pipeline:
             sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, fit))
         self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank
+
+    def export_bank(self, folder: Path, *, fem: Outputs, rec: Outputs) -> Path:
+        """Write the frame bank of this run's ``fem`` and ``rec`` outputs on both splits into ``folder``
+        (:mod:`samplerbench.bank`), at the run's dtype; returns its index.json."""
+        cfg, data = self.cfg, self.index()
+        splits = {}
+        for subset in SPLITS:
+            split, feats, logits = self.split(subset), f"{subset}_feats", f"{subset}_logits"
+            splits[subset] = BankSplit(
+                fem_features=getattr(fem, feats).numpy(), rec_features=getattr(rec, feats).numpy(),
+                rec_logits=getattr(rec, logits).numpy(), labels=split.targets.numpy().astype("uint8"),
+                salient=split.salient.numpy(), video_ids=tuple(split.video_ids))
+        producer = dict(tool="samplerbench", dataset=cfg.dataset, preset=cfg.preset, seed=cfg.seed, fem=fem.name,
+                        recognizer=rec.name, fem_res=cfg.fem_res, rec_res=cfg.rec_res, train_views=cfg.train_views)
+        with environment_faults(folder):
+            return write_bank(folder, classes=data.classes, splits=splits, producer=producer)
+
+
+class BankPipeline(Pipeline):
+    """The stages of a run on a frame bank (``--dataset bank``): index, splits and per-frame outputs come from
+    the bank, memory-mapped, and only the samplers are fitted (and cached). Its :class:`Outputs` have no model:
+    the backbones that made a bank are unknown to the run."""
+
+    def bank(self) -> Bank:
+        return self._once(("bank",), lambda: open_bank(self.cfg))
+
+    def index(self) -> DatasetIndex:
+        def compute() -> DatasetIndex:
+            with self.log.stage("index"):
+                return bank_index(self.bank())
+
+        return self._once(("index",), compute)
+
+    def split(self, subset: str) -> Split:
+        def compute() -> Split:
+            bank = self.bank()
+            rows = bank.splits[subset]
+            return Split(key=stage_key("bank split", subset=subset, bank=bank.fingerprint), frames=None,
+                         targets=torch.from_numpy(rows.labels).float(), salient=torch.tensor(rows.salient),
+                         video_ids=list(rows.video_ids), skipped=[])
+
+        return self._once(("split", subset), compute)
+
+    def motion(self, subset: str) -> Tensor:
+        raise UserError("a frame bank holds no frames, hence no motion: samplers that read motion cannot run on it")
+
+    def outputs(self, role: str, arch: str, *, tsn: bool = False) -> Outputs:
+        """The bank's FEM or recognizer outputs whatever ``arch`` and ``tsn`` say; the FEM's have no logits
+        (``[N, T, 0]``). Features keep the bank's dtype (float16 stays float16 and memory-mapped); logits are
+        read into memory as at least float32."""
+        return self._once(("outputs", role), lambda: self._bank_outputs(role))
+
+    def _bank_outputs(self, role: str) -> Outputs:
+        bank, rec = self.bank(), role == "recognizer"
+        values = {}
+        for subset in SPLITS:
+            rows = bank.splits[subset]
+            logits = torch.from_numpy(rows.rec_logits) if rec else torch.empty(len(rows), bank.frames, 0)
+            values[f"{subset}_feats"] = torch.from_numpy(rows.rec_features if rec else rows.fem_features)
+            values[f"{subset}_logits"] = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return Outputs(key=stage_key(f"bank/{role}", bank=bank.fingerprint), name=f"{role}/bank",
+                       arch=str(bank.producer.get(role, "bank")), model=None, history=[], **values)

@@ -25,16 +25,23 @@ from samplerbench.errors import UserError
 from samplerbench.evaluate import Evaluation, evaluate_selection
 from samplerbench.fusion import FUSIONS, fuse_select
 from samplerbench.metrics import check_aggregation, frame_top1, label_agreement, per_class_average_precision
-from samplerbench.pipeline import Outputs, Pipeline
+from samplerbench.pipeline import BankPipeline, Outputs, Pipeline
 from samplerbench.preflight import check_memory
+from samplerbench.protocol import protocol_card
 from samplerbench.recognizers.backbones import require_weights
 from samplerbench.runfolder import run_folder, staged
-from samplerbench.samplers import Sampler, list_samplers
+from samplerbench.samplers import Sampler, get_sampler_class, list_samplers
 from samplerbench.samplers.base import field_values
 from samplerbench.samplers.nsnet import NSNetSampler
 from samplerbench.stagelog import StageLog, progress_bars, warn
 from samplerbench.stats import paired_bootstrap
-from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate, sampler_throughput
+from samplerbench.throughput import (
+    decode_timing,
+    decoded_frames,
+    end_to_end_rate,
+    head_throughput,
+    sampler_throughput,
+)
 
 # The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows except in
 # a smoke test, with a note on datasets other than ActivityNet (report.printed_rows, report.paper_caveat).
@@ -46,6 +53,8 @@ PAPER_RECOGNIZER = (("resnet101", False, 75.5), ("resnet101", True, 80.8), ("res
 PAPER_ORACLE = 96.3
 WITHOUT_NS = "nsnet (w/o NS)"
 DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
+BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
+BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
 
 
 def machine_name(device: str) -> str:
@@ -56,14 +65,16 @@ def machine_name(device: str) -> str:
 
 
 @dataclasses.dataclass
-class Bench:
-    """The run's shared context: config, pipeline, and the main recognizer and FEM."""
+class Evaluator:
+    """What every table scores a sampler with: the run's config and pipeline, its main recognizer and FEM;
+    a selection's metrics, GFLOPs and (cached, per machine) throughput."""
 
     cfg: RunConfig
     pipe: Pipeline
     rec: Outputs
     fem: Outputs
     machine: str
+    decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
 
     def nsnet(self, *, fem: Outputs | None = None, rec: Outputs | None = None, **fields):
         return self.pipe.sampler("nsnet", fem=fem or self.fem, rec=rec or self.rec, **fields)
@@ -74,10 +85,10 @@ class Bench:
     def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
         """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
         rec, val = rec or self.rec, self.pipe.split("val")
-        head = rec.model.head
+        head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
         return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
                                   aggregation=self.cfg.aggregation, feats=rec.val_feats,
-                                  head=(head.weight.detach(), head.bias.detach()))
+                                  head=None if head is None else (head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         """T·(what the sampler reads per frame) + its head + K·recognizer, per video."""
@@ -123,7 +134,7 @@ class Bench:
         def measure() -> Timing:
             readable = set(val.video_ids)
             records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
-            probed = {r.path: probe(r.path) for r in records}
+            probed = {r.source: probe(r.source) for r in records}
             videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
             if not videos:
                 raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
@@ -144,6 +155,53 @@ class Bench:
             return distributed.broadcast(dataclasses.asdict(measure()) if distributed.is_main() else None)
 
         return Timing(**self.pipe.cached(label, "throughput", key, compute))
+
+
+@dataclasses.dataclass
+class BankEvaluator(Evaluator):
+    """A run on a frame bank (``--dataset bank``): no frames and no known backbones, so the cost columns cover
+    the samplers alone: GFLOPs of each sampler's head on T FEM features, and videos/s of its selection on the
+    bank's FEM features (:func:`~samplerbench.throughput.head_throughput`); nothing is decoded."""
+
+    decodes = False
+
+    def gflops(self, sampler: Sampler, k: int) -> float:
+        return sampler.gflops(self.cfg.frames)
+
+    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
+        if sampler.uses_labels_at_eval:
+            return None
+        cfg = self.cfg
+        key = stage_key("bank throughput", label=label, k=k, machine=self.machine, fem=self.fem.key,
+                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
+                        device=cfg.device, options=cfg.sampler_options.get(sampler.name))
+        fem = self.fem.val_feats[: cfg.throughput_batch]
+        return self._timed(f"throughput {label} K={k}", key, lambda: head_throughput(
+            sampler=sampler, fem=fem, k=k, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
+            min_iters=cfg.throughput_iters))
+
+
+def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
+    """What a run on a frame bank leaves out, one line each, for the tables' headers and run.json; a
+    :class:`UserError` where it cannot run at all: T other than the bank's is checked by the caller, a sampler
+    named with ``--sampler`` that reads motion (made from decoded frames) or ``max_features`` (the recognizer's
+    head) here. Samplers that read motion, taken from the default list, are left out of ``names`` in place."""
+    motion = [n for n in names if get_sampler_class(n).needs_motion]
+    if motion and cfg.samplers:
+        raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
+                        "does not hold; leave it out")
+    if cfg.aggregation == "max_features":
+        raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
+                        "not hold; use mean_softmax or mean_logits")
+    names[:] = [n for n in names if n not in motion]
+    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
+             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
+    notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
+              for n in motion]
+    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.tables))
+    if skipped:
+        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
+    return notes
 
 
 def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
@@ -174,20 +232,38 @@ def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None
         r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
 
 
-def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
-    """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
-    and the decoding cost behind the end-to-end figures (one row per frame count)."""
-    cfg = b.cfg
+def comparison_entries(names: list[str]) -> list[tuple[str, str, dict]]:
+    """``(label, sampler, fields)`` of the main table's samplers: ``names``, plus NSNet w/o NS with NSNet."""
     entries = [(n, n, {}) for n in names]
     if "nsnet" in names:
         entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
+    return entries
+
+
+def selections(b: Evaluator, names: list[str]) -> dict[tuple[str, int], Tensor]:
+    """The val positions ``[N, K]`` each main-table sampler keeps at each budget, for ``--export-selections``.
+    The oracle is left out: it picks with the labels and this run's recognizer, so its frames are no upper
+    bound for any other recognizer (and ``samplerbench select`` refuses it likewise)."""
+    out = {}
+    for label, name, fields in comparison_entries(names):
+        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
+        if not sampler.uses_labels_at_eval:
+            for k in [b.cfg.frames] if sampler.keeps_all else b.cfg.budgets:
+                out[(label, k)] = sampler.select(bank, k)
+    return out
+
+
+def main_comparison(b: Evaluator, names: list[str]) -> tuple[list[dict], dict, list[dict]]:
+    """Every sampler (plus NSNet w/o NS) at every budget; dense once at K = T. Returns the rows, the scores,
+    and the decoding cost behind the end-to-end figures (one row per frame count)."""
+    cfg = b.cfg
     rows, scores, successors = [], {}, {}
-    for label, name, fields in entries:
+    for label, name, fields in comparison_entries(names):
         sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
         for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
             ev = b.evaluate(sampler, bank, k)
             scores[(label, k)] = ev.scores
-            decoded = decoded_frames(sampler, t=cfg.frames, k=k)
+            decoded = decoded_frames(sampler, t=cfg.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
                              gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
@@ -200,13 +276,18 @@ def main_comparison(b: Bench, names: list[str]) -> tuple[list[dict], dict, list[
     return rows, scores, decode_rows
 
 
-def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
-    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
+def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
+    """:func:`~samplerbench.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against ``reference``,
+    with the run's resample count and seed: every call resamples the same videos."""
     targets = b.pipe.split("val").targets.numpy()
+    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+
+
+def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
+    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
     with b.pipe.log.stage("bootstrap"):
         for k in sorted({r["budget_K"] for r in rows}):
-            group = {label: s for (label, kk), s in scores.items() if kk == k}
-            stats = paired_bootstrap(group, targets, reference="uniform", resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+            stats = bootstrap(b, {label: s for (label, kk), s in scores.items() if kk == k}, "uniform")
             for r in rows:
                 if r["budget_K"] == k:
                     st = stats[r["sampler"]]
@@ -214,58 +295,92 @@ def add_confidence_intervals(b: Bench, rows: list[dict], scores: dict) -> None:
                              dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
 
 
-def table_guiding(b: Bench) -> list[dict]:
-    """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments."""
-    k, rows = b.cfg.main_budget, []
-    train_bank = b.pipe.banks(NSNetSampler, fem=b.fem, rec=b.rec)[0]
-    for g in ("response", "prototype"):
-        sampler, bank = b.nsnet(guiding=g)
-        precision, recall = label_agreement(sampler.pseudo_labels(train_bank), b.pipe.split("train").salient)
-        rows.append(dict(guiding=g, mAP=b.evaluate(sampler, bank, k).mAP, pseudo_label_precision=precision,
-                         pseudo_label_recall=recall, paper_mAP=PAPER_GUIDING[g]))
+def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
+                            reference: int | None) -> list[dict]:
+    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
+    when there is a ``reference`` row (its index: the run's own setting), the difference from that row's ``col``
+    with its CI (``col_delta``, ``col_delta_lo``, ``col_delta_hi``); ``reference: True`` marks that row.
+    ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores. Every column is resampled alike (one seed), so
+    the differences are paired."""
+    for col in scores[0]:
+        stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
+        for i, r in enumerate(rows):
+            st = stats[str(i)]
+            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"]})
+            if "diff" in st:
+                r.update({f"{col}_delta": st["diff"], f"{col}_delta_lo": st["diff_lo"],
+                          f"{col}_delta_hi": st["diff_hi"]})
+    for i, r in enumerate(rows):
+        r["reference"] = i == reference
     return rows
 
 
-def table_fusion(b: Bench) -> list[dict]:
+def _position(items: tuple | list, item) -> int | None:
+    return items.index(item) if item in items else None
+
+
+def table_guiding(b: Evaluator) -> list[dict]:
+    """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments; reference
+    row: the run's NSNet's guiding score."""
+    k, rows, scores, guidings = b.cfg.main_budget, [], [], ("response", "prototype")
+    train_bank = b.pipe.banks(NSNetSampler, fem=b.fem, rec=b.rec)[0]
+    for g in guidings:
+        sampler, bank = b.nsnet(guiding=g)
+        precision, recall = label_agreement(sampler.pseudo_labels(train_bank), b.pipe.split("train").salient)
+        ev = b.evaluate(sampler, bank, k)
+        scores.append({"mAP": ev.scores})
+        rows.append(dict(guiding=g, mAP=ev.mAP, pseudo_label_precision=precision,
+                         pseudo_label_recall=recall, paper_mAP=PAPER_GUIDING[g]))
+    return add_reference_intervals(b, rows, scores, _position(guidings, b.nsnet()[0].guiding))
+
+
+def table_fusion(b: Evaluator) -> list[dict]:
+    """One trained NSNet's branches under every fusion; reference row: its own fusion."""
     k = b.cfg.main_budget
     sampler, bank = b.nsnet()
     sf, sv = sampler.branch_scores(bank)
-    rows = []
+    rows, scores = [], []
     for fusion in FUSIONS:
         ev = b.score(fuse_select(sf, sv, k, fusion=fusion, alpha=sampler.alpha))
+        scores.append({"mAP": ev.scores})
         rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
                          paper_mAP=PAPER_FUSION.get(fusion)))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(FUSIONS, sampler.fusion))
 
 
-def table_fem(b: Bench) -> list[dict]:
-    cfg, rows, val = b.cfg, [], b.pipe.split("val")
+def table_fem(b: Evaluator) -> list[dict]:
+    """NSNet on each FEM backbone; reference row: the run's FEM."""
+    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
     for arch in cfg.table_fem_archs:
         fem = b.pipe.outputs("fem", arch)
         paper = PAPER_FEM.get(arch, (None, None))
-        rows.append(dict(fem=arch, mAP=b.evaluate(*b.nsnet(fem=fem), cfg.main_budget).mAP,
+        ev = b.evaluate(*b.nsnet(fem=fem), cfg.main_budget)
+        scores.append({"mAP": ev.scores})
+        rows.append(dict(fem=arch, mAP=ev.mAP,
                          fem_frame_top1=frame_top1(fem.val_logits, val.targets, val.salient),
                          gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
                          gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(cfg.table_fem_archs, cfg.fem_arch))
 
 
-def table_recognizer(b: Bench) -> list[dict]:
-    cfg, rows, val = b.cfg, [], b.pipe.split("val")
+def table_recognizer(b: Evaluator) -> list[dict]:
+    """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
+    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
     for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
         rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
         uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
         paper = PAPER_RECOGNIZER[i] if i < len(PAPER_RECOGNIZER) else (None, None, None)
-        rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN",
-                         nsnet_mAP=b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec).mAP,
-                         uniform_mAP=b.evaluate(uniform, ubank, cfg.main_budget, rec=rec).mAP,
-                         rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
+        nsnet = b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec)
+        uni = b.evaluate(uniform, ubank, cfg.main_budget, rec=rec)
+        scores.append({"nsnet_mAP": nsnet.scores, "uniform_mAP": uni.scores})
+        rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN", nsnet_mAP=nsnet.mAP,
+                         uniform_mAP=uni.mAP, rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
                          paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
                          paper_mAP=paper[2]))
-    return rows
+    return add_reference_intervals(b, rows, scores, _position(cfg.table_rec_variants, (cfg.rec_arch, cfg.rec_tsn)))
 
 
-def saliency_curves(b: Bench) -> dict:
+def saliency_curves(b: Evaluator) -> dict:
     """Per-class mean saliency over normalised time for Guid., w/o NS and NSNet (paper Fig. 1)."""
     k = b.cfg.main_budget
     nsnet, bank = b.nsnet()
@@ -350,52 +465,75 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         distributed.local_batch(batch)
     check_aggregation(cfg.aggregation)
     names = list(cfg.samplers) or list_samplers()
-    ablations = ablation_tables(cfg, names)
+    on_bank = cfg.dataset == BANK
+    banked = bank_notes(cfg, names) if on_bank else []
+    ablations = ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
     require_weights((arch, cfg.weights[role]) for role, archs in trained_backbones(cfg, ablations).items()
-                    if role in cfg.weights for arch in archs)
+                    if role in cfg.weights and not on_bank for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
+    pipe = (BankPipeline if on_bank else Pipeline)(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
-    check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
-                 classes=len(data.classes))
+    if isinstance(pipe, BankPipeline) and pipe.bank().frames != cfg.frames:
+        raise UserError(f"--frames {cfg.frames}: the bank {cfg.data_root} holds T = {pipe.bank().frames} frames per "
+                        f"video (its index.json); pass --frames {pipe.bank().frames}")
+    if not on_bank:  # a bank's outputs are memory-mapped, not held
+        check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
+                     classes=len(data.classes))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
     folder = run_folder(out, cfg)
     skipped = pipe.split("train").skipped + pipe.split("val").skipped
     for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)
-    notes = dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
+    notes = banked + dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    bench = Bench(cfg=cfg, pipe=pipe, rec=pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn),
-                  fem=pipe.outputs("fem", cfg.fem_arch), machine=machine_name(cfg.device))
+    rec, fem = pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn), pipe.outputs("fem", cfg.fem_arch)
+    evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
+                                                          machine=machine_name(cfg.device))
 
-    rows, scores, decode = main_comparison(bench, names)
-    add_confidence_intervals(bench, rows, scores)
+    rows, scores, decode = main_comparison(evaluator, names)
+    add_confidence_intervals(evaluator, rows, scores)
     tables = {"main": rows, "decode": decode}
     if "guiding" in ablations:
-        tables["guiding"] = table_guiding(bench)
+        tables["guiding"] = table_guiding(evaluator)
     if "fusion" in ablations:
-        tables["fusion"] = table_fusion(bench)
+        tables["fusion"] = table_fusion(evaluator)
     if "fem" in ablations:
-        tables["fem"] = table_fem(bench)
+        tables["fem"] = table_fem(evaluator)
     if "recognizer" in ablations:
-        tables["recognizer"] = table_recognizer(bench)
-    curves = saliency_curves(bench) if "saliency" in ablations else None
+        tables["recognizer"] = table_recognizer(evaluator)
+    curves = saliency_curves(evaluator) if "saliency" in ablations else None
 
+    val = pipe.split("val")
+    exported = None
+    if cfg.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
+        reasons = {vid: reason for vid, _, reason in val.skipped}
+        exported = dict(selections=selections(evaluator, names), order=[r.video_id for r in data.split("val")],
+                        video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.frames)
     if not distributed.is_main():
         return folder
+    card = protocol_card(cfg, data=data, video_list=pipe.video_list(),
+                         read={s: len(set(pipe.split(s).video_ids)) for s in ("train", "val")},
+                         skipped={s: pipe.split(s).skipped for s in ("train", "val")})
     with staged(folder, cfg, overwrite=overwrite) as staging:
-        with log.stage("checkpoints") as st:
-            checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
-                                                            previous=folder / "checkpoints", cfg=cfg,
-                                                            classes=data.classes, fem=bench.fem, rec=bench.rec)
-            st["cached"] = written == 0
+        checkpoints = []  # a bank run's samplers lack the backbones a checkpoint names (select runs the FEM)
+        if not on_bank:
+            with log.stage("checkpoints") as st:
+                checkpoints, written = report.write_checkpoints(staging / "checkpoints", pipe.fitted,
+                                                                previous=folder / "checkpoints", cfg=cfg,
+                                                                classes=data.classes, fem=evaluator.fem,
+                                                                rec=evaluator.rec)
+                st["cached"] = written == 0
+        if cfg.export_bank:
+            with log.stage("export bank"):
+                pipe.export_bank(staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
         with log.stage("report"):
-            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=bench.machine,
+            report.write_all(staging, cfg=cfg, data=data, tables=tables, curves=curves, machine=evaluator.machine,
                              stages=log.records, skipped=skipped, warnings=notes,
                              paper_oracle=PAPER_ORACLE, predictions=scores if cfg.export_predictions else None,
                              video_ids=pipe.split("val").video_ids, checkpoints=checkpoints,
-                             nsnet=field_values(bench.nsnet()[0]) if "nsnet" in names else None)
+                             nsnet=field_values(evaluator.nsnet()[0]) if "nsnet" in names else None,
+                             protocol=card, selections=exported)
     return folder

@@ -5,7 +5,7 @@ any other preset writes ``<out>/<dataset>-<preset>/``, so that a smoke test or a
 default run's tables.
 
 A folder holds the files of one run, which its ``run.json`` names. A run of another identity (preset,
-dataset, T, set of budgets K, seed: :data:`IDENTITY`) is refused there, and so is a folder holding files
+dataset, video list, T, set of budgets K, seed: :data:`IDENTITY`) is refused there, and so is a folder holding files
 that no ``run.json`` accounts for, unless ``overwrite`` (:func:`check`). A run writes its files into a fresh
 folder beside the run folder and moves them in only once all are written, ``run.json`` last; then it removes
 the files of the earlier run that it did not write again: those the earlier ``run.json`` lists, and any
@@ -31,9 +31,9 @@ from samplerbench.errors import UserError, environment_faults
 
 # run.json's config fields that make two runs' tables different runs (a re-run of the same identity replaces
 # the folder's tables; the sampler and table lists may differ)
-IDENTITY = ("preset", "dataset", "frames", "budgets", "seed")
+IDENTITY = ("preset", "dataset", "video_list", "frames", "budgets", "seed")
 # Files only a run writes, removed when a re-run does not write them again even if no run.json lists them.
-RUN_OWNED = ("checkpoints/*.pt",)
+RUN_OWNED = ("checkpoints/*.pt", "bank/*.json", "bank/*/*")
 
 
 def run_folder(out: Path, cfg: RunConfig) -> Path:

@@ -6,9 +6,23 @@ resample (a paired bootstrap) keeps that correlation, which makes the interval o
 two samplers much narrower than two independent intervals would suggest, and is what decides whether
 "NSNet beats uniform" holds beyond the choice of test videos.
 
-Intervals are percentile intervals over the resamples. The resamples are drawn with numpy rather than
-``scipy.stats.bootstrap`` because the mAP of a resample is computed for a whole batch of resamples at once
-(:func:`resampled_average_precision`), which scipy's per-statistic interface cannot exploit.
+Intervals are *basic* (reverse-percentile) intervals: with ``q_lo, q_hi`` the resamples' percentiles and
+``θ`` the point estimate, ``[2θ - q_hi, 2θ - q_lo]``. The one surprising fact: the plain percentile
+interval ``[q_lo, q_hi]`` sits *above* the point (dense 28.9 [25.8, 36.9]) because mAP is biased upward on
+small samples (the AP of a class with few positives exceeds its population value on average) and a
+resample, holding about 63% distinct videos, has fewer distinct positives still; the percentile interval
+adds that bias on top of the point's own, while the basic interval subtracts it once. tests/test_stats.py
+simulates the coverage of the population mAP: at 120 videos × 10 classes with weak scores (mAP 23), 0.91
+for the basic interval against 0.84 for the percentile one; the bias is reduced, not removed. For the
+difference of two samplers of equal population mAP both intervals cover 0 in 0.93 of the simulated val
+sets (the bias cancels in the pairing). The bias-corrected (BC) interval covers about as well there (0.92)
+but turns unstable when almost every resample lies above the point (its percentiles run into the extreme
+tail), and BCa adds a jackknife of the mAP over every video for no gain in that simulation. Bounds are
+clipped to the metric's range, [0, 100] (metrics are in %), [-100, 100] for differences.
+
+The resamples are drawn with numpy rather than ``scipy.stats.bootstrap`` because the mAP of a resample is
+computed for a whole batch of resamples at once (:func:`resampled_average_precision`), which scipy's
+per-statistic interface cannot exploit.
 """
 
 from __future__ import annotations
@@ -84,10 +98,14 @@ def _resampled_metric(
     return np.array([metric(scores[row], targets[row]) for row in indices])
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def basic_interval(draws: np.ndarray, point: float, level: float, *, low: float, high: float) -> tuple[float, float]:
+    """The basic bootstrap interval ``[2·point - q_hi, 2·point - q_lo]`` at coverage ``level``, ``q`` being the
+    percentiles of ``draws`` (the statistic on each resample, NaN ignored), clipped to the statistic's range
+    ``[low, high]``. The reflection turns the bootstrap's bias (the draws' offset from ``point``) into the
+    opposite shift of the interval."""
     tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.nanpercentile(values, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    q_lo, q_hi = np.nanpercentile(draws, [tail, 100.0 - tail])
+    return float(np.clip(2 * point - q_hi, low, high)), float(np.clip(2 * point - q_lo, low, high))
 
 
 def paired_bootstrap(
@@ -100,7 +118,7 @@ def paired_bootstrap(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, dict[str, float]]:
-    """Point estimates and paired percentile bootstrap intervals of a metric for several samplers.
+    """Point estimates and paired basic bootstrap intervals (:func:`basic_interval`) of a metric (in %).
 
     Every sampler is scored on the same ``resamples`` draws of the videos (with replacement), so the
     interval of ``metric(sampler) - metric(reference)`` reflects only how the two samplers differ. As in
@@ -133,10 +151,12 @@ def paired_bootstrap(
 
     results: dict[str, dict[str, float]] = {}
     for name, point in points.items():
-        lo, hi = _interval(draws[name], level)
+        lo, hi = basic_interval(draws[name], point, level, low=0.0, high=100.0)
         row = {"mAP": float(point), "lo": lo, "hi": hi}
         if reference in points:
-            diff_lo, diff_hi = _interval(draws[name] - draws[reference], level)
-            row |= {"diff": float(point - points[reference]), "diff_lo": diff_lo, "diff_hi": diff_hi}
+            diff = point - points[reference]
+            diff_lo, diff_hi = basic_interval(draws[name] - draws[reference], diff, level,
+                                              low=-100.0, high=100.0)
+            row |= {"diff": float(diff), "diff_lo": diff_lo, "diff_hi": diff_hi}
         results[name] = row
     return results

@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, measure_throughput
-from samplerbench.decode import decode_clip, decode_motion, presample_indices
+from samplerbench.decode import decode_clip, decode_motion
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import fast_path, resize_frames
 from samplerbench.samplers import FrameBank, Sampler
+from samplerbench.timeline import presample_indices
 
 
 def sampler_throughput(
@@ -114,3 +115,14 @@ def end_to_end_rate(*, decode_s_per_video: float, videos_per_s: float) -> float:
     ``1 / (decode + 1 / compute rate)``. A deployment that decodes in other processes while the models run
     can approach the slower of the two rates instead."""
     return 1.0 / (decode_s_per_video + 1.0 / videos_per_s)
+
+
+def head_throughput(*, sampler: Sampler, fem: Tensor, k: int, num_classes: int, device: str, min_iters: int,
+                    min_seconds: float = MIN_TIMED_SECONDS) -> Timing:
+    """Timing of ``sampler``'s selection alone on FEM features ``fem`` ``[B, T, D]`` that exist already (a frame
+    bank's, :mod:`samplerbench.bank`): no FEM, no recognizer, no decoding, so it covers the sampler heads only."""
+    dev = torch.device(device)
+    sampler.to(dev)
+    bank = FrameBank(fem=fem.to(dev, torch.promote_types(fem.dtype, torch.float32)), num_classes=num_classes)
+    return measure_throughput(lambda: sampler.select(bank, k), items_per_call=len(fem), device=dev,
+                              min_iters=min_iters, min_seconds=min_seconds)

@@ -101,6 +101,7 @@ def train_sgd(
             optimiser.step()
             total += loss.item() * len(rows)
             seen += len(rows)
+        del tensors  # before the next epoch's are made: two epochs' copies of a large bank need not coexist
         schedule.step()
         totals, counts = zip(*distributed.gather((total, seen)), strict=True)
         history.append(sum(totals) / sum(counts))

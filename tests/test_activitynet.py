@@ -72,7 +72,7 @@ def test_parses_records_classes_and_splits(tmp_path: Path, video_dir: Path) -> N
     by_id = {r.video_id: r for r in index.records}
     assert set(by_id) == {"aaa", "bbb", "ccc"}  # testing left out
     a = by_id["aaa"]
-    assert a.subset == "train" and a.labels == (0, 1) and a.duration == 10.0
+    assert a.subset == "train" and a.labels == (0, 1)
     assert a.segments == ((1.0, 2.5), (3.0, 4.0), (5.0, 7.0))
     assert a.path == video_dir / "v_aaa.mp4"
     assert by_id["bbb"].subset == "val" and by_id["bbb"].labels == (2,)

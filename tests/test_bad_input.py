@@ -53,6 +53,19 @@ def run_folder(summary: bytes, run_json: str = '{"seed": 0}') -> Callable[[Path]
     return setup
 
 
+def frame_list(frames: int, says: int) -> Callable[[Path], list[str]]:
+    """A ``--dataset list`` root whose one training line is a frame folder of ``frames`` files that ``says``
+    it has that many."""
+    def setup(tmp: Path) -> list[str]:
+        for i in range(frames):
+            write(f"frames/clips/a/img_{i + 1:05d}.jpg", b"jpeg")(tmp)
+        write("frames/train_list.txt", f"clips/a {says} 0\n")(tmp)
+        write("frames/val_list.txt", "")(tmp)
+        return [str(tmp / "frames")]
+
+    return setup
+
+
 def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """The probe file of the output check fails as on a read-only mount (root ignores permission bits)."""
     def refuse(*args, **kwargs):
@@ -91,6 +104,10 @@ CASES = [
     ("unknown backbone", [], config("c.toml", 'rec_arch = "resnet9000"'), None, "unknown backbone 'resnet9000'"),
     ("unknown sampler in file", [], config("c.yaml", "samplers: [nope]"), None, "unknown sampler 'nope'"),
     ("crop beyond resize", [], config("c.toml", "rec_res = 80"), None, "centre crop cannot exceed"),
+    ("frame folder short of its line", ["--dataset", "list", "--data-root", "{file}"], frame_list(2, 3), None,
+     "train_list.txt:1: frame folder"),
+    ("template without a field", ["--dataset", "list", "--data-root", "{file}", "--filename-tmpl", "img.jpg"],
+     frame_list(3, 3), None, "--filename-tmpl 'img.jpg': expected one integer field"),
     ("out is a file", ["--out", "{file}"], write("results", "a file"), None, "--out: cannot write"),
     ("out read-only", [], None, read_only, "--out: cannot write"),
     ("cache-dir is a file", ["--cache-dir", "{file}"], write("cachefile", "x"), None, "--cache-dir: cannot write"),

@@ -9,14 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torchvision.io import encode_jpeg
 
-from samplerbench.datasets.base import VideoRecord
+from samplerbench.datasets.base import FrameFolder, VideoRecord
 from samplerbench.datasets.synthetic import write_mp4
-from samplerbench.decode import decode_clip, decode_records, presample_indices
+from samplerbench.decode import decode_clip, decode_records
 from samplerbench.fusion import fuse_select
 from samplerbench.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, get_sampler
+from samplerbench.timeline import presample_indices
 
 pytestmark = pytest.mark.benchmark
 
@@ -57,13 +59,29 @@ def test_bench_nsnet_fusion_select_and_score(benchmark, cached_logits, fusion):
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> str:
-    """A 300-frame 340x256 H.264 clip, the size of a resized ActivityNet video."""
+def clip_frames() -> np.ndarray:
+    """300 frames of 340x256, the size of a resized ActivityNet video: noise shifted by one grey level per
+    frame (hard on both codecs, so neither source gets easy content)."""
     rng = np.random.default_rng(0)
+    return ((rng.integers(0, 255, (1, 256, 340, 3)) + np.arange(300)[:, None, None, None]) % 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, clip_frames) -> str:
+    """The 300 frames as an H.264 clip."""
     path = tmp_path_factory.mktemp("decode") / "clip.mp4"
-    frames = (rng.integers(0, 255, (1, 256, 340, 3)) + np.arange(300)[:, None, None, None]) % 255
-    write_mp4(path, iter(frames.astype(np.uint8)), fps=30, width=340, height=256)
+    write_mp4(path, iter(clip_frames), fps=30, width=340, height=256)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def frame_folder(tmp_path_factory, clip_frames) -> FrameFolder:
+    """The same 300 frames as a frame folder (mmaction2's rawframes, JPEG quality 95)."""
+    folder = tmp_path_factory.mktemp("rawframes")
+    for i, frame in enumerate(clip_frames):
+        data = encode_jpeg(torch.from_numpy(frame).permute(2, 0, 1).contiguous(), quality=95)
+        (folder / f"img_{i + 1:05d}.jpg").write_bytes(data.numpy().tobytes())
+    return FrameFolder(path=folder, total_frames=len(clip_frames))
 
 
 @pytest.mark.parametrize(("short_side", "crop"), [(56, 48), (256, 224)], ids=["default", "paper"])
@@ -71,6 +89,17 @@ def test_bench_decode_t_frames(benchmark, clip, short_side, crop):
     """decord: T=16 pre-sampled frames of a 300-frame clip, resized and centre-cropped (frames/s)."""
     indices = presample_indices(300, T)
     out = benchmark.pedantic(decode_clip, args=(clip, indices), kwargs=dict(short_side=short_side, crop=crop),
+                             rounds=3, warmup_rounds=1)
+    assert out.shape == (T, 3, crop, crop)
+    _rate(benchmark, T)
+
+
+@pytest.mark.parametrize(("short_side", "crop"), [(56, 48), (256, 224)], ids=["default", "paper"])
+def test_bench_decode_t_frames_folder(benchmark, frame_folder, short_side, crop):
+    """decode_jpeg (batched, CPU): the same T=16 frames of the same clip stored as a frame folder (frames/s),
+    beside :func:`test_bench_decode_t_frames`'s video figure."""
+    indices = presample_indices(300, T)
+    out = benchmark.pedantic(decode_clip, args=(frame_folder, indices), kwargs=dict(short_side=short_side, crop=crop),
                              rounds=3, warmup_rounds=1)
     assert out.shape == (T, 3, crop, crop)
     _rate(benchmark, T)
@@ -86,6 +115,19 @@ def test_bench_decode_stage_workers(benchmark, clip, workers, short_side, crop):
                              kwargs=dict(t=T, short_side=short_side, crop=crop, workers=workers),
                              rounds=3, warmup_rounds=1)
     assert out.frames.shape == (12, T, 3, crop, crop)
+    if _rate(benchmark, 12 * T):
+        benchmark.extra_info["videos_per_s"] = round(12 / benchmark.stats.stats.mean, 2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_decode_stage_frame_folders(benchmark, frame_folder, workers):
+    """The decode stage of 12 frame folders (the clip's frames as JPEGs), T=16, at 224 px: the frame-folder
+    counterpart of :func:`test_bench_decode_stage_workers`' paper case."""
+    records = [VideoRecord(video_id=f"v{i}", path=frame_folder.path, labels=(0,), subset="val", frames=frame_folder)
+               for i in range(12)]
+    out = benchmark.pedantic(decode_records, args=(records,),
+                             kwargs=dict(t=T, short_side=256, crop=224, workers=workers), rounds=3, warmup_rounds=1)
+    assert out.frames.shape == (12, T, 3, 224, 224)
     if _rate(benchmark, 12 * T):
         benchmark.extra_info["videos_per_s"] = round(12 / benchmark.stats.stats.mean, 2)
 

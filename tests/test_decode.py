@@ -18,12 +18,11 @@ from samplerbench.decode import (
     _stream_loader,
     decode_clip,
     decode_records,
-    frame_times,
-    presample_indices,
+    decode_stream,
     probe_many,
     resize_crop,
-    salient_mask,
 )
+from samplerbench.timeline import frame_times, presample_indices, salient_mask
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 FPS = 4
@@ -125,6 +124,13 @@ def record(video_id: str, path: Path, segments=((1.0, 2.0),)) -> VideoRecord:
     return VideoRecord(video_id=video_id, path=path, labels=(1,), subset="val", segments=segments)
 
 
+def decoded_times(records: list[VideoRecord], **kwargs) -> torch.Tensor:
+    """The timestamps ``[rows, T]`` of the rows :func:`decode_records` gives for ``records``, as
+    :func:`decode_stream` reports them with each video."""
+    rows = [result.times_s for _, result in decode_stream(records, **kwargs) if not isinstance(result, str)]
+    return torch.from_numpy(np.concatenate([np.zeros((0, kwargs["t"])), *rows])).float()
+
+
 def test_decode_records_skips_unreadable_with_reasons(videos: dict[str, Path]) -> None:
     records = [record(name, path) for name, path in videos.items()]
     split = decode_records(records, t=8, short_side=32, crop=24)
@@ -138,10 +144,11 @@ def test_decode_records_skips_unreadable_with_reasons(videos: dict[str, Path]) -
     ]
     # good: 12 frames at 4 fps; T=8 centres are frames 0 2 3 5 6 8 9 11; salient inside [1 s, 2 s)
     expected = (np.array([0, 2, 3, 5, 6, 8, 9, 11]) + 0.5) / FPS
-    assert split.times_s[0].tolist() == pytest.approx(expected.tolist())
+    times = decoded_times(records, t=8, short_side=32, crop=24)
+    assert times[0].tolist() == pytest.approx(expected.tolist())
     assert split.salient[0].tolist() == [False, False, False, True, True, False, False, False]
     # short: 3 frames spliced to 8, still valid timestamps in order
-    assert (split.times_s[1] < 3 / FPS).all() and (split.times_s[1].diff() >= 0).all()
+    assert (times[1] < 3 / FPS).all() and (times[1].diff() >= 0).all()
 
 
 def test_decode_records_train_views_are_deterministic(videos: dict[str, Path]) -> None:
@@ -149,11 +156,11 @@ def test_decode_records_train_views_are_deterministic(videos: dict[str, Path]) -
     kwargs = dict(t=4, short_side=32, crop=24, views=3, seed=7, train=True)
     a = decode_records(records, **kwargs)
     b = decode_records(records[:1], **kwargs, workers=1)
-    assert a.video_ids == ["good"] * 3 + ["short"] * 3
-    assert torch.equal(a.times_s[:3], b.times_s) and torch.equal(a.frames[:3], b.frames)
-    assert len({tuple(row.tolist()) for row in a.times_s[:3]}) > 1  # the views differ
-    other_seed = decode_records(records[:1], **{**kwargs, "seed": 8})
-    assert not torch.equal(other_seed.times_s, b.times_s)
+    assert a.video_ids == ["good"] * 3 + ["short"] * 3 and torch.equal(a.frames[:3], b.frames)
+    times_a, times_b = decoded_times(records, **kwargs), decoded_times(records[:1], **kwargs, workers=1)
+    assert torch.equal(times_a[:3], times_b)
+    assert len({tuple(row.tolist()) for row in times_a[:3]}) > 1  # the views differ
+    assert not torch.equal(decoded_times(records[:1], **{**kwargs, "seed": 8}), times_b)
 
 
 def test_all_unreadable_gives_an_empty_split(videos: dict[str, Path]) -> None:
@@ -186,6 +193,5 @@ def test_decoded_shards_concatenate_in_record_order(videos: dict[str, Path]) -> 
     whole = decode_records(records, **kwargs)
     halves = [decode_records(records[:2], **kwargs), decode_records(records[2:], **kwargs)]
     assert torch.equal(torch.cat([h.frames for h in halves]), whole.frames)
-    assert torch.equal(torch.cat([h.times_s for h in halves]), whole.times_s)
     assert [v for h in halves for v in h.video_ids] == whole.video_ids == ["good", "good", "short", "short"]
     assert [s for h in halves for s in h.skipped] == whole.skipped and [s[0] for s in whole.skipped] == ["missing"]

@@ -10,8 +10,9 @@ import torch
 from scipy.ndimage import uniform_filter
 
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import decode_motion, motion_stream, presample_indices, view_indices
+from samplerbench.decode import decode_motion, motion_stream, view_indices
 from samplerbench.motion import gray, pair_motion, ssim, successor_pairs
+from samplerbench.timeline import presample_indices
 
 
 def skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -12,12 +12,13 @@ import torch
 from samplerbench.checkpoint import FRAME_CLASSIFIER, SAMPLER
 from samplerbench.cli import main
 from samplerbench.config import build_config
-from samplerbench.decode import presample_indices, probe
+from samplerbench.decode import probe
 from samplerbench.errors import UserError
+from samplerbench.infer import load_sampler
 from samplerbench.pipeline import Pipeline
 from samplerbench.run import run
-from samplerbench.select import load_sampler
 from samplerbench.stagelog import StageLog
+from samplerbench.timeline import presample_indices
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ def trained(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("select")
     cfg = build_config("tiny", samplers=("nsnet", "uniform", "mgsampler"), tables=("main",), budgets=(2,),
-                       throughput_iters=1, export_predictions=True, device="cpu")
+                       throughput_iters=1, export_predictions=True, export_selections=True, device="cpu")
     folder = run(cfg, out=root / "out", cache_dir=root / "cache", quiet=True)
     pipe = Pipeline(cfg, cache_dir=root / "cache", log=StageLog(quiet=True))
     videos = {r.video_id: r.path for r in pipe.index().split("val")}
@@ -96,7 +97,8 @@ def test_selection_on_new_videos(trained, tmp_path):
 @pytest.mark.parametrize("name", ["nsnet", "mgsampler"])
 def test_a_checkpoint_selects_what_the_benchmark_selected(trained, name):
     """Same frames and same recognizer scores as the run, for every validation video: NSNet from its FEM
-    features, MGSampler from the motion it measures while decoding the new videos."""
+    features, MGSampler from the motion it measures while decoding the new videos. The run's
+    ``--export-selections`` file holds the same objects, named by video id instead of path."""
     pipe, cfg = trained.pipe, trained.cfg
     sampler, bank = pipe.sampler(name, fem=pipe.outputs("fem", cfg.fem_arch),
                                  rec=pipe.outputs("recognizer", cfg.rec_arch))
@@ -105,8 +107,11 @@ def test_a_checkpoint_selects_what_the_benchmark_selected(trained, name):
     trained_sampler = load_sampler(trained.folder / f"checkpoints/{name}.pt")
     out = trained_sampler.select_videos([trained.videos[v] for v in val_ids], 2, top5=True)
     predictions = json.loads((trained.folder / f"predictions/{name}_K2.json").read_text())["results"]
-    for vid, pos, entry in zip(val_ids, positions, out, strict=True):
+    exported = json.loads((trained.folder / f"selections/{name}_K2.json").read_text())
+    for vid, pos, entry, saved in zip(val_ids, positions, out, exported, strict=True):
         assert entry["frame_indices"] == presample_indices(trained.lengths[vid], 8)[pos].tolist(), vid
+        assert saved == {k: v for k, v in entry.items() if k != "top5"} | {"video": vid}
+        assert entry["positions"] == pos.tolist(), vid
         exported = sorted(predictions[vid], key=lambda p: -p["score"])
         assert [p["label"] for p in entry["top5"]] == [p["label"] for p in exported], vid
         np.testing.assert_allclose([p["score"] for p in entry["top5"]], [p["score"] for p in exported], atol=1e-5)

@@ -112,3 +112,55 @@ def test_mismatched_shapes_are_rejected() -> None:
     targets, scores = _data()
     with pytest.raises(ValueError, match="shape"):
         paired_bootstrap({"uniform": scores["uniform"][:-1]}, targets)
+
+
+def _population_ap(signal: float, prevalence: float) -> float:
+    """The AP (%) of an infinite sample: negatives score U(0, 1), positives U(0, 1) + ``signal``; the mean
+    over positives (score ``x``, uniform on a fine grid) of the precision among the scores ≥ ``x``."""
+    x = signal + (np.arange(200_000) + 0.5) / 200_000
+    tpr, fpr = 1.0 + signal - x, np.clip(1.0 - x, 0.0, None)
+    return float(np.mean(prevalence * tpr / (prevalence * tpr + (1 - prevalence) * fpr))) * 100.0
+
+
+def test_basic_interval_covers_the_population_map_and_the_percentile_one_does_not() -> None:
+    # Weak scores on 120 videos of 10 classes, as in the synthetic preset's val split: there the sample mAP
+    # is biased upward (+1.6 points) and a resample's more so, which pushes the percentile interval up.
+    # Measured here: the basic interval covers 0.91, the percentile one 0.84 (0.92 and 0.84 over 1,000
+    # datasets): the basic one removes most of the bias, not all of it, on 12 positives per class.
+    n, c, signal, datasets = 120, 10, 0.1, 500
+    truth = _population_ap(signal, 1 / c)
+    rng = np.random.default_rng(11)
+    basic = percentile = 0
+    for d in range(datasets):
+        targets = np.zeros((n, c), dtype=int)
+        targets[np.arange(n), rng.integers(0, c, n)] = 1
+        scores = rng.random((n, c)) + signal * targets
+        row = paired_bootstrap({"s": scores}, targets, resamples=1000, seed=d)["s"]
+        basic += row["lo"] <= truth <= row["hi"]
+        # The basic interval is the percentile one reflected about the point (no clipping at this mAP).
+        percentile += 2 * row["mAP"] - row["hi"] <= truth <= 2 * row["mAP"] - row["lo"]
+    assert abs(basic / datasets - 0.95) < 0.05
+    assert percentile / datasets < basic / datasets - 0.05
+
+
+def test_a_difference_between_equally_good_samplers_is_rarely_resolved() -> None:
+    # Two samplers with the same population mAP, their scores sharing half the noise: the paired Δ interval
+    # should exclude 0 (mark the Δ resolved) in about 5% of val sets. Measured here: covers 0.923, so 7.7%
+    # (0.932 with 500 sets × 1,000 resamples; the percentile interval 0.928: the bias cancels in Δ).
+    n, c, signal, datasets = 120, 10, 0.1, 300
+    rng = np.random.default_rng(5)
+    covered = 0
+    for d in range(datasets):
+        targets = np.zeros((n, c), dtype=int)
+        targets[np.arange(n), rng.integers(0, c, n)] = 1
+        u1, u2 = rng.random((n, c)), rng.random((n, c))
+        scores = {"a": u1 + signal * targets, "b": np.where(rng.random((n, c)) < 0.5, u1, u2) + signal * targets}
+        row = paired_bootstrap(scores, targets, reference="a", resamples=500, seed=d)["b"]
+        covered += row["diff_lo"] <= 0 <= row["diff_hi"]
+    assert abs(covered / datasets - 0.95) < 0.05
+
+
+def test_the_basic_interval_reflects_the_percentiles_about_the_point_and_stays_in_range() -> None:
+    draws = np.array([97.0, 98.0, 99.0, 100.0, np.nan])  # a resample without positives gives NaN: ignored
+    assert stats.basic_interval(draws, 98.0, 1.0, low=0.0, high=100.0) == (96.0, 99.0)
+    assert stats.basic_interval(draws, 99.5, 1.0, low=0.0, high=100.0) == (99.0, 100.0)  # 2·99.5 − 97 clipped

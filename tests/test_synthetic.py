@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import decord
@@ -26,8 +27,8 @@ from samplerbench.datasets.synthetic import (
     salient_frames,
     video_frames,
 )
-from samplerbench.decode import frame_times, salient_mask
 from samplerbench.errors import UserError
+from samplerbench.timeline import frame_times, salient_mask
 
 TINY = SyntheticConfig(
     num_classes=3, train_per_class=3, val_per_class=1, min_frames=4, max_frames=14, width=32, height=24, fps=4
@@ -45,6 +46,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetIndex, Path]
     return get_dataset("synthetic")(cfg(), cache), cache
 
 
+def durations(built: tuple[DatasetIndex, Path]) -> dict[str, float]:
+    """Each video's duration in seconds, as the generated annotation file says."""
+    annotations = dataset_root(TINY, seed=0, cache_dir=built[1]) / ANNOTATION_FILE
+    return {vid: entry["duration"] for vid, entry in json.loads(annotations.read_text())["database"].items()}
+
+
 def read_all(path: Path) -> np.ndarray:
     vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     return vr.get_batch(list(range(len(vr)))).asnumpy()
@@ -56,15 +63,16 @@ def test_index_matches_the_config(built: tuple[DatasetIndex, Path]) -> None:
     assert sorted(index.classes) == sorted(s.name for s in class_styles(3))
     assert len(index.split("train")) == 9 and len(index.split("val")) == 3
     assert all(r.video_id.startswith("syn_") and len(r.labels) == 1 for r in index.records)
-    assert any(r.duration * TINY.fps < T for r in index.records)  # some videos are shorter than T
+    assert any(seconds * TINY.fps < T for seconds in durations(built).values())  # some videos are shorter than T
     assert all(1 <= len(r.segments) <= 2 for r in index.records)
 
 
 def test_videos_are_readable_and_as_long_as_annotated(built: tuple[DatasetIndex, Path]) -> None:
     index, _ = built
+    duration = durations(built)
     for r in index.records:
         vr = decord.VideoReader(str(r.path), ctx=decord.cpu(0), num_threads=1)
-        assert abs(len(vr) - r.duration * TINY.fps) <= 1 and vr.get_avg_fps() == pytest.approx(TINY.fps)
+        assert abs(len(vr) - duration[r.video_id] * TINY.fps) <= 1 and vr.get_avg_fps() == pytest.approx(TINY.fps)
         assert vr[0].shape == (TINY.height, TINY.width, 3)
 
 

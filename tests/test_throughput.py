@@ -12,13 +12,13 @@ from samplerbench import throughput
 from samplerbench.cli import build_parser, config_from_args
 from samplerbench.config import build_config
 from samplerbench.cost import Timing
-from samplerbench.decode import presample_indices
 from samplerbench.pipeline import Pipeline
 from samplerbench.report import main_markdown
-from samplerbench.run import Bench, add_speedups, timing_columns
+from samplerbench.run import Evaluator, add_speedups, timing_columns
 from samplerbench.samplers import get_sampler, list_samplers
 from samplerbench.stagelog import StageLog
 from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate
+from samplerbench.timeline import presample_indices
 
 T, K = 16, 4
 DECODES_2T = {"mgsampler"}  # every pre-sampled frame and its successor, for the motion between them
@@ -98,17 +98,17 @@ def test_remeasure_replaces_the_cached_figure(tmp_path):
     cfg = build_config("tiny")
     log = StageLog(quiet=True)
 
-    def bench(remeasure: bool) -> Bench:
+    def evaluator(remeasure: bool) -> Evaluator:
         pipe = Pipeline(dataclasses.replace(cfg, remeasure=remeasure), cache_dir=tmp_path, log=log)
-        return Bench(cfg=pipe.cfg, pipe=pipe, rec=None, fem=None, machine="test machine")
+        return Evaluator(cfg=pipe.cfg, pipe=pipe, rec=None, fem=None, machine="test machine")
 
     def timing(seconds: float):
         return lambda: Timing(seconds=seconds, spread=0.0, iterations=3, items_per_call=1)
 
-    assert bench(False)._timed("throughput x", "key", timing(1.0)).seconds == 1.0
-    assert bench(False)._timed("throughput x", "key", timing(2.0)).seconds == 1.0  # from the cache
-    assert bench(True)._timed("throughput x", "key", timing(3.0)).seconds == 3.0
-    assert bench(False)._timed("throughput x", "key", timing(4.0)).seconds == 3.0  # the new figure, cached
+    assert evaluator(False)._timed("throughput x", "key", timing(1.0)).seconds == 1.0
+    assert evaluator(False)._timed("throughput x", "key", timing(2.0)).seconds == 1.0  # from the cache
+    assert evaluator(True)._timed("throughput x", "key", timing(3.0)).seconds == 3.0
+    assert evaluator(False)._timed("throughput x", "key", timing(4.0)).seconds == 3.0  # the new figure, cached
     assert [s["cached"] for s in log.records] == [False, True, False, True]
 
 

@@ -13,7 +13,7 @@ import torch
 from videofiles import BLUE, FPS, write_audio_only, write_clip, write_truncated
 
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import _decode_av, decode_clip, decode_records, probe_many
+from samplerbench.decode import _decode_av, decode_clip, decode_records, decode_stream, probe_many
 
 READABLE = {  # name: (file, codec)
     "mkv": ("clip.mkv", "libx264"),
@@ -80,10 +80,11 @@ def test_decode_records_keeps_readable_and_lists_the_rest(files: dict[str, Path]
     readable = [*READABLE, "three_frames", "rotated"]
     assert split.video_ids == readable
     assert split.frames.shape == (len(readable), 8, 3, 48, 48)
-    three = readable.index("three_frames")
     # 3 frames spliced to T=8: indices 0 0 0 1 1 2 2 2, so timestamps (i + 0.5) / FPS
     expected = (np.array([0, 0, 0, 1, 1, 2, 2, 2]) + 0.5) / FPS
-    assert split.times_s[three].tolist() == pytest.approx(expected.tolist())
+    three = next(r for r in records if r.video_id == "three_frames")
+    [(_, decoded)] = decode_stream([three], t=8, short_side=48, crop=48)
+    assert decoded.times_s[0].tolist() == pytest.approx(expected.tolist())
     assert not split.salient.any()  # no segments, no salient frame
     reasons = {vid: reason for vid, _, reason in split.skipped}
     assert set(reasons) == {"audio_only", "truncated", "zero_byte", "not_a_video", "missing"}

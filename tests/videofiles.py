@@ -6,9 +6,28 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
+from torchvision.io import encode_jpeg
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 FPS = 4
+
+
+def clip_image(colour: tuple[int, int, int] = RED, *, width: int = 64, height: int = 48) -> np.ndarray:
+    """The frame :func:`write_clip` repeats: top half ``colour``, bottom half black, ``[H, W, 3]`` uint8."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[: height // 2] = colour
+    return image
+
+
+def write_frames(folder: Path, images: np.ndarray, *, template: str = "img_{:05d}.jpg", start: int = 1) -> Path:
+    """A frame folder (mmaction2's rawframes): ``images`` (``[N, H, W, 3]`` uint8) as JPEGs (quality 95) named
+    ``template.format(start + i)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        data = encode_jpeg(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous(), quality=95)
+        (folder / template.format(start + i)).write_bytes(data.numpy().tobytes())
+    return folder
 
 
 def write_clip(path: Path, frames: int = 12, *, colour: tuple[int, int, int] = RED, codec: str = "libx264",
@@ -21,8 +40,7 @@ def write_clip(path: Path, frames: int = 12, *, colour: tuple[int, int, int] = R
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if rotation:
             stream.set_display_rotation(rotation)
-        image = np.zeros((height, width, 3), np.uint8)
-        image[: height // 2] = colour
+        image = clip_image(colour, width=width, height=height)
         for _ in range(frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())

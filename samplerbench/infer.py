@@ -1,14 +1,13 @@
-"""Selecting frames of new videos with a trained sampler: :func:`load_sampler` and ``samplerbench select``.
+"""Inference: a trained sampler choosing frames of new videos (:func:`load_sampler`; ``samplerbench select``).
 
 A video goes through exactly what the benchmark does to a validation video: crash-isolated probing
 (:func:`~samplerbench.decode.probe_many`), T segment-centre frames decoded, resized and cropped by
 :func:`~samplerbench.decode.decode_records`, FEM features at the FEM's resolution, and a
 :class:`~samplerbench.samplers.FrameBank` with each frame's motion to its successor for samplers that read
 motion (:func:`~samplerbench.decode.motion_stream`). So a checkpoint
-selects the same frames the benchmark scored it on. The chosen positions among the T are mapped back to the
-video's own frame numbering (:func:`~samplerbench.decode.presample_indices`) and to seconds
-(:func:`~samplerbench.decode.frame_times`). In a video shorter than T the pre-sampled frames repeat, so its
-indices are non-decreasing rather than distinct.
+selects the same frames the benchmark scored it on. Each video's object
+(:mod:`samplerbench.selection_json`, the format a run's ``--export-selections`` writes too) gives the chosen
+positions among the T, the same frames in the video's own numbering, and their timestamps.
 
 Unreadable videos (missing, zero-byte, corrupt, no video stream, a decoder crash) are reported as
 ``{"video": ..., "skipped": reason}`` instead of stopping the others.
@@ -17,7 +16,6 @@ Unreadable videos (missing, zero-byte, corrupt, no video stream, a decoder crash
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,13 +23,14 @@ import torch
 
 from samplerbench.checkpoint import SAMPLER, build_sampler, load_checkpoint, load_frame_classifier
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import decode_records, frame_times, motion_stream, presample_indices, probe_many
+from samplerbench.decode import decode_records, motion_stream, probe_many
 from samplerbench.errors import UserError
 from samplerbench.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import extract_outputs
 from samplerbench.samplers import FrameBank, Sampler
 from samplerbench.selection import check_budget
+from samplerbench.selection_json import video_selection
 from samplerbench.store import TensorFrames
 
 TOP = 5  # classes reported with ``top5``
@@ -60,9 +59,9 @@ class TrainedSampler:
     def select_videos(self, videos: Sequence[Path | str], k: int, *, top5: bool = False) -> list[dict]:
         """K of the T pre-sampled frames of every video, in the order given, as JSON-ready dicts.
 
-        A readable video gives ``{"video", "num_frames", "fps", "T", "K", "frame_indices", "times_s"}`` (plus
-        ``"top5": [{"label", "score"}]``, the recognizer's video scores from the selected frames, when
-        ``top5``); an unreadable one gives ``{"video", "skipped": reason}``. ``dense`` ignores K and keeps all T.
+        A readable video gives :func:`~samplerbench.selection_json.video_selection`'s object (plus ``"top5":
+        [{"label", "score"}]``, the recognizer's video scores from the selected frames, when ``top5``); an
+        unreadable one gives ``{"video", "skipped": reason}``. ``dense`` ignores K and keeps all T.
         """
         check_budget(k, self.frames)
         paths = [Path(v) for v in videos]
@@ -88,14 +87,10 @@ class TrainedSampler:
         out = []
         for path in paths:
             if path in reasons:
-                out.append({"video": str(path), "skipped": reasons[path]})
+                out.append(video_selection(str(path), (), reasons[path], t=self.frames))
                 continue
-            num_frames, fps = probed[path]
             positions, top = results[path]
-            indices = presample_indices(num_frames, self.frames)[positions]
-            entry = {"video": str(path), "num_frames": num_frames, "fps": fps, "T": self.frames,
-                     "K": len(indices), "frame_indices": indices.tolist(),
-                     "times_s": [round(float(t), 4) for t in frame_times(indices, fps)]}
+            entry = video_selection(str(path), positions, probed[path], t=self.frames)
             out.append(entry | ({"top5": top} if top5 else {}))
         return out
 
@@ -142,23 +137,3 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
                           frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],
                           fem_res=fem_ckpt["preprocessing"]["resolution"], rec_res=pre["resolution"],
                           device=device, aggregation=rec_ckpt.get("aggregation", "mean_softmax"))
-
-
-def main(argv: list[str]) -> int:
-    """``samplerbench select``: print a JSON list, one object per video and line (so that line tools work
-    too); exit 1 when no video was readable."""
-    from samplerbench.cli import ArgumentParser, resolve_device
-
-    p = ArgumentParser(prog="samplerbench select",
-                                description="Choose K frames of each video with a trained sampler; prints JSON.")
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="a sampler checkpoint, e.g. results/synthetic/checkpoints/nsnet.pt")
-    p.add_argument("-k", "--budget", type=int, required=True, metavar="K", help="frames to keep per video")
-    p.add_argument("--top5", action="store_true", help="add the recognizer's top-5 classes on the kept frames")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="any file decord (or PyAV) reads")
-    args = p.parse_args(argv)
-    trained = load_sampler(args.checkpoint, device=resolve_device(args.device))
-    results = trained.select_videos(args.videos, args.budget, top5=args.top5)
-    print("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]")
-    return 0 if any("skipped" not in r for r in results) else 1

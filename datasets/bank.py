@@ -1,0 +1,43 @@
+"""``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.bank`) instead of videos.
+
+The records say which videos the bank holds (its rows of one id count once) with their labels; the run reads
+the features from the bank itself (:class:`~samplerbench.pipeline.BankPipeline`) and decodes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from samplerbench.bank import Bank, read_bank
+from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.errors import UserError
+
+NAME = "bank"
+
+
+def bank_index(bank: Bank) -> DatasetIndex:
+    """One record per video of ``bank`` (its path: the bank folder), with the rows ``bank`` left out as skipped."""
+    records = []
+    for subset, split in bank.splits.items():
+        seen: set[str] = set()
+        for row, video_id in enumerate(split.video_ids):
+            if video_id not in seen:
+                seen.add(video_id)
+                labels = tuple(np.flatnonzero(split.labels[row]).tolist())
+                records.append(VideoRecord(video_id=video_id, path=bank.root, labels=labels, subset=subset))
+    return DatasetIndex(name=NAME, classes=bank.classes, records=tuple(records), skipped=bank.skipped)
+
+
+def open_bank(cfg) -> Bank:
+    """The bank of a run of ``cfg`` (a :class:`~samplerbench.config.RunConfig`): ``cfg.data_root``, read with
+    ``cfg.lenient``."""
+    if not cfg.data_root:
+        raise UserError("--dataset bank needs --data-root: the bank folder (one a run wrote with --export-bank)")
+    return read_bank(cfg.data_root, lenient=cfg.lenient)
+
+
+@register_dataset(NAME)
+def build(cfg, cache_dir: Path) -> DatasetIndex:
+    return bank_index(open_bank(cfg))
