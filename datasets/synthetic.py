@@ -1,39 +1,33 @@
-"""The embedded default dataset: small untrimmed videos where choosing frames matters.
+"""The embedded default dataset: small untrimmed videos whose statistics resemble real ones.
 
-Every video is one class, shown only inside one or two annotated *salient segments* that cover a random
-``salient_fraction`` of it; the rest is clutter. A frame classifier can then be confident and right on
-salient frames and can learn nothing about the class from the others, so averaging its softmax over
-uniformly chosen frames is clearly worse than averaging over salient ones: the gap a frame sampler exists to
-close. Each element of a frame is there for a reason:
+Every video is one class, shown strongly only inside one or two annotated *salient segments* that cover a
+random ``salient_fraction`` of it. The other frames carry weak but correct evidence, as in ActivityNet,
+where a kitchen hints at cooking: more frames help a frame-averaging recognizer, and choosing the salient
+ones helps more. A frame is, back to front (README, "The synthetic dataset", says why each is there):
 
-* **Shared background** — smooth colour fields (a few low-frequency sinusoids per channel) drawn from one
-  pool shared by all classes, drifting slowly. They give frames texture and slow change while carrying no
-  class information, so the background cannot be a shortcut.
+* **Scene** — the video is cut into *shots* of about ``shot_frames`` frames, each filmed in one scene. Each
+  class has two *home scenes* (scene ``s`` is home to classes ``s`` and ``s - 1``); a shot is in one of its
+  class's with probability ``context``, else in any scene. A scene is a muted hue with smooth blotches and a
+  faint grating of its own orientation, drifting slowly: plainly visible, weak evidence by its statistics.
 * **Distractor blobs** — soft Gaussian blobs of random colour and size drifting and bouncing across the
-  whole frame, the same distribution for every class: motion and colour that are not the action, so a
-  motion- or colour-only sampler is not handed the answer.
-* **Confusers** — in non-salient frames, the pattern of one *other* class drawn faintly
-  (``confuser_strength`` opacity). Non-salient frames thus resemble a wrong class a little: they mislead
-  rather than merely fail to help, as background scenes do in ActivityNet.
-* **The class pattern** — only in salient frames: a shape (disc, square, triangle, cross, ring, diamond) with
-  a fill colour and a texture (plain, horizontal or vertical moving stripes). Classes are chosen so that any
-  two differ in at least two of the three attributes, and no single attribute (e.g. the mean colour) names
-  the class. The pattern moves inside the central square of the frame, so it survives the recognizer's
-  centre crop. Per video, its position, path, speed, size, tilt and colour are jittered, and every frame gets
-  pixel noise, so recognising it is learning, not a lookup.
-* **Lengths** vary uniformly in ``[min_frames, max_frames]``, so some videos are shorter than T and exercise
-  the decoder's repeat-and-splice path.
+  whole frame, the same distribution for every class: motion and colour that are not the action.
+* **The class pattern** — only in salient frames: a shape (disc, square, triangle, cross, ring, diamond)
+  with a fill colour and a texture (plain, horizontal or vertical moving stripes). Any two classes differ in
+  at least two of the three attributes, and no single attribute names the class. Its path, speed, size,
+  tilt and colour are jittered per video; it stays inside the recognizer's centre crop.
+* **Camera motion** — a hand-held camera wanders by up to ``camera_pan`` of the shorter side and zooms by
+  up to ``camera_zoom`` along slow sinusoids (the zoom scales the foreground), so every frame moves.
+* **Pixel noise** on every frame; **lengths** uniform in ``[min_frames, max_frames]``, some shorter than T.
 
-The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`, so the
-default run takes the same code path as a real dataset. A segment ``[a/fps, b/fps]`` covers exactly frames
-``a .. b-1``, whose centre timestamps ``(i + 0.5) / fps`` (see :func:`samplerbench.timeline.frame_times`) are
-the ones inside it. Everything derives from ``numpy.random.default_rng`` seeded by the run seed and the
-video's index, so a seed reproduces byte-identical annotations and identical decoded frames, and an
-interrupted generation resumes with the same videos.
+The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`. A
+segment ``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (centre timestamps ``(i + 0.5) / fps``, see
+:func:`samplerbench.timeline.frame_times`). Everything derives from ``numpy.random.default_rng`` seeded by the
+run seed and the video's index, so a seed reproduces byte-identical files, whatever the worker count.
 """
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 import functools
 import itertools
@@ -54,7 +48,7 @@ from samplerbench.datasets.base import DatasetIndex, register_dataset
 from samplerbench.errors import UserError
 from samplerbench.stagelog import progress
 
-GENERATOR_VERSION = 1  # bump when the generated content changes, so cached datasets are regenerated
+GENERATOR_VERSION = 2  # bump when the generated content changes, so cached datasets are regenerated
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond")
 COLOURS = {
@@ -67,12 +61,13 @@ COLOURS = {
 }
 TEXTURES = ("plain", "hstripes", "vstripes")
 
-_BACKGROUND_POOL = 12  # background textures shared by all classes
 _BACKGROUND_SCALE = 1.5  # background blotches per shorter side, roughly
+_HOME_SCENES = 2  # scenes per class that its videos favour; scene s is home to classes s - 1 and s
 _NOISE_SIGMA = 0.03  # per-pixel noise, in [0, 1] intensity units
 _NOISE_BANK = 64  # pre-drawn noise frames each frame picks from (drawing fresh noise would dominate the time)
 _STAGE = 0.8  # the pattern stays inside the central square of this fraction of the shorter side
 _RADIUS = 0.21  # pattern radius, as a fraction of the shorter side
+_CAMERA_PERIOD = (16.0, 64.0)  # frames per cycle of the camera's wander and zoom: 2 to 8 s at 8 fps
 _CHUNK = 32  # frames rendered at once (bounds memory for large frame sizes)
 _STYLE_ORDER_SEED = 20240601  # fixes which attribute combinations the classes get, independent of --seed
 
@@ -104,21 +99,45 @@ class Sprite:
 
 
 @dataclasses.dataclass(frozen=True)
+class Camera:
+    """A slow hand-held camera: the view wanders by up to ``pan`` px around its rest position and zooms by a
+    factor in ``1 ± zoom``, each along a sinusoid (``periods`` in frames, ``phases`` in radians: x, y, zoom)."""
+
+    pan: float
+    zoom: float
+    periods: np.ndarray  # [3]
+    phases: np.ndarray  # [3]
+
+    def at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Offsets x, y (px) and zoom factor at frame times ``t``."""
+        wave = np.sin(2 * np.pi * t[None, :] / self.periods[:, None] + self.phases[:, None])
+        return self.pan * wave[0], self.pan * wave[1], 1 + self.zoom * wave[2]
+
+
+@dataclasses.dataclass(frozen=True)
+class Shot:
+    """Frames from ``start`` to the next shot's start, filmed in one scene: the scene texture seen from
+    ``offset`` (px into the periodic texture) drifting by ``drift`` px/frame."""
+
+    start: int
+    scene: int  # one of the label's home scenes with probability cfg.context, else any scene
+    offset: np.ndarray  # [2]
+    drift: np.ndarray  # [2]
+
+
+@dataclasses.dataclass(frozen=True)
 class VideoPlan:
     """Everything needed to render one video and to annotate it; a pure function of (seed, index)."""
 
     video_id: str
     subset: str
     label: int
-    confuser: int
     length: int
     segments: tuple[tuple[int, int], ...]  # half-open frame ranges [a, b) where the class pattern is drawn
-    background: int
-    background_offset: np.ndarray  # [2] px into the (periodic) background texture
-    background_drift: np.ndarray  # [2] px/frame
+    shots: tuple[Shot, ...]  # in order, the first starting at frame 0
     blobs: np.ndarray  # [n, 10]: x0, y0, vx, vy, sigma_x, sigma_y, r, g, b, opacity
     pattern: Sprite
-    confuser_sprite: Sprite
+    camera: Camera
     noise_seed: tuple[int, ...]
 
 
@@ -154,29 +173,47 @@ def class_styles(num_classes: int) -> list[ClassStyle]:
 
 @dataclasses.dataclass(frozen=True)
 class Assets:
-    """What all videos of a dataset share: class looks, background textures and a bank of noise frames."""
+    """What all videos of a dataset share: class looks, scene textures and a bank of noise frames."""
 
     styles: list[ClassStyle]
-    backgrounds: np.ndarray  # float32 [pool, 2H, 2W, 3], periodic so a drifting crop can wrap around
+    scenes: np.ndarray  # float32 [num_scenes, 2H, 2W, 3], periodic so a drifting crop can wrap around
     noise: np.ndarray  # float32 [bank, H, W, 3]
 
 
+def num_scenes(cfg: SyntheticConfig) -> int:
+    """One scene per class: each class has two home scenes and each scene is home to two classes."""
+    return cfg.num_classes
+
+
+def home_scenes(label: int, cfg: SyntheticConfig) -> tuple[int, ...]:
+    """The scenes that videos of class ``label`` favour (``cfg.context`` of them are filmed in one)."""
+    return tuple((label + i) % num_scenes(cfg) for i in range(_HOME_SCENES))
+
+
 def make_assets(cfg: SyntheticConfig, *, seed: int) -> Assets:
-    """Background textures are low-pass filtered colour noise (smooth blotches; filtering in the Fourier
-    domain makes them periodic for free), each with its own mean colour and contrast."""
+    """Each scene is a palette and a texture: smooth colour blotches (low-pass filtered noise; filtering in the
+    Fourier domain makes them periodic for free) around the scene's own muted hue, plus a faint grating of the
+    scene's own orientation and period (tiles, shelves, grass), so a recognizer can tell scenes apart."""
     rng = np.random.default_rng([seed, 1])
-    h, w = 2 * cfg.height, 2 * cfg.width
-    white = rng.standard_normal((_BACKGROUND_POOL, h, w, 3))
+    s, h, w = num_scenes(cfg), 2 * cfg.height, 2 * cfg.width
+    white = rng.standard_normal((s, h, w, 3))
     fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
     cutoff = _BACKGROUND_SCALE / min(cfg.height, cfg.width)
     lowpass = np.exp(-(fx**2 + fy**2) / (2 * cutoff**2))[None, :, :, None]
     smooth = np.fft.irfft2(np.fft.rfft2(white, axes=(1, 2)) * lowpass, s=(h, w), axes=(1, 2))
     smooth /= smooth.std(axis=(1, 2), keepdims=True)
-    contrast = rng.uniform(0.06, 0.16, (_BACKGROUND_POOL, 1, 1, 3))
-    mean = rng.uniform(0.25, 0.75, (_BACKGROUND_POOL, 1, 1, 3))
+    hues = (np.arange(s) + rng.uniform(-0.2, 0.2, s)) / s
+    palette = np.array([colorsys.hsv_to_rgb(hue, rng.uniform(0.3, 0.55), rng.uniform(0.45, 0.75)) for hue in hues])
+    # gratings with a whole number of periods across the texture, so it stays periodic
+    angle = rng.permutation(s) * np.pi / s
+    cycles = rng.integers(3, 7, s)[:, None, None] * 2  # per texture, i.e. 3..6 per frame
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    phase = np.round(cycles * np.cos(angle)[:, None, None]) * xx + np.round(cycles * np.sin(angle)[:, None, None]) * yy
+    grating = np.sin(2 * np.pi * phase)[..., None]
+    scenes = palette[:, None, None, :] + 0.1 * smooth.mean(axis=-1, keepdims=True) + 0.04 * smooth + 0.06 * grating
     return Assets(
         styles=class_styles(cfg.num_classes),
-        backgrounds=(mean + contrast * smooth).astype(np.float32),
+        scenes=scenes.astype(np.float32),
         noise=(rng.standard_normal((_NOISE_BANK, cfg.height, cfg.width, 3)) * _NOISE_SIGMA).astype(np.float32),
     )
 
@@ -198,6 +235,16 @@ def plan_segments(rng: np.random.Generator, length: int, fraction: float) -> tup
         return (a1, a1 + first), (a2, a2 + total - first)
     a = int(rng.integers(0, free + 1))
     return ((a, a + total),)
+
+
+def plan_shots(rng: np.random.Generator, length: int, mean: int) -> list[int]:
+    """Start frames of consecutive shots, the first at 0, each lasting ``mean`` frames ± 50% (uniformly)."""
+    starts = [0]
+    while True:
+        nxt = starts[-1] + max(1, round(mean * rng.uniform(0.5, 1.5)))
+        if nxt >= length:
+            return starts
+        starts.append(nxt)
 
 
 def _sprite(rng: np.random.Generator, colour: tuple[float, float, float], size: float) -> Sprite:
@@ -222,8 +269,17 @@ def plan_video(
     rng = np.random.default_rng([seed, 2, index])
     length = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
     segments = plan_segments(rng, length, rng.uniform(*cfg.salient_fraction))
-    confuser = int(rng.choice([c for c in range(cfg.num_classes) if c != label]))
     size = min(cfg.width, cfg.height)
+    shots = tuple(
+        Shot(
+            start=start,
+            scene=int(rng.choice(home_scenes(label, cfg)) if rng.random() < cfg.context
+                      else rng.integers(num_scenes(cfg))),
+            offset=rng.uniform(0, 1, 2) * (2 * cfg.width, 2 * cfg.height),
+            drift=rng.normal(0, 0.3, 2) * size / 72,
+        )
+        for start in plan_shots(rng, length, cfg.shot_frames)
+    )
     n_blobs = int(rng.integers(2, 5))
     blobs = np.concatenate(
         [
@@ -239,15 +295,17 @@ def plan_video(
         video_id=f"syn_{index:05d}",
         subset=subset,
         label=label,
-        confuser=confuser,
         length=length,
         segments=segments,
-        background=int(rng.integers(_BACKGROUND_POOL)),
-        background_offset=rng.uniform(0, 1, 2) * (2 * cfg.width, 2 * cfg.height),
-        background_drift=rng.normal(0, 0.3, 2) * size / 72,
+        shots=shots,
         blobs=blobs,
         pattern=_sprite(rng, COLOURS[styles[label].colour], size),
-        confuser_sprite=_sprite(rng, COLOURS[styles[confuser].colour], size),
+        camera=Camera(
+            pan=cfg.camera_pan * size * rng.uniform(0.5, 1.0),
+            zoom=cfg.camera_zoom * rng.uniform(0.5, 1.0),
+            periods=rng.uniform(*_CAMERA_PERIOD, 3),
+            phases=rng.uniform(0, 2 * np.pi, 3),
+        ),
         noise_seed=(seed, 3, index),
     )
 
@@ -293,28 +351,34 @@ _SHAPE_DISTANCE = {  # signed distance to the outline in radius units: negative 
 
 
 def _draw_sprite(
-    img: np.ndarray, sprite: Sprite, style: ClassStyle, t: np.ndarray, opacity: float, grid: tuple
+    img: np.ndarray, sprite: Sprite, style: ClassStyle, t: np.ndarray, camera: Camera, grid: tuple
 ) -> None:
-    """Composite ``style``'s pattern, moving along ``sprite``'s path, onto frames ``img`` at times ``t``.
+    """Composite ``style``'s pattern, moving along ``sprite``'s path and seen through ``camera``, onto frames
+    ``img`` at times ``t``.
 
-    Only the box the pattern visits during these frames is computed (every shape fits in 1.2 radii).
+    The path keeps the pattern inside the central stage whatever the camera does, so it survives the
+    recognizer's centre crop. Only the box the pattern visits during these frames is computed (every shape
+    fits in 1.2 radii).
     """
     ys, xs = grid
     height, width = img.shape[1:3]
-    free = max(_STAGE * min(height, width) / 2 - sprite.radius, 0.0)  # centre's range around the middle
-    centre = np.array([width / 2, height / 2]) + sprite.start * free
-    pos = centre[None, :] + sprite.velocity[None, :] * t[:, None]
-    cx = _bounce(pos[:, 0], width / 2 - free, width / 2 + free).astype(np.float32)
-    cy = _bounce(pos[:, 1], height / 2 - free, height / 2 + free).astype(np.float32)
-    reach = 1.2 * sprite.radius + 1
+    off_x, off_y, zoom = camera.at(t.astype(float))
+    free = max((_STAGE * min(height, width) / 2 - camera.pan) / (1 + camera.zoom) - sprite.radius, 0.0)
+    middle = np.array([width / 2, height / 2])
+    pos = middle[None, :] + sprite.start * free + sprite.velocity[None, :] * t[:, None]
+    cx = (width / 2 + zoom * (_bounce(pos[:, 0], width / 2 - free, width / 2 + free) - width / 2) - off_x)
+    cy = (height / 2 + zoom * (_bounce(pos[:, 1], height / 2 - free, height / 2 + free) - height / 2) - off_y)
+    cx, cy, radius = cx.astype(np.float32), cy.astype(np.float32), (sprite.radius * zoom).astype(np.float32)
+    reach = 1.2 * float(radius.max()) + 1
     x0, x1 = max(int(cx.min() - reach), 0), min(int(cx.max() + reach) + 1, width)
     y0, y1 = max(int(cy.min() - reach), 0), min(int(cy.max() + reach) + 1, height)
     box = img[:, y0:y1, x0:x1]
+    r = radius[:, None, None]
     cos, sin = math.cos(sprite.tilt), math.sin(sprite.tilt)
-    du = (xs[:, :, x0:x1] - cx[:, None, None]) / sprite.radius
-    dv = (ys[:, y0:y1] - cy[:, None, None]) / sprite.radius
+    du = (xs[:, :, x0:x1] - cx[:, None, None]) / r
+    dv = (ys[:, y0:y1] - cy[:, None, None]) / r
     u, v = cos * du + sin * dv, -sin * du + cos * dv
-    alpha = np.clip(0.5 - _SHAPE_DISTANCE[style.shape](u, v) * sprite.radius, 0, 1) * opacity
+    alpha = np.clip(0.5 - _SHAPE_DISTANCE[style.shape](u, v) * r, 0, 1)
     fill = sprite.rgb.astype(np.float32)
     if style.texture != "plain":
         across = v if style.texture == "hstripes" else u
@@ -323,35 +387,55 @@ def _draw_sprite(
     box += alpha[..., None] * (fill - box)
 
 
-def _draw_blobs(img: np.ndarray, blobs: np.ndarray, t: np.ndarray, grid: tuple) -> None:
-    """Composite soft Gaussian blobs in order, each only inside the box (±3σ) it visits in these frames."""
+def _draw_blobs(img: np.ndarray, blobs: np.ndarray, t: np.ndarray, camera: Camera, grid: tuple) -> None:
+    """Composite soft Gaussian blobs in order, seen through ``camera``, each only inside the box (±3σ) it
+    visits in these frames."""
     ys, xs = grid
     height, width = img.shape[1:3]
+    off_x, off_y, zoom = camera.at(t.astype(float))
     f32 = np.float32
     for x0, y0, vx, vy, sx, sy, r, g, b, opacity in blobs:
-        cx = _bounce(x0 + vx * t, 0, width)
-        cy = _bounce(y0 + vy * t, 0, height)
-        bx0, bx1 = max(int(cx.min() - 3 * sx), 0), min(int(cx.max() + 3 * sx) + 1, width)
-        by0, by1 = max(int(cy.min() - 3 * sy), 0), min(int(cy.max() + 3 * sy) + 1, height)
-        gx = np.exp(f32(-0.5) * ((xs[:, :, bx0:bx1] - cx[:, None, None]) / sx) ** 2)
-        gy = np.exp(f32(-0.5) * ((ys[:, by0:by1] - cy[:, None, None]) / sy) ** 2)
+        cx = width / 2 + zoom * (_bounce(x0 + vx * t, 0, width) - width / 2) - off_x
+        cy = height / 2 + zoom * (_bounce(y0 + vy * t, 0, height) - height / 2) - off_y
+        sxz, syz = (sx * zoom)[:, None, None], (sy * zoom)[:, None, None]
+        reach_x, reach_y = 3 * sx * float(zoom.max()), 3 * sy * float(zoom.max())
+        bx0, bx1 = max(int(cx.min() - reach_x), 0), min(int(cx.max() + reach_x) + 1, width)
+        by0, by1 = max(int(cy.min() - reach_y), 0), min(int(cy.max() + reach_y) + 1, height)
+        if bx0 >= bx1 or by0 >= by1:
+            continue
+        gx = np.exp(f32(-0.5) * ((xs[:, :, bx0:bx1] - cx[:, None, None].astype(f32)) / sxz.astype(f32)) ** 2)
+        gy = np.exp(f32(-0.5) * ((ys[:, by0:by1] - cy[:, None, None].astype(f32)) / syz.astype(f32)) ** 2)
         box = img[:, by0:by1, bx0:bx1]
         box += (opacity * gx * gy)[..., None] * (np.array([r, g, b], f32) - box)
+
+
+def shot_of(plan: VideoPlan, frames: np.ndarray) -> np.ndarray:
+    """Index into ``plan.shots`` of each frame index."""
+    return np.searchsorted([s.start for s in plan.shots], frames, side="right") - 1
+
+
+def salient_frames(plan: VideoPlan, frames: np.ndarray) -> np.ndarray:
+    """bool per frame index: inside one of the plan's segments."""
+    salient = np.zeros(len(frames), bool)
+    for a, b in plan.segments:
+        salient |= (frames >= a) & (frames < b)
+    return salient
 
 
 def _render(
     plan: VideoPlan,
     frames: np.ndarray,
     *,
-    texture: np.ndarray,
+    textures: dict[int, np.ndarray],
     assets: Assets,
     cfg: SyntheticConfig,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """uint8 ``[len(frames), H, W, 3]`` for the given frame indices (rendered in order, for ``rng``).
 
-    float32 throughout, the background a crop of a wrap-padded texture, blobs composited in closed form and
-    patterns computed only where they are: rendering must keep up with the encoder.
+    float32 throughout, the scene a crop of a wrap-padded texture (the camera pans it; its zoom scales the
+    foreground only), blobs composited in closed form and the pattern computed only where it is: rendering
+    must keep up with the encoder.
     """
     f32 = np.float32
     grid = (
@@ -359,35 +443,34 @@ def _render(
         np.arange(cfg.width, dtype=f32)[None, None, :] + f32(0.5),
     )
     t = frames.astype(f32)
+    pan = np.stack(plan.camera.at(frames.astype(float))[:2])
 
-    offsets = (plan.background_offset[:, None] + plan.background_drift[:, None] * frames).round().astype(int)
-    ox, oy = offsets % np.array([[2 * cfg.width], [2 * cfg.height]])
-    img = np.stack([texture[y : y + cfg.height, x : x + cfg.width] for x, y in zip(ox, oy, strict=True)])
-    _draw_blobs(img, plan.blobs.astype(f32), t, grid)
+    shot = [plan.shots[i] for i in shot_of(plan, frames)]
+    offsets = np.stack([s.offset + s.drift * (f - s.start) for s, f in zip(shot, frames, strict=True)], axis=1)
+    ox, oy = (offsets + pan).round().astype(int) % np.array([[2 * cfg.width], [2 * cfg.height]])
+    img = np.stack([textures[s.scene][y : y + cfg.height, x : x + cfg.width]
+                    for s, x, y in zip(shot, ox, oy, strict=True)])
+    _draw_blobs(img, plan.blobs.astype(f32), t, plan.camera, grid)
 
-    salient = np.zeros(len(frames), bool)
-    for a, b in plan.segments:
-        salient |= (frames >= a) & (frames < b)
-    for mask, sprite, label, opacity in (
-        (salient, plan.pattern, plan.label, 1.0),
-        (~salient, plan.confuser_sprite, plan.confuser, cfg.confuser_strength),
-    ):
-        if mask.any():
-            part = img[mask]
-            _draw_sprite(part, sprite, assets.styles[label], t[mask], opacity, grid)
-            img[mask] = part
+    salient = salient_frames(plan, frames)
+    if salient.any():
+        part = img[salient]
+        _draw_sprite(part, plan.pattern, assets.styles[plan.label], t[salient], plan.camera, grid)
+        img[salient] = part
 
     img += assets.noise[rng.integers(len(assets.noise), size=len(frames))]
     return np.clip(img * f32(255) + f32(0.5), 0, 255).astype(np.uint8)
 
 
-def _video_frames(plan: VideoPlan, *, assets: Assets, cfg: SyntheticConfig) -> Iterator[np.ndarray]:
+def video_frames(plan: VideoPlan, *, assets: Assets, cfg: SyntheticConfig) -> Iterator[np.ndarray]:
+    """The video's uint8 ``[H, W, 3]`` frames in order, as encoded (rendered a chunk at a time)."""
     rng = np.random.default_rng(plan.noise_seed)
-    # the periodic (2H, 2W) texture, wrap-padded so any (H, W) crop at an offset below (2H, 2W) is a slice
-    texture = np.pad(assets.backgrounds[plan.background], ((0, cfg.height), (0, cfg.width), (0, 0)), mode="wrap")
+    # the periodic (2H, 2W) textures, wrap-padded so any (H, W) crop at an offset below (2H, 2W) is a slice
+    textures = {s.scene: np.pad(assets.scenes[s.scene], ((0, cfg.height), (0, cfg.width), (0, 0)), mode="wrap")
+                for s in plan.shots}
     for start in range(0, plan.length, _CHUNK):
         frames = np.arange(start, min(start + _CHUNK, plan.length))
-        yield from _render(plan, frames, texture=texture, assets=assets, cfg=cfg, rng=rng)
+        yield from _render(plan, frames, textures=textures, assets=assets, cfg=cfg, rng=rng)
 
 
 def write_mp4(path: Path, frames: Iterator[np.ndarray], *, fps: int, width: int, height: int) -> None:
@@ -447,7 +530,6 @@ def _validate(cfg: SyntheticConfig) -> None:
         ),
         (cfg.fps >= 1, f"fps={cfg.fps} must be at least 1"),
         (0 < lo <= hi < 1, f"salient_fraction={cfg.salient_fraction} must satisfy 0 < low <= high < 1"),
-        (0 <= cfg.confuser_strength < 1, f"confuser_strength={cfg.confuser_strength} must be in [0, 1)"),
     ]
     for ok, message in checks:
         if not ok:
@@ -462,7 +544,7 @@ def _worker_assets(cfg: SyntheticConfig, seed: int) -> Assets:
 
 
 def _write_video(plan: VideoPlan, path: Path, *, cfg: SyntheticConfig, seed: int) -> None:
-    frames = _video_frames(plan, assets=_worker_assets(cfg, seed), cfg=cfg)
+    frames = video_frames(plan, assets=_worker_assets(cfg, seed), cfg=cfg)
     atomic_write(path, lambda tmp: write_mp4(tmp, frames, fps=cfg.fps, width=cfg.width, height=cfg.height))
 
 
@@ -511,3 +593,39 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
     if not annotations.exists():
         generate(cfg.synthetic, seed=cfg.seed, root=root, workers=cfg.workers)
     return parse_activitynet(annotations, video_dir=root / "videos", name="synthetic")
+
+
+def preview(cfg: SyntheticConfig, *, seed: int, index: int, path: Path, frames: int = 8) -> Path:
+    """Write a PNG of ``frames`` evenly spaced frames of video ``index`` (as rendered, before encoding), each
+    titled with its frame number and whether it is salient, above a line naming the class and the scene."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _validate(cfg)
+    plans = plan_dataset(cfg, seed=seed)
+    if not 0 <= index < len(plans):
+        raise UserError(f"--index {index}: the dataset has videos 0 .. {len(plans) - 1}")
+    plan = plans[index]
+    assets = make_assets(cfg, seed=seed)
+    video = np.stack(list(video_frames(plan, assets=assets, cfg=cfg)))
+    picks = np.linspace(0, plan.length - 1, frames).round().astype(int)
+    salient = salient_frames(plan, picks)
+    home = home_scenes(plan.label, cfg)
+    fig, axes = plt.subplots(1, frames, figsize=(1.6 * frames, 1.6 * cfg.height / cfg.width + 0.75))
+    for ax, i, is_salient, k in zip(axes, picks, salient, shot_of(plan, picks), strict=True):
+        scene = plan.shots[k].scene
+        ax.imshow(video[i])
+        ax.set_title(f"frame {i}, shot {k}\nscene {scene}{' (home)' if scene in home else ''}\n"
+                     f"{'SALIENT' if is_salient else 'not salient'}", fontsize=7,
+                     color="tab:red" if is_salient else "black")
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(f"{plan.video_id}: class {assets.styles[plan.label].name} (home scenes {home[0]} and {home[1]}), "
+                 f"{plan.length} frames, salient {', '.join(f'{a}-{b - 1}' for a, b in plan.segments)}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+

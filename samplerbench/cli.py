@@ -122,6 +122,7 @@ def _sampler_option(text: str) -> tuple[str, str, object]:
 
 COMPARE = "Mean ± std of several runs (seeds, machines) per sampler and budget."
 SELECT = "Choose K frames of each video with a trained sampler; prints JSON."
+PREVIEW = "Draw a few labelled frames (salient and not) of one synthetic video to a PNG."
 SUBCOMMANDS = """subcommands:
   samplerbench [run] [flags]
       a benchmark run, with the flags above ("run" may be left out)
@@ -129,6 +130,8 @@ SUBCOMMANDS = """subcommands:
       mean ± std of several runs (seeds, machines) per sampler and budget
   samplerbench select --checkpoint PATH -k K VIDEO...
       choose K frames of new videos with a trained sampler; prints JSON
+  samplerbench preview OUT.png [--preset P] [--seed S] [--index N] [--frames F]
+      a few labelled frames (salient and not) of one synthetic video, as a PNG
 (each takes --help)"""
 
 
@@ -145,6 +148,7 @@ def build_parser() -> CommandLine:
                                       formatter_class=argparse.RawDescriptionHelpFormatter))
     add_compare_flags(commands.add_parser("compare", prog="samplerbench compare", help=COMPARE, description=COMPARE))
     add_select_flags(commands.add_parser("select", prog="samplerbench select", help=SELECT, description=SELECT))
+    add_preview_flags(commands.add_parser("preview", prog="samplerbench preview", help=PREVIEW, description=PREVIEW))
     return top
 
 
@@ -224,6 +228,15 @@ def add_compare_flags(p: ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.csv")
     p.add_argument("--separate", action="store_true",
                    help="tabulate runs of different presets, datasets, T or K sets apart instead of refusing them")
+
+
+def add_preview_flags(p: ArgumentParser) -> None:
+    p.add_argument("out", type=Path, help="the PNG to write")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                   help="whose synthetic dataset (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="the run seed (default: %(default)s)")
+    p.add_argument("--index", type=int, default=0, help="the video, syn_<index> (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=8, help="frames shown, evenly spaced (default: %(default)s)")
 
 
 def add_select_flags(p: ArgumentParser) -> None:
@@ -339,7 +352,16 @@ def select_command(args: argparse.Namespace) -> int:
     return 0 if any("skipped" not in r for r in results) else 1
 
 
-COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command}
+def preview_command(args: argparse.Namespace) -> int:
+    """Write the PNG and print its path."""
+    from samplerbench.datasets.synthetic import preview  # matplotlib only when previewing
+
+    cfg = build_config(args.preset, seed=args.seed)
+    print(preview(cfg.synthetic, seed=cfg.seed, index=args.index, path=args.out, frames=args.frames))
+    return 0
+
+
+COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command, "preview": preview_command}
 
 
 def main(argv: list[str] | None = None) -> int:

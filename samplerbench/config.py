@@ -34,15 +34,18 @@ class SyntheticConfig:
     """The generated dataset (see :mod:`samplerbench.datasets.synthetic` for what the videos contain)."""
 
     num_classes: int = 10
-    train_per_class: int = 24
-    val_per_class: int = 12
+    train_per_class: int = 30
+    val_per_class: int = 40
     min_frames: int = 12  # some videos are shorter than T on purpose
     max_frames: int = 120
     width: int = 96
     height: int = 72
     fps: int = 8
     salient_fraction: tuple[float, float] = (0.15, 0.35)  # share of each video inside salient segments
-    confuser_strength: float = 0.35  # opacity of other classes' faint patterns in non-salient frames
+    shot_frames: int = 24  # mean shot length: a video cuts to a new scene every this many frames (± 50%)
+    context: float = 0.5  # share of a class's shots filmed in one of its two home scenes (else any scene)
+    camera_pan: float = 0.05  # how far the camera wanders, as a fraction of the shorter side (at most)
+    camera_zoom: float = 0.08  # the camera's zoom factor stays within 1 ± this (at most)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -206,7 +209,9 @@ RANGES: dict[str, Range] = {
     "seed": Range(0, 2**32 - 1),  # what numpy accepts as a seed
     "split": Range(1, 3),  # UCF101's official splits
     "start_index": Range(0),  # a frame folder's first file number
-    "confuser_strength": Range(0.0, 1.0),
+    "context": Range(0.0, 1.0),
+    "camera_pan": Range(0.0, 0.08),  # the largest pan and zoom that keep the pattern inside the centre crop
+    "camera_zoom": Range(0.0, 0.2),
 }
 
 
