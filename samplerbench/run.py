@@ -245,6 +245,7 @@ def table_fem(b: Bench) -> list[dict]:
         paper = PAPER_FEM.get(arch, (None, None))
         rows.append(dict(fem=arch, mAP=b.evaluate(*b.nsnet(fem=fem), cfg.main_budget).mAP,
                          fem_frame_top1=frame_top1(fem.val_logits, val.targets, val.salient),
+                         epochs=fem.training.epochs,
                          gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
                          gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
     return rows
@@ -260,6 +261,7 @@ def table_recognizer(b: Bench) -> list[dict]:
                          nsnet_mAP=b.evaluate(*b.nsnet(rec=rec), cfg.main_budget, rec=rec).mAP,
                          uniform_mAP=b.evaluate(uniform, ubank, cfg.main_budget, rec=rec).mAP,
                          rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
+                         epochs=rec.training.epochs,
                          paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
                          paper_mAP=paper[2]))
     return rows
