@@ -104,6 +104,7 @@ def train_frame_classifier(
     labels: Tensor,
     *,
     heldout: Tensor,
+    heldout_segments: int,
     segments: int,
     max_epochs: int,
     patience: int,
@@ -119,9 +120,13 @@ def train_frame_classifier(
     """Train in place by the suite's rule (:mod:`samplerbench.sgd`: early stopping on the ``heldout`` rows'
     loss) with SGD (momentum 0.9, one-cycle schedule over ``max_epochs``, horizontal flips).
 
+    The held-out loss is a video's, whatever ``segments``: the cross-entropy of the logits averaged over the
+    centre frames of ``heldout_segments`` equal parts of each held-out row, unflipped, in eval mode. A single
+    frame's loss would say little (most frames of an untrimmed video show no action), and one measure for
+    "w/o TSN" and "w/ TSN" stops both by the same criterion.
+
     The augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
-    per-rank stream, so it does not depend on which torchrun rank handles the row. The held-out loss reads each
-    held-out row once per epoch at picks drawn once for the whole training, unflipped, in eval mode. What still
+    per-rank stream, so it does not depend on which torchrun rank handles the row. What still
     differs with W > 1 processes is the order of floating-point sums, which training from scratch amplifies
     (see ``RunConfig.dtype``). When the row count is not a multiple of W, DistributedSampler repeats the first
     rows of the permutation to even out the ranks.
@@ -151,9 +156,10 @@ def train_frame_classifier(
     loader = _loader(_Batches(frames, resolution), epoch_items, workers=workers, device=device)
 
     def logits_of(module: nn.Module, x: Tensor, rows: int) -> Tensor:
+        """Each row's logits averaged over its frames in ``x``."""
         with autocast:
             _, logits = module(x.to(device, non_blocking=True).contiguous(memory_format=fmt))
-        return logits.to(dtype).view(rows, segments, -1).mean(dim=1)
+        return logits.to(dtype).view(rows, -1, logits.shape[-1]).mean(dim=1)
 
     def epoch_inputs(epoch: int, batches: list[Tensor]) -> Iterable[tuple[Tensor, Tensor]]:
         draws = torch.rand(len(frames), segments + 1, generator=augment)  # per row: picks, then flip
@@ -165,10 +171,10 @@ def train_frame_classifier(
         logits = logits_of(net, x, len(rows))
         return F.cross_entropy(logits, targets[rows].to(device, logits.dtype))
 
-    fixed = torch.Generator().manual_seed(seed + 1)  # the held-out rows' picks, drawn once
-    picks = _pick_frames(frames.shape[1], torch.rand(len(frames), segments, generator=fixed))
+    centres = _pick_frames(frames.shape[1], torch.full((1, heldout_segments), 0.5))
     mine = held_rows[distributed.shard(len(held_rows))]
-    held_items = [(rows, picks[rows], torch.zeros(len(rows), dtype=torch.bool)) for rows in mine.split(batch_size)]
+    held_items = [(rows, centres.expand(len(rows), -1), torch.zeros(len(rows), dtype=torch.bool))
+                  for rows in mine.split(batch_size)]
 
     def heldout_loss() -> tuple[float, int]:
         total = 0.0

@@ -275,6 +275,7 @@ class Pipeline:
             max_epochs=cfg.rec_epochs if rec else cfg.fem_epochs,
             patience=cfg.patience,
             holdout_fraction=cfg.holdout_fraction,
+            heldout_segments=cfg.main_budget,
             lr=cfg.rec_lr if rec else cfg.fem_lr,
             batch_size=cfg.rec_batch if rec else cfg.fem_batch,
             resolution=cfg.rec_res if rec else cfg.fem_res,
@@ -296,7 +297,8 @@ class Pipeline:
             net.to(dtype)
             heldout = heldout_videos(train.video_ids, fraction=cfg.holdout_fraction, seed=cfg.seed)
             training = train_frame_classifier(
-                net, train.frames, train.targets, heldout=heldout, segments=hyper["segments"],
+                net, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.main_budget,
+                segments=hyper["segments"],
                 max_epochs=hyper["max_epochs"], patience=cfg.patience, lr=hyper["lr"], batch_size=hyper["batch_size"],
                 seed=cfg.seed, device=cfg.device, resolution=hyper["resolution"], desc=f"train {name}",
                 workers=cfg.workers, compile_model=cfg.compile)

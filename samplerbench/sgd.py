@@ -2,9 +2,13 @@
 the training videos outside a held-out slice, stopped early on the slice's loss.
 
 The held-out slice is a share of the *training* videos (:func:`heldout_videos`); validation figures never
-choose an epoch. After every epoch the slice's loss is measured; training stops when it has not improved for
-``patience`` epochs, or at ``max_epochs``, and the weights of the best epoch are restored. The learning-rate
-schedule is laid out over ``max_epochs``, so stopping early never changes the steps taken before it.
+choose an epoch. After every epoch the slice's loss is measured. The first half of ``max_epochs`` is warm-up:
+its losses are recorded but neither stop training nor are kept (a network trained from scratch sits at chance
+on held-out videos for several epochs, and the schedules are at their high learning rate there, so a patience
+counted from epoch 1 would keep the initial weights). From then on training stops when the loss has not
+improved for ``patience`` epochs, or at ``max_epochs``, and the weights of the best monitored epoch are
+restored. The learning-rate schedule is laid out over ``max_epochs``, so stopping early never changes the
+steps taken before it.
 
 Under torchrun the rows are split as the single process would batch them: ``DistributedSampler(seed=seed)``
 draws the same permutation for any world size and rank r takes every W-th index, so one step's rank-local
@@ -51,8 +55,8 @@ def heldout_videos(video_ids: Sequence[str], *, fraction: float, seed: int) -> T
 
 @dataclasses.dataclass(frozen=True)
 class Fit:
-    """What training did: the mean training loss and the held-out loss of every epoch run, and the epoch
-    (0-based) whose weights were kept; no held-out losses when nothing was held out."""
+    """What training did: the mean training loss and the held-out loss of every epoch run (warm-up included),
+    and the epoch (0-based) whose weights were kept; no held-out losses when nothing was held out."""
 
     losses: list[float]
     heldout: list[float]
@@ -97,7 +101,7 @@ def train_epochs(
     desc: str | None = None,
 ) -> Fit:
     """Train ``model`` in place by :mod:`this module's <samplerbench.sgd>` rule; leaves it in eval mode with
-    the best epoch's weights (the last epoch's without ``heldout_loss``).
+    the best monitored epoch's weights (the last epoch's without ``heldout_loss``).
 
     Args:
         model: the module whose ``state_dict`` is kept and restored (``loss`` may run it wrapped in DDP).
@@ -113,7 +117,8 @@ def train_epochs(
                                shuffle=True, seed=seed)
     losses: list[float] = []
     heldout: list[float] = []
-    best: dict[str, Tensor] | None = None
+    first = max_epochs // 2  # the first monitored epoch: the first half is warm-up
+    best_epoch, best = -1, None
     for epoch in progress(range(max_epochs), desc=desc, unit="epoch") if desc else range(max_epochs):
         model.train()
         order.set_epoch(epoch)
@@ -137,12 +142,13 @@ def train_epochs(
         model.eval()
         with torch.no_grad():
             heldout.append(_mean(*heldout_loss()))
-        if heldout[-1] < min(heldout[:-1], default=float("inf")):
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif epoch - min(range(len(heldout)), key=heldout.__getitem__) >= patience:
+        if epoch < first:
+            continue
+        if best_epoch < first or heldout[-1] < heldout[best_epoch]:
+            best_epoch, best = epoch, {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= patience:
             break
     if best is not None:
         model.load_state_dict(best)
     model.eval()
-    best_epoch = min(range(len(heldout)), key=heldout.__getitem__) if heldout else len(losses) - 1
-    return Fit(losses=losses, heldout=heldout, best_epoch=best_epoch)
+    return Fit(losses=losses, heldout=heldout, best_epoch=best_epoch if heldout else len(losses) - 1)

@@ -42,7 +42,7 @@ def test_soft_targets_share_one_rule():
     assert torch.equal(t, torch.tensor([[0.5, 0, 0.5], [0.0, 0, 0]]))  # a row without labels stays zeros
 
 
-def _scripted(heldout: list[float], *, patience: int, max_epochs: int = 10):
+def _scripted(heldout: list[float], *, patience: int, max_epochs: int):
     """Train a linear model with the held-out losses ``heldout`` (one per epoch); the weights after each epoch."""
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
@@ -62,10 +62,12 @@ def _scripted(heldout: list[float], *, patience: int, max_epochs: int = 10):
 
 
 def test_training_stops_when_the_heldout_loss_rises_and_keeps_the_best_weights():
-    fit, model, after = _scripted([3.0, 2.0, 1.0, 1.5, 2.5, 0.5, 0.1, 0.1, 0.1, 0.1], patience=2)
-    assert fit.epochs == 5 and fit.heldout == [3.0, 2.0, 1.0, 1.5, 2.5]  # 2 epochs without improving on 1.0
-    assert fit.best_epoch == 2 and fit.summary() == {"epochs": 5, "best_epoch": 3, "heldout_loss": 1.0}
-    assert torch.equal(model.weight, after[2]) and not torch.equal(model.weight, after[-1])
+    """12 epochs at most: the first 6 are warm-up, whose losses (0.5 included) neither stop nor are kept."""
+    heldout = [0.5, 9, 9, 9, 9, 9, 3.0, 2.0, 1.0, 1.5, 2.5, 0.1]
+    fit, model, after = _scripted(heldout, patience=2, max_epochs=12)
+    assert fit.epochs == 11 and fit.heldout == heldout[:11]  # 2 epochs without improving on 1.0
+    assert fit.best_epoch == 8 and fit.summary() == {"epochs": 11, "best_epoch": 9, "heldout_loss": 1.0}
+    assert torch.equal(model.weight, after[8]) and not torch.equal(model.weight, after[-1])
     assert not model.training
 
 
@@ -75,8 +77,13 @@ def test_training_runs_to_the_cap_while_the_heldout_loss_falls():
 
 
 def test_a_tie_is_no_improvement():
-    fit, _, _ = _scripted([1.0, 1.0, 1.0, 0.5], patience=2)
-    assert fit.epochs == 3 and fit.best_epoch == 0
+    fit, _, _ = _scripted([9.0, 9.0, 9.0, 1.0, 1.0, 0.5], patience=1, max_epochs=6)
+    assert fit.epochs == 5 and fit.best_epoch == 3
+
+
+def test_warmup_losses_never_stop_training():
+    fit, _, _ = _scripted([1.0, 2.0, 3.0, 4.0, 5.0, 4.5, 4.0, 3.5], patience=1, max_epochs=8)
+    assert fit.epochs == 8 and fit.best_epoch == 7
 
 
 def test_sampler_never_trains_on_its_heldout_videos():
