@@ -109,12 +109,12 @@ class RunConfig:
     rec_arch: str = "resnet18"
     rec_tsn: bool = False  # train "w/ TSN" (K segments, averaged logits) instead of one frame per step
     rec_epochs: int = 7  # at most, passes over the training rows (train_views per video)
-    rec_lr: float = 0.01
+    rec_lr: float = 0.005
     rec_batch: int = 32
     # FEM
     fem_arch: str = "mobilenet_v2"
     fem_epochs: int = 14  # at most
-    fem_lr: float = 0.05
+    fem_lr: float = 0.02
     fem_batch: int = 64
     # samplers
     sampler_epochs: int = 40  # at most
@@ -295,7 +295,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         train_views=1,
         rec_epochs=4,
         fem_epochs=3,
-        fem_lr=0.02,
         sampler_epochs=30,
         table_fem_archs=("mobilenet_v2",),
         table_rec_variants=(("resnet18", False),),
