@@ -136,6 +136,7 @@ def train_frame_classifier(
             time by ``workers`` loader processes: only the picked frames of a step are ever in memory.
         labels: multi-hot ``[N, C]``.
         heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.sgd.heldout_videos`).
+        heldout_segments: the parts of a held-out row whose centre frames its held-out loss reads (the run's K).
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """
     local = distributed.local_batch(batch_size)
