@@ -15,11 +15,12 @@ from contextlib import AbstractContextManager as ContextManager
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from samplerbench import distributed
 from samplerbench.recognizers.backbones import FrameClassifier
+from samplerbench.sgd import Fit, soft_targets, train_epochs
 from samplerbench.stagelog import progress
 from samplerbench.store import FrameSource
 from samplerbench.workers import context, init_worker
@@ -32,11 +33,6 @@ def resize_frames(frames: Tensor, resolution: int) -> Tensor:
     lead = frames.shape[:-3]
     out = TF.resize(frames.reshape(-1, *frames.shape[-3:]), [resolution, resolution], antialias=True)
     return out.reshape(*lead, *out.shape[-3:])
-
-
-def soft_targets(labels: Tensor) -> Tensor:
-    """Multi-hot ``[N, C]`` -> a distribution over the video's labels (one-hot for single-label videos)."""
-    return labels / labels.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
 def _pick_frames(num_frames: int, offsets: Tensor) -> Tensor:
@@ -107,8 +103,11 @@ def train_frame_classifier(
     frames: FrameSource,
     labels: Tensor,
     *,
+    heldout: Tensor,
+    heldout_segments: int,
     segments: int,
-    epochs: int,
+    max_epochs: int,
+    patience: int,
     lr: float,
     batch_size: int,
     seed: int,
@@ -117,24 +116,27 @@ def train_frame_classifier(
     desc: str,
     workers: int = 0,
     compile_model: bool = False,
-) -> list[float]:
-    """Train in place with SGD (momentum 0.9, one-cycle schedule, horizontal flips); returns the loss per epoch.
+) -> Fit:
+    """Train in place by the suite's rule (:mod:`samplerbench.sgd`: early stopping on the ``heldout`` rows'
+    loss) with SGD (momentum 0.9, one-cycle schedule over ``max_epochs``, horizontal flips).
 
-    Under torchrun the model is trained with DistributedDataParallel and the *global* batch is the same as in
-    one process: ``DistributedSampler(seed=seed)`` draws the same permutation for any world size and rank r
-    takes every W-th index, so one step's rank-local batches of ``batch_size / W`` rows together are exactly
-    the single-process batch; DDP averages the ranks' mean losses' gradients, i.e. the global mean's. The
-    augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
-    per-rank stream, and dropout and stochastic-depth masks are drawn for the global batch
-    (:func:`~samplerbench.distributed.global_draws`), so neither depends on which rank handles the row. What
-    still differs with W > 1 is the order of floating-point sums, which training from scratch amplifies
-    (see ``RunConfig.dtype``). When the row count is not a multiple of W, DistributedSampler repeats the
-    first rows of the permutation to even out the ranks.
+    The held-out loss is a video's, whatever ``segments``: the cross-entropy of the logits averaged over the
+    centre frames of ``heldout_segments`` equal parts of each held-out row, unflipped, in eval mode. A single
+    frame's loss would say little (most frames of an untrimmed video show no action), and one measure for
+    "w/o TSN" and "w/ TSN" stops both by the same criterion.
+
+    The augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
+    per-rank stream, so it does not depend on which torchrun rank handles the row. What still
+    differs with W > 1 processes is the order of floating-point sums, which training from scratch amplifies
+    (see ``RunConfig.dtype``). When the row count is not a multiple of W, DistributedSampler repeats the first
+    rows of the permutation to even out the ranks.
 
     Args:
         frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per temporal-shift view), read a step at a
             time by ``workers`` loader processes: only the picked frames of a step are ever in memory.
         labels: multi-hot ``[N, C]``.
+        heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.sgd.heldout_videos`).
+        heldout_segments: the parts of a held-out row whose centre frames its held-out loss reads (the run's K).
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """
     local = distributed.local_batch(batch_size)
@@ -144,37 +146,49 @@ def train_frame_classifier(
     fast, autocast, fmt = fast_path(model, device, compile_model=compile_model)
     net = distributed.wrap(fast, device=device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
-    order = DistributedSampler(range(len(frames)), num_replicas=distributed.world_size(), rank=distributed.rank(),
-                               shuffle=True, seed=seed)
-    steps = epochs * max(1, -(-len(order) // local))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    fit_rows, held_rows = (~heldout).nonzero().squeeze(1), heldout.nonzero().squeeze(1)
+    per_rank = -(-len(fit_rows) // distributed.world_size())
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max_epochs * max(1, -(-per_rank // local)),
+                                                pct_start=0.15)
     targets = soft_targets(labels)
     augment = torch.Generator().manual_seed(seed)
     # The loader's sampler: it iterates this list afresh each epoch, so each epoch refills it in place.
     epoch_items: list[tuple[Tensor, Tensor, Tensor]] = []
     loader = _loader(_Batches(frames, resolution), epoch_items, workers=workers, device=device)
-    history = []
-    for epoch in progress(range(epochs), desc=desc, unit="epoch"):
-        order.set_epoch(epoch)
+
+    def logits_of(module: nn.Module, x: Tensor, rows: int) -> Tensor:
+        """Each row's logits averaged over its frames in ``x``."""
+        with autocast:
+            _, logits = module(x.to(device, non_blocking=True).contiguous(memory_format=fmt))
+        return logits.to(dtype).view(rows, -1, logits.shape[-1]).mean(dim=1)
+
+    def epoch_inputs(epoch: int, batches: list[Tensor]) -> Iterable[tuple[Tensor, Tensor]]:
         draws = torch.rand(len(frames), segments + 1, generator=augment)  # per row: picks, then flip
         epoch_items[:] = [(rows, _pick_frames(frames.shape[1], draws[rows, :segments]), draws[rows, segments] < 0.5)
-                          for rows in torch.tensor(list(order), dtype=torch.long).split(local)]
-        total, seen = 0.0, 0
-        for (rows, _, _), x in zip(epoch_items, loader, strict=True):
-            with distributed.global_draws(len(rows)), autocast:
-                _, logits = net(x.to(device, non_blocking=True).contiguous(memory_format=fmt))
-            logits = logits.to(dtype).view(len(rows), segments, -1).mean(dim=1)
-            loss = F.cross_entropy(logits, targets[rows].to(device, logits.dtype))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(rows)
-            seen += len(rows)
-        totals, counts = zip(*distributed.gather((total, seen)), strict=True)
-        history.append(sum(totals) / sum(counts))
-    model.eval()
-    return history
+                          for rows in (fit_rows[b] for b in batches)]
+        return ((x, rows) for (rows, _, _), x in zip(epoch_items, loader, strict=True))
+
+    def loss(x: Tensor, rows: Tensor) -> Tensor:
+        logits = logits_of(net, x, len(rows))
+        return F.cross_entropy(logits, targets[rows].to(device, logits.dtype))
+
+    centres = _pick_frames(frames.shape[1], torch.full((1, heldout_segments), 0.5))
+    mine = held_rows[distributed.shard(len(held_rows))]
+    held_items = [(rows, centres.expand(len(rows), -1), torch.zeros(len(rows), dtype=torch.bool))
+                  for rows in mine.split(batch_size)]
+
+    def heldout_loss() -> tuple[float, int]:
+        total = 0.0
+        for (rows, _, _), x in zip(held_items, _loader(_Batches(frames, resolution), held_items, workers=0,
+                                                        device=device), strict=True):
+            logits = logits_of(fast, x, len(rows))
+            total += F.cross_entropy(logits, targets[rows].to(device, logits.dtype), reduction="sum").item()
+        return total, len(mine)
+
+    return train_epochs(model, opt, sched, loss=loss, epoch_inputs=epoch_inputs,
+                        heldout_loss=heldout_loss if len(held_rows) else None, rows=len(fit_rows),
+                        batch_size=batch_size, seed=seed, max_epochs=max_epochs, patience=patience,
+                        step_schedule=True, desc=desc)
 
 
 @torch.inference_mode()

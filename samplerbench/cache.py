@@ -1,7 +1,8 @@
 """Content-addressed stage cache.
 
-Each stage's result is stored under ``<root>/<stage>/<key>.pt`` where the key hashes the stage's own config
-and the keys of the stages it reads. Changing a sampler's knob therefore never retrains the recognizer, and
+Each stage's result is stored under ``<root>/<stage>/<key>.pt`` where the key hashes the stage's own config,
+the keys of the stages it reads and the source of the code it runs (:func:`source_hash`). Changing a sampler's
+knob or its loss therefore never retrains the recognizer, editing the recognizer's training retrains it, and
 a run that was interrupted resumes from the last completed stage. Writes go to a temporary file in the same
 folder and are renamed into place, so a killed run never leaves a partial file that looks complete; an
 entry damaged anyway (a disk that lied, a copy cut short) is moved aside and recomputed, never fatal.
@@ -10,10 +11,14 @@ entry damaged anyway (a disk that lied, a copy cut short) is moved aside and rec
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import os
+import sys
 import tempfile
+import types
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +50,45 @@ def stage_key(stage: str, **parts: Any) -> str:
     """A short stable hash of a stage name and everything that determines its output."""
     blob = json.dumps({"stage": stage, "format": CACHE_FORMAT, **_jsonable(parts)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Modules of settings, messages and the cache itself (whose format is CACHE_FORMAT), not computation: editing
+# them changes no stage's result.
+NOT_CODE = frozenset({"samplerbench.cache", "samplerbench.config", "samplerbench.errors", "samplerbench.stagelog"})
+
+
+def code_modules(*roots: types.ModuleType) -> list[str]:
+    """The names of ``roots`` and of every samplerbench module they reach through their globals (an imported
+    module, or a function or class defined in it), transitively, less :data:`NOT_CODE`; sorted.
+
+    What a function imports inside its body is not seen: a stage's computation must import at module level."""
+    seen: set[str] = set()
+    todo = [root.__name__ for root in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in NOT_CODE or name not in sys.modules:
+            continue
+        seen.add(name)
+        for value in vars(sys.modules[name]).values():
+            owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(owner, str) and owner.startswith("samplerbench."):
+                todo.append(owner)
+    return sorted(seen)
+
+
+@functools.cache
+def module_source(name: str) -> str:
+    """The source text of the imported module ``name``."""
+    return inspect.getsource(sys.modules[name])
+
+
+def source_hash(*roots: types.ModuleType) -> str:
+    """A short hash of the source of :func:`code_modules` ``(*roots)``: a stage key's ``code`` part, so that
+    editing what a stage runs invalidates its cached results (and, through the keys, everything downstream)."""
+    digest = hashlib.sha256()
+    for name in code_modules(*roots):
+        digest.update(f"{name}\n{module_source(name)}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def new_file_mode() -> int:

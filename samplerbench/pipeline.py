@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from samplerbench import distributed, store
+from samplerbench import decode, distributed, store
 from samplerbench.bank import SPLITS, Bank, BankSplit, write_bank
-from samplerbench.cache import StageCache, stage_key
+from samplerbench.cache import StageCache, source_hash, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.bank import bank_index, open_bank
@@ -35,10 +36,13 @@ from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.datasets.videolist import ListMatch, read_video_list, restrict
 from samplerbench.decode import decode_stream, motion_stream, probe_many
 from samplerbench.errors import UserError, environment_faults
+from samplerbench.recognizers import train as frame_training
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
 from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
 from samplerbench.samplers.base import check_options, constructor_fields, field_values
+from samplerbench.samplers.training import TrainableSampler
+from samplerbench.sgd import Fit, heldout_videos
 from samplerbench.stagelog import StageLog, warn
 from samplerbench.store import FrameSource
 
@@ -67,6 +71,7 @@ class Outputs:
     train_logits: Tensor
     val_feats: Tensor
     val_logits: Tensor
+    training: Fit | None  # epochs run, losses, the kept epoch; None for a bank's (trained elsewhere)
     tsn: bool = False  # trained "w/ TSN" (K segments, averaged logits)
 
 
@@ -113,9 +118,12 @@ class Pipeline:
         return self._memo[key]
 
     def cached(self, label: str, stage: str, key: str, compute: Callable[[], Any], *,
-               work: dict[str, int] | None = None) -> Any:
+               work: dict[str, int] | Callable[[Any], dict[str, int]] | None = None,
+               summary: Callable[[Any], dict] | None = None) -> Any:
         """Entry ``key`` of the cache's ``stage``, else ``compute()`` saved there; one stage line ``label``,
-        with the rate of ``work`` (e.g. ``{"frames": n}``, what ``compute`` processes) when it ran.
+        with the rate of ``work`` (e.g. ``{"frames": n}``, what ``compute`` processes, or a function of its
+        result) when it ran, and ``summary(value)`` in the stage's record in run.json, computed or cached (a
+        trained model's epochs).
 
         Under torchrun every rank calls this, and rank 0 decides hit or miss for all of them: a rank that
         loads while another computes would wait forever in the computation's collectives. ``compute`` runs
@@ -127,16 +135,17 @@ class Pipeline:
             value = self.cache.load(stage, key) if distributed.is_main() else None
             st["cached"] = distributed.broadcast(value is not None)
             if not st["cached"]:
-                st.update(work or {})
                 value = compute()
+                st.update((work(value) if callable(work) else work) or {})
                 if distributed.is_main():
                     self.cache.save(stage, key, value)
-                return value
-            if not distributed.is_main():
-                value = self.cache.load(stage, key, heal=False)
-            if value is None:
-                raise UserError(f"rank {distributed.rank()} cannot load {path}, which rank 0 loaded: with several "
-                                f"nodes, --cache-dir must be on a filesystem that all of them share")
+            else:
+                if not distributed.is_main():
+                    value = self.cache.load(stage, key, heal=False)
+                if value is None:
+                    raise UserError(f"rank {distributed.rank()} cannot load {path}, which rank 0 loaded: with "
+                                    f"several nodes, --cache-dir must be on a filesystem that all of them share")
+            st.update(summary(value) if summary else {})
             return value
 
     # -- data ---------------------------------------------------------------------------------------------
@@ -200,7 +209,7 @@ class Pipeline:
         cfg, data = self.cfg, self.index()
         records = data.split(subset)
         params = self._decode_params(subset)
-        key = stage_key("decode", files=[_file_fingerprint(r) for r in records], **params)
+        key = stage_key("decode", files=[_file_fingerprint(r) for r in records], code=source_hash(decode), **params)
         root = self.cache_dir / "frames" / key
         chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
         shape = (cfg.frames, 3, cfg.rec_res, cfg.rec_res)
@@ -249,7 +258,7 @@ class Pipeline:
         params = self._decode_params(subset)
         records = {r.video_id: r for r in self.index().split(subset)}
         videos = list(dict.fromkeys(split.video_ids))  # row order; a training video's views are consecutive rows
-        key = stage_key("motion", decode=split.key, measure="1-ssim")
+        key = stage_key("motion", decode=split.key, measure="1-ssim", code=source_hash(decode))
 
         def compute() -> Tensor:
             mine = [records[v] for v in videos[distributed.shard(len(videos))]]
@@ -304,13 +313,13 @@ class Pipeline:
         cfg = self.cfg
         train, val = self.split("train"), self.split("val")
         rec = role == "recognizer"
-        epochs = cfg.fem_epochs
-        if rec:
-            epochs = (cfg.rec_tsn_epochs or cfg.rec_epochs) if tsn else cfg.rec_epochs
         hyper = dict(
             arch=arch,
             segments=cfg.main_budget if tsn else 1,
-            epochs=epochs,
+            max_epochs=cfg.rec_epochs if rec else cfg.fem_epochs,
+            patience=cfg.patience,
+            holdout_fraction=cfg.holdout_fraction,
+            heldout_segments=cfg.main_budget,
             lr=cfg.rec_lr if rec else cfg.fem_lr,
             batch_size=cfg.rec_batch if rec else cfg.fem_batch,
             resolution=cfg.rec_res if rec else cfg.fem_res,
@@ -319,7 +328,7 @@ class Pipeline:
             dtype=cfg.dtype,
             **({"compile": True} if cfg.compile else {}),  # compiled kernels round differently
         )
-        key = stage_key(f"train/{role}", train=train.key, **hyper)
+        key = stage_key(f"train/{role}", train=train.key, code=source_hash(frame_training), **hyper)
         name = f"{role}/{arch}{'+tsn' if tsn else ''}"
         num_classes = train.targets.shape[1]
         dtype = getattr(torch, cfg.dtype)
@@ -330,20 +339,25 @@ class Pipeline:
             if cfg.weights.get(role):
                 load_weights(net, cfg.weights[role])
             net.to(dtype)
-            train_frame_classifier(
-                net, train.frames, train.targets, segments=hyper["segments"], epochs=hyper["epochs"],
-                lr=hyper["lr"], batch_size=hyper["batch_size"], seed=cfg.seed, device=cfg.device,
-                resolution=hyper["resolution"], desc=f"train {name}", workers=cfg.workers,
-                compile_model=cfg.compile)
+            heldout = heldout_videos(train.video_ids, fraction=cfg.holdout_fraction, seed=cfg.seed)
+            training = train_frame_classifier(
+                net, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.main_budget,
+                segments=hyper["segments"],
+                max_epochs=hyper["max_epochs"], patience=cfg.patience, lr=hyper["lr"], batch_size=hyper["batch_size"],
+                seed=cfg.seed, device=cfg.device, resolution=hyper["resolution"], desc=f"train {name}",
+                workers=cfg.workers, compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
-            return distributed.broadcast({"model": net.state_dict()})
+            return distributed.broadcast({"model": net.state_dict(), "training": training.state()})
 
         state = self.cached(f"train {name}", "model", key, fit,
-                            work={"frames": hyper["epochs"] * len(train.frames) * hyper["segments"]})
+                            work=lambda state: {"frames": len(state["training"]["losses"]) * len(train.frames)
+                                                * hyper["segments"]},
+                            summary=lambda state: Fit.from_state(state["training"]).summary())
         model = FrameClassifier(arch=arch, num_classes=num_classes).to(dtype)
         model.load_state_dict(state["model"])
-        out_key = stage_key(f"outputs/{role}", model=key, train=train.key, val=val.key)
+        out_key = stage_key(f"outputs/{role}", model=key, train=train.key, val=val.key,
+                            code=source_hash(frame_training))
 
         def features() -> dict[str, Tensor]:
             feats = {}
@@ -357,7 +371,8 @@ class Pipeline:
 
         frames = (len(train.frames) + len(val.frames)) * cfg.frames
         feats = self.cached(f"features {name}", "outputs", out_key, features, work={"frames": frames})
-        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(), tsn=tsn, **feats)
+        return Outputs(key=out_key, name=name, arch=arch, model=model.eval(),
+                       training=Fit.from_state(state["training"]), tsn=tsn, **feats)
 
     # -- samplers -----------------------------------------------------------------------------------------
     def banks(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameBank, FrameBank]:
@@ -402,7 +417,8 @@ class Pipeline:
     def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
         cfg = self.cfg
         cls = get_sampler_class(name)
-        common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, batch_size=cfg.sampler_batch,
+        common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, patience=cfg.patience,
+                      holdout_fraction=cfg.holdout_fraction, batch_size=cfg.sampler_batch,
                       lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res),
                       train_budget=cfg.main_budget)
         accepted = constructor_fields(cls)
@@ -411,14 +427,18 @@ class Pipeline:
         train_bank, val_bank = self.banks(cls, fem=fem, rec=rec)
         if cls.trainable:
             # every field, defaults included, so that a changed default never serves an old fit
-            key = stage_key("sampler", name=name, fields=field_values(sampler), fem=fem.key, rec=rec.key)
+            key = stage_key("sampler", name=name, fields=field_values(sampler), fem=fem.key, rec=rec.key,
+                            code=source_hash(sys.modules[cls.__module__]))
             label = name + "".join(f" {k}={v}" for k, v in (options | fields).items()) + f" ({fem.name}, {rec.name})"
 
             def fit() -> dict:
                 sampler.fit(train_bank)
                 return sampler.state_dict()
 
-            sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, fit))
+            sgd = isinstance(sampler, TrainableSampler)  # the oracle's fit is prototypes, not epochs
+            sampler.load_state_dict(self.cached(
+                f"fit {label}", "sampler", key, fit,
+                summary=lambda state: Fit.from_state(state["training"]).summary() if sgd else {}))
         self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank
 
@@ -482,4 +502,4 @@ class BankPipeline(Pipeline):
             values[f"{subset}_feats"] = torch.from_numpy(rows.rec_features if rec else rows.fem_features)
             values[f"{subset}_logits"] = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return Outputs(key=stage_key(f"bank/{role}", bank=bank.fingerprint), name=f"{role}/bank",
-                       arch=str(bank.producer.get(role, "bank")), model=None, history=[], **values)
+                       arch=str(bank.producer.get(role, "bank")), model=None, training=None, **values)

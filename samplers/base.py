@@ -66,6 +66,14 @@ class FrameBank:
     def num_frames(self) -> int:
         return self.fem.shape[1]
 
+    def take(self, rows: Tensor) -> FrameBank:
+        """The bank of the rows ``rows`` selects (indices, or a ``[B]`` bool mask), every field alike."""
+        index = torch.arange(self.batch_size)[rows]
+        values = {name: value[index.to(value.device)] for name in (*FRAME_FIELDS, "labels")
+                  if (value := getattr(self, name)) is not None}
+        ids = self.video_ids and tuple(self.video_ids[i] for i in index.tolist())
+        return dataclasses.replace(self, **values, video_ids=ids)
+
     def require(self, *names: str, who: str) -> None:
         """Fail loudly when a sampler is handed a bank without the fields it needs."""
         missing = [n for n in names if getattr(self, n) is None]

@@ -68,6 +68,7 @@ from samplerbench.samplers.guiding import (
     ns_pseudo_labels,
 )
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
+from samplerbench.sgd import soft_targets
 
 
 def sinusoidal_encoding(t: int, d: int, *, device: torch.device | str | None = None) -> Tensor:
@@ -218,7 +219,7 @@ class NSNetSampler(TrainableSampler):
         epoch's rows (their guiding score against the prototypes of :meth:`prepare`)."""
         dtype = training_dtype(train.fem)
         labels = train.labels.to(dtype)
-        target = F.pad(labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12), (0, 1))
+        target = F.pad(soft_targets(labels), (0, 1))
         return train.fem.to(dtype), target, self.pseudo_labels(train, prototypes=self.prototypes).to(dtype)
 
     def training_loss(self, net: nn.Module, fem: Tensor, target: Tensor, pseudo: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from samplerbench.samplers.base import FrameBank, register_sampler
 from samplerbench.samplers.guiding import check_choice
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
+from samplerbench.sgd import soft_targets
 
 LOSSES: tuple[str, ...] = ("ce", "rank")
 
@@ -94,7 +95,7 @@ class SCSampler(TrainableSampler):
         dtype = training_dtype(train.fem)
         labels, fem = train.labels.to(dtype), train.fem.to(dtype)
         if self.loss == "ce":
-            return fem, labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
+            return fem, soft_targets(labels)
         return fem, train.rec_logits.to(dtype), labels
 
     def training_loss(self, net: nn.Module, fem: Tensor, *targets: Tensor) -> Tensor:

@@ -1,25 +1,27 @@
-"""What the trainable samplers (NSNet, SCSampler, OCSampler) share: the SGD loop, the per-epoch temporal random
+"""What the trainable samplers (NSNet, SCSampler, OCSampler) share: the schedule, the per-epoch temporal random
 shift, input standardisation, checkpoints.
 
 The schedule is the paper's for every trainable sampler, so a comparison between samplers is not a
 comparison between optimisers: SGD with momentum 0.9, batch 64, lr 1e-2 decayed ×0.1 at 50/120 and 75/120
-of the epochs. So is the augmentation: temporal random shift drawn anew every epoch (:mod:`.shift`).
+of the epochs, run by the suite's one training rule (:mod:`samplerbench.sgd`: early stopping on a held-out
+slice of the training videos). So is the augmentation: temporal random shift drawn anew every epoch
+(:mod:`.shift`).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DistributedSampler
 
 from samplerbench import distributed
 from samplerbench.samplers.base import FrameBank, Sampler
-from samplerbench.samplers.shift import shift_views
+from samplerbench.samplers.shift import shift_views, video_runs
+from samplerbench.sgd import Fit, heldout_videos, train_epochs
 
 MILESTONE_FRACTIONS: tuple[float, float] = (50 / 120, 75 / 120)
 EVAL_CHUNK = 4096  # videos per forward pass at evaluation: bounds memory, not a loop over videos
@@ -56,57 +58,50 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def train_sgd(
+HELDOUT_EPOCH = -1  # the "epoch" of the held-out rows' draws (temporal shift, a policy's samples): one, fixed
+
+
+def fit_sgd(
     net: nn.Module,
     loss_fn: Callable[..., Tensor],
     epoch_tensors: Callable[[int], tuple[Tensor, ...]],
+    heldout: tuple[Tensor, ...] | None,
     *,
+    rows: int,
     epochs: int,
+    patience: int,
     batch_size: int,
     lr: float,
     seed: int,
     device: str,
     momentum: float = 0.9,
-) -> list[float]:
-    """Mini-batch SGD over the rows of ``epoch_tensors(epoch)`` (shuffled from ``seed``; the same number of
-    rows every epoch); the mean loss of each epoch.
+) -> Fit:
+    """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by the suite's training rule
+    (:func:`~samplerbench.sgd.train_epochs`), stopped early on the mean ``loss_fn`` of the ``heldout`` rows.
 
-    ``loss_fn(net, *batch)`` gets the same rows of every tensor, already on ``device``, and returns their
-    mean loss. Under torchrun the rows are split as in
-    :func:`~samplerbench.recognizers.train.train_frame_classifier`: the same global batches for any number
-    of processes, each rank a ``batch_size / W`` share, gradients averaged by DistributedDataParallel, and
-    dropout masks drawn for the global batch. A loss that needs other random numbers finds them among its
-    tensors, drawn for every row by ``epoch_tensors``: a draw inside the step would differ between world sizes.
+    ``loss_fn(net, *batch)`` gets the same rows of every tensor, already on ``device``, and returns their mean
+    loss. A loss that needs random numbers finds them among its tensors, drawn for every row by
+    ``epoch_tensors``.
     """
-    local = distributed.local_batch(batch_size)
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones(epochs), gamma=0.1)
-    order: DistributedSampler | None = None
-    history: list[float] = []
-    net.train()
-    for epoch in range(epochs):
+
+    def epoch_inputs(epoch: int, batches: list[Tensor]) -> Iterable[tuple[Tensor, ...]]:
         tensors = epoch_tensors(epoch)
-        if order is None:
-            order = DistributedSampler(range(tensors[0].shape[0]), num_replicas=distributed.world_size(),
-                                       rank=distributed.rank(), shuffle=True, seed=seed)
-        order.set_epoch(epoch)
-        total, seen = 0.0, 0
-        for rows in torch.tensor(list(order), dtype=torch.long).split(local):
-            with distributed.global_draws(len(rows)):
-                loss = objective(*(x[rows].to(device) for x in tensors))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(rows)
-            seen += len(rows)
-        del tensors  # before the next epoch's are made: two epochs' copies of a large bank need not coexist
-        schedule.step()
-        totals, counts = zip(*distributed.gather((total, seen)), strict=True)
-        history.append(sum(totals) / sum(counts))
-    net.eval()
-    return history
+        return (tuple(x[b].to(device) for x in tensors) for b in batches)
+
+    def heldout_loss() -> tuple[float, int]:
+        assert heldout is not None
+        mine = torch.arange(heldout[0].shape[0])[distributed.shard(heldout[0].shape[0])]
+        total = sum(loss_fn(net, *(x[chunk].to(device) for x in heldout)).item() * len(chunk)
+                    for chunk in mine.split(EVAL_CHUNK))
+        return total, len(mine)
+
+    return train_epochs(net, optimiser, schedule, loss=objective, epoch_inputs=epoch_inputs,
+                        heldout_loss=heldout_loss if heldout is not None else None, rows=rows,
+                        batch_size=batch_size, seed=seed, max_epochs=epochs, patience=patience, step_schedule=False)
 
 
 class Standardize(nn.Module):
@@ -133,7 +128,10 @@ class Standardize(nn.Module):
 
 @dataclasses.dataclass(kw_only=True, eq=False)
 class TrainableSampler(Sampler):
-    """A sampler whose network is trained on the training bank by :func:`train_sgd`.
+    """A sampler whose network is trained on the training bank by :func:`~samplerbench.sgd.train_epochs`:
+    ``holdout_fraction`` of the training videos (:func:`~samplerbench.sgd.heldout_videos`) are held out,
+    :meth:`prepare` and the standardisation see only the rest, and training stops when the held-out loss
+    has not improved for ``patience`` epochs (at most ``epochs``).
 
     Subclasses say how to build the network (:meth:`build_net`), what to train on (:meth:`prepare`, once;
     :meth:`training_tensors`, every epoch) and the loss (:meth:`training_loss`). ``fit`` is deterministic given
@@ -149,13 +147,15 @@ class TrainableSampler(Sampler):
     trainable = True
     uses_fem = True
     seed: int = 0
-    epochs: int = 120
+    epochs: int = 120  # at most; early stopping decides
+    patience: int = 3
+    holdout_fraction: float = 0.15
     batch_size: int = 64
     lr: float = 1e-2
     device: str = "cpu"
     temporal_shift: bool = True  # per epoch and segment, a fresh draw among the decoded views (.shift)
     net: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
-    history: list[float] = dataclasses.field(default_factory=list, init=False, repr=False)
+    training: Fit | None = dataclasses.field(default=None, init=False, repr=False)
     dims: tuple[int, int] | None = dataclasses.field(default=None, init=False, repr=False)  # (D, C)
 
     @abc.abstractmethod
@@ -170,7 +170,7 @@ class TrainableSampler(Sampler):
     def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
         """Row-aligned tensors the loss reads in one epoch, FEM features first: ``train`` is the epoch's bank
         (one row per video under temporal shift), ``draws`` the epoch's CPU generator for any random numbers the
-        loss needs (see :func:`train_sgd`)."""
+        loss needs: a draw inside the step would differ between torchrun's world sizes."""
 
     @abc.abstractmethod
     def training_loss(self, net: nn.Module, *batch: Tensor) -> Tensor:
@@ -183,22 +183,26 @@ class TrainableSampler(Sampler):
 
     def fit(self, train: FrameBank) -> None:
         train.require("labels", "rec_logits", "rec_feats", who=self.name)
+        ids = train.video_ids or tuple(str(row) for row in range(train.batch_size))
+        held = heldout_videos(ids, fraction=self.holdout_fraction, seed=self.seed)
+        fitted, heldout = train.take(~held), train.take(held)
         fork_devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
-            self.prepare(train)
+            self.prepare(fitted)
             self.dims = (train.fem.shape[2], train.num_classes)
-            self.net = self.build_net(*self.dims).to(self.device, training_dtype(train.fem))
-            self.net.standardize.set_statistics(train.fem)
+            self.net = net = self.build_net(*self.dims).to(self.device, training_dtype(train.fem))
+            net.standardize.set_statistics(fitted.fem)
 
-            def epoch_tensors(epoch: int) -> tuple[Tensor, ...]:
-                draws = epoch_generator(self.seed, epoch)
-                return self.training_tensors(shift_views(train, draws) if self.temporal_shift else train, draws=draws)
+            def tensors(bank: FrameBank, draws: torch.Generator) -> tuple[Tensor, ...]:
+                return self.training_tensors(shift_views(bank, draws) if self.temporal_shift else bank, draws=draws)
 
-            self.history = train_sgd(
-                self.net, self.training_loss, epoch_tensors, epochs=self.epochs, batch_size=self.batch_size,
-                lr=self.lr, seed=self.seed, device=self.device,
-            )
+            held_tensors = tensors(heldout, epoch_generator(self.seed, HELDOUT_EPOCH)) if heldout.batch_size else None
+            self.training = fit_sgd(
+                net, self.training_loss, lambda epoch: tensors(fitted, epoch_generator(self.seed, epoch)),
+                held_tensors,
+                rows=len(video_runs(fitted)[0]) if self.temporal_shift else fitted.batch_size, epochs=self.epochs,
+                patience=self.patience, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device)
 
     def to(self, device: torch.device | str) -> TrainableSampler:
         """The network and every later fit or load on ``device``."""
@@ -243,7 +247,7 @@ class TrainableSampler(Sampler):
             "architecture": self.architecture(),
             "dims": list(self.dims),
             "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "history": list(self.history),
+            "training": self.training.state() if self.training else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -255,4 +259,4 @@ class TrainableSampler(Sampler):
         net = self.build_net(*self.dims).to(state["net"]["standardize.mean"].dtype)
         net.load_state_dict(state["net"])
         self.net = net.to(self.device).eval()
-        self.history = list(state["history"])
+        self.training = state["training"] and Fit.from_state(state["training"])

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import torch
 
-from samplerbench.cache import StageCache, atomic_write, stage_key
+from samplerbench import cache
+from samplerbench.cache import StageCache, atomic_write, code_modules, source_hash, stage_key
 from samplerbench.config import SyntheticConfig
 from samplerbench.errors import UserError
 
@@ -20,6 +21,39 @@ def test_stage_key_is_stable_and_sensitive():
     assert a != stage_key("decode", t=8, cfg=SyntheticConfig(), files=[("a", 1)])
     assert a != stage_key("decode", t=16, cfg=SyntheticConfig(num_classes=3), files=[("a", 1)])
     assert a != stage_key("features", t=16, cfg=SyntheticConfig(), files=[("a", 1)])
+
+
+def _edited(monkeypatch, module: str) -> None:
+    """Make ``module``'s source read as if a line had been added to it."""
+    original = cache.module_source
+    monkeypatch.setattr(cache, "module_source", lambda name: original(name) + ("\n# edited" if name == module else ""))
+
+
+def test_source_hash_follows_the_code_a_stage_runs(monkeypatch):
+    """Editing a sampler's loss changes its key alone; editing the shared training code changes every
+    trainable sampler's and the frame classifiers'; a settings module changes none."""
+    from samplerbench.recognizers import train
+    from samplerbench.samplers import nsnet, scsampler, uniform
+
+    stages = (nsnet, scsampler, uniform, train)
+    before = [source_hash(m) for m in stages]
+    assert before == [source_hash(m) for m in stages]  # stable
+    for edited, changed in (("samplerbench.samplers.nsnet", {nsnet}), ("samplerbench.samplers.training",
+                            {nsnet, scsampler}), ("samplerbench.sgd", {nsnet, scsampler, train}),
+                            ("samplerbench.recognizers.backbones", {train}), ("samplerbench.config", set())):
+        with monkeypatch.context() as m:
+            _edited(m, edited)
+            after = [source_hash(module) for module in stages]
+        assert [a != b for a, b in zip(after, before, strict=True)] == [s in changed for s in stages], edited
+
+
+def test_code_modules_reach_what_a_sampler_imports():
+    from samplerbench.samplers import nsnet
+
+    names = code_modules(nsnet)
+    assert {"samplerbench.samplers.nsnet", "samplerbench.samplers.guiding", "samplerbench.samplers.training",
+            "samplerbench.sgd"} <= set(names)
+    assert "samplerbench.config" not in names and "samplerbench.samplers.uniform" not in names
 
 
 def test_round_trip(tmp_path):

@@ -129,8 +129,8 @@ def test_sampler_options_from_toml_yaml_json_and_flags(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ("nsnet.dd=3", "sampler_options.nsnet: unknown option 'dd'; valid: seed, epochs, batch_size, lr, "
-                       "temporal_shift, d, heads"),
+        ("nsnet.dd=3", "sampler_options.nsnet: unknown option 'dd'; valid: seed, epochs, patience, "
+                       "holdout_fraction, batch_size, lr, temporal_shift, d, heads"),
         ("nsnet.heads=four", "sampler_options.nsnet.heads = 'four': expected an integer"),
         ("nsnet.fusion=unoin", "sampler_options.nsnet: unknown fusion 'unoin'"),
         ("uniform.seed=1", "sampler_options.uniform: unknown option 'seed'; valid: none (it takes no options)"),

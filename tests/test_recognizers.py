@@ -12,9 +12,9 @@ from samplerbench.recognizers.train import (
     _pick_frames,
     extract_outputs,
     fast_path,
-    soft_targets,
     train_frame_classifier,
 )
+from samplerbench.sgd import soft_targets
 from samplerbench.store import TensorFrames
 
 
@@ -52,9 +52,18 @@ def test_training_learns_a_separable_task(segments):
     frames = (frames + torch.randn(48, 4, 3, 32, 32, generator=gen) * 10).clamp(0, 255).to(torch.uint8)
     targets = torch.nn.functional.one_hot(labels, 2).float()
     model = FrameClassifier(arch="resnet18", num_classes=2)
-    history = train_frame_classifier(model, TensorFrames(frames), targets, segments=segments, epochs=8, lr=0.01,
-                                     batch_size=8, seed=0, device="cpu", resolution=32, desc="test")
-    assert history[-1] < history[0]
+    heldout = torch.arange(48) // 2 % 4 == 0  # 12 rows, both classes
+    fit = train_frame_classifier(model, TensorFrames(frames), targets, heldout=heldout, heldout_segments=2,
+                                 segments=segments,
+                                 max_epochs=8, patience=8, lr=0.01, batch_size=8, seed=0, device="cpu",
+                                 resolution=32, desc="test")
+    assert fit.epochs == 8 and len(fit.heldout) == 8 and fit.losses[-1] < fit.losses[0]
+    # the held-out loss is a video's: logits of the 2 parts' centre frames (1 and 3 of T=4) averaged, and the
+    # kept weights are the best epoch's
+    with torch.no_grad():
+        _, centre_logits = model(frames[heldout][:, [1, 3]].flatten(0, 1))
+    video_loss = torch.nn.functional.cross_entropy(centre_logits.view(12, 2, 2).mean(1), targets[heldout])
+    assert video_loss.item() == pytest.approx(min(fit.heldout), rel=1e-4)
     feats, logits = extract_outputs(model, TensorFrames(frames), resolution=32, device="cpu", desc="test")
     assert feats.shape == (48, 4, 512) and logits.shape == (48, 4, 2)
     assert (logits.mean(1).argmax(-1) == labels).float().mean() >= 0.9

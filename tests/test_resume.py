@@ -24,6 +24,7 @@ tables = ["main"]
 frames = 4
 budgets = [2]
 rec_epochs = 40
+patience = 40
 fem_epochs = 1
 throughput_iters = 1
 bootstrap = 20
@@ -31,8 +32,8 @@ bootstrap = 20
 
 
 def bench(tmp_path: Path, rec_epochs: int) -> subprocess.Popen:
-    """The run of :data:`CONFIG`; ``rec_epochs`` does not enter the decode stage's key (long first runs leave
-    time to kill them while training, and the re-run need not be long)."""
+    """The run of :data:`CONFIG`; ``rec_epochs`` does not enter the decode stage's key (long first runs, never
+    stopped early, leave time to kill them while training, and the re-run need not be long)."""
     (tmp_path / "run.toml").write_text(CONFIG.replace("rec_epochs = 40", f"rec_epochs = {rec_epochs}"))
     argv = [sys.executable, "bench.py", "--preset", "tiny", "--config", str(tmp_path / "run.toml"), "--device", "cpu",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]

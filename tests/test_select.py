@@ -112,9 +112,13 @@ def test_a_checkpoint_selects_what_the_benchmark_selected(trained, name):
         assert entry["frame_indices"] == presample_indices(trained.lengths[vid], 8)[pos].tolist(), vid
         assert saved == {k: v for k, v in entry.items() if k != "top5"} | {"video": vid}
         assert entry["positions"] == pos.tolist(), vid
-        exported = sorted(predictions[vid], key=lambda p: -p["score"])
-        assert [p["label"] for p in entry["top5"]] == [p["label"] for p in exported], vid
-        np.testing.assert_allclose([p["score"] for p in entry["top5"]], [p["score"] for p in exported], atol=1e-5)
+        # each label's score as the run exported it, and the highest scores: order-free among ties (a tiny
+        # recognizer's softmax saturates to 1 and 0)
+        exported = {p["label"]: p["score"] for p in predictions[vid]}
+        top = entry["top5"]
+        np.testing.assert_allclose([p["score"] for p in top], [exported[p["label"]] for p in top], atol=1e-5)
+        np.testing.assert_allclose([p["score"] for p in top], sorted(exported.values(), reverse=True)[:len(top)],
+                                   atol=1e-5)
 
 
 def test_cli_prints_json_and_exits_by_outcome(trained, tmp_path, capsys):
