@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from samplerbench.bank import Bank, read_bank
-from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.base import DatasetIndex, DatasetOptions, VideoRecord, register_dataset
 from samplerbench.errors import UserError
 
 NAME = "bank"
@@ -39,5 +39,5 @@ def open_bank(cfg) -> Bank:
 
 
 @register_dataset(NAME)
-def build(cfg, cache_dir: Path) -> DatasetIndex:
+def build(cfg, cache_dir: Path, options: DatasetOptions) -> DatasetIndex:
     return bank_index(open_bank(cfg))

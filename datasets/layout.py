@@ -6,13 +6,14 @@ one :class:`~samplerbench.errors.UserError` that names the path and shows the wh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from samplerbench.datasets.base import FrameFolder
+from samplerbench.datasets.base import DatasetOptions, FrameFolder
 from samplerbench.datasets.parsing import BadEntry
 from samplerbench.errors import UserError
 
@@ -38,13 +39,22 @@ def existing(path: Path | str, what: str, layout: str, *, folder: bool = False) 
     return path
 
 
-def split_lists(cfg, layout: str, *, train: Path, val: Path,
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SplitListOptions(DatasetOptions):
+    """The options of an adapter that reads a training and a validation list (``--train-list``,
+    ``--val-list``); ``None`` = the adapter's default file inside the data root."""
+
+    train_list: str | None = None
+    val_list: str | None = None
+
+
+def split_lists(options: SplitListOptions, layout: str, *, train: Path, val: Path,
                 what: tuple[str, str] = ("training list", "validation list")) -> dict[str, Path]:
-    """``{"train": file, "val": file}``: ``--train-list``/``--val-list``, else the adapter's default files
-    ``train`` and ``val``; each must exist (``what`` names them in the error)."""
+    """``{"train": file, "val": file}``: the options' lists, else the adapter's default files ``train`` and
+    ``val``; each must exist (``what`` names them in the error)."""
     return {
-        "train": existing(cfg.train_list or train, what[0], layout),
-        "val": existing(cfg.val_list or val, what[1], layout),
+        "train": existing(options.train_list or train, what[0], layout),
+        "val": existing(options.val_list or val, what[1], layout),
     }
 
 

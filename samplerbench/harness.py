@@ -115,7 +115,8 @@ class Evaluator:
             videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
             if not videos:
                 raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
-            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res, successors=successors)
+            return decode_timing(videos, frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
+                                 successors=successors)
 
         label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
         return self._timed(f"throughput decode {label}", key, measure)
@@ -237,8 +238,9 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dic
             scores[(label, k)] = ev.scores
             decoded = decoded_frames(sampler, t=cfg.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
-            rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
-                             gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
+            rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
+                             **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
+                             reads_labels=sampler.uses_labels_at_eval,
                              **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
     decode = {n: b.decode_cost(n, successors=successors[n])
               for n in sorted({r["decoded_frames"] for r in rows} - {None})}

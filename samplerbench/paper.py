@@ -109,7 +109,8 @@ def table_recognizer(b: Evaluator) -> list[dict]:
                          epochs=rec.training.epochs,
                          paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
                          paper_mAP=paper[2]))
-    return add_reference_intervals(b, rows, scores, _position(cfg.table_rec_variants, (cfg.rec_arch, cfg.rec_tsn)))
+    reference = _position(cfg.report.recognizer_variants, (cfg.recognizer.arch, cfg.recognizer.tsn))
+    return add_reference_intervals(b, rows, scores, reference)
 
 
 def saliency_curves(b: Evaluator) -> dict:
@@ -136,8 +137,9 @@ def ablation_tables(cfg: RunConfig, names: list[str]) -> set[str]:
 def trained_backbones(cfg: RunConfig, ablations: set[str]) -> dict[str, list[str]]:
     """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written."""
     return {
-        "recognizer": [cfg.rec_arch, *([a for a, _ in cfg.table_rec_variants] if "recognizer" in ablations else [])],
-        "fem": [cfg.fem_arch, *(cfg.table_fem_archs if "fem" in ablations else ())],
+        "recognizer": [cfg.recognizer.arch,
+                       *([a for a, _ in cfg.report.recognizer_variants] if "recognizer" in ablations else [])],
+        "fem": [cfg.fem.arch, *(cfg.report.fem_archs if "fem" in ablations else ())],
     }
 
 
@@ -186,7 +188,7 @@ def nsnet_reading(fields: dict[str, Any]) -> str:
             f"{others(fields['non_salient'], NON_SALIENT)}); FS loss = binary cross-entropy against them, weighted "
             f"{fields['fs_weight']:g} beside the VG losses weighted {fields['vg_weight']:g} (`fs_weight`, "
             f"`vg_weight`); encoder width {width}, {fields['heads']} heads, {fields['layers']} layers. Each is an "
-            "option: `[sampler_options.nsnet]` in a config file or `--sampler-option nsnet.FIELD=VALUE`.")
+            "option: `[sampling.options.nsnet]` in a config file or `--sampler-option nsnet.FIELD=VALUE`.")
 
 
 def tables(b: Evaluator, wanted: set[str]) -> list[Table]:

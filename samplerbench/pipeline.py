@@ -78,7 +78,7 @@ class Outputs:
 @dataclasses.dataclass(frozen=True)
 class Fitted:
     """A sampler the pipeline built, the non-default fields it was built with (``fields``: the variant a table
-    asked for, e.g. ``no_ns=True``; ``options``: the run's ``sampler_options`` for it), and the classifiers it
+    asked for, e.g. ``no_ns=True``; ``options``: the run's ``sampling.options`` for it), and the classifiers it
     was fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
 
     name: str
@@ -239,8 +239,8 @@ class Pipeline:
     def _decode_params(self, subset: str) -> dict[str, Any]:
         """What decides a split's decoded frames (and the decode key): T, sizes, views and their seed."""
         cfg, train = self.cfg, subset == "train"
-        return dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res, views=cfg.train_views if train else 1,
-                    seed=cfg.seed, train=train)
+        return dict(t=cfg.data.frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
+                    views=cfg.data.train_views if train else 1, seed=cfg.seed, train=train)
 
     def motion(self, subset: str) -> Tensor:
         """``[N, T]`` MGSampler motion of every row of the split: each decoded frame's difference to its successor
@@ -310,21 +310,20 @@ class Pipeline:
         return self._once(("outputs", role, arch, tsn), lambda: self._outputs(role, arch, tsn))
 
     def _outputs(self, role: str, arch: str, tsn: bool) -> Outputs:
-        cfg = self.cfg
+        cfg, net = self.cfg, getattr(self.cfg, role)
         train, val = self.split("train"), self.split("val")
-        rec = role == "recognizer"
         hyper = dict(
             arch=arch,
             segments=cfg.main_budget if tsn else 1,
-            max_epochs=cfg.rec_epochs if rec else cfg.fem_epochs,
+            max_epochs=net.epochs,
             patience=cfg.patience,
             holdout_fraction=cfg.holdout_fraction,
             heldout_segments=cfg.main_budget,
-            lr=cfg.rec_lr if rec else cfg.fem_lr,
-            batch_size=cfg.rec_batch if rec else cfg.fem_batch,
-            resolution=cfg.rec_res if rec else cfg.fem_res,
+            lr=net.lr,
+            batch_size=net.batch,
+            resolution=net.res,
             seed=cfg.seed,
-            weights=weights_identity(arch, cfg.weights.get(role)),
+            weights=weights_identity(arch, net.weights),
             dtype=cfg.dtype,
             **({"compile": True} if cfg.compile else {}),  # compiled kernels round differently
         )
@@ -335,20 +334,20 @@ class Pipeline:
 
         def fit() -> dict:
             torch.manual_seed(cfg.seed)  # initial weights from the seed alone, not from what ran before
-            net = FrameClassifier(arch=arch, num_classes=num_classes)
-            if cfg.weights.get(role):
-                load_weights(net, cfg.weights[role])
-            net.to(dtype)
+            model = FrameClassifier(arch=arch, num_classes=num_classes)
+            if net.weights:
+                load_weights(model, net.weights)
+            model.to(dtype)
             heldout = heldout_videos(train.video_ids, fraction=cfg.holdout_fraction, seed=cfg.seed)
             training = train_frame_classifier(
-                net, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.main_budget,
+                model, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.main_budget,
                 segments=hyper["segments"],
                 max_epochs=hyper["max_epochs"], patience=cfg.patience, lr=hyper["lr"], batch_size=hyper["batch_size"],
                 seed=cfg.seed, device=cfg.device, resolution=hyper["resolution"], desc=f"train {name}",
                 workers=cfg.workers, compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
-            return distributed.broadcast({"model": net.state_dict(), "training": training.state()})
+            return distributed.broadcast({"model": model.state_dict(), "training": training.state()})
 
         state = self.cached(f"train {name}", "model", key, fit,
                             work=lambda state: {"frames": len(state["training"]["losses"]) * len(train.frames)
@@ -394,7 +393,7 @@ class Pipeline:
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
         """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor fields for
-        this variant; they win over the run's ``sampler_options`` for it.
+        this variant; they win over the run's ``sampling.options`` for it.
 
         Fields and options equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")``
         and ``nsnet()`` are one sampler, fitted once, and a sampler without options keeps the cache key it had
@@ -411,7 +410,7 @@ class Pipeline:
                           lambda: self._fit(name, fem, rec, fields, options))
 
     def options(self, name: str) -> dict[str, Any]:
-        """The run's ``sampler_options`` for sampler ``name``, checked against its constructor."""
+        """The run's ``sampling.options`` for sampler ``name``, checked against its constructor."""
         return check_options(name, self.cfg.sampler_options.get(name, {}))
 
     def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
@@ -453,8 +452,9 @@ class Pipeline:
                 fem_features=getattr(fem, feats).numpy(), rec_features=getattr(rec, feats).numpy(),
                 rec_logits=getattr(rec, logits).numpy(), labels=split.targets.numpy().astype("uint8"),
                 salient=split.salient.numpy(), video_ids=tuple(split.video_ids))
-        producer = dict(tool="samplerbench", dataset=cfg.dataset, preset=cfg.preset, seed=cfg.seed, fem=fem.name,
-                        recognizer=rec.name, fem_res=cfg.fem_res, rec_res=cfg.rec_res, train_views=cfg.train_views)
+        producer = dict(tool="samplerbench", dataset=cfg.data.dataset, preset=cfg.preset, seed=cfg.seed,
+                        fem=fem.name, recognizer=rec.name, fem_res=cfg.fem.res, rec_res=cfg.recognizer.res,
+                        train_views=cfg.data.train_views)
         with environment_faults(folder):
             return write_bank(folder, classes=data.classes, splits=splits, producer=producer)
 

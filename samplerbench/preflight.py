@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from samplerbench.config import RunConfig
+from samplerbench.config import WEIGHT_ROLES, RunConfig
+from samplerbench.datasets import run_options
 from samplerbench.errors import UserError, environment_error
 from samplerbench.recognizers.backbones import FrameClassifier
 
@@ -52,11 +53,11 @@ def _feature_dim(arch: str) -> int:
 
 def held_networks(cfg: RunConfig) -> list[str]:
     """The architecture of every recognizer and FEM whose outputs a run of ``cfg`` holds."""
-    held = {("recognizer", cfg.rec_arch, cfg.rec_tsn): cfg.rec_arch, ("fem", cfg.fem_arch, False): cfg.fem_arch}
-    if "fem" in cfg.tables:
-        held |= {("fem", arch, False): arch for arch in cfg.table_fem_archs}
-    if "recognizer" in cfg.tables:
-        held |= {("recognizer", arch, tsn): arch for arch, tsn in cfg.table_rec_variants}
+    held = {(role, getattr(cfg, role).arch, getattr(cfg, role).tsn): getattr(cfg, role).arch for role in WEIGHT_ROLES}
+    if "fem" in cfg.report.tables:
+        held |= {("fem", arch, False): arch for arch in cfg.report.fem_archs}
+    if "recognizer" in cfg.report.tables:
+        held |= {("recognizer", arch, tsn): arch for arch, tsn in cfg.report.recognizer_variants}
     return list(held.values())
 
 
@@ -73,8 +74,8 @@ def expected_rows(cfg: RunConfig) -> tuple[int, int, int]:
     """``(train rows, val rows, classes)`` known before indexing: exact for the synthetic dataset, which the
     config describes; otherwise one video per split and one class, the least a dataset has (the run checks
     again once indexed)."""
-    if cfg.dataset == "synthetic":
-        s = cfg.synthetic
+    if cfg.data.dataset == "synthetic":
+        s = run_options(cfg)
         return s.num_classes * s.train_per_class * cfg.train_views, s.num_classes * s.val_per_class, s.num_classes
     return cfg.train_views, 1, 1
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from samplerbench import distributed, paper, report
 from samplerbench.checkpoint import write_checkpoints
-from samplerbench.config import RunConfig
+from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
 from samplerbench.harness import (
     BANK,
@@ -60,15 +60,16 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     on_bank = cfg.dataset == BANK
     banked = bank_notes(cfg, names) if on_bank else []
     ablations = paper.ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
-    require_weights((arch, cfg.weights[role]) for role, archs in paper.trained_backbones(cfg, ablations).items()
-                    if role in cfg.weights and not on_bank for arch in archs)
+    require_weights((arch, getattr(cfg, role).weights)
+                    for role, archs in paper.trained_backbones(cfg, ablations).items()
+                    if getattr(cfg, role).weights and not on_bank for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     pipe = (BankPipeline if on_bank else Pipeline)(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
     if isinstance(pipe, BankPipeline) and pipe.bank().frames != cfg.frames:
-        raise UserError(f"--frames {cfg.frames}: the bank {cfg.data_root} holds T = {pipe.bank().frames} frames per "
-                        f"video (its index.json); pass --frames {pipe.bank().frames}")
+        raise UserError(f"--frames {cfg.data.frames}: the bank {cfg.data.root} holds T = {pipe.bank().frames} "
+                        f"frames per video (its index.json); pass --frames {pipe.bank().frames}")
     if not on_bank:  # a bank's outputs are memory-mapped, not held
         check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
                      classes=len(data.classes))
@@ -81,7 +82,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     notes = banked + dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    rec, fem = pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn), pipe.outputs("fem", cfg.fem_arch)
+    rec, fem = (pipe.outputs(role, getattr(cfg, role).arch, tsn=getattr(cfg, role).tsn) for role in WEIGHT_ROLES)
     evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
                                                           machine=machine_name(cfg.device))
 

@@ -99,7 +99,8 @@ def test_a_smoke_test_says_so_in_every_table(tiny):
     meta = json.loads((folder / "run.json").read_text())
     assert meta["smoke_test"] is True
     assert not [k for rows in meta["tables"].values() for r in rows for k in r if k.startswith("paper_")]
-    assert meta["headline"]["K"] == cfg.main_budget and meta["headline"]["sampler"] not in ("uniform", "oracle")
+    assert meta["headline"]["K"] == cfg.sampling.main_budget
+    assert meta["headline"]["sampler"] not in ("uniform", "oracle")
 
 
 def test_a_rerun_with_fewer_tables_leaves_none_of_the_earlier(tiny, tmp_path):

@@ -195,4 +195,4 @@ def test_a_list_of_frame_folders_runs_end_to_end(tmp_path: Path) -> None:
     assert skipped["reason"].tolist() == ["empty frame folder (no 'img_{:05d}.jpg' file)"]
     meta = json.loads((folder / "run.json").read_text())
     assert meta["dataset"]["val_videos"] == 3 and len(meta["skipped_videos"]) == 1
-    assert dataclasses.asdict(cfg)["filename_tmpl"] == meta["config"]["filename_tmpl"]
+    assert dataclasses.asdict(cfg)["data"]["filename_tmpl"] == meta["config"]["data"]["filename_tmpl"]

@@ -99,7 +99,8 @@ def test_overwrite_lets_a_run_past_the_door(tmp_path, monkeypatch, capsys, how):
 
 def test_a_run_of_the_same_identity_or_overwrite_may_write(tmp_path):
     folder = earlier_run(tmp_path / "synthetic", {"main.md": "x"})
-    runfolder.check(folder, build_config(budgets=(8, 4, 2, 1)), overwrite=False)  # the same K set, reordered
+    same = build_config(sampling={"budgets": (8, 4, 2, 1)})
+    runfolder.check(folder, same, overwrite=False)  # the same K set, reordered
     runfolder.check(folder, build_config(seed=1), overwrite=True)
     runfolder.check(tmp_path / "missing", build_config(seed=1), overwrite=False)
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
