@@ -191,4 +191,4 @@ def build(cfg, cache_dir: Path, options: ActivityNetOptions) -> DatasetIndex:
     layout = f"expected <root>/{ANNOTATION_FILE} and <root>/videos/v_<id>.mp4 (or frames in <root>/{FRAME_DIR}/v_<id>/)"
     root = data_root(cfg, layout)
     annotations = existing(options.annotations or root / ANNOTATION_FILE, "annotation file", layout)
-    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.lenient, cfg=cfg)
+    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.data.lenient, cfg=cfg)

@@ -23,9 +23,9 @@ FRAME_DIR = "rawframes"  # mmaction2's folder of frame folders, beside the video
 
 def data_root(cfg, layout: str) -> Path:
     """``--data-root`` as a folder, or a :class:`UserError` that explains ``layout``."""
-    if cfg.data_root is None:
-        raise UserError(f"--dataset {cfg.dataset} needs --data-root ({layout})")
-    root = Path(cfg.data_root).expanduser()
+    if cfg.data.root is None:
+        raise UserError(f"--dataset {cfg.data.dataset} needs --data-root ({layout})")
+    root = Path(cfg.data.root).expanduser()
     if not root.is_dir():
         raise UserError(f"--data-root {root} is not a folder ({layout})")
     return root
@@ -111,17 +111,17 @@ def frame_folder(cfg, path: Path, total_frames: int | None, *, duration: float =
     fewer than its line gives is a :class:`BadEntry` (an error naming the line, a skip with ``--lenient``); a
     missing or empty one is left to the decode stage, which skips it with its reason, as a missing video.
     """
-    present = count_frames(path, cfg.filename_tmpl)
+    present = count_frames(path, cfg.data.filename_tmpl)
     if total_frames is None:
         total_frames = present
     elif 0 < present < total_frames:
-        raise BadEntry(f"frame folder {path} has {present} frames named {cfg.filename_tmpl!r}, "
+        raise BadEntry(f"frame folder {path} has {present} frames named {cfg.data.filename_tmpl!r}, "
                        f"the line says {total_frames}")
     if total_frames < 0:
         raise BadEntry(f"negative frame count {total_frames}")
     extra = {"fps": total_frames / duration} if duration > 0 and total_frames > 0 else {}
-    return FrameFolder(path=path, total_frames=total_frames, template=cfg.filename_tmpl,
-                       start_index=cfg.start_index, **extra)
+    return FrameFolder(path=path, total_frames=total_frames, template=cfg.data.filename_tmpl,
+                       start_index=cfg.data.start_index, **extra)
 
 
 def is_frame_folder(path: Path) -> bool:

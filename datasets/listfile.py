@@ -69,7 +69,7 @@ def parse_list_dataset(
         frames = None if total_frames is None else frame_folder(cfg, root / path, total_frames)
         return VideoRecord(video_id=path, path=root / path, labels=labels, subset=subset, frames=frames)
 
-    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.data.lenient)
     if classes is None:
         classes = tuple(str(i) for i in range(max((max(r.labels) for r in records), default=-1) + 1))
     return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))

@@ -145,7 +145,7 @@ def build(cfg, cache_dir: Path, options: MiniKineticsOptions) -> DatasetIndex:
         return VideoRecord(video_id=youtube_id, path=folder, labels=(), subset=subset,
                            frames=frame_folder(cfg, folder, total[0] if total else None, duration=duration))
 
-    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.data.lenient)
     classes = tuple(sorted({label_of[r.video_id] for r in records}))
     index = {name: i for i, name in enumerate(classes)}
     records = [dataclasses.replace(r, labels=(index[label_of[r.video_id]],)) for r in records]

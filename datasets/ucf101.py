@@ -86,5 +86,5 @@ def build(cfg, cache_dir: Path, options: UCF101Options) -> DatasetIndex:
         return VideoRecord(video_id=PurePosixPath(rel).stem, path=frame_root / rel, labels=(label,), subset=subset,
                            frames=frame_folder(cfg, frame_root / rel, total_frames))
 
-    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.data.lenient)
     return DatasetIndex(name="ucf101", classes=classes, records=tuple(records), metric="top1", skipped=tuple(bad))

@@ -60,12 +60,12 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
         "num_classes": len(classes),
         "classes": list(classes),
         # how the run made a video's score from its kept frames (metrics.video_scores); select --top5 does the same
-        "aggregation": cfg.aggregation,
+        "aggregation": cfg.sampling.aggregation,
         "preprocessing": {
             "input": "uint8 RGB frames [N, 3, H, W]; the model divides by 255 and normalises with mean/std",
-            "frames": cfg.frames,  # T, uniformly pre-sampled (segment centres) per video
-            "short_side": cfg.short_side,  # shorter side resized to this ...
-            "crop": cfg.rec_res,  # ... then centre-cropped to crop x crop
+            "frames": cfg.data.frames,  # T, uniformly pre-sampled (segment centres) per video
+            "short_side": cfg.data.short_side,  # shorter side resized to this ...
+            "crop": cfg.recognizer.res,  # ... then centre-cropped to crop x crop
             "resolution": getattr(cfg, role).res,  # then resized to this
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),

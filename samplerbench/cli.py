@@ -256,8 +256,8 @@ def check_names(cfg: RunConfig) -> None:
     :data:`~samplerbench.metrics.AGGREGATIONS`, whether they came from a flag, a file or a preset."""
     backbones = RECOGNIZER_ARCHS + FEM_ARCHS
     named = [
-        ("dataset", (cfg.dataset,), list_datasets()),
-        ("sampler", cfg.samplers, list_samplers()),
+        ("dataset", (cfg.data.dataset,), list_datasets()),
+        ("sampler", cfg.sampling.samplers, list_samplers()),
         ("backbone", (cfg.recognizer.arch, cfg.fem.arch, *cfg.report.fem_archs,
                       *(a for a, _ in cfg.report.recognizer_variants)), backbones),
     ]

@@ -159,10 +159,10 @@ class Pipeline:
 
     def _indexed(self) -> tuple[DatasetIndex, ListMatch | None]:
         def compute() -> tuple[DatasetIndex, ListMatch | None]:
-            listed = read_video_list(self.cfg.video_list) if self.cfg.video_list else None  # before any work
+            listed = read_video_list(self.cfg.data.video_list) if self.cfg.data.video_list else None  # before any work
             # Rank 0 generates the synthetic dataset (if needed) before the other ranks read it.
             with distributed.main_first(), self.log.stage("index"):
-                data = get_dataset(self.cfg.dataset)(self.cfg, self.cache_dir)
+                data = get_dataset(self.cfg.data.dataset)(self.cfg, self.cache_dir)
             match = None
             if listed is not None:
                 data, match = restrict(data, listed)
@@ -212,7 +212,7 @@ class Pipeline:
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], code=source_hash(decode), **params)
         root = self.cache_dir / "frames" / key
         chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
-        shape = (cfg.frames, 3, cfg.rec_res, cfg.rec_res)
+        shape = (cfg.data.frames, 3, cfg.recognizer.res, cfg.recognizer.res)
         with self.log.stage(f"decode/{subset}") as st:
             st["cached"] = distributed.broadcast(distributed.is_main() and self._complete(root))
             if not st["cached"]:
@@ -232,7 +232,7 @@ class Pipeline:
         targets = torch.zeros(len(frames), len(data.classes))
         for row, labels in enumerate(frames.column("labels")):
             targets[row, labels] = 1.0
-        salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.frames)
+        salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.data.frames)
         return Split(key=key, frames=frames, targets=targets, salient=salient, video_ids=frames.column("video_ids"),
                      skipped=frames.skipped())
 
@@ -266,16 +266,16 @@ class Pipeline:
             for record, result in motion_stream(mine, **params, workers=cfg.workers, device=cfg.device):
                 if isinstance(result, str):
                     failed.append(record.video_id)
-                    result = torch.zeros(params["views"], cfg.frames)
+                    result = torch.zeros(params["views"], cfg.data.frames)
                 rows.append(torch.as_tensor(result, dtype=torch.float32))
             if failed:
                 warn(f"{len(failed)} {subset} video(s) decoded but their successor frames could not be read "
                      f"({', '.join(failed[:5])}): no motion, so mgsampler spreads their frames evenly")
-            mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.frames)
+            mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.data.frames)
             return distributed.gather_rows(mine_rows)
 
         motion = self.cached(f"motion/{subset}", "motion", key, compute, work={"videos": len(videos)})
-        if motion.shape != (len(split.video_ids), cfg.frames):
+        if motion.shape != (len(split.video_ids), cfg.data.frames):
             raise RuntimeError(f"motion of {motion.shape[0]} rows for a split of {len(split.video_ids)}")
         return motion
 
@@ -314,11 +314,11 @@ class Pipeline:
         train, val = self.split("train"), self.split("val")
         hyper = dict(
             arch=arch,
-            segments=cfg.main_budget if tsn else 1,
+            segments=cfg.sampling.main_budget if tsn else 1,
             max_epochs=net.epochs,
             patience=cfg.patience,
             holdout_fraction=cfg.holdout_fraction,
-            heldout_segments=cfg.main_budget,
+            heldout_segments=cfg.sampling.main_budget,
             lr=net.lr,
             batch_size=net.batch,
             resolution=net.res,
@@ -340,7 +340,7 @@ class Pipeline:
             model.to(dtype)
             heldout = heldout_videos(train.video_ids, fraction=cfg.holdout_fraction, seed=cfg.seed)
             training = train_frame_classifier(
-                model, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.main_budget,
+                model, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.sampling.main_budget,
                 segments=hyper["segments"],
                 max_epochs=hyper["max_epochs"], patience=cfg.patience, lr=hyper["lr"], batch_size=hyper["batch_size"],
                 seed=cfg.seed, device=cfg.device, resolution=hyper["resolution"], desc=f"train {name}",
@@ -368,7 +368,7 @@ class Pipeline:
                 feats[f"{subset}_feats"], feats[f"{subset}_logits"] = (distributed.gather_rows(p) for p in part)
             return feats
 
-        frames = (len(train.frames) + len(val.frames)) * cfg.frames
+        frames = (len(train.frames) + len(val.frames)) * cfg.data.frames
         feats = self.cached(f"features {name}", "outputs", out_key, features, work={"frames": frames})
         return Outputs(key=out_key, name=name, arch=arch, model=model.eval(),
                        training=Fit.from_state(state["training"]), tsn=tsn, **feats)
@@ -411,15 +411,15 @@ class Pipeline:
 
     def options(self, name: str) -> dict[str, Any]:
         """The run's ``sampling.options`` for sampler ``name``, checked against its constructor."""
-        return check_options(name, self.cfg.sampler_options.get(name, {}))
+        return check_options(name, self.cfg.sampling.options.get(name, {}))
 
     def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
         cfg = self.cfg
         cls = get_sampler_class(name)
-        common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, patience=cfg.patience,
-                      holdout_fraction=cfg.holdout_fraction, batch_size=cfg.sampler_batch,
-                      lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res),
-                      train_budget=cfg.main_budget)
+        common = dict(seed=cfg.seed, epochs=cfg.sampling.epochs, patience=cfg.patience,
+                      holdout_fraction=cfg.holdout_fraction, batch_size=cfg.sampling.batch,
+                      lr=cfg.sampling.lr, device=cfg.device, frame_size=(cfg.recognizer.res, cfg.recognizer.res),
+                      train_budget=cfg.sampling.main_budget)
         accepted = constructor_fields(cls)
         kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)

@@ -111,7 +111,7 @@ def printed_rows(rows: list[dict], cfg: RunConfig) -> list[dict]:
 def paper_caveat(cfg: RunConfig) -> str:
     """The sentence added to a table note where the paper's ActivityNet figures stand beside the rows of
     another dataset (:data:`PAPER_CAVEAT`); empty on ActivityNet and where no paper figure is printed."""
-    return f" {PAPER_CAVEAT}" if shows_paper_figures(cfg) and cfg.dataset != PAPER_DATASET else ""
+    return f" {PAPER_CAVEAT}" if shows_paper_figures(cfg) and cfg.data.dataset != PAPER_DATASET else ""
 
 
 def summary_columns(metric: str) -> list[str]:
@@ -330,7 +330,7 @@ def write_predictions(folder: Path, scores: dict[tuple[str, int], np.ndarray], *
                    for vid, row in zip(video_ids, s, strict=True)}
         payload = {"version": "VERSION 1.3", "results": results,
                    "external_data": {"used": False, "details": f"samplerbench {package_versions()['samplerbench']}, "
-                                     f"sampler {sampler}, K={k} of T={cfg.frames}, preset {cfg.preset}, "
+                                     f"sampler {sampler}, K={k} of T={cfg.data.frames}, preset {cfg.preset}, "
                                      f"seed {cfg.seed}; trained from scratch on the dataset's training split"}}
         name = f"predictions/{prediction_filename(sampler, k)}"
         _write_text(folder / name, json.dumps(payload) + "\n")
@@ -384,7 +384,7 @@ def write_all(folder: Path, result: RunResult) -> None:
             oracle_note += f" {PUBLISHED_OCSAMPLER}"
     card = f"\n\n{protocol_markdown(protocol, labels_file=LABELS_FILE)}" if protocol else ""
     main = main_markdown(rows, header + card, data.metric, result.decode,
-                         bank=cfg.dataset == "bank") + oracle_note
+                         bank=cfg.data.dataset == "bank") + oracle_note
     _write_text(folder / "main.md", main + (f"\n\n{reading}" if reading else "") + "\n")
     written = ["summary.csv", "main.md"]
     if protocol:
@@ -398,7 +398,7 @@ def write_all(folder: Path, result: RunResult) -> None:
         written.append(table.filename)
     smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
     plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",
-                       f"{cfg.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}")
+                       f"{cfg.data.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}")
     written.append("map_vs_gflops.png")
     if result.curves is not None:
         plot_saliency(result.curves, folder / "fig1_saliency.png")
@@ -415,7 +415,7 @@ def write_all(folder: Path, result: RunResult) -> None:
         "seed": cfg.seed,
         "preset": cfg.preset,
         "smoke_test": cfg.preset in SMOKE_TEST_PRESETS,
-        "headline": headline(rows, data.metric, cfg.main_budget),
+        "headline": headline(rows, data.metric, cfg.sampling.main_budget),
         "machine": result.machine,
         "processes": distributed.world_size(),  # torchrun's WORLD_SIZE for this run; 1 without torchrun
         "platform": platform.platform(),

@@ -38,7 +38,7 @@ RUN_OWNED = ("checkpoints/*.pt", "bank/*.json", "bank/*/*")
 
 def run_folder(out: Path, cfg: RunConfig) -> Path:
     """``<out>/<dataset>/`` for the default preset, ``<out>/<dataset>-<preset>/`` for any other."""
-    return Path(out) / (cfg.dataset if cfg.preset == "default" else f"{cfg.dataset}-{cfg.preset}")
+    return Path(out) / (cfg.data.dataset if cfg.preset == "default" else f"{cfg.data.dataset}-{cfg.preset}")
 
 
 def _at(config: dict[str, Any], path: str) -> Any:

@@ -171,10 +171,10 @@ def test_unmappable_or_conflicting_keys_are_one_line_errors(tmp_path, text, mess
 
 def test_main_budget_outside_the_budgets_is_an_error_not_a_rewrite():
     with pytest.raises(UserError, match="main_budget = 4 is not one of the budgets 1,2"):
-        build_config(budgets=(1, 2))
+        build_config(sampling={"budgets": (1, 2)})
     with pytest.raises(UserError, match="main_budget = 3 is not one of the budgets 1,2,4,8"):
         SamplingConfig(main_budget=3)
-    assert build_config(budgets=(1, 2), main_budget=2).sampling.main_budget == 2
+    assert build_config(sampling={"budgets": (1, 2), "main_budget": 2}).sampling.main_budget == 2
     args = build_parser().parse_args(["--budget", "2", "--device", "cpu"])
     with pytest.raises(UserError, match=r"sampling\.main_budget = 4 is not one of the budgets 2: add it to --budget"):
         config_from_args(args)

@@ -15,7 +15,7 @@ from samplerbench.errors import UserError
 
 
 def index(dataset: str, root: Path, **overrides):
-    return get_dataset(dataset)(build_config(dataset=dataset, data_root=str(root), **overrides), root / "cache")
+    return get_dataset(dataset)(build_config(data={"dataset": dataset, "root": str(root)}, **overrides), root / "cache")
 
 
 def test_fcvid_multi_label_lines_and_class_names(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_minikinetics_csv_needs_the_kinetics_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dataset", ["fcvid", "list", "ucf101", "minikinetics", "activitynet"])
 def test_missing_data_root_explains_the_layout(dataset: str, tmp_path: Path) -> None:
     with pytest.raises(UserError, match=f"--dataset {dataset} needs --data-root \\(expected <root>/"):
-        get_dataset(dataset)(build_config(dataset=dataset), tmp_path)
+        get_dataset(dataset)(build_config(data={"dataset": dataset}), tmp_path)
 
 
 @pytest.mark.parametrize(("dataset", "fem_res"), [("minikinetics", 112), ("activitynet", 224), ("fcvid", 224),

@@ -22,7 +22,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
     common = dict(samplers=("nsnet",), tables=("main",), budgets=(2,), throughput_iters=1, device="cpu")
     plain = build_config("tiny", **common)
-    narrow = build_config("tiny", **common, sampler_options=OPTIONS)
+    narrow = build_config("tiny", **common, sampling={"options": OPTIONS})
     folders = {name: run(cfg, out=root / name, cache_dir=root / "cache", quiet=True)
                for name, cfg in (("plain", plain), ("narrow", narrow))}
     return root, narrow, folders
