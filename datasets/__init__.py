@@ -3,11 +3,16 @@
 from samplerbench.datasets import activitynet, bank, fcvid, listfile, minikinetics, synthetic, ucf101  # noqa: F401
 from samplerbench.datasets.base import (
     DatasetIndex,
+    DatasetOptions,
     VideoRecord,
+    dataset_options,
     dataset_spec,
     get_dataset,
     list_datasets,
+    preset_layer,
     register_dataset,
+    run_options,
 )
 
-__all__ = ["DatasetIndex", "VideoRecord", "dataset_spec", "get_dataset", "list_datasets", "register_dataset"]
+__all__ = ["DatasetIndex", "DatasetOptions", "VideoRecord", "dataset_options", "dataset_spec", "get_dataset",
+           "list_datasets", "preset_layer", "register_dataset", "run_options"]

@@ -23,12 +23,13 @@ skips them instead and lists them in :attr:`DatasetIndex.skipped`, for the run r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.base import DatasetIndex, DatasetOptions, VideoRecord, register_dataset
 from samplerbench.datasets.layout import FRAME_DIR, data_root, existing, find_video, frame_folder, list_videos
 from samplerbench.datasets.parsing import BadEntry, check_entries, read_text
 from samplerbench.errors import UserError
@@ -177,10 +178,17 @@ def parse_activitynet(path: Path, *, video_dir: Path, lenient: bool = False, nam
     return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))
 
 
-@register_dataset("activitynet")
-def build(cfg, cache_dir: Path) -> DatasetIndex:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ActivityNetOptions(DatasetOptions):
+    """The annotation file (``--annotations``); ``None`` = ``activity_net.v1-3.min.json`` in the data root."""
+
+    annotations: str | None = None
+
+
+@register_dataset("activitynet", options=ActivityNetOptions)
+def build(cfg, cache_dir: Path, options: ActivityNetOptions) -> DatasetIndex:
     """``--data-root`` holds ``activity_net.v1-3.min.json`` (or ``--annotations``) and ``videos/``."""
     layout = f"expected <root>/{ANNOTATION_FILE} and <root>/videos/v_<id>.mp4 (or frames in <root>/{FRAME_DIR}/v_<id>/)"
     root = data_root(cfg, layout)
-    annotations = existing(cfg.annotations or root / ANNOTATION_FILE, "annotation file", layout)
-    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.lenient, cfg=cfg)
+    annotations = existing(options.annotations or root / ANNOTATION_FILE, "annotation file", layout)
+    return parse_activitynet(annotations, video_dir=root / "videos", lenient=cfg.data.lenient, cfg=cfg)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from samplerbench.bank import Bank, read_bank
-from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
+from samplerbench.datasets.base import DatasetIndex, DatasetOptions, VideoRecord, register_dataset
 from samplerbench.errors import UserError
 
 NAME = "bank"
@@ -31,13 +31,13 @@ def bank_index(bank: Bank) -> DatasetIndex:
 
 
 def open_bank(cfg) -> Bank:
-    """The bank of a run of ``cfg`` (a :class:`~samplerbench.config.RunConfig`): ``cfg.data_root``, read with
-    ``cfg.lenient``."""
-    if not cfg.data_root:
+    """The bank of a run of ``cfg`` (a :class:`~samplerbench.config.RunConfig`): ``cfg.data.root``, read with
+    ``cfg.data.lenient``."""
+    if not cfg.data.root:
         raise UserError("--dataset bank needs --data-root: the bank folder (one a run wrote with --export-bank)")
-    return read_bank(cfg.data_root, lenient=cfg.lenient)
+    return read_bank(cfg.data.root, lenient=cfg.data.lenient)
 
 
 @register_dataset(NAME)
-def build(cfg, cache_dir: Path) -> DatasetIndex:
+def build(cfg, cache_dir: Path, options: DatasetOptions) -> DatasetIndex:
     return bank_index(open_bank(cfg))

@@ -7,10 +7,11 @@ stage (decode, features, samplers, evaluation) only sees records, so a new datas
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from samplerbench.config import check_fields, option_fields
 from samplerbench.errors import UserError
 
 MISSING = "missing file"  # the skip reason of a record whose video file or frame folder is absent
@@ -78,10 +79,21 @@ class DatasetIndex:
         return tuple(r for r in self.records if r.subset == subset)
 
 
-class DatasetBuilder(Protocol):
-    """``builder(cfg, cache_dir) -> DatasetIndex``; cfg is the run's :class:`~samplerbench.config.RunConfig`."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetOptions:
+    """An adapter's own settings (``[data.options.<dataset>]`` in a config file), checked when built: types
+    and ranges (the class's ``RANGES``) by :func:`~samplerbench.config.check_fields`, the rest by a subclass's
+    ``__post_init__``. The base class holds none."""
 
-    def __call__(self, cfg, cache_dir: Path) -> DatasetIndex: ...
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+class DatasetBuilder(Protocol):
+    """``builder(cfg, cache_dir, options) -> DatasetIndex``: cfg is the run's
+    :class:`~samplerbench.config.RunConfig`, ``options`` the adapter's :class:`DatasetOptions` from it."""
+
+    def __call__(self, cfg, cache_dir: Path, options: Any) -> DatasetIndex: ...
 
 
 # The paper's FEM resolution (supplementary A.1): 224 px for ActivityNet, FCVID and UCF101, 112 px for
@@ -95,17 +107,22 @@ class DatasetSpec:
     """A registered adapter and what the ``paper`` preset needs to know about its dataset before indexing it."""
 
     build: DatasetBuilder
+    options: type[DatasetOptions] = DatasetOptions
     paper_fem_res: int = PAPER_FEM_RES
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 
 
-def register_dataset(name: str, *, paper_fem_res: int = PAPER_FEM_RES) -> Callable[[DatasetBuilder], DatasetBuilder]:
+def register_dataset(name: str, *, options: type[DatasetOptions] = DatasetOptions,
+                     paper_fem_res: int = PAPER_FEM_RES) -> Callable[[DatasetBuilder], DatasetBuilder]:
+    """Function decorator: ``@register_dataset("ucf101", options=UCF101Options)``; the adapter is called with
+    its checked ``options`` (:func:`dataset_options`)."""
+
     def wrap(fn: DatasetBuilder) -> DatasetBuilder:
         if name in _REGISTRY:
             raise ValueError(f"a dataset named {name!r} is already registered")
-        _REGISTRY[name] = DatasetSpec(build=fn, paper_fem_res=paper_fem_res)
+        _REGISTRY[name] = DatasetSpec(build=fn, options=options, paper_fem_res=paper_fem_res)
         return fn
 
     return wrap
@@ -122,5 +139,30 @@ def dataset_spec(name: str) -> DatasetSpec:
         raise UserError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}") from None
 
 
-def get_dataset(name: str) -> DatasetBuilder:
-    return dataset_spec(name).build
+def dataset_options(name: str, values: Mapping[str, Any]) -> DatasetOptions:
+    """Adapter ``name``'s options from ``values`` (``cfg.data.options[name]``), checked: an unknown key, a
+    value of the wrong type or one the adapter refuses is one :class:`UserError` naming
+    ``data.options.<name>``."""
+    cls, where = dataset_spec(name).options, f"data.options.{name}"
+    fields = option_fields(cls, values, where=where)
+    try:
+        return cls(**fields)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def run_options(cfg) -> DatasetOptions:
+    """The options of the run's own dataset (``cfg.data.dataset``)."""
+    return dataset_options(cfg.data.dataset, cfg.data.options.get(cfg.data.dataset, {}))
+
+
+def get_dataset(name: str) -> Callable[[Any, Path], DatasetIndex]:
+    """``index(cfg, cache_dir)``: adapter ``name`` run with its options from ``cfg`` (:func:`run_options`)."""
+    spec = dataset_spec(name)
+    return lambda cfg, cache_dir: spec.build(cfg, cache_dir, dataset_options(name, cfg.data.options.get(name, {})))
+
+
+def preset_layer(preset: str, dataset: str) -> dict[str, Any]:
+    """What preset ``preset`` takes from ``dataset``'s adapter, as a layer of settings
+    (:func:`samplerbench.config.build_config`'s ``dataset_layer``): the ``paper`` preset's FEM resolution."""
+    return {"fem": {"res": dataset_spec(dataset).paper_fem_res}} if preset == "paper" else {}

@@ -6,13 +6,14 @@ one :class:`~samplerbench.errors.UserError` that names the path and shows the wh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from samplerbench.datasets.base import FrameFolder
+from samplerbench.datasets.base import DatasetOptions, FrameFolder
 from samplerbench.datasets.parsing import BadEntry
 from samplerbench.errors import UserError
 
@@ -22,9 +23,9 @@ FRAME_DIR = "rawframes"  # mmaction2's folder of frame folders, beside the video
 
 def data_root(cfg, layout: str) -> Path:
     """``--data-root`` as a folder, or a :class:`UserError` that explains ``layout``."""
-    if cfg.data_root is None:
-        raise UserError(f"--dataset {cfg.dataset} needs --data-root ({layout})")
-    root = Path(cfg.data_root).expanduser()
+    if cfg.data.root is None:
+        raise UserError(f"--dataset {cfg.data.dataset} needs --data-root ({layout})")
+    root = Path(cfg.data.root).expanduser()
     if not root.is_dir():
         raise UserError(f"--data-root {root} is not a folder ({layout})")
     return root
@@ -38,13 +39,22 @@ def existing(path: Path | str, what: str, layout: str, *, folder: bool = False) 
     return path
 
 
-def split_lists(cfg, layout: str, *, train: Path, val: Path,
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SplitListOptions(DatasetOptions):
+    """The options of an adapter that reads a training and a validation list (``--train-list``,
+    ``--val-list``); ``None`` = the adapter's default file inside the data root."""
+
+    train_list: str | None = None
+    val_list: str | None = None
+
+
+def split_lists(options: SplitListOptions, layout: str, *, train: Path, val: Path,
                 what: tuple[str, str] = ("training list", "validation list")) -> dict[str, Path]:
-    """``{"train": file, "val": file}``: ``--train-list``/``--val-list``, else the adapter's default files
-    ``train`` and ``val``; each must exist (``what`` names them in the error)."""
+    """``{"train": file, "val": file}``: the options' lists, else the adapter's default files ``train`` and
+    ``val``; each must exist (``what`` names them in the error)."""
     return {
-        "train": existing(cfg.train_list or train, what[0], layout),
-        "val": existing(cfg.val_list or val, what[1], layout),
+        "train": existing(options.train_list or train, what[0], layout),
+        "val": existing(options.val_list or val, what[1], layout),
     }
 
 
@@ -101,17 +111,17 @@ def frame_folder(cfg, path: Path, total_frames: int | None, *, duration: float =
     fewer than its line gives is a :class:`BadEntry` (an error naming the line, a skip with ``--lenient``); a
     missing or empty one is left to the decode stage, which skips it with its reason, as a missing video.
     """
-    present = count_frames(path, cfg.filename_tmpl)
+    present = count_frames(path, cfg.data.filename_tmpl)
     if total_frames is None:
         total_frames = present
     elif 0 < present < total_frames:
-        raise BadEntry(f"frame folder {path} has {present} frames named {cfg.filename_tmpl!r}, "
+        raise BadEntry(f"frame folder {path} has {present} frames named {cfg.data.filename_tmpl!r}, "
                        f"the line says {total_frames}")
     if total_frames < 0:
         raise BadEntry(f"negative frame count {total_frames}")
     extra = {"fps": total_frames / duration} if duration > 0 and total_frames > 0 else {}
-    return FrameFolder(path=path, total_frames=total_frames, template=cfg.filename_tmpl,
-                       start_index=cfg.start_index, **extra)
+    return FrameFolder(path=path, total_frames=total_frames, template=cfg.data.filename_tmpl,
+                       start_index=cfg.data.start_index, **extra)
 
 
 def is_frame_folder(path: Path) -> bool:

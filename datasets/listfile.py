@@ -13,15 +13,30 @@ numbers themselves. The FCVID adapter is this format with a required class list.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
-from samplerbench.datasets.layout import data_root, existing, frame_folder, is_frame_folder, split_lists
+from samplerbench.datasets.layout import (
+    SplitListOptions,
+    data_root,
+    existing,
+    frame_folder,
+    is_frame_folder,
+    split_lists,
+)
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, records_from_lists, split_labels
 
 TRAIN_LIST = "train_list.txt"
 VAL_LIST = "val_list.txt"
 CLASS_LIST = "classes.txt"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ListOptions(SplitListOptions):
+    """The lists of a list-file dataset, and its class list (``--classes``): one name per line."""
+
+    classes: str | None = None
 
 
 def parse_label_line(line: str, *, num_classes: int | None,
@@ -54,22 +69,22 @@ def parse_list_dataset(
         frames = None if total_frames is None else frame_folder(cfg, root / path, total_frames)
         return VideoRecord(video_id=path, path=root / path, labels=labels, subset=subset, frames=frames)
 
-    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.data.lenient)
     if classes is None:
         classes = tuple(str(i) for i in range(max((max(r.labels) for r in records), default=-1) + 1))
     return DatasetIndex(name=name, classes=classes, records=tuple(records), metric="mAP", skipped=tuple(bad))
 
 
-@register_dataset("list")
-def build(cfg, cache_dir: Path) -> DatasetIndex:
+@register_dataset("list", options=ListOptions)
+def build(cfg, cache_dir: Path, options: ListOptions) -> DatasetIndex:
     """``--data-root`` with ``train_list.txt``, ``val_list.txt`` (or ``--train-list``/``--val-list``) and,
     optionally, ``classes.txt`` (or ``--classes``)."""
     layout = (f"expected <root>/{TRAIN_LIST} and <root>/{VAL_LIST} with 'relative/path label [label ...]' lines, "
               f"optionally <root>/{CLASS_LIST}")
     root = data_root(cfg, layout)
-    lists = split_lists(cfg, layout, train=root / TRAIN_LIST, val=root / VAL_LIST)
-    class_list = Path(cfg.classes).expanduser() if cfg.classes else root / CLASS_LIST
-    if cfg.classes:
+    lists = split_lists(options, layout, train=root / TRAIN_LIST, val=root / VAL_LIST)
+    class_list = Path(options.classes).expanduser() if options.classes else root / CLASS_LIST
+    if options.classes:
         existing(class_list, "class list", layout)
     classes = parse_class_list(class_list) if class_list.is_file() else None
     return parse_list_dataset(cfg, name="list", lists=lists, root=root, classes=classes)

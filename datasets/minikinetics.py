@@ -25,6 +25,7 @@ from pathlib import Path
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import (
     FRAME_DIR,
+    SplitListOptions,
     data_root,
     existing,
     find_video,
@@ -100,17 +101,25 @@ def read_kinetics_csv(paths: list[Path]) -> dict[str, Clip | str]:
     return clips
 
 
-@register_dataset("minikinetics", paper_fem_res=112)
-def build(cfg, cache_dir: Path) -> DatasetIndex:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MiniKineticsOptions(SplitListOptions):
+    """One Kinetics CSV instead of ``train.csv`` + ``validate.csv`` (``--annotations``), and the id lists
+    (``--train-list``, ``--val-list``)."""
+
+    annotations: str | None = None
+
+
+@register_dataset("minikinetics", options=MiniKineticsOptions, paper_fem_res=112)
+def build(cfg, cache_dir: Path, options: MiniKineticsOptions) -> DatasetIndex:
     """``--data-root`` with the Kinetics CSVs (or ``--annotations`` for one CSV), the two id lists (or
     ``--train-list``/``--val-list``) and ``videos/``."""
     layout = (f"expected <root>/{CSV_FILES[0]} and <root>/{CSV_FILES[1]} (Kinetics CSVs), "
               f"<root>/{ID_LISTS['train']} and <root>/{ID_LISTS['val']} (Mini-Kinetics-200 ids), "
               "and the videos under <root>/videos/ as <id>_<start:06d>_<end:06d>.mp4")
     root = data_root(cfg, layout)
-    csvs = [cfg.annotations] if cfg.annotations else [root / name for name in CSV_FILES]
+    csvs = [options.annotations] if options.annotations else [root / name for name in CSV_FILES]
     clips = read_kinetics_csv([existing(p, "Kinetics CSV", layout) for p in csvs])
-    lists = split_lists(cfg, layout, train=root / ID_LISTS["train"], val=root / ID_LISTS["val"],
+    lists = split_lists(options, layout, train=root / ID_LISTS["train"], val=root / ID_LISTS["val"],
                         what=("training id list", "validation id list"))
     files = list_videos(root / "videos", recursive=True)
     frame_dir = root / FRAME_DIR
@@ -136,7 +145,7 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
         return VideoRecord(video_id=youtube_id, path=folder, labels=(), subset=subset,
                            frames=frame_folder(cfg, folder, total[0] if total else None, duration=duration))
 
-    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.data.lenient)
     classes = tuple(sorted({label_of[r.video_id] for r in records}))
     index = {name: i for i, name in enumerate(classes)}
     records = [dataclasses.replace(r, labels=(index[label_of[r.video_id]],)) for r in records]

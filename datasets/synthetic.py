@@ -37,14 +37,15 @@ import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import ClassVar
 
 import av
 import numpy as np
 
 from samplerbench.cache import atomic_write, stage_key
-from samplerbench.config import SyntheticConfig
+from samplerbench.config import Range
 from samplerbench.datasets.activitynet import ANNOTATION_FILE, parse_activitynet
-from samplerbench.datasets.base import DatasetIndex, register_dataset
+from samplerbench.datasets.base import DatasetIndex, DatasetOptions, register_dataset
 from samplerbench.errors import UserError
 from samplerbench.stagelog import progress
 
@@ -70,6 +71,50 @@ _RADIUS = 0.21  # pattern radius, as a fraction of the shorter side
 _CAMERA_PERIOD = (16.0, 64.0)  # frames per cycle of the camera's wander and zoom: 2 to 8 s at 8 fps
 _CHUNK = 32  # frames rendered at once (bounds memory for large frame sizes)
 _STYLE_ORDER_SEED = 20240601  # fixes which attribute combinations the classes get, independent of --seed
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SyntheticConfig(DatasetOptions):
+    """The generated dataset (``[data.options.synthetic]``): what the videos contain is in the module note.
+    Its fields are hashed into the dataset's folder name (:func:`dataset_root`), so renaming one regenerates it."""
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "context": Range(0.0, 1.0),
+        "camera_pan": Range(0.0, 0.08),  # the largest pan and zoom that keep the pattern inside the centre crop
+        "camera_zoom": Range(0.0, 0.2),
+    }
+    num_classes: int = 10
+    train_per_class: int = 30
+    val_per_class: int = 40
+    min_frames: int = 12  # some videos are shorter than T on purpose
+    max_frames: int = 120
+    width: int = 96
+    height: int = 72
+    fps: int = 8
+    salient_fraction: tuple[float, float] = (0.15, 0.35)  # share of each video inside salient segments
+    shot_frames: int = 24  # mean shot length: a video cuts to a new scene every this many frames (± 50%)
+    context: float = 0.5  # share of a class's shots filmed in one of its two home scenes (else any scene)
+    camera_pan: float = 0.05  # how far the camera wanders, as a fraction of the shorter side (at most)
+    camera_zoom: float = 0.08  # the camera's zoom factor stays within 1 ± this (at most)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self.salient_fraction
+        checks = [
+            (self.num_classes >= 2, f"num_classes={self.num_classes} must be at least 2"),
+            (
+                2 <= self.min_frames <= self.max_frames,
+                f"need 2 <= min_frames <= max_frames, got {self.min_frames}, {self.max_frames}",
+            ),
+            (
+                self.width >= 16 and self.height >= 16 and self.width % 2 == 0 and self.height % 2 == 0,
+                f"width and height must be even and at least 16 (H.264 yuv420p), got {self.width}x{self.height}",
+            ),
+            (0 < lo <= hi < 1, f"salient_fraction={self.salient_fraction} must satisfy 0 < low <= high < 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"synthetic dataset: {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -512,30 +557,6 @@ def annotation_json(plans: list[VideoPlan], *, cfg: SyntheticConfig, seed: int) 
     return json.dumps(doc, separators=(",", ":"))
 
 
-def _validate(cfg: SyntheticConfig) -> None:
-    lo, hi = cfg.salient_fraction
-    checks = [
-        (cfg.num_classes >= 2, f"num_classes={cfg.num_classes} must be at least 2"),
-        (
-            cfg.train_per_class >= 1 and cfg.val_per_class >= 1,
-            "train_per_class and val_per_class must be >= 1",
-        ),
-        (
-            2 <= cfg.min_frames <= cfg.max_frames,
-            f"need 2 <= min_frames <= max_frames, got {cfg.min_frames}, {cfg.max_frames}",
-        ),
-        (
-            cfg.width >= 16 and cfg.height >= 16 and cfg.width % 2 == 0 and cfg.height % 2 == 0,
-            f"width and height must be even and at least 16 (H.264 yuv420p), got {cfg.width}x{cfg.height}",
-        ),
-        (cfg.fps >= 1, f"fps={cfg.fps} must be at least 1"),
-        (0 < lo <= hi < 1, f"salient_fraction={cfg.salient_fraction} must satisfy 0 < low <= high < 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(f"synthetic dataset: {message}")
-
-
 @functools.cache
 def _worker_assets(cfg: SyntheticConfig, seed: int) -> Assets:
     """:func:`make_assets`, once per worker process: recomputing them (about a second at 340×256) is cheaper
@@ -562,7 +583,6 @@ def generate(cfg: SyntheticConfig, *, seed: int, root: Path, workers: int) -> Pa
     forkserver: that server is one per process and keeps the preloaded modules of whichever pool starts it
     first. A script calling this therefore needs the ``if __name__ == "__main__":`` guard.
     """
-    _validate(cfg)
     plans = plan_dataset(cfg, seed=seed)
     todo = [(plan, root / "videos" / f"v_{plan.video_id}.mp4") for plan in plans]
     todo = [(plan, path) for plan, path in todo if not path.exists()]
@@ -585,13 +605,13 @@ def dataset_root(cfg: SyntheticConfig, *, seed: int, cache_dir: Path) -> Path:
     return Path(cache_dir) / "synthetic" / key
 
 
-@register_dataset("synthetic")
-def build(cfg, cache_dir: Path) -> DatasetIndex:
-    """Generate the dataset of ``cfg.synthetic`` and ``cfg.seed`` unless cached, then parse it."""
-    root = dataset_root(cfg.synthetic, seed=cfg.seed, cache_dir=cache_dir)
+@register_dataset("synthetic", options=SyntheticConfig)
+def build(cfg, cache_dir: Path, options: SyntheticConfig) -> DatasetIndex:
+    """Generate the dataset of ``options`` and ``cfg.seed`` unless cached, then parse it."""
+    root = dataset_root(options, seed=cfg.seed, cache_dir=cache_dir)
     annotations = root / ANNOTATION_FILE
     if not annotations.exists():
-        generate(cfg.synthetic, seed=cfg.seed, root=root, workers=cfg.workers)
+        generate(options, seed=cfg.seed, root=root, workers=cfg.workers)
     return parse_activitynet(annotations, video_dir=root / "videos", name="synthetic")
 
 
@@ -603,7 +623,6 @@ def preview(cfg: SyntheticConfig, *, seed: int, index: int, path: Path, frames: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _validate(cfg)
     plans = plan_dataset(cfg, seed=seed)
     if not 0 <= index < len(plans):
         raise UserError(f"--index {index}: the dataset has videos 0 .. {len(plans) - 1}")

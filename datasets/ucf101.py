@@ -13,14 +13,26 @@ A line whose path is a folder under ``rawframes/`` (else under the video folder)
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
+from samplerbench.config import Range
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import FRAME_DIR, data_root, existing, frame_folder, is_frame_folder, split_lists
+from samplerbench.datasets.listfile import ListOptions
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, records_from_lists, split_labels
 
 SPLIT_DIR = "ucfTrainTestlist"
 VIDEO_DIRS = ("UCF-101", "videos")  # the official archive's folder, or a plain one
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UCF101Options(ListOptions):
+    """UCF101's official split (``--split``), and the lists that replace its files (``--classes``, ...)."""
+
+    RANGES: ClassVar[dict[str, Range]] = {"split": Range(1, 3)}
+    split: int = 1
 
 
 def parse_ucf_line(line: str, *, class_index: dict[str, int], train: bool,
@@ -48,19 +60,19 @@ def parse_ucf_line(line: str, *, class_index: dict[str, int], train: bool,
     return rel, label, total_frames
 
 
-@register_dataset("ucf101")
-def build(cfg, cache_dir: Path) -> DatasetIndex:
+@register_dataset("ucf101", options=UCF101Options)
+def build(cfg, cache_dir: Path, options: UCF101Options) -> DatasetIndex:
     """``--data-root`` with ``ucfTrainTestlist/`` (or ``--classes``/``--train-list``/``--val-list``) and the
     videos in ``UCF-101/<Class>/`` (or ``videos/<Class>/``)."""
-    n = f"{cfg.split:02d}"
+    n = f"{options.split:02d}"
     layout = (f"expected <root>/{SPLIT_DIR}/classInd.txt, trainlist{n}.txt and testlist{n}.txt, "
               "and the videos in <root>/UCF-101/<Class>/")
     root = data_root(cfg, layout)
     splits = root / SPLIT_DIR
-    classes = parse_class_list(existing(cfg.classes or splits / "classInd.txt", "class list", layout))
+    classes = parse_class_list(existing(options.classes or splits / "classInd.txt", "class list", layout))
     class_index = {name.lower(): i for i, name in enumerate(classes)}
     video_dir = next((root / d for d in VIDEO_DIRS if (root / d).is_dir()), root / VIDEO_DIRS[0])
-    lists = split_lists(cfg, layout, train=splits / f"trainlist{n}.txt", val=splits / f"testlist{n}.txt",
+    lists = split_lists(options, layout, train=splits / f"trainlist{n}.txt", val=splits / f"testlist{n}.txt",
                         what=("training list", "test list"))
 
     frame_root = root / FRAME_DIR if (root / FRAME_DIR).is_dir() else video_dir
@@ -74,5 +86,5 @@ def build(cfg, cache_dir: Path) -> DatasetIndex:
         return VideoRecord(video_id=PurePosixPath(rel).stem, path=frame_root / rel, labels=(label,), subset=subset,
                            frames=frame_folder(cfg, frame_root / rel, total_frames))
 
-    records, bad = records_from_lists(lists, record, lenient=cfg.lenient)
+    records, bad = records_from_lists(lists, record, lenient=cfg.data.lenient)
     return DatasetIndex(name="ucf101", classes=classes, records=tuple(records), metric="top1", skipped=tuple(bad))

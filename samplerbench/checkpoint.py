@@ -8,7 +8,7 @@ checkpoint is data, never code):
   (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation), the run's aggregation
   of frame outputs into a video score, and its state dict;
 * **sampler**: the registry name, every constructor field (eval-time ones such as NSNet's fusion and α
-  included), the run's ``sampler_options`` for it (``options``), its ``state_dict()``, and the file names of
+  included), the run's ``sampling.options`` for it (``options``), its ``state_dict()``, and the file names of
   the FEM and recognizer checkpoints it relies on. Those are *referenced* as sibling files rather than
   embedded: a run's samplers share one recognizer (a ResNet-18 alone is 45 MB), so embedding would store it
   once per sampler.
@@ -60,13 +60,13 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
         "num_classes": len(classes),
         "classes": list(classes),
         # how the run made a video's score from its kept frames (metrics.video_scores); select --top5 does the same
-        "aggregation": cfg.aggregation,
+        "aggregation": cfg.sampling.aggregation,
         "preprocessing": {
             "input": "uint8 RGB frames [N, 3, H, W]; the model divides by 255 and normalises with mean/std",
-            "frames": cfg.frames,  # T, uniformly pre-sampled (segment centres) per video
-            "short_side": cfg.short_side,  # shorter side resized to this ...
-            "crop": cfg.rec_res,  # ... then centre-cropped to crop x crop
-            "resolution": cfg.rec_res if role == "recognizer" else cfg.fem_res,  # then resized to this
+            "frames": cfg.data.frames,  # T, uniformly pre-sampled (segment centres) per video
+            "short_side": cfg.data.short_side,  # shorter side resized to this ...
+            "crop": cfg.recognizer.res,  # ... then centre-cropped to crop x crop
+            "resolution": getattr(cfg, role).res,  # then resized to this
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
         },
@@ -77,7 +77,7 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
 
 def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs, options: dict[str, Any]) -> dict:
     """The checkpoint of a sampler fitted on ``fem`` and ``rec``, which it references by file name; ``options``
-    are the run's ``sampler_options`` it was built with (already among its ``fields``, listed apart so that a
+    are the run's ``sampling.options`` it was built with (already among its ``fields``, listed apart so that a
     reader sees what the run changed)."""
     fields = field_values(sampler)
     return {

@@ -33,18 +33,20 @@ from samplerbench.config import (
     PRESETS,
     TABLE_NAMES,
     WEIGHT_ROLES,
+    DataConfig,
     RunConfig,
     build_config,
     load_config_file,
-    merge_options,
+    option_fields,
+    put_weights,
 )
-from samplerbench.datasets import list_datasets
+from samplerbench.datasets import dataset_options, dataset_spec, list_datasets, preset_layer
 from samplerbench.errors import UserError, environment_error
 from samplerbench.metrics import AGGREGATIONS, check_aggregation
 from samplerbench.preflight import check_memory, check_writable, expected_rows
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
-from samplerbench.samplers import list_samplers
-from samplerbench.samplers.base import check_options
+from samplerbench.samplers import get_sampler_class, list_samplers
+from samplerbench.samplers.base import RUN_FIELDS, check_options
 
 
 def default_cache_dir() -> Path:
@@ -184,7 +186,7 @@ def add_run_flags(p: ArgumentParser) -> None:
     p.add_argument("--sampler-option", type=_sampler_option, action="append", default=None,
                    metavar="SAMPLER.FIELD=VALUE",
                    help="a constructor field of one sampler, e.g. nsnet.d=256 (repeat the flag for several); "
-                        "overrides [sampler_options.SAMPLER] of --config and the preset, field by field")
+                        "overrides [sampling.options.SAMPLER] of --config and the preset, field by field")
     p.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
                    help="how the K kept frames' recognizer outputs make the video score (default: mean_softmax)")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
@@ -249,49 +251,80 @@ def add_select_flags(p: ArgumentParser) -> None:
 
 
 def check_names(cfg: RunConfig) -> None:
-    """Every registry name in ``cfg`` is registered, every sampler option is a field of its sampler, of its
-    type, and the aggregation is one of :data:`~samplerbench.metrics.AGGREGATIONS`, whether they came from a
-    flag, a file or a preset."""
+    """Every registry name in ``cfg`` is registered, every sampler and dataset option is a field of its
+    sampler's or adapter's, of its type and accepted by it, and the aggregation is one of
+    :data:`~samplerbench.metrics.AGGREGATIONS`, whether they came from a flag, a file or a preset."""
     backbones = RECOGNIZER_ARCHS + FEM_ARCHS
     named = [
-        ("dataset", (cfg.dataset,), list_datasets()),
-        ("sampler", cfg.samplers, list_samplers()),
-        ("backbone", (cfg.rec_arch, cfg.fem_arch, *cfg.table_fem_archs, *(a for a, _ in cfg.table_rec_variants)),
-         backbones),
+        ("dataset", (cfg.data.dataset,), list_datasets()),
+        ("sampler", cfg.sampling.samplers, list_samplers()),
+        ("backbone", (cfg.recognizer.arch, cfg.fem.arch, *cfg.report.fem_archs,
+                      *(a for a, _ in cfg.report.recognizer_variants)), backbones),
     ]
     for what, names, valid in named:
         for name in names:
             if name not in valid:
                 raise UserError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
-    for name, options in cfg.sampler_options.items():
-        check_options(name, options)
-    check_aggregation(cfg.aggregation)
+    check_option_tables(dataclasses.asdict(cfg))
+    check_aggregation(cfg.sampling.aggregation)
+
+
+def check_option_tables(values: dict, *, whole: bool = True) -> None:
+    """Every sampler's and dataset adapter's options in the nested settings ``values`` (a config's, a file's),
+    checked by their owner: names and types, and with ``whole`` the sampler or option set built with them (a
+    file's options alone are not whole: the preset's may complete them). An unknown sampler is an error;
+    options of an adapter not installed here are left alone: they are not the run's."""
+    for name, options in values.get("sampling", {}).get("options", {}).items():
+        if whole:
+            check_options(name, options)
+        else:
+            option_fields(get_sampler_class(name), options, where=f"sampling.options.{name}", exclude=RUN_FIELDS)
+    for name, options in values.get("data", {}).get("options", {}).items():
+        if name in list_datasets():
+            if whole:
+                dataset_options(name, options)
+            else:
+                option_fields(dataset_spec(name).options, options, where=f"data.options.{name}")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run's config; a config file's output settings (``out``, ``cache_dir``, ``quiet``) fill the flags
-    of ``args`` that were not given."""
+    of ``args`` that were not given.
+
+    The dataset flags (``--annotations``, ``--classes``, ``--train-list``, ``--val-list``, ``--split``) are
+    options of the run's dataset adapter (``data.options.<dataset>``): one it does not take is an error."""
     file_values = load_config_file(args.config) if args.config else {}
+    try:
+        check_option_tables(file_values, whole=False)
+    except UserError as exc:  # name the file, as its other mistakes do
+        raise UserError(f"{args.config}: {exc}") from None
     for key in OUTPUT_SETTINGS:
         if getattr(args, key) is None:
             setattr(args, key, file_values.get(key))
     device = distributed.resolve_device(args.device or file_values.get("device") or "auto")
     samplers = () if args.sampler == ("all",) else args.sampler
-    options = merge_options(*({name: {field: value}} for name, field, value in args.sampler_option or ()))
+    options: dict[str, dict[str, object]] = {}
+    for name, field, value in args.sampler_option or ():
+        options.setdefault(name, {})[field] = value
     tables = TABLE_NAMES if args.tables == ("all",) else args.tables
     if args.dataset is not None and args.dataset not in list_datasets():  # before the paper preset looks it up
         raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
-    cfg = build_config(args.preset, file_values=file_values, dataset=args.dataset, data_root=args.data_root,
-                        samplers=samplers, annotations=args.annotations, lenient=args.lenient, classes=args.classes,
-                        train_list=args.train_list, val_list=args.val_list, split=args.split,
-                        filename_tmpl=args.filename_tmpl, start_index=args.start_index,
-                        video_list=args.video_list, budgets=args.budget,
-                        frames=args.frames, tables=tables, seed=args.seed, device=device, weights=args.weights,
-                        workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
-                        export_predictions=args.export_predictions, export_selections=args.export_selections,
-                        export_bank=args.export_bank,
-                        sampler_options=options or None,
-                        aggregation=args.aggregation)
+    dataset = args.dataset or file_values.get("data", {}).get("dataset") or DataConfig.dataset
+    dataset_flags = dict(annotations=args.annotations, classes=args.classes, train_list=args.train_list,
+                         val_list=args.val_list, split=args.split)
+    weights: dict[str, dict[str, str]] = {}
+    if args.weights is not None:
+        put_weights(args.weights, lambda role, source: weights.setdefault(role, {"weights": source}))
+    cfg = build_config(
+        args.preset, file_values=file_values, dataset_layer=preset_layer, seed=args.seed, device=device,
+        workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
+        data=dict(dataset=args.dataset, root=args.data_root, lenient=args.lenient, video_list=args.video_list,
+                  filename_tmpl=args.filename_tmpl, start_index=args.start_index, frames=args.frames,
+                  options={dataset: dataset_flags}),
+        recognizer=weights.get("recognizer"), fem=weights.get("fem"),
+        sampling=dict(samplers=samplers, budgets=args.budget, options=options, aggregation=args.aggregation),
+        report=dict(tables=tables, export_predictions=args.export_predictions,
+                    export_selections=args.export_selections, export_bank=args.export_bank))
     check_names(cfg)
     return cfg
 
@@ -357,7 +390,8 @@ def preview_command(args: argparse.Namespace) -> int:
     from samplerbench.datasets.synthetic import preview  # matplotlib only when previewing
 
     cfg = build_config(args.preset, seed=args.seed)
-    print(preview(cfg.synthetic, seed=cfg.seed, index=args.index, path=args.out, frames=args.frames))
+    synthetic = dataset_options("synthetic", cfg.data.options.get("synthetic", {}))
+    print(preview(synthetic, seed=cfg.seed, index=args.index, path=args.out, frames=args.frames))
     return 0
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from samplerbench.cache import atomic_write
-from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS
+from samplerbench.config import SMOKE_TEST_NOTE, SMOKE_TEST_PRESETS, run_config
 from samplerbench.errors import UserError
 
 METRICS = ("mAP", "top1", "salient_hit_rate", "gflops_per_video")
@@ -59,10 +59,10 @@ def read_summary(path: Path) -> pd.DataFrame:
 
 
 def k_set(meta: dict, summary: pd.DataFrame) -> str:
-    """A run's budgets, ``"1,2,4,8"``: run.json's ``config.budgets``, else (a summary copied on its own)
-    every K of the summary, dense's K = T included."""
-    config = meta.get("config")
-    budgets = config.get("budgets") if isinstance(config, dict) else None
+    """A run's budgets, ``"1,2,4,8"``: run.json's ``config.sampling.budgets`` (``config.budgets`` in a flat
+    run.json), else (a summary copied on its own) every K of the summary, dense's K = T included."""
+    sampling = (run_config(meta["config"]) if isinstance(meta.get("config"), dict) else {}).get("sampling")
+    budgets = sampling.get("budgets") if isinstance(sampling, dict) else None
     if not (isinstance(budgets, list) and budgets and all(isinstance(k, int) for k in budgets)):
         budgets = summary["budget_K"].tolist()
     return ",".join(str(k) for k in sorted(set(budgets)))

@@ -1,12 +1,21 @@
 """Run configuration and presets.
 
-One frozen dataclass holds every knob; a preset is a named set of overrides, and every field can be
-overridden again from the command line. The stage cache hashes the fields a stage reads, so changing a knob
-recomputes exactly the stages downstream of it.
+A config has the shape of a run: one frozen dataclass per part (:class:`DataConfig`, the recognizer and the
+FEM, both a :class:`BackboneConfig` so that code reads ``getattr(cfg, role)``, :class:`SamplingConfig`,
+:class:`ReportConfig`, :class:`CostConfig`) nested in :class:`RunConfig`. A preset is a named set of overrides
+of the same shape, and every field can be overridden again by a config file (``[recognizer]`` with
+``epochs = 3``) or a flag. The stage cache hashes the values a stage reads, so changing a knob recomputes
+exactly the stages downstream of it.
+
+The options of one dataset adapter or one sampler are tables keyed by its name (``[data.options.ucf101]``,
+``[sampling.options.nsnet]``): the adapter and the sampler own and check them (this module imports neither).
 
 Every value is checked where a config is built, whatever its source (flag, file, preset, code): its type
-against the field's type hint (:func:`check_fields`; a new field is checked without a line of its own) and
-its range (:data:`RANGES`), so a mistake is one line before any work, never a traceback minutes later.
+against the field's type hint (:func:`check_fields`; a new field is checked without a line of its own), its
+range (a class's ``RANGES``), and combinations of fields (K <= T, the main budget among the budgets) in the
+classes' ``__post_init__``: a mistake is one line before any work, never a traceback minutes later, and never
+silently rewritten. Config files and ``run.json`` files written before the nesting keep loading: their flat
+keys are read through :data:`LEGACY_KEYS` (:func:`nest_legacy`).
 """
 
 from __future__ import annotations
@@ -19,163 +28,28 @@ import math
 import tomllib
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from samplerbench.distributed import local_cores
 from samplerbench.errors import UserError
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SyntheticConfig:
-    """The generated dataset (see :mod:`samplerbench.datasets.synthetic` for what the videos contain)."""
-
-    num_classes: int = 10
-    train_per_class: int = 30
-    val_per_class: int = 40
-    min_frames: int = 12  # some videos are shorter than T on purpose
-    max_frames: int = 120
-    width: int = 96
-    height: int = 72
-    fps: int = 8
-    salient_fraction: tuple[float, float] = (0.15, 0.35)  # share of each video inside salient segments
-    shot_frames: int = 24  # mean shot length: a video cuts to a new scene every this many frames (± 50%)
-    context: float = 0.5  # share of a class's shots filmed in one of its two home scenes (else any scene)
-    camera_pan: float = 0.05  # how far the camera wanders, as a fraction of the shorter side (at most)
-    camera_zoom: float = 0.08  # the camera's zoom factor stays within 1 ± this (at most)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-
 TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
-WEIGHT_ROLES = ("recognizer", "fem")
-NO_WEIGHTS = "none"  # a weights value: train from scratch
+WEIGHT_ROLES = ("recognizer", "fem")  # the RunConfig fields that are a BackboneConfig
+NO_WEIGHTS = "none"  # a weights value: train from scratch (stored as None)
 DTYPES = ("float32", "float64")
 # Flags that say where a run writes and how loudly, not what it computes, with their types: a config file may
 # set them, but they are not RunConfig fields (nor in run.json's config), so moving a run's output never
 # changes a key.
 OUTPUT_SETTINGS: dict[str, type] = {"out": str, "cache_dir": str, "quiet": bool, "overwrite": bool}
-# What a sampler option may hold in a config file: a scalar, or a list of scalars (a tuple once conformed). Its
-# exact type is the sampler constructor's own hint, checked by samplers.base.check_options.
+# What a dataset or sampler option may hold in a config file: a scalar, or a list of scalars (a tuple once
+# conformed). Its exact type is the option dataclass's own hint, checked by its adapter or sampler.
 Scalar = int | float | str | bool
 OptionValue = Scalar | None | tuple[Scalar, ...]
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class RunConfig:
-    """Every knob of a run. Field names are the CLI's flag names with dashes for underscores."""
-
-    preset: str = "default"
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    annotations: str | None = None  # annotation file; None = the adapter's default inside data_root
-    lenient: bool = False  # skip malformed annotation entries (listed in run.json) instead of stopping
-    # list-based datasets (fcvid, ucf101, minikinetics, list); None = the adapter's default inside data_root
-    classes: str | None = None  # class list, one name per line
-    train_list: str | None = None  # training list file (`path label...` lines; Mini-Kinetics: its id list)
-    val_list: str | None = None  # validation list file
-    split: int = 1  # UCF101's official train/test split, 1, 2 or 3
-    # frame folders (mmaction2's rawframes): frame i of a folder is filename_tmpl.format(start_index + i)
-    filename_tmpl: str = "img_{:05d}.jpg"
-    start_index: int = 1
-    # file of video ids (one a line): each split with a listed video keeps only the listed ones (datasets.videolist)
-    video_list: str | None = None
-    samplers: tuple[str, ...] = ()  # empty = every registered sampler
-    seed: int = 0
-    device: str = "cpu"
-    # Floating-point type of training and of the cached per-frame outputs. Training from scratch amplifies
-    # rounding: in the tiny preset, summing the same gradient in another order (2 threads instead of 1, or 2
-    # processes instead of 1) moves the float32 weights by ~1% within 8 steps, so runs that should agree
-    # (any number of processes) agree only to that. "float64" shrinks the seed of that difference by 1e9,
-    # which makes such runs agree to many digits; it is for checking, at several times the run time.
-    dtype: str = "float32"
-    # role ("recognizer" / "fem") -> where its networks start: a local checkpoint, or "imagenet" = each
-    # architecture's own torchvision ImageNet file in TORCH_HOME (Table 3's and 4's variants included). A role
-    # left out starts from scratch; "none" (for the whole mapping or for a role) says so explicitly and is
-    # stored as left out. Part of the config (and of run.json and the training keys): it changes every number.
-    weights: dict[str, str] | str = dataclasses.field(default_factory=dict)  # a dict once built
-    # frames
-    frames: int = 16  # T, uniformly pre-sampled frames per video
-    budgets: tuple[int, ...] = (1, 2, 4, 8)  # K values swept
-    main_budget: int = 4  # the K of the headline comparison and the ablation tables
-    short_side: int = 56  # recognizer frames: shorter side resized to this ...
-    rec_res: int = 48  # ... then centre-cropped to rec_res x rec_res
-    fem_res: int = 48  # FEM frames: the recognizer crop resized to this
-    train_views: int = 2  # temporal-random-shift draws decoded per training video
-    # processes per rank that generate the synthetic videos and decode (DataLoader workers); not part of any
-    # cache key. Default: the cores this process may use, divided among torchrun's processes on the node.
-    workers: int = dataclasses.field(default_factory=local_cores)
-    # training: every trained model (recognizer, FEM, sampler) holds out this share of the training videos and
-    # stops when its loss on them has not improved for `patience` epochs; the *_epochs fields are caps
-    holdout_fraction: float = 0.15
-    patience: int = 3
-    # recognizer
-    rec_arch: str = "resnet18"
-    rec_tsn: bool = False  # train "w/ TSN" (K segments, averaged logits) instead of one frame per step
-    rec_epochs: int = 7  # at most, passes over the training rows (train_views per video)
-    rec_lr: float = 0.005
-    rec_batch: int = 32
-    # FEM
-    fem_arch: str = "mobilenet_v2"
-    fem_epochs: int = 14  # at most
-    fem_lr: float = 0.02
-    fem_batch: int = 64
-    # samplers
-    sampler_epochs: int = 40  # at most
-    sampler_batch: int = 64
-    sampler_lr: float = 1e-2
-    # Constructor fields of individual samplers, {sampler: {field: value}} (`[sampler_options.nsnet]` in a file,
-    # `--sampler-option nsnet.d=256` as a flag): part of that sampler's cache key, run.json and checkpoint. Merged
-    # field by field over the preset's, so setting one option keeps the preset's others.
-    sampler_options: dict[str, dict[str, OptionValue]] = dataclasses.field(default_factory=dict)
-    # How the K selected frames' outputs become a video's score (metrics.AGGREGATIONS; see metrics.video_scores):
-    # mean_softmax (default), mean_logits (AR-Net), max_features (OCSampler / FrameExit heads).
-    aggregation: str = "mean_softmax"
-    # tables
-    tables: tuple[str, ...] = TABLE_NAMES
-    table_fem_archs: tuple[str, ...] = ("shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0")
-    table_rec_variants: tuple[tuple[str, bool], ...] = (("resnet18", False), ("resnet18", True), ("resnet34", True))
-    # cost
-    throughput_batch: int = 8
-    throughput_iters: int = 3
-    compile: bool = False
-    remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
-    bootstrap: int = 1000
-    export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
-    export_selections: bool = False  # write <run folder>/selections/<sampler>_K<k>.json (samplerbench select's)
-    export_bank: bool = False  # write <run folder>/bank/, the frame bank of the run's outputs (samplerbench.bank)
-    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if isinstance(self.weights, str):
-            if self.weights != NO_WEIGHTS:
-                raise UserError(f"weights = {self.weights!r}: expected {NO_WEIGHTS!r} or a table of role = source "
-                                f"(roles: {', '.join(WEIGHT_ROLES)}; source: a checkpoint file, imagenet or none)")
-            object.__setattr__(self, "weights", {})
-        if self.dtype not in DTYPES:
-            raise UserError(f"--dtype {self.dtype}: valid: {', '.join(DTYPES)}")
-        if not self.budgets:
-            raise UserError("--budget: give at least one K")
-        object.__setattr__(self, "weights", {role: src for role, src in self.weights.items() if src != NO_WEIGHTS})
-        for k in self.budgets:
-            if k > self.frames:
-                raise UserError(f"--budget K={k} exceeds --frames T={self.frames}: a sampler keeps K of T frames")
-        if self.rec_res > self.short_side:
-            raise UserError(f"rec_res = {self.rec_res}: the centre crop cannot exceed the resized shorter side "
-                            f"(short_side = {self.short_side})")
-        roles = sorted(set(self.weights) - set(WEIGHT_ROLES))
-        if roles:
-            raise UserError(f"weights for unknown role(s) {roles}; valid: {', '.join(WEIGHT_ROLES)}")
-        unknown = sorted(set(self.tables) - set(TABLE_NAMES))
-        if unknown:
-            raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLE_NAMES)}, all")
-        if self.main_budget not in self.budgets:
-            object.__setattr__(self, "main_budget", min(self.budgets, key=lambda k: abs(k - self.main_budget)))
+Options = dict[str, dict[str, OptionValue]]  # name -> {field: value}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,21 +72,175 @@ class Range:
 
 INT_RANGE = Range(1)  # a count, size, number of epochs or batch
 FLOAT_RANGE = Range(0.0, open_low=True)  # a learning rate or a fraction
-# Fields whose numbers do not follow INT_RANGE / FLOAT_RANGE (for a tuple field, each of its numbers).
-RANGES: dict[str, Range] = {
-    "seed": Range(0, 2**32 - 1),  # what numpy accepts as a seed
-    "split": Range(1, 3),  # UCF101's official splits
-    "start_index": Range(0),  # a frame folder's first file number
-    "context": Range(0.0, 1.0),
-    "camera_pan": Range(0.0, 0.08),  # the largest pan and zoom that keep the pattern inside the centre crop
-    "camera_zoom": Range(0.0, 0.2),
-    "holdout_fraction": Range(0.0, 0.5, open_low=True),  # a share of the training videos
-}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """The videos and how they are decoded."""
+
+    RANGES: ClassVar[dict[str, Range]] = {"start_index": Range(0)}  # a frame folder's first file number
+
+    dataset: str = "synthetic"
+    root: str | None = None  # folder of a real dataset (--data-root)
+    lenient: bool = False  # skip malformed annotation entries (listed in run.json) instead of stopping
+    # file of video ids (one a line): each split with a listed video keeps only the listed ones (datasets.videolist)
+    video_list: str | None = None
+    # frame folders (mmaction2's rawframes): frame i of a folder is filename_tmpl.format(start_index + i)
+    filename_tmpl: str = "img_{:05d}.jpg"
+    start_index: int = 1
+    frames: int = 16  # T, uniformly pre-sampled frames per video
+    short_side: int = 56  # frames: shorter side resized to this, then centre-cropped to the recognizer's res
+    train_views: int = 2  # temporal-random-shift draws decoded per training video
+    # dataset adapter -> its options ({"ucf101": {"split": 2}}, {"synthetic": {"num_classes": 4}}), checked by
+    # the adapter (samplerbench.datasets.base.dataset_options); merged field by field over the preset's.
+    options: Options = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        object.__setattr__(self, "options", underscored(self.options))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BackboneConfig:
+    """A frame classifier the run trains: the recognizer, or the FEM (feature extraction module)."""
+
+    arch: str
+    res: int = 48  # input resolution (the recognizer's is the decoded crop; the FEM's, that crop resized)
+    epochs: int  # at most, passes over the training rows (train_views per video)
+    tsn: bool = False  # train "w/ TSN" (main-budget segments, averaged logits) instead of one frame per step
+    lr: float
+    batch: int
+    # Where the network starts: a local checkpoint, or "imagenet" = each architecture's own torchvision
+    # ImageNet file in TORCH_HOME (Table 3's and 4's variants included); None (written "none") = from scratch.
+    # Part of run.json and of the training keys: it changes every number.
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.weights == NO_WEIGHTS:
+            object.__setattr__(self, "weights", None)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SamplingConfig:
+    """The samplers compared, the budgets, how trainable samplers are trained and how frames are scored."""
+
+    samplers: tuple[str, ...] = ()  # empty = every registered sampler
+    budgets: tuple[int, ...] = (1, 2, 4, 8)  # K values swept
+    main_budget: int = 4  # the K of the headline comparison and the ablation tables: one of the budgets
+    epochs: int = 40  # at most
+    batch: int = 64
+    lr: float = 1e-2
+    # Constructor fields of individual samplers, {sampler: {field: value}} (`[sampling.options.nsnet]` in a file,
+    # `--sampler-option nsnet.d=256` as a flag): part of that sampler's cache key, run.json and checkpoint. Merged
+    # field by field over the preset's, so setting one option keeps the preset's others.
+    options: Options = dataclasses.field(default_factory=dict)
+    # How the K selected frames' outputs become a video's score (metrics.AGGREGATIONS; see metrics.video_scores):
+    # mean_softmax (default), mean_logits (AR-Net), max_features (OCSampler / FrameExit heads).
+    aggregation: str = "mean_softmax"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        object.__setattr__(self, "options", underscored(self.options))
+        if not self.budgets:
+            raise UserError("--budget: give at least one K")
+        if self.main_budget not in self.budgets:
+            raise UserError(f"main_budget = {self.main_budget} is not one of the budgets "
+                            f"{','.join(map(str, self.budgets))}: add it to --budget, or set sampling.main_budget "
+                            "to one of them in a --config file")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReportConfig:
+    """What a run reports: the tables it writes besides the main one, what their ablations vary, the main
+    table's confidence intervals, and its per-video predictions."""
+
+    tables: tuple[str, ...] = TABLE_NAMES
+    fem_archs: tuple[str, ...] = ("shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0")  # Table 3's FEMs
+    recognizer_variants: tuple[tuple[str, bool], ...] = (  # Table 4's (arch, w/ TSN) rows
+        ("resnet18", False), ("resnet18", True), ("resnet34", True))
+    bootstrap: int = 1000  # paired-bootstrap resamples of the main table's confidence intervals
+    export_predictions: bool = False  # write <run folder>/predictions/<sampler>_K<k>.json (ActivityNet format)
+    export_selections: bool = False  # write <run folder>/selections/<sampler>_K<k>.json (samplerbench select's)
+    export_bank: bool = False  # write <run folder>/bank/, the frame bank of the run's outputs (samplerbench.bank)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        unknown = sorted(set(self.tables) - set(TABLE_NAMES))
+        if unknown:
+            raise UserError(f"unknown table(s) {unknown}; valid: {', '.join(TABLE_NAMES)}, all")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CostConfig:
+    """How throughput is timed: ``batch`` videos per timed call, at least ``iters`` timed calls."""
+
+    batch: int = 8
+    iters: int = 3
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _recognizer() -> BackboneConfig:
+    return BackboneConfig(arch="resnet18", epochs=7, lr=0.005, batch=32)
+
+
+def _fem() -> BackboneConfig:
+    return BackboneConfig(arch="mobilenet_v2", epochs=14, lr=0.02, batch=64)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Every knob of a run, one nested dataclass per part of it."""
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "seed": Range(0, 2**32 - 1),  # what numpy accepts as a seed
+        "holdout_fraction": Range(0.0, 0.5, open_low=True),  # a share of the training videos
+    }
+
+    preset: str = "default"
+    seed: int = 0
+    device: str = "cpu"
+    # Floating-point type of training and of the cached per-frame outputs. Training from scratch amplifies
+    # rounding: in the tiny preset, summing the same gradient in another order (2 threads instead of 1, or 2
+    # processes instead of 1) moves the float32 weights by ~1% within 8 steps, so runs that should agree
+    # (any number of processes) agree only to that. "float64" shrinks the seed of that difference by 1e9,
+    # which makes such runs agree to many digits; it is for checking, at several times the run time.
+    dtype: str = "float32"
+    # processes per rank that generate the synthetic videos and decode (DataLoader workers); not part of any
+    # cache key. Default: the cores this process may use, divided among torchrun's processes on the node.
+    workers: int = dataclasses.field(default_factory=local_cores)
+    # training: every trained model (recognizer, FEM, sampler) holds out this share of the training videos and
+    # stops when its loss on them has not improved for `patience` epochs; the epochs fields are caps
+    holdout_fraction: float = 0.15
+    patience: int = 3
+    compile: bool = False  # torch.compile the models (part of the training keys: compiled kernels round differently)
+    remeasure: bool = False  # time throughput and decoding again instead of reading the cache; in no cache key
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    recognizer: BackboneConfig = dataclasses.field(default_factory=_recognizer)
+    fem: BackboneConfig = dataclasses.field(default_factory=_fem)
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+    cost: CostConfig = dataclasses.field(default_factory=CostConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.dtype not in DTYPES:
+            raise UserError(f"--dtype {self.dtype}: valid: {', '.join(DTYPES)}")
+        for k in self.sampling.budgets:
+            if k > self.data.frames:
+                raise UserError(f"--budget K={k} exceeds --frames T={self.data.frames}: a sampler keeps K of T frames")
+        if self.recognizer.res > self.data.short_side:
+            raise UserError(f"recognizer.res = {self.recognizer.res}: the centre crop cannot exceed the resized "
+                            f"shorter side (data.short_side = {self.data.short_side})")
 
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The type hints of ``cls``'s fields (not of its class variables)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def describe(hint: Any) -> str:
@@ -270,12 +298,15 @@ def _numbers(value: Any) -> Iterator[int | float]:
 
 
 def check_fields(obj: Any) -> None:
-    """Check every field of the dataclass ``obj`` against its type hint (:func:`conform`) and its range
-    (:data:`RANGES`, else :data:`INT_RANGE` / :data:`FLOAT_RANGE`), and store the conformed value.
+    """Check every field of the dataclass ``obj`` against its type hint (:func:`conform`) and its range (the
+    class's ``RANGES``, else :data:`INT_RANGE` / :data:`FLOAT_RANGE`), and store the conformed value. A field
+    holding a dataclass (a part of a :class:`RunConfig`) was checked when that dataclass was built; option
+    tables (:data:`Options`) are their owners' to range-check.
 
-    A field added later is checked by its type hint alone; it needs an entry in :data:`RANGES` only when its
-    numbers may be zero or negative.
+    A field added later is checked by its type hint alone; it needs an entry in its class's ``RANGES`` only
+    when its numbers may be zero or negative.
     """
+    ranges: dict[str, Range] = getattr(type(obj), "RANGES", {})
     for field in dataclasses.fields(obj):
         value, hint = getattr(obj, field.name), _hints(type(obj))[field.name]
         try:
@@ -283,11 +314,37 @@ def check_fields(obj: Any) -> None:
         except ValueError:
             raise UserError(f"{field.name} = {value!r}: expected {describe(hint)}") from None
         for number in _numbers(conformed):
-            problem = RANGES.get(field.name, FLOAT_RANGE if isinstance(number, float) else INT_RANGE).problem(number)
+            problem = ranges.get(field.name, FLOAT_RANGE if isinstance(number, float) else INT_RANGE).problem(number)
             if problem:
                 each = "each value " if isinstance(conformed, tuple) else ""
                 raise UserError(f"{field.name} = {value!r}: {each}{problem}")
         object.__setattr__(obj, field.name, conformed)
+
+
+def underscored(options: Options) -> Options:
+    """Option tables with each field name's dashes read as underscores (``no-ns`` is the field ``no_ns``)."""
+    return {name: {str(k).replace("-", "_"): v for k, v in fields.items()} for name, fields in options.items()}
+
+
+def option_fields(cls: type, values: Mapping[str, Any], *, where: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``values`` for the option dataclass ``cls`` (a dataset adapter's or a sampler's), checked: every key one
+    of its init fields (dashes read as underscores), every value of that field's type (:func:`conform`).
+    Returns the conformed values; a :class:`UserError` naming ``where`` (``data.options.ucf101``) otherwise.
+    Ranges and combinations are the class's own ``__post_init__``'s to check; ``exclude``: init fields that are
+    no option (a sampler's ``device``)."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in exclude}
+    out = {}
+    for raw, value in values.items():
+        key = str(raw).replace("-", "_")
+        if key not in fields:
+            valid = ", ".join(fields) or "none (it takes no options)"
+            raise UserError(f"{where}: unknown option {raw!r}; valid: {valid}")
+        hint = _hints(cls)[key]
+        try:
+            out[key] = conform(value, hint)
+        except ValueError:
+            raise UserError(f"{where}.{key} = {value!r}: expected {describe(hint)}") from None
+    return out
 
 
 # Presets that check that the suite runs end to end, whose numbers measure nothing: their tables open with
@@ -298,125 +355,249 @@ SMOKE_TEST_NOTE = ("**Smoke test** (preset `{preset}`): a few tiny videos and tr
                    "printed beside them; run the default preset for results.")
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: seconds on 2 CPU cores
-    "tiny": dict(
-        frames=8,
-        budgets=(2, 4),
-        main_budget=2,
-        short_side=40,
-        rec_res=32,
-        fem_res=32,
-        train_views=1,
-        rec_epochs=4,
-        fem_epochs=3,
+    "tiny": {
+        "data": {"frames": 8, "short_side": 40, "train_views": 1, "options": {"synthetic": dict(
+            num_classes=4, train_per_class=10, val_per_class=6, min_frames=6, max_frames=40,
+            # 64 px wide, not 48: decord rejects 48-px-wide H.264 ("from_size == to_size") and every tiny
+            # video would silently take the PyAV fallback
+            width=64, height=48)}},
+        "recognizer": {"res": 32, "epochs": 4},
+        "fem": {"res": 32, "epochs": 3},
         # 8 of the 40 training videos: the other 32 are one batch of rec_batch, where 34 left a last batch of
         # 2 rows whose BatchNorm variance turns rounding into chaos (1 vs 2 processes disagreed by 50%)
-        holdout_fraction=0.2,
-        sampler_epochs=30,
-        table_fem_archs=("mobilenet_v2",),
-        table_rec_variants=(("resnet18", False),),
-        throughput_iters=2,
-        bootstrap=200,
-        synthetic=SyntheticConfig(num_classes=4, train_per_class=10, val_per_class=6, min_frames=6, max_frames=40,
-                                  # 64 px wide, not 48: decord rejects 48-px-wide H.264 ("from_size ==
-                                  # to_size") and every tiny video would silently take the PyAV fallback
-                                  width=64, height=48),
-    ),
+        "holdout_fraction": 0.2,
+        "sampling": {"budgets": (2, 4), "main_budget": 2, "epochs": 30},
+        "report": {"fem_archs": ("mobilenet_v2",), "recognizer_variants": (("resnet18", False),), "bootstrap": 200},
+        "cost": {"iters": 2},
+    },
     # the embedded default: minutes on 2 CPU cores
     "default": {},
     # the paper's settings (ResNet-101 at 224 px, MobileNetV2 at the dataset's FEM resolution, both starting
     # from ImageNet like every peer's): for a GPU
-    "paper": dict(
-        weights={"recognizer": "imagenet", "fem": "imagenet"},
-        frames=16,
-        budgets=(1, 2, 4, 5, 8, 10),
-        main_budget=5,
-        short_side=256,
-        rec_res=224,
-        train_views=4,
-        rec_arch="resnet101",
-        rec_epochs=30,
-        rec_lr=0.01,
-        fem_epochs=30,
-        fem_lr=0.01,
-        sampler_epochs=120,
+    "paper": {
+        "data": {"frames": 16, "short_side": 256, "train_views": 4,
+                 "options": {"synthetic": {"width": 340, "height": 256, "max_frames": 300}}},
+        "recognizer": {"arch": "resnet101", "res": 224, "epochs": 30, "lr": 0.01, "weights": "imagenet"},
+        "fem": {"epochs": 30, "lr": 0.01, "weights": "imagenet"},
         # NSNet's transformer at the FEM's own width (supplementary A.1), not after a projection to 128
-        sampler_options={"nsnet": {"d": "fem"}},
-        table_rec_variants=(("resnet101", False), ("resnet101", True), ("resnet152", True)),
-        throughput_batch=64,
-        throughput_iters=20,
-        synthetic=SyntheticConfig(width=340, height=256, max_frames=300),
-    ),
+        "sampling": {"budgets": (1, 2, 4, 5, 8, 10), "main_budget": 5, "epochs": 120,
+                     "options": {"nsnet": {"d": "fem"}}},
+        "report": {"recognizer_variants": (("resnet101", False), ("resnet101", True), ("resnet152", True))},
+        "cost": {"batch": 64, "iters": 20},
+    },
 }
 
 
-def build_config(preset: str | None = None, *, file_values: dict[str, Any] | None = None,
-                 **overrides: Any) -> RunConfig:
-    """The preset's values, then a config file's, then the explicit overrides (``None`` = "not given").
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested settings of several sources, later ones winning leaf by leaf: ``[recognizer]`` with ``epochs`` keeps
+    the other recognizer fields of earlier layers, and an option table keeps their other options. A value
+    that is not a table (a dataclass, a list) replaces what it meets whole."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = dict(value) if isinstance(value, Mapping) else value
+    return out
 
-    The preset is the argument, else the file's ``preset``, else ``default``. The ``paper`` preset's FEM
-    resolution is the dataset's own (224 px, or 112 px for Mini-Kinetics; supplementary A.1), so it sits
-    between the preset and the file: any explicit ``fem_res`` still wins. ``sampler_options`` are merged
-    field by field (:func:`merge_options`). A file's output settings (:data:`OUTPUT_SETTINGS`) are the command
-    line's business and are ignored here.
+
+def _given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the ``None`` leaves, which mean "not given" in overrides (a flag left out), and
+    without the tables this leaves empty."""
+    out = {}
+    for key, value in values.items():
+        value = _given(value) if isinstance(value, Mapping) else value
+        if value is not None and value != {}:
+            out[key] = value
+    return out
+
+
+def _build(cls: type, values: Mapping[str, Any], base: Any, path: str) -> Any:
+    """``base`` (an instance of ``cls``) with ``values`` replacing its fields; a table for a nested part
+    replaces that part's fields one by one. Errors name the field's path (``recognizer.epochs = 0: ...``)."""
+    hints, kwargs = _hints(cls), {}
+    for raw, value in values.items():
+        key = str(raw).replace("-", "_")
+        if key not in hints:
+            raise UserError(f"unknown setting {path}{raw}; valid: {', '.join(path + h for h in hints)}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping):
+            value = _build(hints[key], value, getattr(base, key), f"{path}{key}.")
+        kwargs[key] = value
+    try:
+        return dataclasses.replace(base, **kwargs)
+    except UserError as exc:
+        raise UserError(f"{path}{exc}") from None
+
+
+def build_config(preset: str | None = None, *, file_values: Mapping[str, Any] | None = None,
+                 dataset_layer: Callable[[str, str], Mapping[str, Any]] | None = None,
+                 **overrides: Any) -> RunConfig:
+    """The preset's values, then ``dataset_layer(preset, dataset)``'s, then a config file's (nested, as
+    :func:`load_config_file` returns them), then the explicit ``overrides``: RunConfig fields, a part given
+    as a table of its fields (``recognizer={"epochs": 2}``) or whole, or the flat keys of the config before
+    it was nested (``rec_epochs=2``, :data:`LEGACY_KEYS`); ``None`` anywhere = "not given".
+
+    The preset is the argument, else the file's ``preset``, else ``default``. ``dataset_layer`` is where a
+    dataset adapter's preset values come in (the ``paper`` preset's FEM resolution is the dataset's own:
+    :func:`samplerbench.datasets.preset_layer`); this module knows no dataset. Tables merge field by field
+    (:func:`merge`). A file's output settings (:data:`OUTPUT_SETTINGS`) are the command line's business and
+    are ignored here.
     """
     file_values = {k: v for k, v in (file_values or {}).items() if k not in OUTPUT_SETTINGS}
     preset = preset or file_values.pop("preset", None) or "default"
     file_values.pop("preset", None)
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    values = {**PRESETS[preset], **file_values, **overrides}
-    layers = [layer.get("sampler_options") or {} for layer in (PRESETS[preset], file_values, overrides)]
-    if all(isinstance(layer, dict) for layer in layers):  # else RunConfig names the malformed value
-        values["sampler_options"] = merge_options(*layers)
-    if preset == "paper":
-        from samplerbench.datasets import dataset_spec  # adapters import this module
-
-        values = {"fem_res": dataset_spec(values.get("dataset", "synthetic")).paper_fem_res, **values}
-    return RunConfig(preset=preset, **values)
+    overrides = _given(nest_legacy({k: v for k, v in overrides.items() if v is not None}, source="build_config"))
+    values = merge(PRESETS[preset], file_values, overrides)
+    if dataset_layer is not None:
+        data = values.get("data", {})
+        dataset = data.dataset if isinstance(data, DataConfig) else data.get("dataset", DataConfig.dataset)
+        values = merge(PRESETS[preset], dataset_layer(preset, dataset), file_values, overrides)
+    return _build(RunConfig, {**values, "preset": preset}, RunConfig(), "")
 
 
-def merge_options(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Sampler options of several sources, later ones winning field by field (not sampler by sampler); a field
-    written with dashes (``no-ns``) is the field with underscores."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        for sampler, fields in layer.items():
-            if not isinstance(fields, dict):  # malformed: RunConfig names it
-                merged[sampler] = fields
-                continue
-            earlier = merged.get(sampler) if isinstance(merged.get(sampler), dict) else {}
-            merged[sampler] = {**earlier, **{str(k).replace("-", "_"): v for k, v in fields.items()}}
-    return merged
+# Every flat key of the config before it was nested (and of run.json's "config" then) -> its nested path.
+# `weights` is read by nest_legacy (a table of role = source, or "none", became recognizer.weights and
+# fem.weights), and so are DATASET_LEGACY_KEYS.
+LEGACY_KEYS: dict[str, str] = {
+    "dataset": "data.dataset",
+    "data_root": "data.root",
+    "lenient": "data.lenient",
+    "video_list": "data.video_list",
+    "filename_tmpl": "data.filename_tmpl",
+    "start_index": "data.start_index",
+    "frames": "data.frames",
+    "short_side": "data.short_side",
+    "train_views": "data.train_views",
+    "synthetic": "data.options.synthetic",
+    "rec_arch": "recognizer.arch",
+    "rec_res": "recognizer.res",
+    "rec_tsn": "recognizer.tsn",
+    "rec_epochs": "recognizer.epochs",
+    "rec_lr": "recognizer.lr",
+    "rec_batch": "recognizer.batch",
+    "fem_arch": "fem.arch",
+    "fem_res": "fem.res",
+    "fem_epochs": "fem.epochs",
+    "fem_lr": "fem.lr",
+    "fem_batch": "fem.batch",
+    "samplers": "sampling.samplers",
+    "budgets": "sampling.budgets",
+    "main_budget": "sampling.main_budget",
+    "sampler_epochs": "sampling.epochs",
+    "sampler_batch": "sampling.batch",
+    "sampler_lr": "sampling.lr",
+    "sampler_options": "sampling.options",
+    "aggregation": "sampling.aggregation",
+    "tables": "report.tables",
+    "table_fem_archs": "report.fem_archs",
+    "table_rec_variants": "report.recognizer_variants",
+    "bootstrap": "report.bootstrap",
+    "export_predictions": "report.export_predictions",
+    "export_selections": "report.export_selections",
+    "export_bank": "report.export_bank",
+    "throughput_batch": "cost.batch",
+    "throughput_iters": "cost.iters",
+}
+# Flat keys of the old config that no longer exist, with why: a file that sets one is refused, naming it.
+REMOVED_KEYS: dict[str, str] = {
+    "rec_tsn_epochs": "'w/ TSN' training stops early like every other, recognizer.epochs being its cap",
+}
+# Flat keys that became options of the file's dataset adapter (data.options.<dataset>.<key>; split:
+# data.options.ucf101.split), with the value that meant "not set" (then dropped: every run.json held them,
+# whatever its dataset).
+DATASET_LEGACY_KEYS: dict[str, Any] = {"annotations": None, "classes": None, "train_list": None, "val_list": None,
+                                       "split": 1}
 
 
-def _coerce(cls: type, values: dict[Any, Any], *, source: str) -> dict[str, Any]:
-    """A config file's mapping for ``cls``: keys checked against its fields (plus, for RunConfig, the output
-    settings), values against their type hints (:func:`conform`); a nested table becomes the dataclass its
-    field holds (``[synthetic]``). Errors name ``source``, the file."""
+def nest_legacy(values: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """A config file's settings with every flat key of the old config (:data:`LEGACY_KEYS`, ``weights`` and
+    :data:`DATASET_LEGACY_KEYS`) moved to its nested place; nested and output settings are kept, and a key
+    that is neither is left for the check to name. A place set twice (``rec_epochs`` beside
+    ``[recognizer] epochs``) is an error naming ``source``."""
+    fields = {f.name for f in dataclasses.fields(RunConfig)} | set(OUTPUT_SETTINGS)
+    keys = {str(k).replace("-", "_"): v for k, v in values.items()}
+    data = keys.get("data")
+    dataset = keys.get("dataset", data.get("dataset") if isinstance(data, Mapping) else None) or DataConfig.dataset
+    out: dict[str, Any] = {}
+    placed: dict[tuple[str, ...], str] = {}
+
+    def put(path: str, value: Any, key: str) -> None:
+        parts = tuple(path.split("."))
+        # the same place, or one inside or around it, set twice
+        clash = next((k for p, k in placed.items() if p == parts[:len(p)] or p[:len(parts)] == parts), None)
+        if clash:
+            raise UserError(f"{source}: {clash} and {key} both set {path}")
+        placed[parts] = key
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+
+    for key, value in keys.items():
+        if key in REMOVED_KEYS:
+            raise UserError(f"{source}: {key} is no longer a setting ({REMOVED_KEYS[key]}): remove it")
+        if key == "weights":
+            put_weights(value, lambda role, src: put(f"{role}.weights", src, "weights"))
+        elif key in DATASET_LEGACY_KEYS:
+            if value != DATASET_LEGACY_KEYS[key]:  # split: only UCF101 ever had one
+                put(f"data.options.{'ucf101' if key == 'split' else dataset}.{key}", value, key)
+        elif key in LEGACY_KEYS:
+            put(LEGACY_KEYS[key], value, key)
+        elif key in fields and isinstance(value, Mapping):
+            for inner, v in value.items():
+                put(f"{key}.{str(inner).replace('-', '_')}", v, f"[{key}] {inner}")
+        else:
+            put(key, value, key)
+    return out
+
+
+def put_weights(value: Any, put: Callable[[str, Any], None]) -> None:
+    """The old ``weights`` (a table of role = source replacing the whole mapping, a role left out starting from
+    scratch; or ``"none"``) as one ``put(role, source)`` per role."""
+    if isinstance(value, str) and value == NO_WEIGHTS:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise UserError(f"weights = {value!r}: expected {NO_WEIGHTS!r} or a table of role = source "
+                        f"(roles: {', '.join(WEIGHT_ROLES)}; source: a checkpoint file, imagenet or none)")
+    roles = sorted(set(value) - set(WEIGHT_ROLES))
+    if roles:
+        raise UserError(f"weights for unknown role(s) {roles}; valid: {', '.join(WEIGHT_ROLES)}")
+    for role in WEIGHT_ROLES:
+        put(role, value.get(role, NO_WEIGHTS))
+
+
+def _check_layer(cls: type, values: Mapping[str, Any], *, source: str, path: str = "") -> dict[str, Any]:
+    """A config file's (nested) settings for ``cls``: keys checked against its fields (plus, for RunConfig,
+    the output settings), values against their type hints (:func:`conform`), nested tables recursively.
+    Errors name ``source``, the file."""
     hints = {**_hints(cls), **(OUTPUT_SETTINGS if cls is RunConfig else {})}
-    out = {}
+    out: dict[str, Any] = {}
     for raw_key, value in values.items():
         key = str(raw_key).replace("-", "_")
         if key not in hints:
-            raise UserError(f"{source}: unknown setting {raw_key!r}; valid: {', '.join(hints)}")
+            raise UserError(f"{source}: unknown setting {path}{raw_key!r}; valid: {', '.join(hints)}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = hint(**_coerce(hint, value, source=f"{source} [{raw_key}]"))
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            out[key] = _check_layer(hint, value, source=source, path=f"{path}{key}.")
+            continue
         try:
             out[key] = conform(value, hint)
         except ValueError:
-            raise UserError(f"{source}: {raw_key} = {value!r}: expected {describe(hint)}") from None
+            raise UserError(f"{source}: {path}{key} = {value!r}: expected {describe(hint)}") from None
     return out
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a TOML, YAML or JSON file, keyed by RunConfig field (dashes or underscores).
+    """Settings from a TOML, YAML or JSON file, nested as RunConfig is (keys with dashes or underscores).
 
     A run's ``run.json`` is accepted as is (its ``config`` entry is used), so any run can be repeated
-    exactly with ``--config results/<dataset>/run.json``. Besides the fields, a file may set the output
-    settings ``out``, ``cache_dir``, ``quiet`` and ``overwrite``, so that every flag has a config-file form.
-    Every value's type is checked here, so that a mistake names the file; a byte-order mark is ignored.
+    exactly with ``--config results/<dataset>/run.json``. Files and run.json files of the flat config from
+    before the nesting load too (:func:`nest_legacy`). Besides the fields, a file may set the output settings
+    ``out``, ``cache_dir``, ``quiet`` and ``overwrite``, so that every flag has a config-file form. Every
+    value's type is checked here, so that a mistake names the file; a byte-order mark is ignored.
     """
     path = Path(path)
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
@@ -437,4 +618,17 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UserError(f"--config {path}: not valid {path.suffix[1:].upper()}: {' '.join(str(exc).split())}") from None
     if not isinstance(values, dict):
         raise UserError(f"--config {path}: expected a table of settings at the top level")
-    return _coerce(RunConfig, values, source=str(path))
+    try:
+        nested = nest_legacy(values, source=str(path))
+    except UserError as exc:
+        raise UserError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
+    return _check_layer(RunConfig, nested, source=str(path))
+
+
+def run_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run.json's ``config`` (of either shape) nested as RunConfig is, unchecked; ``{}`` where it cannot be
+    read: for code that reads a few fields of other runs' files (``sampling.budgets``)."""
+    try:
+        return nest_legacy(config, source="run.json")
+    except UserError:
+        return {}

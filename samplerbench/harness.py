@@ -71,14 +71,14 @@ class Evaluator:
         rec, val = rec or self.rec, self.pipe.split("val")
         head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
         return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
-                                  aggregation=self.cfg.aggregation, feats=rec.val_feats,
+                                  aggregation=self.cfg.sampling.aggregation, feats=rec.val_feats,
                                   head=None if head is None else (head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         """The sampler's pipeline per video at budget ``k`` (:func:`~samplerbench.cost.pipeline_gflops`)."""
         cfg = self.cfg
-        return pipeline_gflops(sampler, frames=cfg.frames, budget=k, rec=(cfg.rec_arch, cfg.rec_res),
-                               fem=(cfg.fem_arch, cfg.fem_res))
+        return pipeline_gflops(sampler, frames=cfg.data.frames, budget=k, rec=(cfg.recognizer.arch, cfg.recognizer.res),
+                               fem=(cfg.fem.arch, cfg.fem.res))
 
     def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
         """Timed batches of the pipeline, cached per machine; ``None`` for the oracle, which needs labels and
@@ -86,16 +86,16 @@ class Evaluator:
         if sampler.uses_labels_at_eval:
             return None
         cfg = self.cfg
-        options = cfg.sampler_options.get(sampler.name)  # in the key only when set: older keys stay valid
+        options = cfg.sampling.options.get(sampler.name)  # in the key only when set: older keys stay valid
         key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
-                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
+                        batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
                         compile=cfg.compile, device=cfg.device, **({"options": options} if options else {}))
-        batch = slice(0, cfg.throughput_batch)
+        batch = slice(0, cfg.cost.batch)
         return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
             sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
             motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
-            recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem_res,
-            num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.throughput_iters,
+            recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem.res,
+            num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.cost.iters,
             compile_model=cfg.compile))
 
     def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
@@ -115,7 +115,8 @@ class Evaluator:
             videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
             if not videos:
                 raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
-            return decode_timing(videos, frames, short_side=cfg.short_side, crop=cfg.rec_res, successors=successors)
+            return decode_timing(videos, frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
+                                 successors=successors)
 
         label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
         return self._timed(f"throughput decode {label}", key, measure)
@@ -143,19 +144,19 @@ class BankEvaluator(Evaluator):
     decodes = False
 
     def gflops(self, sampler: Sampler, k: int) -> float:
-        return sampler.gflops(self.cfg.frames)
+        return sampler.gflops(self.cfg.data.frames)
 
     def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
         if sampler.uses_labels_at_eval:
             return None
         cfg = self.cfg
         key = stage_key("bank throughput", label=label, k=k, machine=self.machine, fem=self.fem.key,
-                        batch=cfg.throughput_batch, iters=cfg.throughput_iters, min_seconds=MIN_TIMED_SECONDS,
-                        device=cfg.device, options=cfg.sampler_options.get(sampler.name))
-        fem = self.fem.val_feats[: cfg.throughput_batch]
+                        batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
+                        device=cfg.device, options=cfg.sampling.options.get(sampler.name))
+        fem = self.fem.val_feats[: cfg.cost.batch]
         return self._timed(f"throughput {label} K={k}", key, lambda: head_throughput(
             sampler=sampler, fem=fem, k=k, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
-            min_iters=cfg.throughput_iters))
+            min_iters=cfg.cost.iters))
 
 
 def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
@@ -164,10 +165,10 @@ def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
     named with ``--sampler`` that reads motion (made from decoded frames) or ``max_features`` (the recognizer's
     head) here. Samplers that read motion, taken from the default list, are left out of ``names`` in place."""
     motion = [n for n in names if get_sampler_class(n).needs_motion]
-    if motion and cfg.samplers:
+    if motion and cfg.sampling.samplers:
         raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
                         "does not hold; leave it out")
-    if cfg.aggregation == "max_features":
+    if cfg.sampling.aggregation == "max_features":
         raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
                         "not hold; use mean_softmax or mean_logits")
     names[:] = [n for n in names if n not in motion]
@@ -175,7 +176,7 @@ def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
              "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
     notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
               for n in motion]
-    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.tables))
+    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.report.tables))
     if skipped:
         notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
     return notes
@@ -220,7 +221,7 @@ def selections(b: Evaluator, entries: list[Entry]) -> dict[tuple[str, int], Tens
     for label, name, fields in entries:
         sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
         if not sampler.uses_labels_at_eval:
-            for k in [b.cfg.frames] if sampler.keeps_all else b.cfg.budgets:
+            for k in [b.cfg.data.frames] if sampler.keeps_all else b.cfg.sampling.budgets:
                 out[(label, k)] = sampler.select(bank, k)
     return out
 
@@ -232,13 +233,14 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dic
     rows, scores, successors = [], {}, {}
     for label, name, fields in entries:
         sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
-        for k in [cfg.frames] if sampler.keeps_all else cfg.budgets:
+        for k in [cfg.data.frames] if sampler.keeps_all else cfg.sampling.budgets:
             ev = b.evaluate(sampler, bank, k)
             scores[(label, k)] = ev.scores
-            decoded = decoded_frames(sampler, t=cfg.frames, k=k) if b.decodes else None
+            decoded = decoded_frames(sampler, t=cfg.data.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
-            rows.append(dict(dataset=cfg.dataset, sampler=label, frames_T=cfg.frames, budget_K=k, **ev.metrics(),
-                             gflops_per_video=b.gflops(sampler, k), reads_labels=sampler.uses_labels_at_eval,
+            rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
+                             **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
+                             reads_labels=sampler.uses_labels_at_eval,
                              **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
     decode = {n: b.decode_cost(n, successors=successors[n])
               for n in sorted({r["decoded_frames"] for r in rows} - {None})}
@@ -252,7 +254,7 @@ def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> di
     """:func:`~samplerbench.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against ``reference``,
     with the run's resample count and seed: every call resamples the same videos."""
     targets = b.pipe.split("val").targets.numpy()
-    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.bootstrap, seed=b.cfg.seed)
+    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.report.bootstrap, seed=b.cfg.seed)
 
 
 def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:

@@ -52,7 +52,7 @@ def nsnet(b: Evaluator, *, fem: Outputs | None = None, rec: Outputs | None = Non
 def table_guiding(b: Evaluator) -> list[dict]:
     """NSNet per guiding score, with how well its NS pseudo labels agree with the annotated segments; reference
     row: the run's NSNet's guiding score."""
-    k, rows, scores, guidings = b.cfg.main_budget, [], [], ("response", "prototype")
+    k, rows, scores, guidings = b.cfg.sampling.main_budget, [], [], ("response", "prototype")
     train_bank = b.pipe.banks(get_sampler_class("nsnet"), fem=b.fem, rec=b.rec)[0]
     for g in guidings:
         sampler, bank = nsnet(b, guiding=g)
@@ -66,7 +66,7 @@ def table_guiding(b: Evaluator) -> list[dict]:
 
 def table_fusion(b: Evaluator) -> list[dict]:
     """One trained NSNet's branches under every fusion; reference row: its own fusion."""
-    k = b.cfg.main_budget
+    k = b.cfg.sampling.main_budget
     sampler, bank = nsnet(b)
     sf, sv = sampler.branch_scores(bank)
     rows, scores = [], []
@@ -81,40 +81,41 @@ def table_fusion(b: Evaluator) -> list[dict]:
 def table_fem(b: Evaluator) -> list[dict]:
     """NSNet on each FEM backbone; reference row: the run's FEM."""
     cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
-    for arch in cfg.table_fem_archs:
+    for arch in cfg.report.fem_archs:
         fem = b.pipe.outputs("fem", arch)
         paper = PAPER_FEM.get(arch, (None, None))
-        ev = b.evaluate(*nsnet(b, fem=fem), cfg.main_budget)
+        ev = b.evaluate(*nsnet(b, fem=fem), cfg.sampling.main_budget)
         scores.append({"mAP": ev.scores})
         rows.append(dict(fem=arch, mAP=ev.mAP,
                          fem_frame_top1=frame_top1(fem.val_logits, val.targets, val.salient),
                          epochs=fem.training.epochs,
-                         gflops_per_frame=backbone_gflops(arch, cfg.fem_res),
+                         gflops_per_frame=backbone_gflops(arch, cfg.fem.res),
                          gflops_per_frame_224=backbone_gflops(arch, 224), paper_mAP=paper[0], paper_gflops=paper[1]))
-    return add_reference_intervals(b, rows, scores, _position(cfg.table_fem_archs, cfg.fem_arch))
+    return add_reference_intervals(b, rows, scores, _position(cfg.report.fem_archs, cfg.fem.arch))
 
 
 def table_recognizer(b: Evaluator) -> list[dict]:
     """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
     cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
-    for i, (arch, tsn) in enumerate(cfg.table_rec_variants):
+    for i, (arch, tsn) in enumerate(cfg.report.recognizer_variants):
         rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
         uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
         paper = PAPER_RECOGNIZER[i] if i < len(PAPER_RECOGNIZER) else (None, None, None)
-        ns = b.evaluate(*nsnet(b, rec=rec), cfg.main_budget, rec=rec)
-        uni = b.evaluate(uniform, ubank, cfg.main_budget, rec=rec)
+        ns = b.evaluate(*nsnet(b, rec=rec), cfg.sampling.main_budget, rec=rec)
+        uni = b.evaluate(uniform, ubank, cfg.sampling.main_budget, rec=rec)
         scores.append({"nsnet_mAP": ns.scores, "uniform_mAP": uni.scores})
         rows.append(dict(recognizer=arch, train="w/ TSN" if tsn else "w/o TSN", nsnet_mAP=ns.mAP,
                          uniform_mAP=uni.mAP, rec_frame_top1=frame_top1(rec.val_logits, val.targets, val.salient),
                          epochs=rec.training.epochs,
                          paper_row=paper[0] and f"{paper[0]} {'w/' if paper[1] else 'w/o'} TSN",
                          paper_mAP=paper[2]))
-    return add_reference_intervals(b, rows, scores, _position(cfg.table_rec_variants, (cfg.rec_arch, cfg.rec_tsn)))
+    reference = _position(cfg.report.recognizer_variants, (cfg.recognizer.arch, cfg.recognizer.tsn))
+    return add_reference_intervals(b, rows, scores, reference)
 
 
 def saliency_curves(b: Evaluator) -> dict:
     """Per-class mean saliency over normalised time for Guid., w/o NS and NSNet (paper Fig. 1)."""
-    k = b.cfg.main_budget
+    k = b.cfg.sampling.main_budget
     ns, bank = nsnet(b)
     oracle, obank = b.pipe.sampler("oracle", fem=b.fem, rec=b.rec)
     wo_ns, wbank = nsnet(b, no_ns=True)
@@ -130,14 +131,15 @@ def ablation_tables(cfg: RunConfig, names: list[str]) -> set[str]:
     them, and Fig. 1 needs the oracle too."""
     if "nsnet" not in names:
         return set()
-    return {t for t in cfg.tables if t != "main" and (t != "saliency" or "oracle" in names)}
+    return {t for t in cfg.report.tables if t != "main" and (t != "saliency" or "oracle" in names)}
 
 
 def trained_backbones(cfg: RunConfig, ablations: set[str]) -> dict[str, list[str]]:
     """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written."""
     return {
-        "recognizer": [cfg.rec_arch, *([a for a, _ in cfg.table_rec_variants] if "recognizer" in ablations else [])],
-        "fem": [cfg.fem_arch, *(cfg.table_fem_archs if "fem" in ablations else ())],
+        "recognizer": [cfg.recognizer.arch,
+                       *([a for a, _ in cfg.report.recognizer_variants] if "recognizer" in ablations else [])],
+        "fem": [cfg.fem.arch, *(cfg.report.fem_archs if "fem" in ablations else ())],
     }
 
 
@@ -186,7 +188,7 @@ def nsnet_reading(fields: dict[str, Any]) -> str:
             f"{others(fields['non_salient'], NON_SALIENT)}); FS loss = binary cross-entropy against them, weighted "
             f"{fields['fs_weight']:g} beside the VG losses weighted {fields['vg_weight']:g} (`fs_weight`, "
             f"`vg_weight`); encoder width {width}, {fields['heads']} heads, {fields['layers']} layers. Each is an "
-            "option: `[sampler_options.nsnet]` in a config file or `--sampler-option nsnet.FIELD=VALUE`.")
+            "option: `[sampling.options.nsnet]` in a config file or `--sampler-option nsnet.FIELD=VALUE`.")
 
 
 def tables(b: Evaluator, wanted: set[str]) -> list[Table]:
@@ -195,6 +197,6 @@ def tables(b: Evaluator, wanted: set[str]) -> list[Table]:
     out = []
     for name, (filename, title, note) in TABLE_SPECS.items():
         if name in wanted:
-            out.append(Table(name=name, filename=filename, title=title.format(k=b.cfg.main_budget), note=note,
+            out.append(Table(name=name, filename=filename, title=title.format(k=b.cfg.sampling.main_budget), note=note,
                              rows=builders[name](b)))
     return out

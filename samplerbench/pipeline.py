@@ -78,7 +78,7 @@ class Outputs:
 @dataclasses.dataclass(frozen=True)
 class Fitted:
     """A sampler the pipeline built, the non-default fields it was built with (``fields``: the variant a table
-    asked for, e.g. ``no_ns=True``; ``options``: the run's ``sampler_options`` for it), and the classifiers it
+    asked for, e.g. ``no_ns=True``; ``options``: the run's ``sampling.options`` for it), and the classifiers it
     was fitted on: what a checkpoint of it must record (see :mod:`samplerbench.checkpoint`)."""
 
     name: str
@@ -159,10 +159,10 @@ class Pipeline:
 
     def _indexed(self) -> tuple[DatasetIndex, ListMatch | None]:
         def compute() -> tuple[DatasetIndex, ListMatch | None]:
-            listed = read_video_list(self.cfg.video_list) if self.cfg.video_list else None  # before any work
+            listed = read_video_list(self.cfg.data.video_list) if self.cfg.data.video_list else None  # before any work
             # Rank 0 generates the synthetic dataset (if needed) before the other ranks read it.
             with distributed.main_first(), self.log.stage("index"):
-                data = get_dataset(self.cfg.dataset)(self.cfg, self.cache_dir)
+                data = get_dataset(self.cfg.data.dataset)(self.cfg, self.cache_dir)
             match = None
             if listed is not None:
                 data, match = restrict(data, listed)
@@ -212,7 +212,7 @@ class Pipeline:
         key = stage_key("decode", files=[_file_fingerprint(r) for r in records], code=source_hash(decode), **params)
         root = self.cache_dir / "frames" / key
         chunks = [records[i : i + store.SHARD_VIDEOS] for i in range(0, len(records), store.SHARD_VIDEOS)]
-        shape = (cfg.frames, 3, cfg.rec_res, cfg.rec_res)
+        shape = (cfg.data.frames, 3, cfg.recognizer.res, cfg.recognizer.res)
         with self.log.stage(f"decode/{subset}") as st:
             st["cached"] = distributed.broadcast(distributed.is_main() and self._complete(root))
             if not st["cached"]:
@@ -232,15 +232,15 @@ class Pipeline:
         targets = torch.zeros(len(frames), len(data.classes))
         for row, labels in enumerate(frames.column("labels")):
             targets[row, labels] = 1.0
-        salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.frames)
+        salient = torch.tensor(frames.column("salient"), dtype=torch.bool).view(len(frames), cfg.data.frames)
         return Split(key=key, frames=frames, targets=targets, salient=salient, video_ids=frames.column("video_ids"),
                      skipped=frames.skipped())
 
     def _decode_params(self, subset: str) -> dict[str, Any]:
         """What decides a split's decoded frames (and the decode key): T, sizes, views and their seed."""
         cfg, train = self.cfg, subset == "train"
-        return dict(t=cfg.frames, short_side=cfg.short_side, crop=cfg.rec_res, views=cfg.train_views if train else 1,
-                    seed=cfg.seed, train=train)
+        return dict(t=cfg.data.frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
+                    views=cfg.data.train_views if train else 1, seed=cfg.seed, train=train)
 
     def motion(self, subset: str) -> Tensor:
         """``[N, T]`` MGSampler motion of every row of the split: each decoded frame's difference to its successor
@@ -266,16 +266,16 @@ class Pipeline:
             for record, result in motion_stream(mine, **params, workers=cfg.workers, device=cfg.device):
                 if isinstance(result, str):
                     failed.append(record.video_id)
-                    result = torch.zeros(params["views"], cfg.frames)
+                    result = torch.zeros(params["views"], cfg.data.frames)
                 rows.append(torch.as_tensor(result, dtype=torch.float32))
             if failed:
                 warn(f"{len(failed)} {subset} video(s) decoded but their successor frames could not be read "
                      f"({', '.join(failed[:5])}): no motion, so mgsampler spreads their frames evenly")
-            mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.frames)
+            mine_rows = torch.cat(rows) if rows else torch.zeros(0, cfg.data.frames)
             return distributed.gather_rows(mine_rows)
 
         motion = self.cached(f"motion/{subset}", "motion", key, compute, work={"videos": len(videos)})
-        if motion.shape != (len(split.video_ids), cfg.frames):
+        if motion.shape != (len(split.video_ids), cfg.data.frames):
             raise RuntimeError(f"motion of {motion.shape[0]} rows for a split of {len(split.video_ids)}")
         return motion
 
@@ -310,21 +310,20 @@ class Pipeline:
         return self._once(("outputs", role, arch, tsn), lambda: self._outputs(role, arch, tsn))
 
     def _outputs(self, role: str, arch: str, tsn: bool) -> Outputs:
-        cfg = self.cfg
+        cfg, net = self.cfg, getattr(self.cfg, role)
         train, val = self.split("train"), self.split("val")
-        rec = role == "recognizer"
         hyper = dict(
             arch=arch,
-            segments=cfg.main_budget if tsn else 1,
-            max_epochs=cfg.rec_epochs if rec else cfg.fem_epochs,
+            segments=cfg.sampling.main_budget if tsn else 1,
+            max_epochs=net.epochs,
             patience=cfg.patience,
             holdout_fraction=cfg.holdout_fraction,
-            heldout_segments=cfg.main_budget,
-            lr=cfg.rec_lr if rec else cfg.fem_lr,
-            batch_size=cfg.rec_batch if rec else cfg.fem_batch,
-            resolution=cfg.rec_res if rec else cfg.fem_res,
+            heldout_segments=cfg.sampling.main_budget,
+            lr=net.lr,
+            batch_size=net.batch,
+            resolution=net.res,
             seed=cfg.seed,
-            weights=weights_identity(arch, cfg.weights.get(role)),
+            weights=weights_identity(arch, net.weights),
             dtype=cfg.dtype,
             **({"compile": True} if cfg.compile else {}),  # compiled kernels round differently
         )
@@ -335,20 +334,20 @@ class Pipeline:
 
         def fit() -> dict:
             torch.manual_seed(cfg.seed)  # initial weights from the seed alone, not from what ran before
-            net = FrameClassifier(arch=arch, num_classes=num_classes)
-            if cfg.weights.get(role):
-                load_weights(net, cfg.weights[role])
-            net.to(dtype)
+            model = FrameClassifier(arch=arch, num_classes=num_classes)
+            if net.weights:
+                load_weights(model, net.weights)
+            model.to(dtype)
             heldout = heldout_videos(train.video_ids, fraction=cfg.holdout_fraction, seed=cfg.seed)
             training = train_frame_classifier(
-                net, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.main_budget,
+                model, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.sampling.main_budget,
                 segments=hyper["segments"],
                 max_epochs=hyper["max_epochs"], patience=cfg.patience, lr=hyper["lr"], batch_size=hyper["batch_size"],
                 seed=cfg.seed, device=cfg.device, resolution=hyper["resolution"], desc=f"train {name}",
                 workers=cfg.workers, compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
-            return distributed.broadcast({"model": net.state_dict(), "training": training.state()})
+            return distributed.broadcast({"model": model.state_dict(), "training": training.state()})
 
         state = self.cached(f"train {name}", "model", key, fit,
                             work=lambda state: {"frames": len(state["training"]["losses"]) * len(train.frames)
@@ -369,7 +368,7 @@ class Pipeline:
                 feats[f"{subset}_feats"], feats[f"{subset}_logits"] = (distributed.gather_rows(p) for p in part)
             return feats
 
-        frames = (len(train.frames) + len(val.frames)) * cfg.frames
+        frames = (len(train.frames) + len(val.frames)) * cfg.data.frames
         feats = self.cached(f"features {name}", "outputs", out_key, features, work={"frames": frames})
         return Outputs(key=out_key, name=name, arch=arch, model=model.eval(),
                        training=Fit.from_state(state["training"]), tsn=tsn, **feats)
@@ -394,7 +393,7 @@ class Pipeline:
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
         """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor fields for
-        this variant; they win over the run's ``sampler_options`` for it.
+        this variant; they win over the run's ``sampling.options`` for it.
 
         Fields and options equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")``
         and ``nsnet()`` are one sampler, fitted once, and a sampler without options keeps the cache key it had
@@ -411,16 +410,16 @@ class Pipeline:
                           lambda: self._fit(name, fem, rec, fields, options))
 
     def options(self, name: str) -> dict[str, Any]:
-        """The run's ``sampler_options`` for sampler ``name``, checked against its constructor."""
-        return check_options(name, self.cfg.sampler_options.get(name, {}))
+        """The run's ``sampling.options`` for sampler ``name``, checked against its constructor."""
+        return check_options(name, self.cfg.sampling.options.get(name, {}))
 
     def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
         cfg = self.cfg
         cls = get_sampler_class(name)
-        common = dict(seed=cfg.seed, epochs=cfg.sampler_epochs, patience=cfg.patience,
-                      holdout_fraction=cfg.holdout_fraction, batch_size=cfg.sampler_batch,
-                      lr=cfg.sampler_lr, device=cfg.device, frame_size=(cfg.rec_res, cfg.rec_res),
-                      train_budget=cfg.main_budget)
+        common = dict(seed=cfg.seed, epochs=cfg.sampling.epochs, patience=cfg.patience,
+                      holdout_fraction=cfg.holdout_fraction, batch_size=cfg.sampling.batch,
+                      lr=cfg.sampling.lr, device=cfg.device, frame_size=(cfg.recognizer.res, cfg.recognizer.res),
+                      train_budget=cfg.sampling.main_budget)
         accepted = constructor_fields(cls)
         kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)
@@ -453,8 +452,9 @@ class Pipeline:
                 fem_features=getattr(fem, feats).numpy(), rec_features=getattr(rec, feats).numpy(),
                 rec_logits=getattr(rec, logits).numpy(), labels=split.targets.numpy().astype("uint8"),
                 salient=split.salient.numpy(), video_ids=tuple(split.video_ids))
-        producer = dict(tool="samplerbench", dataset=cfg.dataset, preset=cfg.preset, seed=cfg.seed, fem=fem.name,
-                        recognizer=rec.name, fem_res=cfg.fem_res, rec_res=cfg.rec_res, train_views=cfg.train_views)
+        producer = dict(tool="samplerbench", dataset=cfg.data.dataset, preset=cfg.preset, seed=cfg.seed,
+                        fem=fem.name, recognizer=rec.name, fem_res=cfg.fem.res, rec_res=cfg.recognizer.res,
+                        train_views=cfg.data.train_views)
         with environment_faults(folder):
             return write_bank(folder, classes=data.classes, splits=splits, producer=producer)
 

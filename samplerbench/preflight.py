@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from samplerbench.config import RunConfig
+from samplerbench.config import WEIGHT_ROLES, RunConfig
+from samplerbench.datasets import run_options
 from samplerbench.errors import UserError, environment_error
 from samplerbench.recognizers.backbones import FrameClassifier
 
@@ -52,18 +53,18 @@ def _feature_dim(arch: str) -> int:
 
 def held_networks(cfg: RunConfig) -> list[str]:
     """The architecture of every recognizer and FEM whose outputs a run of ``cfg`` holds."""
-    held = {("recognizer", cfg.rec_arch, cfg.rec_tsn): cfg.rec_arch, ("fem", cfg.fem_arch, False): cfg.fem_arch}
-    if "fem" in cfg.tables:
-        held |= {("fem", arch, False): arch for arch in cfg.table_fem_archs}
-    if "recognizer" in cfg.tables:
-        held |= {("recognizer", arch, tsn): arch for arch, tsn in cfg.table_rec_variants}
+    held = {(role, getattr(cfg, role).arch, getattr(cfg, role).tsn): getattr(cfg, role).arch for role in WEIGHT_ROLES}
+    if "fem" in cfg.report.tables:
+        held |= {("fem", arch, False): arch for arch in cfg.report.fem_archs}
+    if "recognizer" in cfg.report.tables:
+        held |= {("recognizer", arch, tsn): arch for arch, tsn in cfg.report.recognizer_variants}
     return list(held.values())
 
 
 def output_bytes(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int, frames: int | None = None) -> int:
     """Bytes of the per-frame outputs a run of ``cfg`` holds on one node (with ``frames`` = T instead of
-    ``cfg.frames`` when given); see the module note."""
-    t = cfg.frames if frames is None else frames
+    ``cfg.data.frames`` when given); see the module note."""
+    t = cfg.data.frames if frames is None else frames
     per_frame = sum(_feature_dim(arch) + classes for arch in held_networks(cfg))
     itemsize = 8 if cfg.dtype == "float64" else 4
     return (train_rows + val_rows) * t * per_frame * itemsize * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -73,10 +74,10 @@ def expected_rows(cfg: RunConfig) -> tuple[int, int, int]:
     """``(train rows, val rows, classes)`` known before indexing: exact for the synthetic dataset, which the
     config describes; otherwise one video per split and one class, the least a dataset has (the run checks
     again once indexed)."""
-    if cfg.dataset == "synthetic":
-        s = cfg.synthetic
-        return s.num_classes * s.train_per_class * cfg.train_views, s.num_classes * s.val_per_class, s.num_classes
-    return cfg.train_views, 1, 1
+    if cfg.data.dataset == "synthetic":
+        s = run_options(cfg)
+        return s.num_classes * s.train_per_class * cfg.data.train_views, s.num_classes * s.val_per_class, s.num_classes
+    return cfg.data.train_views, 1, 1
 
 
 def check_memory(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int) -> None:
@@ -87,7 +88,7 @@ def check_memory(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int
         return
     fits = available // output_bytes(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes, frames=1)
     advice = f"at most --frames {fits} fits (and K <= T)" if fits else "use fewer videos or fewer ablation tables"
-    raise UserError(f"--frames {cfg.frames}: the per-frame features and logits of {train_rows} training and "
+    raise UserError(f"--frames {cfg.data.frames}: the per-frame features and logits of {train_rows} training and "
                     f"{val_rows} validation rows alone need {need / 2**30:.1f} GiB, but {available / 2**30:.1f} GiB "
                     f"of memory is available; {advice}")
 

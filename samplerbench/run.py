@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from samplerbench import distributed, paper, report
 from samplerbench.checkpoint import write_checkpoints
-from samplerbench.config import RunConfig
+from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
 from samplerbench.harness import (
     BANK,
@@ -53,24 +53,25 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, over
 
 def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite: bool) -> Path:
     # fail before any work: the ranks cannot share a batch evenly, or a weights file is missing
-    for batch in (cfg.rec_batch, cfg.fem_batch, cfg.sampler_batch):
+    for batch in (cfg.recognizer.batch, cfg.fem.batch, cfg.sampling.batch):
         distributed.local_batch(batch)
-    check_aggregation(cfg.aggregation)
-    names = list(cfg.samplers) or list_samplers()
-    on_bank = cfg.dataset == BANK
+    check_aggregation(cfg.sampling.aggregation)
+    names = list(cfg.sampling.samplers) or list_samplers()
+    on_bank = cfg.data.dataset == BANK
     banked = bank_notes(cfg, names) if on_bank else []
     ablations = paper.ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
-    require_weights((arch, cfg.weights[role]) for role, archs in paper.trained_backbones(cfg, ablations).items()
-                    if role in cfg.weights and not on_bank for arch in archs)
+    require_weights((arch, getattr(cfg, role).weights)
+                    for role, archs in paper.trained_backbones(cfg, ablations).items()
+                    if getattr(cfg, role).weights and not on_bank for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     pipe = (BankPipeline if on_bank else Pipeline)(cfg, cache_dir=cache_dir, log=log)
     data = pipe.index()
-    if isinstance(pipe, BankPipeline) and pipe.bank().frames != cfg.frames:
-        raise UserError(f"--frames {cfg.frames}: the bank {cfg.data_root} holds T = {pipe.bank().frames} frames per "
-                        f"video (its index.json); pass --frames {pipe.bank().frames}")
+    if isinstance(pipe, BankPipeline) and pipe.bank().frames != cfg.data.frames:
+        raise UserError(f"--frames {cfg.data.frames}: the bank {cfg.data.root} holds T = {pipe.bank().frames} "
+                        f"frames per video (its index.json); pass --frames {pipe.bank().frames}")
     if not on_bank:  # a bank's outputs are memory-mapped, not held
-        check_memory(cfg, train_rows=len(data.split("train")) * cfg.train_views, val_rows=len(data.split("val")),
+        check_memory(cfg, train_rows=len(data.split("train")) * cfg.data.train_views, val_rows=len(data.split("val")),
                      classes=len(data.classes))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
@@ -81,7 +82,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     notes = banked + dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    rec, fem = pipe.outputs("recognizer", cfg.rec_arch, tsn=cfg.rec_tsn), pipe.outputs("fem", cfg.fem_arch)
+    rec, fem = (pipe.outputs(role, getattr(cfg, role).arch, tsn=getattr(cfg, role).tsn) for role in WEIGHT_ROLES)
     evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
                                                           machine=machine_name(cfg.device))
 
@@ -96,10 +97,10 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
 
     val = pipe.split("val")
     exported = None
-    if cfg.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
+    if cfg.report.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
         exported = dict(selections=selections(evaluator, entries), order=[r.video_id for r in data.split("val")],
-                        video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.frames)
+                        video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.data.frames)
     if not distributed.is_main():
         return folder
     card = protocol_card(cfg, data=data, video_list=pipe.video_list(),
@@ -113,13 +114,13 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                                                          previous=folder / "checkpoints", cfg=cfg,
                                                          classes=data.classes, fem=evaluator.fem, rec=evaluator.rec)
                 st["cached"] = written == 0
-        if cfg.export_bank:
+        if cfg.report.export_bank:
             with log.stage("export bank"):
                 pipe.export_bank(staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
         result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, main=rows, decode=decode, tables=tables,
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,
-                           predictions=scores if cfg.export_predictions else None, video_ids=val.video_ids,
+                           predictions=scores if cfg.report.export_predictions else None, video_ids=val.video_ids,
                            selections=exported, checkpoints=checkpoints)
         with log.stage("report"):
             report.write_all(staging, result)

@@ -26,37 +26,45 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from samplerbench.config import RunConfig
+from samplerbench.config import RunConfig, run_config
 from samplerbench.errors import UserError, environment_faults
 
-# run.json's config fields that make two runs' tables different runs (a re-run of the same identity replaces
-# the folder's tables; the sampler and table lists may differ)
-IDENTITY = ("preset", "dataset", "video_list", "frames", "budgets", "seed")
+# run.json's config fields (paths in the nested config) that make two runs' tables different runs (a re-run
+# of the same identity replaces the folder's tables; the sampler and table lists may differ)
+IDENTITY = ("preset", "data.dataset", "data.video_list", "data.frames", "sampling.budgets", "seed")
 # Files only a run writes, removed when a re-run does not write them again even if no run.json lists them.
 RUN_OWNED = ("checkpoints/*.pt", "bank/*.json", "bank/*/*")
 
 
 def run_folder(out: Path, cfg: RunConfig) -> Path:
     """``<out>/<dataset>/`` for the default preset, ``<out>/<dataset>-<preset>/`` for any other."""
-    return Path(out) / (cfg.dataset if cfg.preset == "default" else f"{cfg.dataset}-{cfg.preset}")
+    return Path(out) / (cfg.data.dataset if cfg.preset == "default" else f"{cfg.data.dataset}-{cfg.preset}")
+
+
+def _at(config: dict[str, Any], path: str) -> Any:
+    """The value at the dotted ``path`` of a nested config, or ``None``."""
+    for part in path.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`IDENTITY` fields of a config (a run.json's, or a RunConfig's as a dict), budgets as a sorted
-    set: ``--budget 4,2`` is the same run as ``--budget 2,4``."""
-    out = {field: config.get(field) for field in IDENTITY}
-    budgets = out["budgets"]
+    """The :data:`IDENTITY` fields of a config (a run.json's of either shape, or a RunConfig's as a dict), budgets
+    as a sorted set: ``--budget 4,2`` is the same run as ``--budget 2,4``."""
+    nested = run_config(config)
+    out = {field: _at(nested, field) for field in IDENTITY}
+    budgets = out["sampling.budgets"]
     if isinstance(budgets, (list, tuple)) and all(isinstance(k, int) for k in budgets):
-        out["budgets"] = sorted(set(budgets))
+        out["sampling.budgets"] = sorted(set(budgets))
     return out
 
 
 def describe(ident: dict[str, Any], fields: tuple[str, ...]) -> str:
     """The ``fields`` of an identity in words: ``preset default, T=16, K=1,2,4,8``."""
-    budgets = ident["budgets"]
-    values = {**ident, "budgets": ",".join(map(str, budgets)) if isinstance(budgets, list) else budgets}
-    names = {"frames": "T=", "budgets": "K="}
-    return ", ".join(f"{names.get(field, field + ' ')}{values[field]}" for field in fields)
+    budgets = ident["sampling.budgets"]
+    values = {**ident, "sampling.budgets": ",".join(map(str, budgets)) if isinstance(budgets, list) else budgets}
+    names = {"data.frames": "T=", "sampling.budgets": "K="}
+    return ", ".join(f"{names.get(field, field.split('.')[-1] + ' ')}{values[field]}" for field in fields)
 
 
 def _run_json(folder: Path) -> dict[str, Any] | None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import inspect
-import typing
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
@@ -23,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from samplerbench.config import conform, describe
+from samplerbench.config import option_fields
 from samplerbench.errors import UserError
 from samplerbench.selection import check_budget, topk_sorted
 
@@ -88,7 +86,8 @@ class Sampler(abc.ABC):
     """Keeps K of T frames per video.
 
     Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless a sampler needs its
-    own rule (NSNet's index fusion). Constructors are keyword-only so configs map onto them one to one.
+    own rule (NSNet's index fusion). Every sampler is a keyword-only dataclass, so that its init fields are
+    its options and configs map onto them one to one (:func:`constructor_fields`).
     Both return their result on the device of the bank they are given, and create every tensor they need
     there: a CPU constant in the computation is a crash or a hidden host-to-device copy on a GPU.
     """
@@ -142,6 +141,9 @@ def register_sampler(name: str) -> Callable[[S], S]:
             raise ValueError(f"a sampler named {name!r} is already registered ({_REGISTRY[name].__module__})")
         if not (isinstance(cls, type) and issubclass(cls, Sampler)):
             raise TypeError(f"@register_sampler({name!r}) must decorate a Sampler subclass, got {cls!r}")
+        if "__dataclass_fields__" not in vars(cls):
+            raise TypeError(f"@register_sampler({name!r}): {cls.__name__} must be a dataclass "
+                            "(@dataclasses.dataclass(kw_only=True, eq=False) below the decorator)")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -188,11 +190,10 @@ RUN_FIELDS = ("device",)  # constructor fields the run sets for every sampler, n
 
 
 @functools.cache
-def constructor_fields(cls: type[Sampler]) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of ``cls``'s constructor by name: what configs, the pipeline and checkpoints set."""
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)  # not object's *args
-    return {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.kind in kinds and name != "self"}
+def constructor_fields(cls: type[Sampler]) -> dict[str, dataclasses.Field]:
+    """The init fields of the sampler dataclass ``cls`` by name: what configs, the pipeline and checkpoints
+    set (``.default`` is each one's default)."""
+    return {f.name: f for f in dataclasses.fields(cls) if f.init}
 
 
 def field_values(sampler: Sampler) -> dict[str, Any]:
@@ -202,26 +203,16 @@ def field_values(sampler: Sampler) -> dict[str, Any]:
 
 
 def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` for sampler ``name`` (from ``[sampler_options.<name>]``), checked: every key a constructor
-    field (dashes read as underscores), every value of that field's type (:func:`~samplerbench.config.conform`),
-    and the sampler buildable with them, so a bad value fails before the run. Returns the conformed options;
-    :class:`UserError` (one line) names the sampler and field otherwise."""
+    """``options`` for sampler ``name`` (from ``[sampling.options.<name>]``), checked: every key an init field
+    but the run's (dashes read as underscores), every value of that field's type
+    (:func:`~samplerbench.config.option_fields`), and the sampler buildable with them, so a bad value fails
+    before the run. Returns the conformed options; :class:`UserError` (one line) names the sampler and field
+    otherwise."""
     cls = get_sampler_class(name)
-    fields = {k: p for k, p in constructor_fields(cls).items() if k not in RUN_FIELDS}
-    hints = typing.get_type_hints(cls.__init__)
-    out = {}
-    for raw, value in options.items():
-        key = str(raw).replace("-", "_")
-        if key not in fields:
-            valid = ", ".join(fields) or "none (it takes no options)"
-            raise UserError(f"sampler_options.{name}: unknown option {raw!r}; valid: {valid}")
-        hint = hints.get(key, object)  # an unannotated parameter takes any value
-        try:
-            out[key] = conform(value, hint)
-        except ValueError:
-            raise UserError(f"sampler_options.{name}.{key} = {value!r}: expected {describe(hint)}") from None
+    where = f"sampling.options.{name}"
+    out = option_fields(cls, options, where=where, exclude=RUN_FIELDS)
     try:
         cls(**out)
     except (TypeError, ValueError, UserError) as exc:
-        raise UserError(f"sampler_options.{name}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
     return out

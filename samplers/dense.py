@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -9,6 +11,7 @@ from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
 
 
 @register_sampler("dense")
+@dataclasses.dataclass(kw_only=True, eq=False)
 class DenseSampler(Sampler):
     """Ignores the budget: the recognizer sees all T frames. The pipeline reports it once, at K = T."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import torch
@@ -11,6 +12,7 @@ from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
 
 
 @register_sampler("random")
+@dataclasses.dataclass(kw_only=True, eq=False)
 class RandomSampler(Sampler):
     """Training-free. Each video's draw is seeded by ``seed`` and the video's id (its position in the bank
     when the bank has no ids), so a video gets the same frames on every call, whichever FEM, precision or
@@ -19,8 +21,7 @@ class RandomSampler(Sampler):
     The draws are made on the CPU and copied to the bank's device: a CUDA generator would give a video other
     frames on a GPU than on the CPU."""
 
-    def __init__(self, *, seed: int = 0) -> None:
-        self.seed = seed
+    seed: int = 0
 
     def scores(self, batch: FrameBank) -> Tensor:
         ids = batch.video_ids or [str(i) for i in range(batch.batch_size)]

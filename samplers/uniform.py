@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -15,6 +17,7 @@ def uniform_indices(t: int, k: int, *, device: torch.device | str | None = None)
 
 
 @register_sampler("uniform")
+@dataclasses.dataclass(kw_only=True, eq=False)
 class UniformSampler(Sampler):
     """Training-free; the baseline every learned sampler must beat."""
 

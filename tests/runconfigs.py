@@ -19,6 +19,7 @@ samplers = ["uniform", "nsnet"]
 tables = ["main"]
 frames = 4
 budgets = [2]
+main_budget = 2
 rec_epochs = 1
 fem_epochs = 1
 sampler_epochs = 2

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from samplerbench.config import build_config
-from samplerbench.datasets.activitynet import build, parse_activitynet
+from samplerbench.datasets import get_dataset
+from samplerbench.datasets.activitynet import parse_activitynet
 from samplerbench.errors import UserError
 
 TAXONOMY = [
@@ -162,20 +163,25 @@ def test_missing_database(tmp_path: Path, video_dir: Path) -> None:
         parse_activitynet(path, video_dir=video_dir)
 
 
+def build(cfg, cache_dir: Path):
+    return get_dataset("activitynet")(cfg, cache_dir)
+
+
 def test_build_explains_the_expected_layout(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"needs --data-root .*activity_net\.v1-3\.min\.json.*videos/v_<id>\.mp4"):
-        build(build_config(dataset="activitynet", data_root=None), tmp_path)
+        build(build_config(data={"dataset": "activitynet", "root": None}), tmp_path)
     with pytest.raises(UserError, match="not a folder"):
-        build(build_config(dataset="activitynet", data_root=str(tmp_path / "nowhere")), tmp_path)
+        build(build_config(data={"dataset": "activitynet", "root": str(tmp_path / "nowhere")}), tmp_path)
     with pytest.raises(UserError, match=r"activity_net\.v1-3\.min\.json not found"):
-        build(build_config(dataset="activitynet", data_root=str(tmp_path)), tmp_path)
+        build(build_config(data={"dataset": "activitynet", "root": str(tmp_path)}), tmp_path)
 
 
 def test_build_reads_root_layout(tmp_path: Path, video_dir: Path) -> None:
     write(tmp_path).rename(tmp_path / "activity_net.v1-3.min.json")
-    index = build(build_config(dataset="activitynet", data_root=str(tmp_path)), tmp_path / "cache")
+    index = build(build_config(data={"dataset": "activitynet", "root": str(tmp_path)}), tmp_path / "cache")
     assert len(index.records) == 3 and index.records[0].path.parent == video_dir
     custom = write(tmp_path, broken("aaa", lambda e: e.pop("subset")))
-    cfg = build_config(dataset="activitynet", data_root=str(tmp_path), annotations=str(custom), lenient=True)
+    cfg = build_config(data={"dataset": "activitynet", "root": str(tmp_path), "lenient": True,
+                             "options": {"activitynet": {"annotations": str(custom)}}})
     lenient = build(cfg, tmp_path)
     assert [vid for vid, _ in lenient.skipped] == ["aaa"]

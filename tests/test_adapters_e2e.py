@@ -31,8 +31,8 @@ BROKEN = {  # the validation video each layout gets as a zero-byte file
 def test_adapter_runs_the_tiny_preset(dataset: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = MAKERS[dataset](tmp_path / "data")
     (root / BROKEN[dataset]).write_bytes(b"")
-    cfg = build_config("tiny", dataset=dataset, data_root=str(root), samplers=("uniform", "random"), tables=("main",),
-                       **SMALLER)
+    cfg = build_config("tiny", data={"dataset": dataset, "root": str(root)},
+                       sampling={"samplers": ("uniform", "random")}, report={"tables": ("main",)}, **SMALLER)
     folder = run(cfg, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
 
     assert f"1 video skipped as unreadable (see {folder / 'skipped.csv'}" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import torch
 
 from samplerbench import cache
 from samplerbench.cache import StageCache, atomic_write, code_modules, source_hash, stage_key
-from samplerbench.config import SyntheticConfig
+from samplerbench.datasets.synthetic import SyntheticConfig
 from samplerbench.errors import UserError
 
 

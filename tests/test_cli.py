@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--budget", "9", "--frames", "8"], "K=9 exceeds --frames T=8"),
+        (["--budget", "4,9", "--frames", "8"], "K=9 exceeds --frames T=8"),
+        (["--budget", "2"], "main_budget = 4 is not one of the budgets 2: add it to --budget"),
+        (["--dataset", "list", "--split", "2"], "data.options.list: unknown option 'split'"),
         (["--budget", "0"], "budgets = (0,): each value must be at least 1"),
         (["--frames", "0"], "frames = 0: must be at least 1"),
         (["--sampler", "uniform,nope"], "unknown sampler 'nope'; valid: dense, mgsampler, nsnet"),

@@ -4,36 +4,232 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from samplerbench.cli import build_parser, config_from_args
-from samplerbench.config import PRESETS, RunConfig, SyntheticConfig, build_config, load_config_file
+from samplerbench.config import LEGACY_KEYS, PRESETS, RunConfig, SamplingConfig, build_config, load_config_file
+from samplerbench.datasets import dataset_options
+from samplerbench.datasets.synthetic import SyntheticConfig
+from samplerbench.datasets.ucf101 import UCF101Options
 from samplerbench.errors import UserError
 
 
 def test_every_preset_builds():
     for name in PRESETS:
         cfg = build_config(name)
-        assert cfg.preset == name and cfg.main_budget in cfg.budgets and max(cfg.budgets) <= cfg.frames
+        sampling = cfg.sampling
+        assert cfg.preset == name and sampling.main_budget in sampling.budgets
+        assert max(sampling.budgets) <= cfg.data.frames
+        for options in cfg.data.options.values():
+            dataset_options("synthetic", options)  # the presets' synthetic datasets are valid
 
 
 def test_toml_and_yaml_files(tmp_path):
-    toml = 'preset = "tiny"\nbudgets = [1, 3]\nrec-epochs = 2\n[synthetic]\nnum_classes = 3\n'
+    toml = ('preset = "tiny"\n[sampling]\nbudgets = [2, 3]\n[recognizer]\nlr = 0.5\n[data]\ntrain-views = 3\n'
+            '[data.options.synthetic]\nnum_classes = 3\n')
     (tmp_path / "a.toml").write_text(toml)
     cfg = build_config(file_values=load_config_file(tmp_path / "a.toml"))
-    assert cfg.preset == "tiny" and cfg.budgets == (1, 3) and cfg.rec_epochs == 2
-    assert cfg.synthetic == SyntheticConfig(num_classes=3)  # a [synthetic] table replaces the preset's whole
-    (tmp_path / "b.yaml").write_text("frames: 12\nsamplers: [uniform, nsnet]\n")
+    assert cfg.preset == "tiny" and cfg.sampling.budgets == (2, 3) and cfg.recognizer.lr == 0.5
+    assert cfg.data.train_views == 3 and cfg.data.frames == PRESETS["tiny"]["data"]["frames"]
+    assert cfg.recognizer.epochs == PRESETS["tiny"]["recognizer"]["epochs"]  # a table merges field by field
+    assert cfg.data.options["synthetic"] == {**PRESETS["tiny"]["data"]["options"]["synthetic"], "num_classes": 3}
+    (tmp_path / "b.yaml").write_text("data: {frames: 12}\nsampling: {samplers: [uniform, nsnet]}\n")
     cfg = build_config(file_values=load_config_file(tmp_path / "b.yaml"))
-    assert cfg.preset == "default" and cfg.frames == 12 and cfg.samplers == ("uniform", "nsnet")
+    assert cfg.preset == "default" and cfg.data.frames == 12 and cfg.sampling.samplers == ("uniform", "nsnet")
+
+
+FLAT = """preset = "tiny"
+dataset = "ucf101"
+data_root = "videos"
+split = 2
+classes = "classInd.txt"
+frames = 6
+budgets = [1, 3]
+main_budget = 3
+rec-epochs = 2
+rec_tsn = true
+fem_res = 24
+sampler_epochs = 5
+tables = ["main", "fem"]
+table_fem_archs = ["mobilenet_v2"]
+table_rec_variants = [["resnet18", true]]
+throughput_iters = 1
+bootstrap = 30
+export_predictions = true
+[weights]
+fem = "fem.pt"
+[synthetic]
+num_classes = 3
+[sampler_options.nsnet]
+d = 64
+"""
+NESTED = """preset = "tiny"
+[data]
+dataset = "ucf101"
+root = "videos"
+frames = 6
+[data.options.ucf101]
+split = 2
+classes = "classInd.txt"
+[data.options.synthetic]
+num_classes = 3
+[recognizer]
+epochs = 2
+tsn = true
+weights = "none"
+[fem]
+res = 24
+weights = "fem.pt"
+[sampling]
+budgets = [1, 3]
+main_budget = 3
+epochs = 5
+[sampling.options.nsnet]
+d = 64
+[report]
+tables = ["main", "fem"]
+fem_archs = ["mobilenet_v2"]
+recognizer_variants = [["resnet18", true]]
+bootstrap = 30
+export_predictions = true
+[cost]
+iters = 1
+"""
+
+
+def test_an_old_flat_config_file_loads_to_the_nested_config(tmp_path):
+    """Every flat key of the config before the nesting (LEGACY_KEYS, weights, the dataset options) lands where
+    its nested form would put it."""
+    (tmp_path / "flat.toml").write_text(FLAT)
+    (tmp_path / "nested.toml").write_text(NESTED)
+    flat = build_config(file_values=load_config_file(tmp_path / "flat.toml"))
+    assert flat == build_config(file_values=load_config_file(tmp_path / "nested.toml"))
+    assert dataset_options("ucf101", flat.data.options["ucf101"]) == UCF101Options(split=2, classes="classInd.txt")
+
+
+def test_readme_config_file_example_loads(tmp_path):
+    """The README's "Config files" example is a valid file, and means what its comments say."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- example:config-file -->\s*```toml\n(.*?)```", readme, re.S)
+    assert block, "README lost its config-file example"
+    (tmp_path / "example.toml").write_text(block.group(1))
+    cfg = config_from_args(build_parser().parse_args(["--config", str(tmp_path / "example.toml"), "--device", "cpu"]))
+    assert (cfg.seed, cfg.data.frames, cfg.sampling.main_budget, cfg.report.tables) == (1, 8, 2, ("main", "fem"))
+    assert cfg.sampling.options == {"nsnet": {"d": 64}} and cfg.cost.iters == 2
+
+
+def test_every_old_key_has_a_place_in_the_nested_config():
+    cfg = RunConfig()
+    for flat, path in LEGACY_KEYS.items():
+        part, field = path.split(".")[:2]
+        assert hasattr(getattr(cfg, part), field), flat
+
+
+def test_an_old_run_json_loads_to_the_same_run(tmp_path):
+    """A run.json written before the nesting (its flat config, every field present) repeats that run."""
+    old = {"preset": "tiny", "dataset": "synthetic", "data_root": None, "annotations": None, "lenient": False,
+           "classes": None, "train_list": None, "val_list": None, "split": 1, "samplers": [], "seed": 3,
+           "device": "cpu", "dtype": "float32", "weights": {}, "frames": 8, "budgets": [2, 4], "main_budget": 2,
+           "short_side": 40, "rec_res": 32, "fem_res": 32, "train_views": 1, "workers": 2, "rec_arch": "resnet18",
+           "rec_tsn": False, "rec_epochs": 4, "rec_lr": 0.005, "rec_batch": 32,
+           "fem_arch": "mobilenet_v2", "fem_epochs": 3, "fem_lr": 0.02, "fem_batch": 64, "sampler_epochs": 30,
+           "sampler_batch": 64, "sampler_lr": 0.01, "sampler_options": {}, "aggregation": "mean_softmax",
+           "tables": ["main", "guiding", "fusion", "fem", "recognizer", "saliency"],
+           "table_fem_archs": ["mobilenet_v2"], "table_rec_variants": [["resnet18", False]],
+           "throughput_batch": 8, "throughput_iters": 2, "compile": False, "remeasure": False, "bootstrap": 200,
+           "export_predictions": False,
+           "synthetic": {**dataclasses.asdict(SyntheticConfig(num_classes=4, train_per_class=10, val_per_class=6,
+                                                              min_frames=6, max_frames=40, width=64, height=48))}}
+    (tmp_path / "run.json").write_text(json.dumps({"config": old, "seed": 3}))
+    cfg = build_config(file_values=load_config_file(tmp_path / "run.json"))
+    assert cfg == dataclasses.replace(build_config("tiny", seed=3, workers=2), data=dataclasses.replace(
+        cfg.data, options={"synthetic": old["synthetic"]}))
+    same = dataset_options("synthetic", build_config("tiny").data.options["synthetic"])
+    assert dataset_options("synthetic", cfg.data.options["synthetic"]) == same  # the same generated videos
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rec_epochs = 2\n[recognizer]\nepochs = 3", "rec_epochs and [recognizer] epochs both set recognizer.epochs"),
+        ("weights = 3", "weights = 3: expected 'none' or a table of role = source"),
+        ("rec_tsn_epochs = 2", "rec_tsn_epochs is no longer a setting"),
+        ("[sampling]\nbugdets = [1]", "unknown setting sampling.'bugdets'"),
+        ("[recognizer]\nepochs = 1.5", "recognizer.epochs = 1.5: expected an integer"),
+        ("tables = 3", "report.tables = 3: expected a list, each a string"),
+    ],
+)
+def test_unmappable_or_conflicting_keys_are_one_line_errors(tmp_path, text, message):
+    (tmp_path / "x.toml").write_text(text)
+    with pytest.raises(UserError) as err:
+        load_config_file(tmp_path / "x.toml")
+    assert str(tmp_path / "x.toml") in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_main_budget_outside_the_budgets_is_an_error_not_a_rewrite():
+    with pytest.raises(UserError, match="main_budget = 4 is not one of the budgets 1,2"):
+        build_config(sampling={"budgets": (1, 2)})
+    with pytest.raises(UserError, match="main_budget = 3 is not one of the budgets 1,2,4,8"):
+        SamplingConfig(main_budget=3)
+    assert build_config(sampling={"budgets": (1, 2), "main_budget": 2}).sampling.main_budget == 2
+    args = build_parser().parse_args(["--budget", "2", "--device", "cpu"])
+    with pytest.raises(UserError, match=r"sampling\.main_budget = 4 is not one of the budgets 2: add it to --budget"):
+        config_from_args(args)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "ucf101", "--split", "4"], "argument --split: invalid choice"),
+        (["--split", "2"], "data.options.synthetic: unknown option 'split'; valid: num_classes"),
+        (["--dataset", "list", "--split", "2"], "data.options.list: unknown option 'split'; valid: train_list, "
+                                                "val_list, classes"),
+        (["--dataset", "activitynet", "--classes", "c.txt"], "data.options.activitynet: unknown option 'classes'"),
+    ],
+)
+def test_dataset_flags_are_options_of_the_run_dataset(argv, message):
+    with pytest.raises(UserError) as err:
+        config_from_args(build_parser().parse_args([*argv, "--device", "cpu"]))
+    assert message in str(err.value)
+
+
+def test_dataset_options_are_checked_by_their_adapter(tmp_path):
+    """At the door, whichever dataset runs: types, ranges and the adapter's own rules, naming the file."""
+    assert dataset_options("ucf101", {"split": 3}).split == 3
+    with pytest.raises(UserError, match=r"data.options.ucf101: split = 4: must be at least 1 and at most 3"):
+        dataset_options("ucf101", {"split": 4})
+    with pytest.raises(UserError, match=r"data.options.synthetic.width = 'wide': expected an integer"):
+        dataset_options("synthetic", {"width": "wide"})
+    with pytest.raises(UserError, match=r"data.options.synthetic: synthetic dataset: width and height must be even"):
+        dataset_options("synthetic", {"width": 33})
+    (tmp_path / "s.toml").write_text('[data.options.synthetic]\nnum_classes = "3"\n')
+    args = build_parser().parse_args(["--config", str(tmp_path / "s.toml"), "--device", "cpu"])
+    with pytest.raises(UserError, match=r"s.toml: data.options.synthetic.num_classes = '3': expected an integer"):
+        config_from_args(args)
+    # a file's options are checked whole once merged over the preset's: tiny's videos are 6 to 40 frames long
+    (tmp_path / "m.toml").write_text('preset = "tiny"\n[data.options.synthetic]\nmax_frames = 10\n')
+    args = build_parser().parse_args(["--config", str(tmp_path / "m.toml"), "--device", "cpu"])
+    assert config_from_args(args).data.options["synthetic"]["max_frames"] == 10
+    args = build_parser().parse_args(["--config", str(tmp_path / "m.toml"), "--preset", "default", "--device", "cpu"])
+    with pytest.raises(UserError, match=r"data.options.synthetic: .*min_frames <= max_frames, got 12, 10"):
+        config_from_args(args)
+
+
+def test_config_does_not_import_the_adapters():
+    """The adapters import samplerbench.config (their options are checked by its machinery), never the reverse."""
+    text = (Path(__file__).resolve().parents[1] / "samplerbench" / "config.py").read_text()
+    assert "datasets" not in "".join(line for line in text.splitlines() if line.startswith(("import", "from")))
 
 
 def test_flags_override_the_file_which_overrides_the_preset(tmp_path):
     (tmp_path / "c.toml").write_text('preset = "tiny"\nseed = 5\nframes = 6\n')
     args = build_parser().parse_args(["--config", str(tmp_path / "c.toml"), "--seed", "7", "--device", "cpu"])
     cfg = config_from_args(args)
-    assert (cfg.preset, cfg.seed, cfg.frames, cfg.rec_res) == ("tiny", 7, 6, PRESETS["tiny"]["rec_res"])
+    assert (cfg.preset, cfg.seed, cfg.data.frames, cfg.recognizer.res) == ("tiny", 7, 6,
+                                                                           PRESETS["tiny"]["recognizer"]["res"])
 
 
 def test_every_flag_has_a_config_file_form(tmp_path):
@@ -43,16 +239,17 @@ def test_every_flag_has_a_config_file_form(tmp_path):
     args = build_parser().parse_args(["--config", str(tmp_path / "d.toml"), "--device", "cpu"])
     cfg = config_from_args(args)
     assert (args.out, args.cache_dir, args.quiet) == ("elsewhere", "cache", True)
-    assert cfg.weights == {"fem": "fem.pt"}
+    assert (cfg.recognizer.weights, cfg.fem.weights) == (None, "fem.pt")
     flags = build_parser().parse_args(["--config", str(tmp_path / "d.toml"), "--out", "here",
                                        "--weights", "recognizer=r.pt", "--device", "cpu"])
-    assert config_from_args(flags).weights == {"recognizer": "r.pt"} and flags.out == "here"  # flags win
+    cfg = config_from_args(flags)
+    assert (cfg.recognizer.weights, cfg.fem.weights) == ("r.pt", None) and flags.out == "here"  # flags win
     with pytest.raises(UserError, match=r"weights for unknown role\(s\) \['backbone'\]"):
         build_config("tiny", weights={"backbone": "x.pt"})
 
 
 def test_run_json_round_trips_to_the_same_config(tmp_path):
-    cfg = build_config("tiny", seed=3, budgets=(2, 3), weights={"recognizer": "r.pt"})
+    cfg = build_config("tiny", seed=3, sampling={"budgets": (2, 3)}, recognizer={"weights": "r.pt"})
     (tmp_path / "run.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "seed": 3}))
     assert build_config(file_values=load_config_file(tmp_path / "run.json")) == cfg
 
@@ -63,7 +260,7 @@ def test_run_json_round_trips_to_the_same_config(tmp_path):
         ("bad.toml", "budgets = [1,", "not valid TOML"),
         ("bad.json", "{", "not valid JSON"),
         ("typo.toml", "rec_epoch = 3", "unknown setting 'rec_epoch'"),
-        ("nested.toml", "[synthetic]\nclasses = 3", "[synthetic]: unknown setting 'classes'"),
+        ("nested.toml", "[fem]\nclasses = 3", "unknown setting fem.'classes'"),
         ("list.yaml", "- 1\n- 2", "expected a table of settings"),
         ("conf.ini", "x=1", "expected a .toml, .yaml, .yml or .json file"),
     ],
@@ -82,7 +279,7 @@ def test_missing_config_file(tmp_path):
 
 def test_unknown_table_is_rejected_wherever_it_comes_from():
     with pytest.raises(UserError, match=r"unknown table\(s\) \['bogus'\]"):
-        RunConfig(tables=("main", "bogus"))
+        build_config(report={"tables": ("main", "bogus")})
 
 
 def test_dtype_is_checked_and_reaches_the_config(tmp_path):
@@ -106,36 +303,37 @@ def test_workers_default_to_this_process_share_of_the_cores(monkeypatch):
 
 
 def test_sampler_options_from_toml_yaml_json_and_flags(tmp_path):
-    """``[sampler_options.<name>]`` in any config format and ``--sampler-option`` flags, merged field by field:
+    """``[sampling.options.<name>]`` (``sampler_options`` in an old file) in any config format and
+    ``--sampler-option`` flags, merged field by field:
     the file over the preset, the flags over the file."""
-    (tmp_path / "o.toml").write_text('preset = "tiny"\n[sampler_options.nsnet]\nd = 256\nheads = 8\n'
-                                     '[sampler_options.scsampler]\nloss = "rank"\n')
+    (tmp_path / "o.toml").write_text('preset = "tiny"\n[sampling.options.nsnet]\nd = 256\nheads = 8\n'
+                                     '[sampling.options.scsampler]\nloss = "rank"\n')
     (tmp_path / "o.yaml").write_text("sampler_options:\n  nsnet: {d: 256, heads: 8}\n  scsampler: {loss: rank}\n")
     (tmp_path / "o.json").write_text(json.dumps({"sampler_options": {"nsnet": {"d": 256, "heads": 8},
                                                                      "scsampler": {"loss": "rank"}}}))
     expected = {"nsnet": {"d": 256, "heads": 8}, "scsampler": {"loss": "rank"}}
     for name in ("o.toml", "o.yaml", "o.json"):
-        assert build_config(file_values=load_config_file(tmp_path / name)).sampler_options == expected
+        assert build_config(file_values=load_config_file(tmp_path / name)).sampling.options == expected
     args = build_parser().parse_args(["--config", str(tmp_path / "o.toml"), "--device", "cpu",
                                       "--sampler-option", "nsnet.heads=2", "--sampler-option", "nsnet.fusion=add",
                                       "--sampler-option", "nsnet.lr=1e-3", "--sampler-option", "nsnet.no-ns=true"])
-    assert config_from_args(args).sampler_options == {
+    assert config_from_args(args).sampling.options == {
         "nsnet": {"d": 256, "heads": 2, "fusion": "add", "lr": 0.001, "no_ns": True}, "scsampler": {"loss": "rank"}}
     # the paper preset's NSNet width survives an option set on top of it
-    assert build_config("paper", sampler_options={"nsnet": {"heads": 8}}).sampler_options["nsnet"] == {
-        **PRESETS["paper"]["sampler_options"]["nsnet"], "heads": 8}
+    assert build_config("paper", sampling={"options": {"nsnet": {"heads": 8}}}).sampling.options["nsnet"] == {
+        **PRESETS["paper"]["sampling"]["options"]["nsnet"], "heads": 8}
 
 
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ("nsnet.dd=3", "sampler_options.nsnet: unknown option 'dd'; valid: seed, epochs, patience, "
+        ("nsnet.dd=3", "sampling.options.nsnet: unknown option 'dd'; valid: seed, epochs, patience, "
                        "holdout_fraction, batch_size, lr, temporal_shift, d, heads"),
-        ("nsnet.heads=four", "sampler_options.nsnet.heads = 'four': expected an integer"),
-        ("nsnet.fusion=unoin", "sampler_options.nsnet: unknown fusion 'unoin'"),
-        ("uniform.seed=1", "sampler_options.uniform: unknown option 'seed'; valid: none (it takes no options)"),
+        ("nsnet.heads=four", "sampling.options.nsnet.heads = 'four': expected an integer"),
+        ("nsnet.fusion=unoin", "sampling.options.nsnet: unknown fusion 'unoin'"),
+        ("uniform.seed=1", "sampling.options.uniform: unknown option 'seed'; valid: none (it takes no options)"),
         ("nssnet.d=3", "unknown sampler 'nssnet'"),
-        ("nsnet.device=cuda", "sampler_options.nsnet: unknown option 'device'"),
+        ("nsnet.device=cuda", "sampling.options.nsnet: unknown option 'device'"),
     ],
 )
 def test_bad_sampler_options_are_one_line_errors(flag, message):
@@ -152,7 +350,8 @@ def test_malformed_sampler_option_flag_is_rejected():
 
 def test_aggregation_from_a_flag_or_a_file_is_checked(tmp_path):
     args = build_parser().parse_args(["--preset", "tiny", "--device", "cpu", "--aggregation", "mean_logits"])
-    assert config_from_args(args).aggregation == "mean_logits" and build_config("tiny").aggregation == "mean_softmax"
+    assert config_from_args(args).sampling.aggregation == "mean_logits"
+    assert build_config("tiny").sampling.aggregation == "mean_softmax"
     with pytest.raises(UserError, match="invalid choice: 'median'"):
         build_parser().parse_args(["--aggregation", "median"])
     (tmp_path / "a.toml").write_text('preset = "tiny"\naggregation = "median"\n')

@@ -49,8 +49,10 @@ def test_a_one_class_dataset_is_warned_about(tmp_path: Path, capsys: pytest.Capt
     for name in ("train_list.txt", "val_list.txt"):  # every video labelled 0
         lines = (root / name).read_text().splitlines()
         (root / name).write_text("".join(line.split()[0] + " 0\n" for line in lines))
-    cfg = build_config("tiny", dataset="list", data_root=str(root), samplers=("uniform",), tables=("main",),
-                       frames=4, budgets=(2,), rec_epochs=1, fem_epochs=1, throughput_iters=1, bootstrap=20)
+    cfg = build_config("tiny", data={"dataset": "list", "root": str(root), "frames": 4},
+                       sampling={"samplers": ("uniform",), "budgets": (2,)},
+                       report={"tables": ("main",), "bootstrap": 20}, recognizer={"epochs": 1}, fem={"epochs": 1},
+                       cost={"iters": 1})
     folder = run(cfg, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
     warning = "the validation videos show 1 class(es) ('Red') of 1: every sampler scores a trivially perfect mAP"
     assert f"warning: {warning}" in capsys.readouterr().err

@@ -11,8 +11,6 @@ moved with ``.to(device)`` on every call is the explicit form of that copy; it i
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 import torch
 from torch import Tensor
@@ -22,6 +20,7 @@ from torch.utils._pytree import tree_flatten
 from samplerbench.fusion import FUSIONS, fuse_scores, fuse_select
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class, list_samplers
+from samplerbench.samplers.base import constructor_fields
 from samplerbench.throughput import sampler_throughput
 
 META = torch.device("meta")
@@ -86,7 +85,7 @@ def build(name: str, *, dim: int = D, **fields) -> Sampler:
     """``name`` as the pipeline builds it (training options where its constructor takes them), fitted on a CPU
     bank of ``dim``-wide features when trainable."""
     cls = get_sampler_class(name)
-    params = inspect.signature(cls.__init__).parameters
+    params = constructor_fields(cls)
     sampler = cls(**{k: v for k, v in TRAINING.items() if k in params} | SMALL.get(name, {}) | fields)
     if sampler.trainable:
         sampler.fit(cpu_bank(16, seed=0, dim=dim))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    cfg = build_config("tiny", seed=0, export_selections=True)
+    cfg = build_config("tiny", seed=0, report={"export_selections": True})
     folder = run(cfg, out=root / "out", cache_dir=root / "cache", quiet=True)
     return cfg, root, folder
 
@@ -35,8 +35,8 @@ def test_every_result_file_is_written(tiny):
     samplers = set(summary["sampler"])
     assert {"uniform", "random", "dense", "oracle", "nsnet", "nsnet (w/o NS)", "scsampler", "mgsampler"} <= samplers
     for name in samplers - {"dense"}:
-        assert sorted(summary.loc[summary["sampler"] == name, "budget_K"]) == sorted(cfg.budgets), name
-    assert summary.loc[summary["sampler"] == "dense", "budget_K"].tolist() == [cfg.frames]
+        assert sorted(summary.loc[summary["sampler"] == name, "budget_K"]) == sorted(cfg.sampling.budgets), name
+    assert summary.loc[summary["sampler"] == "dense", "budget_K"].tolist() == [cfg.data.frames]
     assert summary["mAP"].between(0, 100).all() and summary["gflops_per_video"].gt(0).all()
     assert summary["mAP_lo"].le(summary["mAP"] + 1e-9).all() and summary["mAP_hi"].ge(summary["mAP"] - 1e-9).all()
     deployable = summary["sampler"] != "oracle"
@@ -76,7 +76,8 @@ def test_run_json_repeats_the_run(tiny):
 
 def test_same_seed_same_numbers(tiny, tmp_path):
     _, _, folder = tiny
-    again = build_config("tiny", seed=0, samplers=("uniform", "nsnet"), tables=("main",), export_predictions=True)
+    again = build_config("tiny", seed=0, sampling={"samplers": ("uniform", "nsnet")},
+                         report={"tables": ("main",), "export_predictions": True})
     other = run(again, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
     first, second = (pd.read_csv(f / "summary.csv").set_index(["sampler", "budget_K"]) for f in (folder, other))
     common = second.index
@@ -99,7 +100,8 @@ def test_a_smoke_test_says_so_in_every_table(tiny):
     meta = json.loads((folder / "run.json").read_text())
     assert meta["smoke_test"] is True
     assert not [k for rows in meta["tables"].values() for r in rows for k in r if k.startswith("paper_")]
-    assert meta["headline"]["K"] == cfg.main_budget and meta["headline"]["sampler"] not in ("uniform", "oracle")
+    assert meta["headline"]["K"] == cfg.sampling.main_budget
+    assert meta["headline"]["sampler"] not in ("uniform", "oracle")
 
 
 def test_a_rerun_with_fewer_tables_leaves_none_of_the_earlier(tiny, tmp_path):
@@ -109,7 +111,8 @@ def test_a_rerun_with_fewer_tables_leaves_none_of_the_earlier(tiny, tmp_path):
     earlier = tmp_path / "out" / folder.name
     shutil.copytree(folder, earlier)
     (earlier / "seeds.md").write_text("written by samplerbench compare\n")
-    fewer = dataclasses.replace(cfg, samplers=("uniform", "nsnet"), tables=("main",))
+    fewer = dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, samplers=("uniform", "nsnet")),
+                                report=dataclasses.replace(cfg.report, tables=("main",)))
     assert run(fewer, out=tmp_path / "out", cache_dir=root / "cache", quiet=True) == earlier
     meta = json.loads((earlier / "run.json").read_text())
     files = {p.relative_to(earlier).as_posix() for p in earlier.rglob("*") if p.is_file()}
@@ -135,7 +138,7 @@ def test_the_protocol_card_and_the_exported_selections(tiny):
     assert "| mAP (ANet) | mean over the same classes" in main_md
     files = sorted(p.name for p in (folder / "selections").iterdir())
     expected = {f"{s}_K{k}.json" for s in ("uniform", "random", "nsnet", "nsnet_w_o_ns", "scsampler", "mgsampler")
-                for k in cfg.budgets} | {"dense_K8.json"}
+                for k in cfg.sampling.budgets} | {"dense_K8.json"}
     assert expected <= set(files) and not [f for f in files if f.startswith("oracle")]
     assert {f"selections/{f}" for f in files} <= set(meta["files"])
     dense = json.loads((folder / "selections/dense_K8.json").read_text())

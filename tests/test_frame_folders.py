@@ -27,7 +27,7 @@ from samplerbench.timeline import presample_indices
 
 
 def index(dataset: str, root: Path, **overrides):
-    return get_dataset(dataset)(build_config(dataset=dataset, data_root=str(root), **overrides), root / "cache")
+    return get_dataset(dataset)(build_config(data={"dataset": dataset, "root": str(root)}, **overrides), root / "cache")
 
 
 @pytest.mark.parametrize("dataset", list(MAKERS))
@@ -94,7 +94,7 @@ def test_cli_flags_set_the_template(tmp_path: Path) -> None:
     args = build_parser().parse_args(["--filename-tmpl", "frame_{:04d}.jpg", "--start-index", "0",
                                       "--cache-dir", str(tmp_path)])
     cfg = config_from_args(args)
-    assert cfg.filename_tmpl == "frame_{:04d}.jpg" and cfg.start_index == 0
+    assert cfg.data.filename_tmpl == "frame_{:04d}.jpg" and cfg.data.start_index == 0
 
 
 def test_activitynet_prefers_the_video_and_falls_back_to_rawframes(tmp_path: Path) -> None:
@@ -188,11 +188,13 @@ def test_a_list_of_frame_folders_runs_end_to_end(tmp_path: Path) -> None:
     root = make_list(tmp_path / "data", frames=True)
     for file in (root / "clips" / "va2").iterdir():
         file.unlink()
-    cfg = build_config("tiny", dataset="list", data_root=str(root), samplers=("uniform",), tables=("main",),
-                       frames=4, budgets=(2,), rec_epochs=1, fem_epochs=1, throughput_iters=1, bootstrap=20)
+    cfg = build_config("tiny", data={"dataset": "list", "root": str(root), "frames": 4},
+                       sampling={"samplers": ("uniform",), "budgets": (2,)},
+                       report={"tables": ("main",), "bootstrap": 20}, recognizer={"epochs": 1}, fem={"epochs": 1},
+                       cost={"iters": 1})
     folder = run(cfg, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
     skipped = pd.read_csv(folder / "skipped.csv")
     assert skipped["reason"].tolist() == ["empty frame folder (no 'img_{:05d}.jpg' file)"]
     meta = json.loads((folder / "run.json").read_text())
     assert meta["dataset"]["val_videos"] == 3 and len(meta["skipped_videos"]) == 1
-    assert dataclasses.asdict(cfg)["filename_tmpl"] == meta["config"]["filename_tmpl"]
+    assert dataclasses.asdict(cfg)["data"]["filename_tmpl"] == meta["config"]["data"]["filename_tmpl"]

@@ -9,13 +9,13 @@ import pytest
 from datasetfiles import MAKERS, make_list, make_minikinetics, make_ucf101
 
 from samplerbench.config import build_config
-from samplerbench.datasets import get_dataset
+from samplerbench.datasets import get_dataset, preset_layer
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, split_labels
 from samplerbench.errors import UserError
 
 
 def index(dataset: str, root: Path, **overrides):
-    return get_dataset(dataset)(build_config(dataset=dataset, data_root=str(root), **overrides), root / "cache")
+    return get_dataset(dataset)(build_config(data={"dataset": dataset, "root": str(root)}, **overrides), root / "cache")
 
 
 def test_fcvid_multi_label_lines_and_class_names(tmp_path: Path) -> None:
@@ -135,16 +135,19 @@ def test_minikinetics_csv_needs_the_kinetics_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dataset", ["fcvid", "list", "ucf101", "minikinetics", "activitynet"])
 def test_missing_data_root_explains_the_layout(dataset: str, tmp_path: Path) -> None:
     with pytest.raises(UserError, match=f"--dataset {dataset} needs --data-root \\(expected <root>/"):
-        get_dataset(dataset)(build_config(dataset=dataset), tmp_path)
+        get_dataset(dataset)(build_config(data={"dataset": dataset}), tmp_path)
 
 
 @pytest.mark.parametrize(("dataset", "fem_res"), [("minikinetics", 112), ("activitynet", 224), ("fcvid", 224),
                                                   ("ucf101", 224), ("synthetic", 224)])
 def test_paper_preset_takes_the_datasets_fem_resolution(dataset: str, fem_res: int) -> None:
-    assert build_config("paper", dataset=dataset).fem_res == fem_res  # supplementary A.1
-    assert build_config("paper", dataset=dataset, fem_res=160).fem_res == 160  # a flag still wins
-    assert build_config("paper", dataset=dataset, file_values={"fem_res": 96}).fem_res == 96
-    assert build_config("tiny", dataset=dataset).fem_res == 32  # other presets are the preset's own
+    def res(preset: str, **values) -> int:
+        return build_config(preset, data={"dataset": dataset}, dataset_layer=preset_layer, **values).fem.res
+
+    assert res("paper") == fem_res  # supplementary A.1
+    assert res("paper", fem={"res": 160}) == 160  # a flag still wins
+    assert res("paper", file_values={"fem": {"res": 96}}) == 96
+    assert res("tiny") == 32  # other presets are the preset's own
 
 
 @pytest.mark.parametrize("dataset", list(MAKERS))

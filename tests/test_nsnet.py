@@ -224,7 +224,7 @@ def test_the_tables_say_what_is_this_suites_reading():
     for phrase in ("this suite's reading", "min-max-normalised guiding score is at least 0.5", "`topk`",
                    "extra background class", "`non_salient = background`; also `uniform`, `none`",
                    "weighted 1 beside the VG losses weighted 1", "128 after a projection", "`d = \"fem\"`",
-                   "4 heads, 2 layers", "[sampler_options.nsnet]"):
+                   "4 heads, 2 layers", "[sampling.options.nsnet]"):
         assert phrase in default, phrase
     paper = nsnet_reading(field_values(NSNetSampler(d="fem", pseudo_rule="topk", non_salient="uniform")))
     assert "the FEM's own width (supplementary A.1)" in paper and "the top 30% of each video" in paper

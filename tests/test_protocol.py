@@ -74,11 +74,11 @@ def test_a_list_restricts_the_splits_it_names_and_reports_unknown_ids(tmp_path):
 def test_the_pipeline_indexes_the_listed_videos_only(tmp_path):
     root = make_list(tmp_path / "data", videos=False)
     ids = write_list(tmp_path / "ids.txt", "clips/va2.mp4\nclips/va0.mp4\n")
-    cfg = build_config("tiny", dataset="list", data_root=str(root), video_list=str(ids))
+    cfg = build_config("tiny", data={"dataset": "list", "root": str(root), "video_list": str(ids)})
     pipe = Pipeline(cfg, cache_dir=tmp_path / "cache", log=StageLog(quiet=True))
     assert [r.video_id for r in pipe.index().split("val")] == ["clips/va0.mp4", "clips/va2.mp4"]
     assert len(pipe.index().split("train")) == 4 and pipe.video_list().restricted == ("val",)
-    assert Pipeline(build_config("tiny", dataset="list", data_root=str(root)), cache_dir=tmp_path / "cache",
+    assert Pipeline(build_config("tiny", data={"dataset": "list", "root": str(root)}), cache_dir=tmp_path / "cache",
                     log=StageLog(quiet=True)).video_list() is None
 
 
@@ -129,9 +129,10 @@ def test_a_listed_run_with_missing_videos_states_its_protocol(tmp_path):
     (root / "clips/va1.mp4").unlink()
     (root / "clips/tr3.mp4").write_bytes(b"not a video")
     ids = write_list(tmp_path / "ids.txt", "clips/va0.mp4\nclips/va1.mp4\nclips/va2.mp4\nclips/gone.mp4\n")
-    cfg = build_config("tiny", dataset="list", data_root=str(root), video_list=str(ids), samplers=("uniform",),
-                       tables=("main",), frames=4, budgets=(2,), rec_epochs=1, fem_epochs=1, throughput_iters=1,
-                       bootstrap=20, export_selections=True)
+    cfg = build_config("tiny", data={"dataset": "list", "root": str(root), "video_list": str(ids), "frames": 4},
+                       sampling={"samplers": ("uniform",), "budgets": (2,)},
+                       report={"tables": ("main",), "bootstrap": 20, "export_selections": True},
+                       recognizer={"epochs": 1}, fem={"epochs": 1}, cost={"iters": 1})
     folder = run(cfg, out=tmp_path / "out", cache_dir=tmp_path / "cache", quiet=True)
     meta = json.loads((folder / "run.json").read_text())
     card = meta["protocol"]

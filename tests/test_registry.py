@@ -41,6 +41,19 @@ def test_duplicate_name_raises(clean_registry):
                 return batch.fem[..., 0]
 
 
+def test_a_sampler_must_be_a_dataclass(clean_registry):
+    """Its init fields are its options (checked, cached, checkpointed): a plain class would hide them."""
+    with pytest.raises(TypeError, match="NotADataclass must be a dataclass"):
+
+        @register_sampler("not_a_dataclass")
+        class NotADataclass(Sampler):
+            def __init__(self, *, width: int = 3) -> None:
+                self.width = width
+
+            def scores(self, batch):
+                return batch.fem[..., 0]
+
+
 def test_unknown_name_lists_valid_ones():
     with pytest.raises(UserError, match=r"unknown sampler 'nope'; valid: .*uniform"):
         get_sampler("nope")
@@ -52,9 +65,11 @@ def _plugin(tmp_path: Path) -> Path:
     pkg = site / "third_party_sampler"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text(textwrap.dedent('''
+        import dataclasses
         import torch
         from samplerbench.samplers import Sampler
 
+        @dataclasses.dataclass(kw_only=True, eq=False)
         class LastFrames(Sampler):
             """Keeps the last K frames: a sampler that samplerbench itself does not ship."""
             def scores(self, batch):

@@ -28,7 +28,7 @@ def test_a_smoke_test_says_so_first_and_prints_no_paper_figures():
 
 @pytest.mark.parametrize(("dataset", "caveat"), [("synthetic", True), ("fcvid", True), ("activitynet", False)])
 def test_paper_figures_beside_another_dataset_say_whose_they_are(dataset, caveat):
-    cfg = build_config(dataset=dataset)
+    cfg = build_config(data={"dataset": dataset})
     assert report.printed_rows(ABLATION_ROWS, cfg) == ABLATION_ROWS
     assert ("ActivityNet v1.3" in report.paper_caveat(cfg) and "not on this dataset" in report.paper_caveat(cfg)) \
         == caveat

@@ -39,7 +39,7 @@ def snapshot(root: Path) -> dict[Path, bytes]:
     ("paper", "activitynet", "activitynet-paper"),
 ])
 def test_one_folder_per_preset(preset, dataset, folder):
-    assert runfolder.run_folder(Path("out"), build_config(preset, dataset=dataset)) == Path("out") / folder
+    assert runfolder.run_folder(Path("out"), build_config(preset, data={"dataset": dataset})) == Path("out") / folder
 
 
 # (id, flags, folder under out/, what it holds: run.json config changes or a file map, message)
@@ -99,7 +99,8 @@ def test_overwrite_lets_a_run_past_the_door(tmp_path, monkeypatch, capsys, how):
 
 def test_a_run_of_the_same_identity_or_overwrite_may_write(tmp_path):
     folder = earlier_run(tmp_path / "synthetic", {"main.md": "x"})
-    runfolder.check(folder, build_config(budgets=(8, 4, 2, 1)), overwrite=False)  # the same K set, reordered
+    same = build_config(sampling={"budgets": (8, 4, 2, 1)})
+    runfolder.check(folder, same, overwrite=False)  # the same K set, reordered
     runfolder.check(folder, build_config(seed=1), overwrite=True)
     runfolder.check(tmp_path / "missing", build_config(seed=1), overwrite=False)
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
@@ -122,7 +123,7 @@ def test_a_rerun_replaces_the_earlier_runs_files_and_keeps_the_others(tmp_path):
     (folder / "notes" / "mine.txt").parent.mkdir()
     (folder / "notes" / "mine.txt").write_text("a user's")
     (folder / "checkpoints" / "scsampler.pt").write_text("left by a run before the earlier one")
-    cfg = build_config(tables=("main",))
+    cfg = build_config(report={"tables": ("main",)})
     with runfolder.staged(folder, cfg, overwrite=False) as staging:
         assert staging.parent == folder.parent and not any(staging.iterdir())
         write_staged(staging, {"main.md": "new main", "checkpoints/uniform.pt": "new", "run.json": json.dumps(

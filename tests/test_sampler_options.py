@@ -22,7 +22,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
     common = dict(samplers=("nsnet",), tables=("main",), budgets=(2,), throughput_iters=1, device="cpu")
     plain = build_config("tiny", **common)
-    narrow = build_config("tiny", **common, sampler_options=OPTIONS)
+    narrow = build_config("tiny", **common, sampling={"options": OPTIONS})
     folders = {name: run(cfg, out=root / name, cache_dir=root / "cache", quiet=True)
                for name, cfg in (("plain", plain), ("narrow", narrow))}
     return root, narrow, folders
@@ -47,7 +47,7 @@ def test_options_change_the_trained_network(runs):
 def test_options_are_recorded_and_keyed(runs):
     _, narrow, folders = runs
     meta = json.loads((folders["narrow"] / "run.json").read_text())
-    assert meta["config"]["sampler_options"] == OPTIONS
+    assert meta["config"]["sampling"]["options"] == OPTIONS
     entry = next(e for e in meta["checkpoints"] if e["file"].endswith("/nsnet.pt"))
     assert entry["options"] == OPTIONS["nsnet"] and entry["fields"] == {}
     fits = [s for s in meta["stages"] if s["stage"].startswith("fit nsnet")]

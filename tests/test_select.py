@@ -32,8 +32,9 @@ def trained(tmp_path_factory):
     One budget and one timed throughput iteration: what is tested here is what the run saved, not the table.
     """
     root = tmp_path_factory.mktemp("select")
-    cfg = build_config("tiny", samplers=("nsnet", "uniform", "mgsampler"), tables=("main",), budgets=(2,),
-                       throughput_iters=1, export_predictions=True, export_selections=True, device="cpu")
+    cfg = build_config("tiny", sampling={"samplers": ("nsnet", "uniform", "mgsampler"), "budgets": (2,)},
+                       report={"tables": ("main",), "export_predictions": True, "export_selections": True},
+                       cost={"iters": 1}, device="cpu")
     folder = run(cfg, out=root / "out", cache_dir=root / "cache", quiet=True)
     pipe = Pipeline(cfg, cache_dir=root / "cache", log=StageLog(quiet=True))
     videos = {r.video_id: r.path for r in pipe.index().split("val")}
@@ -100,8 +101,8 @@ def test_a_checkpoint_selects_what_the_benchmark_selected(trained, name):
     features, MGSampler from the motion it measures while decoding the new videos. The run's
     ``--export-selections`` file holds the same objects, named by video id instead of path."""
     pipe, cfg = trained.pipe, trained.cfg
-    sampler, bank = pipe.sampler(name, fem=pipe.outputs("fem", cfg.fem_arch),
-                                 rec=pipe.outputs("recognizer", cfg.rec_arch))
+    sampler, bank = pipe.sampler(name, fem=pipe.outputs("fem", cfg.fem.arch),
+                                 rec=pipe.outputs("recognizer", cfg.recognizer.arch))
     positions = sampler.select(bank, 2).numpy()
     val_ids = pipe.split("val").video_ids
     trained_sampler = load_sampler(trained.folder / f"checkpoints/{name}.pt")

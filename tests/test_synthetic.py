@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from samplerbench.cli import main
-from samplerbench.config import RunConfig, SyntheticConfig, build_config
+from samplerbench.config import RunConfig, build_config
 from samplerbench.datasets.activitynet import ANNOTATION_FILE
-from samplerbench.datasets.base import DatasetIndex, get_dataset
+from samplerbench.datasets.base import DatasetIndex, get_dataset, run_options
 from samplerbench.datasets.synthetic import (
     COLOURS,
+    SyntheticConfig,
     VideoPlan,
     class_styles,
     dataset_root,
@@ -37,7 +38,8 @@ T = 8
 
 
 def cfg(seed: int = 0, synthetic: SyntheticConfig = TINY) -> RunConfig:
-    return RunConfig(seed=seed, frames=T, budgets=(2, 4), main_budget=2, synthetic=synthetic)
+    return build_config(seed=seed, data={"frames": T, "options": {"synthetic": dataclasses.asdict(synthetic)}},
+                        sampling={"budgets": (2, 4), "main_budget": 2})
 
 
 @pytest.fixture(scope="module")
@@ -198,10 +200,12 @@ def test_plan_segments(length: int) -> None:
 
 
 def test_invalid_config_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="even"):
-        get_dataset("synthetic")(cfg(synthetic=dataclasses.replace(TINY, width=33)), tmp_path)
+    """The adapter checks its options before it generates anything."""
+    for options, message in (({"width": 33}, "even"), ({"min_frames": 200}, "min_frames")):
+        with pytest.raises(UserError, match=f"data.options.synthetic: synthetic dataset: .*{message}"):
+            get_dataset("synthetic")(build_config(data={"options": {"synthetic": options}}), tmp_path)
     with pytest.raises(UserError, match="min_frames"):
-        get_dataset("synthetic")(cfg(synthetic=dataclasses.replace(TINY, min_frames=20)), tmp_path)
+        dataclasses.replace(TINY, min_frames=20)
     for field, value in (("context", 1.5), ("camera_pan", -0.1), ("camera_zoom", 0.3)):
         with pytest.raises(UserError, match=field):
             dataclasses.replace(TINY, **{field: value})
@@ -217,7 +221,7 @@ def test_preview_writes_a_png_and_names_a_bad_index(tmp_path: Path, capsys: pyte
 
 def test_files_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
     """Every video is a function of the seed and its own index, whichever worker process renders it."""
-    tiny = build_config("tiny").synthetic
+    tiny = run_options(build_config("tiny"))
     digests = []
     for workers in (1, 2):
         root = tmp_path / f"workers{workers}"

@@ -16,7 +16,8 @@ from samplerbench.harness import add_reference_intervals
 def _bench(targets: np.ndarray) -> SimpleNamespace:
     """The parts of a run's Bench that the bootstrap reads: the val targets, the resample count and the seed."""
     split = SimpleNamespace(targets=torch.from_numpy(targets))
-    return SimpleNamespace(pipe=SimpleNamespace(split=lambda subset: split), cfg=SimpleNamespace(bootstrap=200, seed=0))
+    cfg = SimpleNamespace(report=SimpleNamespace(bootstrap=200), seed=0)
+    return SimpleNamespace(pipe=SimpleNamespace(split=lambda subset: split), cfg=cfg)
 
 
 def _scores(n: int = 240, c: int = 8) -> tuple[np.ndarray, dict[str, np.ndarray]]:

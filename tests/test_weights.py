@@ -39,21 +39,31 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_paper_preset_starts_from_imagenet_and_the_others_from_scratch() -> None:
-    assert build_config("paper").weights == {"recognizer": "imagenet", "fem": "imagenet"}
-    assert build_config("tiny").weights == build_config("default").weights == {}
+    def weights(cfg) -> tuple[str | None, str | None]:
+        return cfg.recognizer.weights, cfg.fem.weights
+
+    assert weights(build_config("paper")) == ("imagenet", "imagenet")
+    assert weights(build_config("tiny")) == weights(build_config("default")) == (None, None)
 
 
 def test_none_trains_from_scratch_from_a_flag_or_a_file(tmp_path: Path) -> None:
-    def flags(*argv: str):
-        return config_from_args(build_parser().parse_args(["--preset", "paper", "--device", "cpu", *argv]))
+    def flags(*argv: str) -> tuple[str | None, str | None]:
+        cfg = config_from_args(build_parser().parse_args(["--preset", "paper", "--device", "cpu", *argv]))
+        return cfg.recognizer.weights, cfg.fem.weights
 
-    assert flags("--weights", "none").weights == {}
-    assert flags("--weights", "recognizer=none,fem=imagenet").weights == {"fem": "imagenet"}
-    assert flags("--weights", "recognizer=r.pt,fem=f.pt").weights == {"recognizer": "r.pt", "fem": "f.pt"}
+    def file(name: str) -> tuple[str | None, str | None]:
+        cfg = build_config(file_values=load_config_file(tmp_path / name))
+        return cfg.recognizer.weights, cfg.fem.weights
+
+    assert flags("--weights", "none") == (None, None)
+    assert flags("--weights", "recognizer=none,fem=imagenet") == (None, "imagenet")
+    assert flags("--weights", "fem=f.pt") == (None, "f.pt")  # a role left out starts from scratch
+    assert flags("--weights", "recognizer=r.pt,fem=f.pt") == ("r.pt", "f.pt")
     (tmp_path / "all.toml").write_text('preset = "paper"\nweights = "none"\n')
     (tmp_path / "role.toml").write_text('preset = "paper"\n[weights]\nrecognizer = "none"\nfem = "imagenet"\n')
-    assert build_config(file_values=load_config_file(tmp_path / "all.toml")).weights == {}
-    assert build_config(file_values=load_config_file(tmp_path / "role.toml")).weights == {"fem": "imagenet"}
+    (tmp_path / "nested.toml").write_text('preset = "paper"\n[recognizer]\nweights = "none"\n')
+    assert file("all.toml") == (None, None)
+    assert file("role.toml") == file("nested.toml") == (None, "imagenet")
     with pytest.raises(UserError, match="expected 'none' or a table of role = source"):
         build_config("paper", weights="imagenet")
 
@@ -61,7 +71,7 @@ def test_none_trains_from_scratch_from_a_flag_or_a_file(tmp_path: Path) -> None:
 def test_run_json_tells_imagenet_from_scratch() -> None:
     """The training stages' keys take ``weights`` from the config, as run.json does."""
     paper, scratch = build_config("paper"), build_config("paper", weights="none")
-    assert dataclasses.asdict(paper)["weights"] != dataclasses.asdict(scratch)["weights"]
+    assert dataclasses.asdict(paper)["recognizer"]["weights"] != dataclasses.asdict(scratch)["recognizer"]["weights"]
 
 
 def test_every_backbone_a_run_trains_is_checked() -> None:
@@ -72,7 +82,7 @@ def test_every_backbone_a_run_trains_is_checked() -> None:
                      "fem": ["mobilenet_v2", "shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0"]}
     assert trained_backbones(cfg, ablation_tables(cfg, ["uniform"])) == {"recognizer": ["resnet101"],
                                                                         "fem": ["mobilenet_v2"]}
-    main_only = dataclasses.replace(cfg, tables=("main",))
+    main_only = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, tables=("main",)))
     assert trained_backbones(main_only, ablation_tables(main_only, ["nsnet"]))["recognizer"] == ["resnet101"]
 
 
