@@ -467,10 +467,13 @@ class BankPipeline(Pipeline):
     def bank(self) -> Bank:
         return self._once(("bank",), lambda: open_bank(self.cfg))
 
-    def index(self) -> DatasetIndex:
-        def compute() -> DatasetIndex:
+    def _indexed(self) -> tuple[DatasetIndex, ListMatch | None]:
+        def compute() -> tuple[DatasetIndex, None]:
+            if self.cfg.data.video_list:
+                raise UserError(f"--video-list {self.cfg.data.video_list}: a frame bank's rows are its videos; "
+                                "export a bank of the listed videos instead (--video-list on the run that writes it)")
             with self.log.stage("index"):
-                return bank_index(self.bank())
+                return bank_index(self.bank()), None
 
         return self._once(("index",), compute)
 
