@@ -157,13 +157,13 @@ TABLE_SPECS = {
             "frames without annotations) that name the video's class: a FEM near chance gives the sampler "
             "uninformative features. GFLOPs per frame at this run's FEM resolution and at 224 px. epochs: as "
             "every trained model, until its loss on held-out training videos stopped improving (at most "
-            "fem_epochs). " + FLOP_NOTE),
+            "fem.epochs). " + FLOP_NOTE),
     "recognizer": ("table4_recognizer.md", "Table 4: recognizer backbone × training (K={k})",
                    "'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits. The default "
                    "preset uses smaller ResNets than the paper (ResNet-101/152) and sets each of its rows beside "
                    "the paper's row in the same position. rec_frame_top1: % of the recognizer's val frame "
                    "predictions inside annotated segments that name the video's class. epochs: every row trains "
-                   "until its loss on held-out training videos stops improving (at most rec_epochs)."),
+                   "until its loss on held-out training videos stops improving (at most recognizer.epochs)."),
 }
 
 
