@@ -117,17 +117,23 @@ def write_bank(folder: Path, *, classes: Sequence[str], splits: Mapping[str, Ban
     return write_index(folder, classes=classes, video_ids={s: splits[s].video_ids for s in SPLITS}, producer=producer)
 
 
+def _read_json(path: Path, *, missing: str) -> Any:
+    """The JSON value in ``path``; a one-line error when it is absent (``missing`` says what it should hold) or
+    not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing{missing}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not readable JSON ({exc})") from None
+
+
 def _index(root: Path) -> dict[str, Any]:
     path = root / INDEX
     if not root.is_dir():
         raise UserError(f"--data-root {root}: no such folder (a bank is a folder with {INDEX}; see README, "
                         "Frame banks)")
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing; a bank folder holds {INDEX} (see README, Frame banks)") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc})") from None
+    index = _read_json(path, missing=f"; a bank folder holds {INDEX} (see README, Frame banks)")
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise UserError(f"{path}: not a frame bank index (expected \"format\": \"{FORMAT}\")")
     if index.get("version") != VERSION:
@@ -188,12 +194,7 @@ def _bad_rows(path: Path) -> tuple[np.ndarray, str]:
 def _video_ids(root: Path, index: dict[str, Any], split: str) -> tuple[str, ...]:
     entry = index["splits"][split]
     path = root / str(entry.get("video_ids", f"{split}/video_ids.json"))
-    try:
-        ids = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing (the video ids of splits.{split})") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc})") from None
+    ids = _read_json(path, missing=f" (the video ids of splits.{split})")
     if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids) or len(ids) != entry["rows"]:
         count = len(ids) if isinstance(ids, list) else "no list of"
         raise UserError(f"{path}: expected a list of {entry['rows']} video id strings (index.json rows), got {count}")

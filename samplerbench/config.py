@@ -628,7 +628,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def run_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A run.json's ``config`` (of either shape) nested as RunConfig is, unchecked; ``{}`` where it cannot be
     read: for code that reads a few fields of other runs' files (``sampling.budgets``)."""
-    try:
-        return nest_legacy(config, source="run.json")
+    try:  # a removed key says nothing about the fields read here
+        return nest_legacy({k: v for k, v in config.items() if k not in REMOVED_KEYS}, source="run.json")
     except UserError:
         return {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from runconfigs import MICRO_DATA
+from runconfigs import micro
 
 from samplerbench.cli import main
 from samplerbench.samplers import get_sampler_class, list_samplers
@@ -17,17 +17,7 @@ pytestmark = pytest.mark.slow
 
 # every sampler but those that read motion from decoded frames (mgsampler), which a bank lacks; two budgets
 SAMPLERS = f"samplers = {[n for n in list_samplers() if not get_sampler_class(n).needs_motion]}\n"
-CONFIG = """
-tables = ["main"]
-frames = 4
-budgets = [1, 2]
-main_budget = 2
-rec_epochs = 1
-fem_epochs = 1
-sampler_epochs = 2
-throughput_iters = 1
-bootstrap = 20
-""" + MICRO_DATA
+CONFIG = micro(samplers=None, budgets=(1, 2))
 
 
 def test_a_bank_run_scores_every_sampler_as_the_run_that_exported_it(tmp_path: Path, capsys) -> None:

@@ -107,6 +107,19 @@ def test_a_run_of_the_same_identity_or_overwrite_may_write(tmp_path):
     runfolder.check(tmp_path / "empty", build_config(seed=1), overwrite=False)
 
 
+def test_a_run_json_of_the_flat_config_keeps_its_identity(tmp_path):
+    """A run.json written before the config was nested, holding a key since removed, is still the same run."""
+    folder = tmp_path / "synthetic"
+    folder.mkdir()
+    (folder / "main.md").write_text("x")
+    flat = {"preset": "default", "dataset": "synthetic", "frames": 16, "budgets": [1, 2, 4, 8], "seed": 0,
+            "rec_tsn_epochs": 2, "synthetic": {"confuser_strength": 0.35}}
+    (folder / "run.json").write_text(json.dumps({"config": flat, "files": ["main.md", "run.json"]}))
+    runfolder.check(folder, build_config(), overwrite=False)
+    with pytest.raises(UserError, match="seed 1"):
+        runfolder.check(folder, build_config(seed=1), overwrite=False)
+
+
 def write_staged(staging: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
