@@ -1,7 +1,7 @@
 """``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.bank`) instead of videos.
 
 The records say which videos the bank holds (its rows of one id count once) with their labels; the run reads
-the features from the bank itself (:class:`~samplerbench.pipeline.BankPipeline`) and decodes nothing.
+the features from the bank itself (:class:`~samplerbench.bankrun.BankPipeline`) and decodes nothing.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from math import prod
 from typing import Any
@@ -38,9 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import get_shape
 from torch import nn
+
+with warnings.catch_warnings():  # fvcore.nn scripts its focal losses on import, which torch >= 2.10 warns about
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import get_shape
 
 # Elementwise or pooling ops seen in torchvision backbones and nn transformer layers: negligible next to
 # the matmuls and convolutions, and left out of published FLOP counts.

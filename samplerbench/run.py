@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from samplerbench import distributed, paper, report
+from samplerbench.bankrun import BankPipeline, export_bank
 from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
@@ -30,7 +31,7 @@ from samplerbench.harness import (
     skip_notices,
 )
 from samplerbench.metrics import check_aggregation, pareto_flags
-from samplerbench.pipeline import BankPipeline, Pipeline
+from samplerbench.pipeline import Pipeline
 from samplerbench.preflight import check_memory
 from samplerbench.protocol import protocol_card
 from samplerbench.recognizers.backbones import require_weights
@@ -116,7 +117,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                 st["cached"] = written == 0
         if cfg.report.export_bank:
             with log.stage("export bank"):
-                pipe.export_bank(staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
+                export_bank(pipe, staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
         result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, main=rows, decode=decode, tables=tables,
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,

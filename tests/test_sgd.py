@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from banks import salient_bank
 from torch import nn
 
 from samplerbench.samplers import get_sampler
 from samplerbench.samplers.training import HELDOUT_EPOCH, epoch_generator
 from samplerbench.sgd import heldout_videos, soft_targets, train_epochs
-from tests.banks import salient_bank
 
 IDS = [f"v{i // 2}" for i in range(200)]  # 100 videos, two rows (temporal-shift views) each
 
