@@ -1,28 +1,13 @@
 """The embedded default dataset: small untrimmed videos whose statistics resemble real ones.
 
-Every video is one class, shown strongly only inside one or two annotated *salient segments* that cover a
-random ``salient_fraction`` of it. The other frames carry weak but correct evidence, as in ActivityNet,
-where a kitchen hints at cooking: more frames help a frame-averaging recognizer, and choosing the salient
-ones helps more. A frame is, back to front (README, "The synthetic dataset", says why each is there):
+Every video is one class, shown strongly only inside one or two annotated *salient segments* (a
+``salient_fraction`` of it); the other frames carry weak but correct evidence (class-linked scenes), plus
+class-independent distractor blobs, camera motion and pixel noise. README, "The synthetic dataset",
+describes each layer and why it is there.
 
-* **Scene** — the video is cut into *shots* of about ``shot_frames`` frames, each filmed in one scene. Each
-  class has two *home scenes* (scene ``s`` is home to classes ``s`` and ``s - 1``); a shot is in one of its
-  class's with probability ``context``, else in any scene. A scene is a muted hue with smooth blotches and a
-  faint grating of its own orientation, drifting slowly: plainly visible, weak evidence by its statistics.
-* **Distractor blobs** — soft Gaussian blobs of random colour and size drifting and bouncing across the
-  whole frame, the same distribution for every class: motion and colour that are not the action.
-* **The class pattern** — only in salient frames: a shape (disc, square, triangle, cross, ring, diamond)
-  with a fill colour and a texture (plain, horizontal or vertical moving stripes). Any two classes differ in
-  at least two of the three attributes, and no single attribute names the class. Its path, speed, size,
-  tilt and colour are jittered per video; it stays inside the recognizer's centre crop.
-* **Camera motion** — a hand-held camera wanders by up to ``camera_pan`` of the shorter side and zooms by
-  up to ``camera_zoom`` along slow sinusoids (the zoom scales the foreground), so every frame moves.
-* **Pixel noise** on every frame; **lengths** uniform in ``[min_frames, max_frames]``, some shorter than T.
-
-The annotations are written in ActivityNet v1.3 format and read back with :func:`parse_activitynet`. A
-segment ``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (centre timestamps ``(i + 0.5) / fps``, see
-:func:`samplerbench.timeline.frame_times`). Everything derives from ``numpy.random.default_rng`` seeded by the
-run seed and the video's index, so a seed reproduces byte-identical files, whatever the worker count.
+Annotations are written in ActivityNet v1.3 format (read back with :func:`parse_activitynet`); a segment
+``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (:func:`samplerbench.timeline.frame_times`). A seed
+reproduces byte-identical files, whatever the worker count.
 """
 
 from __future__ import annotations
@@ -572,16 +557,10 @@ def _write_video(plan: VideoPlan, path: Path, *, cfg: SyntheticConfig, seed: int
 def generate(cfg: SyntheticConfig, *, seed: int, root: Path, workers: int) -> Path:
     """Write ``root/videos/v_<id>.mp4`` and, last, ``root/activity_net.v1-3.min.json``; returns the latter.
 
-    Each video is renamed into place only when complete and existing videos are kept, so an interrupted
-    generation resumes where it stopped; the annotation file's presence marks a complete dataset. Videos are
-    rendered and encoded by ``workers`` processes, each encoding on one thread. Processes, not threads:
-    rendering is numpy code that holds the GIL much of the time (on two cores, two threads were 1.5x as fast
-    as one), so threads cannot fill a many-core machine. Every video depends only on the seed and its own
-    plan, so the files are byte-identical for any number of workers.
-
-    The workers are spawned (each imports torch, ~2 s of CPU, once), not forked from the decoder's
-    forkserver: that server is one per process and keeps the preloaded modules of whichever pool starts it
-    first. A script calling this therefore needs the ``if __name__ == "__main__":`` guard.
+    Videos are renamed into place when complete and existing ones are kept, so an interrupted generation
+    resumes; the annotation file marks a complete dataset. ``workers`` spawned processes (rendering holds the
+    GIL) render and encode; the files are byte-identical for any worker count. Spawning means a calling
+    script needs the ``if __name__ == "__main__":`` guard.
     """
     plans = plan_dataset(cfg, seed=seed)
     todo = [(plan, root / "videos" / f"v_{plan.video_id}.mp4") for plan in plans]

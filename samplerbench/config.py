@@ -1,21 +1,13 @@
 """Run configuration and presets.
 
-A config has the shape of a run: one frozen dataclass per part (:class:`DataConfig`, the recognizer and the
-FEM, both a :class:`BackboneConfig` so that code reads ``getattr(cfg, role)``, :class:`SamplingConfig`,
-:class:`ReportConfig`, :class:`CostConfig`) nested in :class:`RunConfig`. A preset is a named set of overrides
-of the same shape, and every field can be overridden again by a config file (``[recognizer]`` with
-``epochs = 3``) or a flag. The stage cache hashes the values a stage reads, so changing a knob recomputes
-exactly the stages downstream of it.
+One frozen dataclass per part of a run (:class:`DataConfig`, :class:`BackboneConfig` for recognizer and
+FEM, :class:`SamplingConfig`, :class:`ReportConfig`, :class:`CostConfig`) nested in :class:`RunConfig`. A
+preset is a named set of overrides of the same shape; a config file or flag can override any field.
+Adapter and sampler options are tables keyed by name (``[sampling.options.nsnet]``), checked by their owners.
 
-The options of one dataset adapter or one sampler are tables keyed by its name (``[data.options.ucf101]``,
-``[sampling.options.nsnet]``): the adapter and the sampler own and check them (this module imports neither).
-
-Every value is checked where a config is built, whatever its source (flag, file, preset, code): its type
-against the field's type hint (:func:`check_fields`; a new field is checked without a line of its own), its
-range (a class's ``RANGES``), and combinations of fields (K <= T, the main budget among the budgets) in the
-classes' ``__post_init__``: a mistake is one line before any work, never a traceback minutes later, and never
-silently rewritten. Config files and ``run.json`` files written before the nesting keep loading: their flat
-keys are read through :data:`LEGACY_KEYS` (:func:`nest_legacy`).
+Every value is checked where a config is built, whatever its source: type (:func:`check_fields`), range (a
+class's ``RANGES``) and combinations (``__post_init__``); nothing is silently rewritten. Flat pre-nesting
+keys still load through :data:`LEGACY_KEYS` (:func:`nest_legacy`).
 """
 
 from __future__ import annotations
@@ -299,12 +291,8 @@ def _numbers(value: Any) -> Iterator[int | float]:
 
 def check_fields(obj: Any) -> None:
     """Check every field of the dataclass ``obj`` against its type hint (:func:`conform`) and its range (the
-    class's ``RANGES``, else :data:`INT_RANGE` / :data:`FLOAT_RANGE`), and store the conformed value. A field
-    holding a dataclass (a part of a :class:`RunConfig`) was checked when that dataclass was built; option
-    tables (:data:`Options`) are their owners' to range-check.
-
-    A field added later is checked by its type hint alone; it needs an entry in its class's ``RANGES`` only
-    when its numbers may be zero or negative.
+    class's ``RANGES``, else :data:`INT_RANGE` / :data:`FLOAT_RANGE`), and store the conformed value. Nested
+    dataclasses were checked when built; option tables (:data:`Options`) are their owners' to range-check.
     """
     ranges: dict[str, Range] = getattr(type(obj), "RANGES", {})
     for field in dataclasses.fields(obj):
@@ -433,16 +421,12 @@ def _build(cls: type, values: Mapping[str, Any], base: Any, path: str) -> Any:
 def build_config(preset: str | None = None, *, file_values: Mapping[str, Any] | None = None,
                  dataset_layer: Callable[[str, str], Mapping[str, Any]] | None = None,
                  **overrides: Any) -> RunConfig:
-    """The preset's values, then ``dataset_layer(preset, dataset)``'s, then a config file's (nested, as
-    :func:`load_config_file` returns them), then the explicit ``overrides``: RunConfig fields, a part given
-    as a table of its fields (``recognizer={"epochs": 2}``) or whole, or the flat keys of the config before
-    it was nested (``rec_epochs=2``, :data:`LEGACY_KEYS`); ``None`` anywhere = "not given".
+    """The preset's values, then ``dataset_layer(preset, dataset)``'s, then a config file's (nested), then
+    ``overrides``: RunConfig fields, a part as a table (``recognizer={"epochs": 2}``) or whole, or flat legacy
+    keys (:data:`LEGACY_KEYS`); ``None`` anywhere = "not given".
 
-    The preset is the argument, else the file's ``preset``, else ``default``. ``dataset_layer`` is where a
-    dataset adapter's preset values come in (the ``paper`` preset's FEM resolution is the dataset's own:
-    :func:`samplerbench.datasets.preset_layer`); this module knows no dataset. Tables merge field by field
-    (:func:`merge`). A file's output settings (:data:`OUTPUT_SETTINGS`) are the command line's business and
-    are ignored here.
+    The preset is the argument, else the file's ``preset``, else ``default``. Tables merge field by field
+    (:func:`merge`); a file's :data:`OUTPUT_SETTINGS` are ignored here.
     """
     file_values = {k: v for k, v in (file_values or {}).items() if k not in OUTPUT_SETTINGS}
     preset = preset or file_values.pop("preset", None) or "default"
@@ -593,11 +577,9 @@ def _check_layer(cls: type, values: Mapping[str, Any], *, source: str, path: str
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML, YAML or JSON file, nested as RunConfig is (keys with dashes or underscores).
 
-    A run's ``run.json`` is accepted as is (its ``config`` entry is used), so any run can be repeated
-    exactly with ``--config results/<dataset>/run.json``. Files and run.json files of the flat config from
-    before the nesting load too (:func:`nest_legacy`). Besides the fields, a file may set the output settings
-    ``out``, ``cache_dir``, ``quiet`` and ``overwrite``, so that every flag has a config-file form. Every
-    value's type is checked here, so that a mistake names the file; a byte-order mark is ignored.
+    A ``run.json`` is accepted as is (its ``config`` entry), so ``--config results/<dataset>/run.json`` repeats a
+    run; flat legacy files load too (:func:`nest_legacy`). A file may also set ``out``, ``cache_dir``, ``quiet``
+    and ``overwrite``. Types are checked here, so a mistake names the file; a byte-order mark is ignored.
     """
     path = Path(path)
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):

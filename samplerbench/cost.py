@@ -1,29 +1,11 @@
 """Compute cost (fvcore GFLOPs) and measured throughput.
 
-FLOPs follow fvcore's convention, which is also the papers': one multiply-add counts as one "flop", so
-MobileNetV2@224 is 0.31 GFLOPs and ResNet-101@224 7.8. fvcore traces the model with ``torch.jit`` and
-counts each aten op with a handle; it already handles convolutions, linear/matmul/bmm/einsum, the norms
-(batch/group/layer/instance norm at ~5 flops per element) and adaptive average pooling. It has no handle for
-the attention ops that ``torch.nn`` transformer layers trace to, so they were silently counted as zero.
-Handles added here (multiply-adds):
-
-* ``aten::scaled_dot_product_attention`` (``F.scaled_dot_product_attention``; ``nn.MultiheadAttention``
-  in train mode): Q·Kᵀ and attn·V, ``B·L·S·(E + Ev)``.
-* ``aten::_native_multi_head_attention`` (the MHA inference fast path, eval mode under no_grad): the
-  q, k, v and out projections, which this op fuses (so fvcore's linear handle never sees them), plus
-  Q·Kᵀ and attn·V.
-* ``aten::_transformer_encoder_layer_fwd`` (the fused encoder-layer inference path): the above plus the
-  FFN and both layer norms.
-
-(``B`` the product of the batch and head dimensions, ``L``/``S`` the query/key lengths, ``E``/``Ev`` the
-per-head query/value widths.) The fused handles count exactly what fvcore counts on the unfused path, so
-a model costs the same in ``train()`` and ``eval()``. With torch 2.14 the encoder layer's own fast path is
-not taken under fvcore (its forward hooks disable it), but the MHA one is; the encoder handle covers torch
-versions and call paths that do take it. Causal or masked attention is counted dense, like fvcore's matmul.
-
-Softmax, residual adds, scaling, activations and pooling are elementwise and conventionally not counted;
-they are registered as ignored so that :meth:`FlopCountAnalysis.unsupported_ops` lists only ops that
-might carry real compute.
+FLOPs follow fvcore's convention (one multiply-add = one flop, as in the papers). fvcore has no handle for
+the attention ops of ``torch.nn`` transformer layers and would count them as zero; this module adds
+handles for ``aten::scaled_dot_product_attention``, ``aten::_native_multi_head_attention`` and
+``aten::_transformer_encoder_layer_fwd`` that count exactly what the unfused path costs, so a model costs
+the same in ``train()`` and ``eval()``. Masked attention is counted dense. Elementwise ops are registered as
+ignored so that ``unsupported_ops`` lists only ops that might carry real compute.
 """
 
 from __future__ import annotations
@@ -122,11 +104,8 @@ def flop_analysis(model: nn.Module, inputs: tuple) -> FlopCountAnalysis:
 
 
 def count_gflops(model: nn.Module, inputs: tuple) -> float:
-    """GFLOPs (1e9 multiply-adds) of one forward pass of ``model(*inputs)``.
-
-    The trace runs under ``torch.no_grad`` (no autograd graph for a forward that is only measured), which
-    is also what makes ``eval()`` models take the inference fast paths they take in deployment; the
-    handles count those the same as the training path. The model's train/eval mode is left as it is.
+    """GFLOPs (1e9 multiply-adds) of one forward pass of ``model(*inputs)``, traced under ``torch.no_grad``;
+    the model's train/eval mode is left as it is.
     """
     with torch.no_grad():
         return flop_analysis(model, inputs).total() / 1e9
@@ -153,20 +132,16 @@ def video_gflops(
 ) -> float:
     """GFLOPs per video of a sampler pipeline: ``T·FEM + head + K·recognizer``.
 
-    The feature-extraction model (FEM) sees all ``frames`` (T) frames, the sampler head runs once per
-    video, and the recognizer only sees the ``budget`` (K) selected frames. Dense recognition is
-    ``fem_per_frame=0, head=0, budget=frames``.
+    Dense recognition is ``fem_per_frame=0, head=0, budget=frames``.
     """
     return frames * fem_per_frame + head + budget * rec_per_frame
 
 
 def pipeline_gflops(sampler: Any, *, frames: int, budget: int, rec: tuple[str, int], fem: tuple[str, int]) -> float:
-    """GFLOPs per video of ``sampler`` (a :class:`~samplerbench.samplers.Sampler`, read through its class
-    flags) keeping ``budget`` of ``frames`` frames, with the recognizer and FEM ``(architecture, resolution)``:
-    :func:`video_gflops` of what it reads per frame, its head and the frames it keeps.
+    """GFLOPs per video of ``sampler`` (read through its class flags) keeping ``budget`` of ``frames`` frames,
+    with the recognizer and FEM ``(architecture, resolution)``, via :func:`video_gflops`.
 
-    The oracle (``uses_labels_at_eval``) needs the recognizer on all T frames for its guiding score, whose
-    logits then also score the K it keeps: no FEM and no second recognizer pass.
+    The oracle (``uses_labels_at_eval``) runs the recognizer on all T frames and reuses those logits: no FEM.
     """
     rec_per_frame = backbone_gflops(*rec)
     scan = backbone_gflops(*fem) if sampler.uses_fem else 0.0
@@ -224,17 +199,12 @@ def measure_throughput(
     min_seconds: float = MIN_TIMED_SECONDS,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Timing:
-    """Times ``fn`` (each call processes ``items_per_call`` items, e.g. videos) call by call, until at least
-    ``min_iters`` calls and ``min_seconds`` of timed work, and summarises the calls (:class:`Timing`).
+    """Times ``fn`` (each call processes ``items_per_call`` items) until at least ``min_iters`` calls and
+    ``min_seconds`` of timed work, and summarises them as a :class:`Timing` (median, robust to a shared machine).
 
-    The median rather than the mean: on a shared machine some calls are slowed by other processes, which
-    moves a mean but not the median.
-    ``warmup`` untimed calls absorb lazy initialisation (cuDNN autotuning, allocator growth, first-touch
-    page faults). On CUDA the device is synchronised after every call, so each call's time includes its
-    kernels. Everything runs under ``torch.inference_mode``; bf16 autocast and channels_last belong to ``fn``
-    and its model, so the caller states them next to the batch size. ``clock`` (seconds) is for tests.
-    ``time.perf_counter`` rather than ``torch.utils.benchmark.Timer``: the Timer pins torch to one thread
-    unless told otherwise, which would understate CPU throughput.
+    ``warmup`` untimed calls come first; on CUDA the device is synchronised after every call. Runs under
+    ``torch.inference_mode``; autocast and channels_last belong to ``fn``. ``clock`` (seconds) is for tests.
+    ``time.perf_counter``, not ``torch.utils.benchmark.Timer``, which pins torch to one thread.
     """
     durations: list[float] = []
     with torch.inference_mode():

@@ -1,25 +1,12 @@
 """Decode stage: T uniformly pre-sampled frames per video, resized and centre-cropped.
 
-Why it looks the way it does:
-
-* **Indices are pure functions** (:mod:`samplerbench.timeline`) so the test-time frames are a fixed, documented
-  choice (segment centres) and the train-time temporal random shift is reproducible from ``(seed, video_id)``
-  alone, independent of worker scheduling or of which other videos were readable.
-* **Every file is opened in a worker process.** decord aborts the whole process on some corrupt inputs (a
-  failed ``CHECK`` in C++ is not a Python exception), so every file is first probed in an isolated process
-  pool, where a dead worker costs one video ("decoder crashed"), never the run. Files that probed fine are
-  decoded by ``torch.utils.data.DataLoader`` workers (``--workers``); should one of those die anyway, the
-  videos it had not delivered are decoded again in the isolated pool (:mod:`samplerbench.workers`).
-* **Results stream**: :func:`decode_stream` yields each video as it is decoded, so a run writes it to the
-  frame store (:mod:`samplerbench.store`) and never holds a split in memory.
-* **Skipped videos are reported, never dropped silently**: every unreadable video comes with
-  ``(video_id, path, reason)``, for the run report.
-* **decord first, PyAV as fallback**: decord's ``get_batch`` is the fast path; PyAV (sequential decoding)
-  reads some files decord rejects, e.g. unusual containers.
-* **Frame folders take the same road**: a record's :attr:`~samplerbench.datasets.base.VideoRecord.source` is
-  a video file or a :class:`~samplerbench.datasets.base.FrameFolder`; :func:`probe` and :func:`decode_clip`
-  read either, so the indices, resizing, cropping and skip reporting are the video path's. The chosen JPEGs
-  are decoded in one ``torchvision.io.decode_jpeg`` batch, on the run's device (nvJPEG on CUDA).
+Indices come from :mod:`samplerbench.timeline` (train-time shifts reproducible from ``(seed, video_id)``).
+decord can abort the whole process on a corrupt file, so every file is first probed in an isolated process
+pool (a dead worker costs one video, never the run); readable files are decoded by DataLoader workers, with
+a fallback to the isolated pool if one dies (:mod:`samplerbench.workers`). :func:`decode_stream` yields
+videos one at a time for the frame store (:mod:`samplerbench.store`); unreadable videos are reported as
+``(video_id, path, reason)``, never dropped silently. decord first, PyAV as fallback; frame folders
+(:class:`~samplerbench.datasets.base.FrameFolder`) take the same path, their JPEGs decoded on the run's device.
 """
 
 from __future__ import annotations
@@ -428,15 +415,13 @@ def decode_stream(
     probed: Mapping[Source, tuple[int, float] | str] | None = None,
     device: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
-    """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order as the
-    videos are decoded; ``result`` is the reason when the video is unreadable.
+    """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order;
+    ``result`` is the reason when the video is unreadable.
 
-    Every file is probed in the isolated pool, then the readable ones are decoded by ``workers`` DataLoader
-    workers. Test (``train=False``): one view, segment-centre indices. Train: ``views`` draws of the
-    temporal random shift per video, from a generator seeded by ``(seed, video_id)``, so the result does not
-    depend on the worker count, on which other videos were readable, or on the rank that decodes it.
-    ``probed``: :func:`probe_many`'s answer for these records' files, when the caller already has it.
-    ``device``: where frame folders' JPEGs are decoded (videos are decoded on the CPU).
+    Test (``train=False``): one view, segment-centre indices. Train: ``views`` temporal random shifts per video,
+    seeded by ``(seed, video_id)``, so the result does not depend on worker count, other videos or rank.
+    ``probed``: :func:`probe_many`'s answer for these files, if known. ``device``: where frame folders' JPEGs
+    are decoded (videos are decoded on the CPU).
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")

@@ -1,16 +1,8 @@
 """Several processes, GPUs and nodes through torchrun and ``torch.distributed``; no-ops in a plain process.
 
-torchrun (``python -m torch.distributed.run``) starts one process per GPU (or CPU slot) and sets ``RANK``,
-``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous variables; :func:`session` turns them into a process group
-(NCCL on CUDA, gloo on CPU). Without ``WORLD_SIZE`` nothing is initialised and every helper answers as a
-world of one, so ``python bench.py`` runs exactly as a single process.
-
-How the stages use it (see :mod:`samplerbench.pipeline`): rank 0 decides whether a stage is cached and
-tells the others, so every rank takes the same branch; decoding writes each rank's block of frame-store
-shards to the shared cache (frames are never sent between ranks); feature extraction computes the rows of a
-rank's own shards and :func:`gather_rows` concatenates the ranks' feature tensors in rank order, which is
-record order; training wraps the network in :func:`wrap` (DistributedDataParallel, BatchNorm over the
-global batch) and reads its rows from the store; only rank 0 writes the cache and the results.
+:func:`session` turns torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` into a process group (NCCL on CUDA,
+gloo on CPU). Without ``WORLD_SIZE`` every helper answers as a world of one. How the stages split work
+between ranks is described in :mod:`samplerbench.pipeline`; only rank 0 writes the cache and the results.
 """
 
 from __future__ import annotations
@@ -164,21 +156,11 @@ def local_batch(batch_size: int) -> int:
 class GlobalDraws(TorchDispatchMode):
     """Random draws of a training step made for the whole global batch; each rank keeps its own rows.
 
-    Dropout (and stochastic depth) draw a mask whose first dimension is the batch. One process draws it for
-    the global batch; under torchrun each rank would draw its own from its own stream, so W processes would
-    train with other masks than one, and a run's numbers would depend on how many processes made them.
-    This mode intercepts every seeded op of the step below autograd: ``bernoulli_`` (dropout on CPU,
-    stochastic depth) and ``native_dropout`` (dropout on CUDA) are drawn at the global batch's shape from
-    the default generator, seeded alike on every rank, and rank ``r`` keeps the rows of its samples:
-    positions ``r, r + W, ...`` of the global batch, which is what ``DistributedSampler`` hands it. Every
-    rank thus consumes its generator exactly as one process does, and on CPU a sample gets the same mask
-    for any number of processes. On CUDA one process draws with the fused ``native_dropout`` kernel, which
-    no other op reproduces: there the masks agree for every W > 1, and match one process's only in
-    distribution. A sample may own several consecutive rows of a draw (TSN's K frames of a video). Any
-    other seeded op raises: it would silently differ between world sizes.
-
-    Cost: every op of the forward passes through Python (not the backward, which draws nothing), and each
-    mask is drawn W times over; both are small next to the network's own work.
+    Intercepts ``bernoulli_`` and ``native_dropout`` below autograd, draws them at the global batch's shape from
+    the default generator (seeded alike on every rank) and keeps rank ``r``'s rows ``r, r + W, ...`` (the
+    ``DistributedSampler`` order), so results do not depend on the number of processes. On CPU a sample gets
+    the same mask for any W; on CUDA the masks agree for every W > 1 but match one process only in
+    distribution (fused kernel). Any other seeded op raises, since it would silently differ between world sizes.
     """
 
     def __init__(self, samples: int, *, rank: int, world: int) -> None:
@@ -243,15 +225,10 @@ def _all_reduce(x: Tensor) -> Tensor:
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where PyTorch's
-    SyncBatchNorm does not run (it needs GPU kernels).
+    """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where SyncBatchNorm cannot run.
 
-    Each rank sums its per-channel ``x`` and its count, a differentiable all-reduce adds them up to the
-    global mean, and a second one adds up the squared
-    deviations from it: the two-pass variance of the single-process kernel, not ``E[x²] - E[x]²``, whose
-    cancellation costs digits wherever the mean is large next to the spread. The forward therefore
-    normalises as one process does over the whole batch, and the backward carries every rank's share of
-    the statistics' gradient, as SyncBatchNorm does.
+    Two differentiable all-reduces (sum and count, then squared deviations): the two-pass variance of one
+    process, not ``E[x²] - E[x]²``, which loses digits when the mean is large.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -275,11 +252,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 def wrap(module: nn.Module, *, device: str) -> nn.Module:
     """``module`` in DistributedDataParallel when there are several processes (else itself).
 
-    BatchNorm is converted so that batch statistics cover the global batch, as in one process: PyTorch's
-    SyncBatchNorm on CUDA, :class:`GlobalBatchNorm2d` on CPU (its class is swapped in place, which keeps
-    the module's very parameters and buffers). ``static_graph``: every step of our loops runs the same
-    graph, which lets DDP cope with parameters that a loss never uses (NSNet "w/o NS" leaves its FS head
-    out) without a graph traversal per step.
+    BatchNorm is converted to cover the global batch (SyncBatchNorm on CUDA, :class:`GlobalBatchNorm2d` in
+    place on CPU). ``static_graph`` lets DDP cope with parameters a loss never uses (NSNet "w/o NS").
     """
     if world_size() == 1:
         return module

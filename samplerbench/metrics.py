@@ -1,16 +1,8 @@
 """Recognition metrics: pure functions, arrays in, floats (percent) out.
 
-Two average-precision definitions are provided because the literature mixes them:
-
-* :func:`mean_average_precision` is scikit-learn's ``average_precision_score`` (the step-wise area under the
-  precision-recall curve, no interpolation), averaged over classes. It is the headline number of the
-  benchmark tables and is computed by :func:`per_class_average_precision`, a vectorised exact equivalent
-  (the bootstrap in :mod:`samplerbench.stats` has its own resample-batched form, tested against sklearn).
-* :func:`mean_average_precision_anet` is the ActivityNet classification evaluator's VOC-style interpolated
-  AP, for comparison with numbers reported against the official evaluator.
-
-Classes without a positive video are skipped in both (their AP is undefined); score matrices are
-``[N videos, C classes]`` and target matrices the matching multi-hot ``{0, 1}`` arrays.
+Score matrices are ``[N videos, C classes]``, targets the matching multi-hot ``{0, 1}`` arrays; classes
+without a positive are skipped. :func:`mean_average_precision` is scikit-learn's (non-interpolated) AP, the
+headline number; :func:`mean_average_precision_anet` is the ActivityNet evaluator's interpolated AP.
 """
 
 from __future__ import annotations
@@ -49,21 +41,12 @@ def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
 
 def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mean_softmax",
                  frame_feats: Tensor | None = None, head: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """Video-level class probabilities from the K frames a sampler selected, aggregated by ``aggregation``:
+    """Video-level class probabilities from the K frames a sampler selected, aggregated by ``aggregation``.
 
-    * ``"mean_softmax"`` (default): the mean of the selected frames' softmax.
-    * ``"mean_logits"``: the softmax of their mean logit, as AR-Net scores a video (``combine_logits`` in its
-      ``ops/models_ada.py``, then the softmax of ``cal_map``), also its SCSampler consensus.
-    * ``"max_features"``: the recognizer's linear ``head`` (weight ``[C, F]``, bias ``[C]``) on the element-wise
-      maximum of the selected frames' pooled features ``frame_feats`` ``[B, T, F]``, then a softmax: the
-      max-consensus heads of OCSampler and FrameExit (OCSampler's ``R50Head`` with ``MaxConsensus``).
-
-    Why the default: a frame classifier trained one frame at a time (the paper's "w/o TSN" recognizer) gives
-    each frame a posterior of its own, and their mean weighs the K frames equally, so one frame with a large
-    logit cannot outvote the others as it can in a mean of logits; ``max_features`` presumes a head trained on
-    max-pooled features, which a frame classifier's is not. It is also the protocol of every committed result.
-    The NSNet paper does not say how it aggregates. All three are exact from the cached per-frame outputs, and
-    the softmax runs in float32 so that half-precision caches do not lose the small probabilities AP ranks on.
+    ``"mean_softmax"`` (default, the protocol of every committed result): the mean of the frames' softmax.
+    ``"mean_logits"``: the softmax of their mean logit (AR-Net, SCSampler). ``"max_features"``: ``head``
+    (weight ``[C, F]``, bias ``[C]``) on the element-wise max of ``frame_feats`` ``[B, T, F]`` (OCSampler,
+    FrameExit). The softmax runs in float32 so that half-precision caches keep small probabilities.
 
     Args:
         frame_logits: ``[B, T, C]`` per-frame logits of the recognizer.
@@ -88,10 +71,7 @@ def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mea
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Exact scikit-learn average precision of every class at once.
 
-    ``sklearn.metrics.average_precision_score`` thresholds at every distinct score: tied scores enter the
-    ranking together, so a positive's precision is the one at the *end* of its tie group, and
-    ``AP = mean over positives of precision(end of the positive's tie group)``. One column-wise sort then
-    serves all classes, instead of one sklearn call (and its input validation) per class.
+    Tied scores enter the ranking together, as in sklearn: a positive gets the precision at the *end* of its tie group.
 
     Args:
         scores: ``[N, C]`` scores.
@@ -132,11 +112,7 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     """VOC-style interpolated AP: a port of ``interpolated_prec_rec`` of the official ActivityNet evaluator.
 
-    The precision curve is padded (``mprec = [0, *prec, 0]``, ``mrec = [0, *rec, 1]``) and replaced by its
-    envelope, ``mprec[i] = max(mprec[i], mprec[i + 1])`` from right to left (here a reversed running maximum,
-    which is the same recurrence without the Python loop), then integrated over the points where recall
-    changes: ``ap = sum((mrec[i] - mrec[i - 1]) * mprec[i])``. Unlike sklearn's AP, a positive is credited
-    with the best precision reached at any later recall, which is why this number is never below sklearn's.
+    Never below sklearn's AP: a positive is credited with the best precision reached at any later recall.
 
     Args:
         precision: precision after each prediction, predictions sorted by decreasing score.
@@ -152,11 +128,8 @@ def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
 def anet_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     """Interpolated AP of one class as the ActivityNet classification evaluator computes it, in ``[0, 1]``.
 
-    Every video is one prediction for the class with its score. Predictions are ranked by a *stable* sort
-    on decreasing score, so tied videos keep their input order (lower index first). The official code uses
-    ``argsort()[::-1]`` (numpy's unstable quicksort, reversed), which leaves the order of ties to the sort
-    implementation; a stable order makes the number reproducible. Ties do matter here: unlike sklearn's AP,
-    each prediction is its own point on the curve.
+    Predictions are ranked by a *stable* sort on decreasing score (ties keep input order), unlike the official
+    ``argsort()[::-1]``, so the number is reproducible.
 
     Args:
         scores: ``[N]`` scores of the class.
@@ -200,12 +173,7 @@ def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
 def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
     """Percent of all selected frames that fall inside an annotated (salient) segment; NaN when no frame is.
 
-    Every video counts, including those without annotated segments (all their selections are misses):
-    the denominator is then ``B·K`` for every sampler, so rates compare across samplers on the same
-    videos, and dropping such videos would make the rate depend on which annotations happen to exist.
-    A split without a single salient frame (a dataset without temporal annotations: FCVID, Kinetics,
-    UCF101) has nothing to hit, and a rate of 0 would read as "every sampler misses": it is NaN instead,
-    shown empty in the tables.
+    Videos without annotated segments count (all misses), so the denominator is ``B·K`` for every sampler.
 
     Args:
         salient: ``[B, T]`` bool, True for frames inside an annotated segment.
@@ -218,13 +186,8 @@ def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
 
 
 def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
-    """Percent of frames whose highest-scoring class is one of their video's labels, counting only frames
-    inside annotated segments (every frame when the split has no temporal annotation).
-
-    A diagnostic of a frame classifier (the recognizer or a FEM) rather than of a sampler: outside the
-    segments a frame need not show its class at all, so only salient frames say whether the network
-    learned the classes. A FEM near chance here hands every FEM-based sampler features that cannot tell
-    one class's evidence from another's.
+    """Percent of frames whose top class is one of their video's labels, over frames inside annotated segments
+    (every frame when the split has no temporal annotation): a diagnostic of a frame classifier, not a sampler.
 
     Args:
         frame_logits: ``[B, T, C]``.
@@ -239,11 +202,7 @@ def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
 
 def label_agreement(predicted: Tensor, salient: Tensor) -> tuple[float, float]:
     """(precision, recall) in percent of binary frame labels ``predicted`` against the annotated ``salient``
-    mask, both ``[B, T]``; NaN for both when nothing is annotated (no reference to compare with).
-
-    Used on NSNet's NS pseudo labels: they are derived from the recognizer, never from the annotations, so
-    this measures how much of its Frame Scrutinize supervision is right. Precision is NaN when no frame is
-    predicted salient.
+    mask, both ``[B, T]``; NaN when nothing is annotated (precision also when nothing is predicted).
     """
     truth = salient.bool()
     if not truth.any():

@@ -1,28 +1,12 @@
 """Paired bootstrap confidence intervals for comparing samplers on the same videos.
 
-Samplers are evaluated on the same test videos, so their errors are strongly correlated: a video that is
-hard for one sampler is hard for all. Resampling the videos *once* and scoring every sampler on the same
-resample (a paired bootstrap) keeps that correlation, which makes the interval of a *difference* between
-two samplers much narrower than two independent intervals would suggest, and is what decides whether
-"NSNet beats uniform" holds beyond the choice of test videos.
+Every sampler is scored on the same resamples of the videos, which keeps their correlation and makes the
+interval of a *difference* much narrower than two independent intervals.
 
-Intervals are *basic* (reverse-percentile) intervals: with ``q_lo, q_hi`` the resamples' percentiles and
-``θ`` the point estimate, ``[2θ - q_hi, 2θ - q_lo]``. The one surprising fact: the plain percentile
-interval ``[q_lo, q_hi]`` sits *above* the point (dense 28.9 [25.8, 36.9]) because mAP is biased upward on
-small samples (the AP of a class with few positives exceeds its population value on average) and a
-resample, holding about 63% distinct videos, has fewer distinct positives still; the percentile interval
-adds that bias on top of the point's own, while the basic interval subtracts it once. tests/test_stats.py
-simulates the coverage of the population mAP: at 120 videos × 10 classes with weak scores (mAP 23), 0.91
-for the basic interval against 0.84 for the percentile one; the bias is reduced, not removed. For the
-difference of two samplers of equal population mAP both intervals cover 0 in 0.93 of the simulated val
-sets (the bias cancels in the pairing). The bias-corrected (BC) interval covers about as well there (0.92)
-but turns unstable when almost every resample lies above the point (its percentiles run into the extreme
-tail), and BCa adds a jackknife of the mAP over every video for no gain in that simulation. Bounds are
-clipped to the metric's range, [0, 100] (metrics are in %), [-100, 100] for differences.
-
-The resamples are drawn with numpy rather than ``scipy.stats.bootstrap`` because the mAP of a resample is
-computed for a whole batch of resamples at once (:func:`resampled_average_precision`), which scipy's
-per-statistic interface cannot exploit.
+Intervals are *basic* (reverse-percentile): ``[2θ - q_hi, 2θ - q_lo]``. The surprising fact: the plain
+percentile interval sits *above* the point, because mAP is biased upward on small samples and a resample
+has fewer distinct positives still; the basic interval subtracts that bias once (reduced, not removed;
+tests/test_stats.py simulates the coverage). Bounds are clipped to [0, 100], [-100, 100] for differences.
 """
 
 from __future__ import annotations
@@ -42,19 +26,9 @@ _BLOCK_ELEMENTS = 1 << 23
 def resampled_average_precision(scores: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """sklearn's average precision of every class on a batch of bootstrap resamples, without re-sorting.
 
-    A resample is a vector of multiplicities ``counts[r, j]`` (how often video ``j`` was drawn); a
-    duplicated video is a tie with itself. sklearn's AP credits every positive ``(i, c)`` with the
-    precision at the end of its tie group, i.e. over the videos scoring at least ``scores[i, c]``::
-
-        retrieved[r, p] = sum_j counts[r, j] * [scores[j, c] >= scores[i, c]]
-        hits[r, p]      = sum_j counts[r, j] * [scores[j, c] >= scores[i, c]] * targets[j, c]
-        AP[r, c]        = sum_{p = (i, c)} counts[r, i] * hits / retrieved / sum_j counts[r, j] targets[j, c]
-
-    Both sums are matrix products of the count matrix with fixed 0/1 matrices (one column per positive),
-    so all resamples cost two BLAS calls per block of positives. With one label per video this is
-    ``R·N·N`` multiply-adds: about 3 s per sampler for 1,000 resamples of 5,000 videos × 200 classes on
-    2 cores. The counts are integers below 2**24, so the float32 products are exact and ties are handled
-    exactly.
+    A resample is a vector of multiplicities ``counts[r, j]``; a duplicated video is a tie with itself. Both
+    sums of the AP are matrix products of ``counts`` with fixed 0/1 matrices; counts below 2**24 keep the
+    float32 products exact.
 
     Args:
         scores: ``[N, C]`` scores.
@@ -120,25 +94,19 @@ def paired_bootstrap(
 ) -> dict[str, dict[str, float]]:
     """Point estimates and paired basic bootstrap intervals (:func:`basic_interval`) of a metric (in %).
 
-    Every sampler is scored on the same ``resamples`` draws of the videos (with replacement), so the
-    interval of ``metric(sampler) - metric(reference)`` reflects only how the two samplers differ. As in
-    the point estimate, a class without a positive in a resample is left out of that resample's mAP.
-
     Args:
         scores_by_name: sampler name → ``[N, C]`` video scores, rows aligned with ``targets``.
         targets: ``[N, C]`` multi-hot labels.
         metric: ``(scores, targets) -> float``; :func:`~samplerbench.metrics.mean_average_precision` uses a
             fast batched path, any other metric is recomputed on each resample.
-        reference: the sampler the differences are taken against; when it is not in ``scores_by_name``
-            the ``diff*`` fields are omitted.
+        reference: the sampler differences are taken against; if absent the ``diff*`` fields are omitted.
         resamples: number of bootstrap resamples.
         seed: seed of the resampled indices; the same seed gives the same intervals.
         level: coverage of the intervals.
 
     Returns:
-        name → ``{"mAP": point, "lo", "hi"}`` plus ``{"diff", "diff_lo", "diff_hi"}`` against the
-        reference. The point is the metric on all videos (``"mAP"`` even for another ``metric``, so
-        table code reads one key).
+        name → ``{"mAP": point, "lo", "hi"}`` plus ``{"diff", "diff_lo", "diff_hi"}``. The point is the metric
+        on all videos (keyed ``"mAP"`` for any ``metric``).
     """
     targets = np.asarray(targets)
     scores_by_name = {name: np.asarray(scores) for name, scores in scores_by_name.items()}

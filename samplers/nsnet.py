@@ -1,7 +1,5 @@
 """NSNet: Non-saliency Suppression Network (Xia, Wu et al., ECCV 2022), as described by its supplementary.
 
-Architecture (one network over the T FEM features of a video):
-
     FEM features [T, D] → standardise → [Linear D→d] → + sinusoidal positional encoding → dropout 0.2
       → TransformerEncoder (L layers, h heads of d/h, FFN hidden d) → z [T, d]
     Frame Scrutinize (FS): Linear d→1 per frame → s^f = sigmoid, BCE against NS pseudo labels
@@ -10,40 +8,12 @@ Architecture (one network over the T FEM features of a video):
         non-salient Σ (1-a_i)/(T-1) z_i → the same FC,   target: the extra "background" class C
     loss = fs_weight · BCE(FS) + vg_weight · (CE(salient) + CE(non-salient))
 
-Width: supplementary A.1 sets the per-head q/k/v width to C/h and the FFN hidden width to C for C input
-channels, i.e. the encoder works at the FEM's own width (1280 for MobileNetV2) with no projection:
-``d="fem"``, the ``paper`` preset's setting. The default ``d=128`` projects to 128 first, this suite's
-narrow variant for CPU presets (≈ 0.006 against ≈ 0.33 GFLOPs per video at T = 16 on MobileNetV2 features).
-
-Choices where no public text is specific, this suite's reading (each a constructor field, so a user can
-switch; the README and every table's notes list them):
-  * the NS pseudo labels (``pseudo_rule``): per video, frames whose min-max-normalised guiding score is at
-    least ``pseudo_threshold`` 0.5 are salient; ``"topk"`` makes the top ``pseudo_ratio`` of each video salient
-    (see :func:`~samplerbench.samplers.guiding.ns_pseudo_labels`).
-  * the non-salient supervision (``non_salient``): the complement-weighted representation is classified as an
-    extra ``"background"`` class; ``"uniform"`` pushes it to a uniform distribution over the C classes (no
-    class is recognisable in it) instead; ``"none"`` drops the term and keeps the FS supervision.
-  * the FS loss: binary cross-entropy of s^f's logits against the pseudo labels, weighted ``fs_weight`` 1
-    beside the VG losses' ``vg_weight`` 1.
-  * the width (``d``), 4 heads and 2 layers, as above.
-
-Further choices where the paper is silent:
-  * sinusoidal positional encoding (no field): parameter-free and defined for any T, so a checkpoint
-    does not carry a maximum length; the pre-sampled frames are uniformly spaced, so index = time.
-  * ``encoder_dropout`` 0.1 inside the encoder layers (PyTorch's default; the paper only gives the 0.2 after
-    the positional encoding).
-  * VG attention dropout (0.2) applies to the weights of the salient sum; the complementary weights
-    (1 - a_i)/(T - 1) come from the attention before dropout, so they sum to exactly 1. With T = 1 there is
-    no non-salient frame and that term is dropped.
-  * multi-label videos: the salient target is the multi-hot label normalised to sum 1 (soft cross-entropy
-    over C+1 classes), keeping one softmax shared with the background class.
-  * ``no_ns=True`` ("w/o NS", Fig. 1): neither the FS pseudo-label loss nor the non-salient term is
-    trained, so the FS head is untrained; this variant selects and scores with the VG attention alone.
-  * temporal random shift: each epoch, each segment's frame is drawn anew among the decoded views of the
-    video (``temporal_shift``, :mod:`samplerbench.samplers.shift`); the class prototypes are computed once from
-    all views, the pseudo labels every epoch from the drawn frames (min-max within the epoch's row).
-  * ``scores`` (the saliency curve for plots) is the ``add`` fusion α·s^f + (1-α)·s^v/max(s^v), the
-    continuous analogue of union's α share, whatever fusion ``select`` uses.
+``d="fem"`` (the ``paper`` preset) works at the FEM's own width as supplementary A.1 says; the default
+``d=128`` is a narrow variant for CPU presets. Where the paper is silent (pseudo-label rule, non-salient
+target, loss weights, heads/layers, encoder dropout, positional encoding, multi-label targets, ``no_ns``,
+temporal shift) each choice is a constructor field; the README lists them. Non-obvious details: the
+complementary weights come from the attention before dropout, so they sum to exactly 1; with T = 1 the
+non-salient term is dropped; ``scores`` is the ``add`` fusion whatever fusion ``select`` uses.
 """
 
 from __future__ import annotations
@@ -129,11 +99,8 @@ NON_SALIENT: tuple[str, ...] = ("background", "uniform", "none")  # targets of t
 class NSNetSampler(TrainableSampler):
     """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default).
 
-    ``d``: the encoder's width, an integer (the features are projected to it first) or ``"fem"`` (the FEM's
-    own width, no projection: supplementary A.1, the ``paper`` preset). The default d = 128, 4 heads, 2 layers
-    is sized for CPU runs on MobileNetV2 features (D = 1280, T = 16): the input projection D→d dominates its
-    cost, and one training step on a batch of 64 costs ≈ 1.5 GFLOP, so 120 epochs over a few hundred videos
-    take a minute or two on CPU. Heads and layers are not given by any public text: 4 and 2 at either width.
+    ``d``: the encoder's width, an integer (features are projected to it) or ``"fem"`` (the FEM's own width,
+    no projection). Heads and layers (4 and 2) are given by no public text.
     """
 
     d: int | str = 128
