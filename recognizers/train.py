@@ -1,9 +1,7 @@
 """Training frame classifiers (recognizer and FEM) and caching their per-frame outputs.
 
-The paper trains its recognizer "w/o TSN" (one frame per video per step) for the main results and reports
-"w/ TSN" (K segments per video, logits averaged) in Table 4; the FEM backbone is trained the same way as a
-frame classifier and then frozen. Multi-label videos are trained with a soft target that spreads the mass
-evenly over the video's labels, which reduces to ordinary cross-entropy for single-label data.
+"w/o TSN" (one frame per video per step, the paper's main results) or "w/ TSN" (K segments, logits averaged).
+Multi-label videos train on a soft target spread evenly over their labels.
 """
 
 from __future__ import annotations
@@ -120,20 +118,14 @@ def train_frame_classifier(
     """Train in place by the suite's rule (:mod:`samplerbench.sgd`: early stopping on the ``heldout`` rows'
     loss) with SGD (momentum 0.9, one-cycle schedule over ``max_epochs``, horizontal flips).
 
-    The held-out loss is a video's, whatever ``segments``: the cross-entropy of the logits averaged over the
-    centre frames of ``heldout_segments`` equal parts of each held-out row, unflipped, in eval mode. A single
-    frame's loss would say little (most frames of an untrimmed video show no action), and one measure for
-    "w/o TSN" and "w/ TSN" stops both by the same criterion.
-
-    The augmentation of a row (frame picks, flip) is drawn from a table keyed by (seed, epoch, row), not from a
-    per-rank stream, so it does not depend on which torchrun rank handles the row. What still
-    differs with W > 1 processes is the order of floating-point sums, which training from scratch amplifies
-    (see ``RunConfig.dtype``). When the row count is not a multiple of W, DistributedSampler repeats the first
-    rows of the permutation to even out the ranks.
+    The held-out loss is a video's whatever ``segments`` (logits averaged over ``heldout_segments`` centre frames,
+    unflipped, eval mode), so "w/o TSN" and "w/ TSN" stop by the same criterion. Augmentation is drawn from a
+    table keyed by (seed, epoch, row), independent of the torchrun rank; only float summation order differs
+    with W > 1 (see ``RunConfig.dtype``).
 
     Args:
         frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per temporal-shift view), read a step at a
-            time by ``workers`` loader processes: only the picked frames of a step are ever in memory.
+            time by ``workers`` loader processes.
         labels: multi-hot ``[N, C]``.
         heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.sgd.heldout_videos`).
         heldout_segments: the parts of a held-out row whose centre frames its held-out loss reads (the run's K).

@@ -1,11 +1,8 @@
 """Content-addressed stage cache.
 
-Each stage's result is stored under ``<root>/<stage>/<key>.pt`` where the key hashes the stage's own config,
-the keys of the stages it reads and the source of the code it runs (:func:`source_hash`). Changing a sampler's
-knob or its loss therefore never retrains the recognizer, editing the recognizer's training retrains it, and
-a run that was interrupted resumes from the last completed stage. Writes go to a temporary file in the same
-folder and are renamed into place, so a killed run never leaves a partial file that looks complete; an
-entry damaged anyway (a disk that lied, a copy cut short) is moved aside and recomputed, never fatal.
+Each result is stored under ``<root>/<stage>/<key>.pt``, the key hashing the stage's config, its inputs' keys
+and its code's source (:func:`source_hash`). Writes are atomic (temporary file, then rename); a damaged
+entry is moved aside and recomputed, never fatal.
 """
 
 from __future__ import annotations
@@ -114,13 +111,9 @@ def _umask() -> int:
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` only once it is complete.
 
-    The file ends up with the permissions of any new file of the user (``0o666`` less the umask), not the
-    0600 that ``mkstemp`` gives the temporary file: results, checkpoints and a cache shared between users
-    must be readable by others where the user's umask says so.
-
-    A full disk, a read-only filesystem or a permission fault is a one-line
-    :class:`~samplerbench.errors.UserError` naming ``path`` and the remedy; the temporary file is removed and
-    ``path`` keeps what it held, so nothing finished is lost.
+    The file gets the user's default permissions (``0o666`` less the umask), not ``mkstemp``'s 0600, so shared
+    results stay readable. A full disk, read-only filesystem or permission fault is a
+    :class:`~samplerbench.errors.UserError` naming ``path``; the temporary file is removed and ``path`` unchanged.
     """
     tmp: str | None = None
     try:
@@ -159,13 +152,11 @@ class StageCache:
         return self.root / stage / f"{key}.pt"
 
     def load(self, stage: str, key: str, *, heal: bool = True) -> Any | None:
-        """The entry, or ``None`` when there is none to use: missing, or damaged.
+        """The entry, or ``None`` when missing or damaged.
 
-        A damaged entry (truncated, empty, not a torch file, pickled code) is never fatal: with ``heal`` it is
-        reported by one console line and renamed to ``<key>.pt.corrupt-<time>`` (kept for inspection, never
-        read again), so the caller recomputes and saves it afresh; ``heal=False`` leaves it in place, for
-        processes that do not write the cache (torchrun ranks other than 0). An entry the user may not read
-        (another user's, in a shared cache) is a :class:`~samplerbench.errors.UserError` naming it.
+        With ``heal`` a damaged entry is reported and renamed to ``<key>.pt.corrupt-<time>``; ``heal=False`` leaves it
+        (for ranks that do not write the cache). An unreadable entry (permissions) is a
+        :class:`~samplerbench.errors.UserError`.
         """
         p = self.path(stage, key)
         try:

@@ -1,24 +1,12 @@
 """Self-describing checkpoints of a run's trained models: frame classifiers (recognizer, FEM) and samplers.
 
-A checkpoint holds everything needed to rebuild and use its model with no run config around, as plain
-tensors, dicts, lists, strings and numbers, so that ``torch.load(path, weights_only=True)`` reads it (a
-checkpoint is data, never code):
-
-* **frame classifier**: role, arch, training variant (TSN), class names, the preprocessing its input needs
-  (T pre-sampled frames, shorter side, centre crop, input resolution, normalisation), the run's aggregation
-  of frame outputs into a video score, and its state dict;
-* **sampler**: the registry name, every constructor field (eval-time ones such as NSNet's fusion and α
-  included), the run's ``sampling.options`` for it (``options``), its ``state_dict()``, and the file names of
-  the FEM and recognizer checkpoints it relies on. Those are *referenced* as sibling files rather than
-  embedded: a run's samplers share one recognizer (a ResNet-18 alone is 45 MB), so embedding would store it
-  once per sampler.
-
-Every sampler references a FEM, even one that ignores FEM features: the benchmark hands every sampler a
-bank of FEM features (``random`` seeds its draws from them), and selection on new videos builds the same
-bank, so that a checkpoint selects exactly the frames the benchmark selected.
-
-Each checkpoint also stores a ``key`` that identifies its content (the stage-cache keys it was made from),
-so that a re-run rewrites only the files whose content changed.
+A checkpoint rebuilds its model with no run config around and holds only plain data, so
+``torch.load(path, weights_only=True)`` reads it: a frame classifier's role, arch, TSN variant, class names,
+preprocessing, aggregation and state dict; a sampler's registry name, constructor fields, ``options``,
+``state_dict()`` and the file names of the FEM and recognizer checkpoints it relies on (referenced as
+siblings, not embedded, since samplers share them). Every sampler references a FEM, even one that ignores
+its features (``random`` seeds from them), so it selects exactly the benchmark's frames. A ``key`` (the
+stage-cache keys) identifies the content, so a re-run rewrites only changed files.
 """
 
 from __future__ import annotations
@@ -170,15 +158,12 @@ def _save_checkpoint(path: Path, ckpt: dict, previous: Path) -> bool:
 
 def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg: RunConfig,
                       classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
-    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty
-    ``folder`` (a staged ``<run>/checkpoints/``, see :mod:`samplerbench.checkpoint` and
-    :mod:`samplerbench.runfolder`). Returns the listing for ``run.json`` (paths relative to the run folder)
+    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty ``folder``
+    (a staged ``<run>/checkpoints/``). Returns the listing for ``run.json`` (paths relative to the run folder)
     and the number of files written.
 
-    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) already holds with the same content
-    is linked, not written, so a re-run served from the stage cache writes nothing and its checkpoints keep
-    their times; ``folder`` holds exactly this run's models, and no sampler file references a classifier of
-    another run.
+    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) holds with the same content is linked,
+    not written, so a cached re-run writes nothing and keeps the files' times.
     """
     rel = f"{folder.name}/"
     classifiers: dict[str, tuple[str, Outputs]] = {}

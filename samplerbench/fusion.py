@@ -1,20 +1,12 @@
 """Fusing NSNet's two saliency branches into one K-frame selection (supplementary A.3).
 
 Every function takes the Frame Scrutinize scores ``sf`` and the Video Glimpse scores ``sv``, both ``[B, T]``,
-and returns ``[B, K]`` distinct frame indices in temporal order. Everything is vectorised over the batch (no
-Python loop over videos): selection must keep up with cached tensors at tens of thousands of videos/s.
+and returns ``[B, K]`` distinct frame indices in temporal order, vectorised over the batch. Ranking: descending
+score, ties to the lower frame index.
 
-Ranking rule shared by all fusions: descending score, ties to the lower frame index (a stable sort), so a
-selection is a pure function of the scores.
-
-Scale. ``sf`` is a per-frame probability (sigmoid) while ``sv`` is an attention distribution over T frames
-(softmax, sums to 1), so its values shrink as 1/T. Fusions that compare or mix *values* of the two branches
-(``add``, ``max``, ``join``; ``mul`` only scales every frame of a video alike) first divide ``sv`` by its
-per-video maximum (:func:`normalise_attention`): the most attended frame reads 1, like a confident ``sf``,
-ratios between frames are kept (``mul`` ranks exactly as on the raw attention), and a flat attention becomes
-all ones, i.e. "no preference", so ``add`` then ranks by ``sf`` alone. Min-max scaling was rejected because
-it is undefined on flat attention and sends the least attended frame to 0 whatever its absolute weight.
-Rank-based fusions (``intersection``, ``union``, ``fs``, ``vg``) are scale-free.
+Scale: ``sv`` is a softmax over T (values shrink as 1/T), so fusions that mix *values* (``add``, ``max``,
+``join``, ``mul``) first divide it by its per-video maximum (:func:`normalise_attention`): ratios are kept and
+a flat attention becomes all ones, "no preference". Rank-based fusions are scale-free.
 """
 
 from __future__ import annotations
@@ -77,17 +69,8 @@ def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
 def intersection(sf: Tensor, sv: Tensor, k: int) -> Tensor:
     """Frames in both branches' top-L lists, growing L one list at a time until K frames agree.
 
-    The supplementary writes I(K) = top-K(π^f) ∩ top-K(π^v), then "expands I with one element from
-    π^f_{K+1..T} or π^v_{K+1..T} by turns until |I(K+i')| = K". We read I(K+i') as the intersection of
-    the grown prefixes: step 1 appends the next frame of π^f to its prefix, step 2 the next of π^v, and so
-    on. This keeps the fusion's meaning (a frame is kept only when both branches rank it high) and, since
-    one step adds at most one frame to the intersection, it stops at exactly K. The alternative reading
-    (append the tail elements themselves) would keep π^f's (K+1)-th frame over its 1st whenever the 1st
-    is outside π^v's top K, which contradicts the ranking.
-
-    Vectorised: after step s the prefixes have lengths K + ⌈s/2⌉ (π^f) and K + ⌊s/2⌋ (π^v), so a frame with
-    0-based ranks (r_f, r_v) is in from step max(2(r_f - K + 1) - 1, 2(r_v - K + 1), 0); the K earliest
-    frames are the answer (only step 0 can admit several frames, and it admits at most K).
+    We read the supplementary's I(K+i') as the intersection of the grown prefixes (π^f, then π^v, by turns):
+    a frame is kept only when both branches rank it high, and the result has exactly K frames.
     """
     need_f = (ranks(sf) - k + 1).clamp_min(0)
     need_v = (ranks(sv) - k + 1).clamp_min(0)
@@ -98,10 +81,8 @@ def intersection(sf: Tensor, sv: Tensor, k: int) -> Tensor:
 def union_quotas(k: int, alpha: float) -> tuple[int, int, str | None]:
     """``(⌈Kα⌉, ⌈K(1-α)⌉, branch that gives back a frame on overflow or None)``.
 
-    The two ceilings overshoot K by one exactly when Kα is not an integer. Read as an apportionment of K
-    seats between the branches, the surplus seat goes to the branch with the larger remainder of its exact
-    share Kα or K(1-α) (the largest-remainder method); the other branch gives back its lowest-ranked quota
-    frame. A tie (remainders 0.5) keeps π^f's frame, consistent with the paper filling from π^f.
+    On overflow the surplus goes to the branch with the larger remainder (largest-remainder apportionment);
+    a tie keeps π^f's frame.
     """
     share_f = round(k * alpha, 9)  # 5 * 0.6 must be 3, not 3.0000000000000004
     kf, kv = math.ceil(share_f), math.ceil(round(k - share_f, 9))

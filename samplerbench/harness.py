@@ -303,12 +303,9 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
 
 
 def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
-    """What makes this dataset's scores degenerate, one line each (none for a sound dataset), from the
-    multi-hot targets of the decoded ``train`` and ``val`` rows (so unreadable videos count as missing).
-
-    Validation videos of fewer than two classes make every sampler score a perfect mAP and top-1 (a
-    one-class dataset reports mAP 100 [100, 100]); a class without validation video has no AP and is left
-    out of the mAP; one without training video is never learned.
+    """What makes this dataset's scores degenerate, one line each (none for a sound dataset), from the multi-hot
+    targets of the decoded ``train`` and ``val`` rows (unreadable videos count as missing): fewer than two
+    validation classes, classes without validation or without training videos.
     """
     def named(columns: np.ndarray) -> str:
         shown = ", ".join(repr(classes[c]) for c in columns[:5])

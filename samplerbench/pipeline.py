@@ -1,16 +1,10 @@
 """The cached stages of a run: index -> decode -> recognizer / FEM -> per-frame outputs -> fitted samplers.
 
 Every stage result is stored in the :class:`~samplerbench.cache.StageCache` under a key that hashes its own
-config and the keys of its inputs, and is memoised for the rest of the process, so the ablation tables can
-ask for "NSNet on an EfficientNet FEM" without caring whether that was already computed by this run, by an
-earlier run, or not at all.
-
-Decoded frames live in the frame store (:mod:`samplerbench.store`), one folder per decode key, and are read
-from disk by every stage that needs them; a decode stopped half-way resumes from its finished shards.
-
-Under torchrun (see :mod:`samplerbench.distributed`) every rank runs the same stages in the same order:
-decoding and feature extraction take one block of shards per rank (features are gathered back in record
-order), training runs in DistributedDataParallel, and only rank 0 writes the cache.
+config and its inputs' keys, and memoised in the process. Decoded frames live in the frame store
+(:mod:`samplerbench.store`). Under torchrun (:mod:`samplerbench.distributed`) every rank runs the same stages
+in the same order: decoding and feature extraction take one block of shards per rank (gathered back in
+record order), training runs in DistributedDataParallel, and only rank 0 writes the cache.
 """
 
 from __future__ import annotations
@@ -118,15 +112,12 @@ class Pipeline:
     def cached(self, label: str, stage: str, key: str, compute: Callable[[], Any], *,
                work: dict[str, int] | Callable[[Any], dict[str, int]] | None = None,
                summary: Callable[[Any], dict] | None = None) -> Any:
-        """Entry ``key`` of the cache's ``stage``, else ``compute()`` saved there; one stage line ``label``,
-        with the rate of ``work`` (e.g. ``{"frames": n}``, what ``compute`` processes, or a function of its
-        result) when it ran, and ``summary(value)`` in the stage's record in run.json, computed or cached (a
-        trained model's epochs).
+        """Entry ``key`` of the cache's ``stage``, else ``compute()`` saved there; one stage line ``label`` with the
+        rate of ``work`` when it ran, and ``summary(value)`` in the stage's run.json record.
 
-        Under torchrun every rank calls this, and rank 0 decides hit or miss for all of them: a rank that
-        loads while another computes would wait forever in the computation's collectives. ``compute`` runs
-        on every rank and must return the same value on each; only rank 0 writes it. An entry that does not
-        load is a miss (rank 0 moves it aside, see :meth:`StageCache.load`), so a damaged cache never blocks.
+        Under torchrun rank 0 decides hit or miss for every rank (a rank loading while another computes would hang
+        in the collectives); ``compute`` runs on every rank and must return the same value. An entry that does not
+        load is a miss (:meth:`StageCache.load`).
         """
         path = self.cache.path(stage, key)
         with self.log.stage(label) as st:
@@ -241,13 +232,11 @@ class Pipeline:
                     views=cfg.data.train_views if train else 1, seed=cfg.seed, train=train)
 
     def motion(self, subset: str) -> Tensor:
-        """``[N, T]`` MGSampler motion of every row of the split: each decoded frame's difference to its successor
-        in the video (:func:`~samplerbench.decode.motion_stream`), a stage of its own keyed by the decode key, so
-        it runs only for samplers that read motion and nothing else's key changes.
+        """``[N, T]`` MGSampler motion of every row (:func:`~samplerbench.decode.motion_stream`), a stage of its own
+        keyed by the decode key, run only for samplers that read motion.
 
-        The frame store keeps no successors, so their frames are decoded again here; each rank takes a block of
-        the videos and the rows are gathered. A video whose successors cannot be read gets no motion (zeros:
-        MGSampler then spreads its frames evenly), with a warning.
+        The successors are decoded again (the store keeps none). A video whose successors cannot be read gets zeros
+        (MGSampler then spreads its frames evenly), with a warning.
         """
         return self._once(("motion", subset), lambda: self._motion(subset))
 
@@ -390,12 +379,9 @@ class Pipeline:
         return train_bank, val_bank
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
-        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's own constructor fields for
-        this variant; they win over the run's ``sampling.options`` for it.
-
-        Fields and options equal to the constructor's defaults are dropped first, so ``nsnet(guiding="prototype")``
-        and ``nsnet()`` are one sampler, fitted once, and a sampler without options keeps the cache key it had
-        before options existed.
+        """A fitted sampler and its evaluation bank. ``fields`` are the sampler's constructor fields for this variant;
+        they win over the run's ``sampling.options``. Values equal to the constructor's defaults are dropped first,
+        so ``nsnet(guiding="prototype")`` and ``nsnet()`` share one cache key.
         """
         params = constructor_fields(get_sampler_class(name))
 

@@ -1,9 +1,7 @@
 """Writing a run's results: ``summary.csv``, Markdown tables, ``run.json``, ``skipped.csv`` and the plots.
 
-Every file starts from rows computed by :mod:`samplerbench.run`; nothing here invents a number. Each
-Markdown table opens with the provenance of the run (preset, dataset, seed, machine) and the FLOP
-convention, because a number without them cannot be compared with anything; a smoke test's tables say
-first that they are one, and print no paper figures.
+Every number comes from the rows :mod:`samplerbench.run` computed; every table opens with the run's provenance
+and the FLOP convention.
 """
 
 from __future__ import annotations
@@ -362,13 +360,10 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_all(folder: Path, result: RunResult) -> None:
-    """Write every result file of ``result`` into ``folder`` (the run folder, or a staging folder for it: see
-    :mod:`samplerbench.runfolder`), and nothing else: the numbers are all in ``result``.
-
-    The dataset warnings open every table below the provenance line; the protocol card goes into ``run.json``
-    whole, into ``main.md`` as counts above the table, and its label map into ``labels.csv``; predictions and
-    selections are exported when the result holds them. A smoke test's tables say so first and print no paper
-    figures (:func:`printed_rows`)."""
+    """Write every result file of ``result`` into ``folder`` (the run folder or its staging folder, see
+    :mod:`samplerbench.runfolder`), and nothing else. A smoke test's tables say so first and print no paper
+    figures (:func:`printed_rows`).
+    """
     cfg, data, reading, protocol = result.cfg, result.data, result.reading, result.protocol
     folder.mkdir(parents=True, exist_ok=True)
     header = table_header(cfg, result.machine, result.warnings)

@@ -6,16 +6,10 @@ A split's folder (``<cache>/frames/<decode key>/``) holds, per shard of :data:`S
     shard-00000.json   rows, frame shape, byte count, crc32, and per row: video id, labels, salient mask;
                        plus the shard's unreadable videos with their reasons
 
-and, once every shard is there, ``index.json``. Raw fixed-size rows rather than JPEG folders or one file
-per video: a training step reads one frame of each of its rows, which is one ``pread`` at a computed offset
-and costs no JPEG decoding per epoch, and the frames stay bit-identical to what the decoder produced, so a
-run's numbers do not depend on where its frames were kept. Reads use ``pread`` rather than ``mmap``: mapped
-pages count towards the reader's resident memory, while ``pread`` leaves them in the page cache, which the
-kernel can reclaim; a run's memory therefore does not grow with the dataset.
-
-A shard is complete when its ``.json`` exists, which is written (atomically) only after its ``.u8`` was
-fsynced and renamed into place, and when the ``.u8`` has the size the ``.json`` records: a killed decode
-leaves at most temporary files, and a re-run decodes only the shards that are not complete.
+and, once every shard is there, ``index.json``. Raw rows keep the frames bit-identical to the decoder's
+and let a step read a frame with one ``pread`` (not ``mmap``, so the pages stay reclaimable page cache).
+A shard is complete when its ``.json`` exists (written after the ``.u8`` was fsynced and renamed) and the
+``.u8`` has the recorded size; a re-run decodes only incomplete shards.
 """
 
 from __future__ import annotations

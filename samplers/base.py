@@ -1,12 +1,9 @@
 """The sampler interface and its registry.
 
-A sampler sees T cheap, uniformly pre-sampled frames of a video (through a :class:`FrameBank`) and keeps K
-of them. Everything a sampler may look at travels in the bank, so what a sampler is *allowed* to use is
-explicit: labels and recognizer outputs are present on the training split only, except for samplers that
-declare ``uses_labels_at_eval`` (the oracle), which exist to give an upper bound.
-
-Registration mirrors torchvision's ``register_model``/``get_model``/``list_models``; samplers that live in
-another package are found through the entry-point group ``samplerbench.samplers``.
+A sampler sees T uniformly pre-sampled frames of a video through a :class:`FrameBank` and keeps K. Labels
+and recognizer outputs are in the bank on the training split only, except for samplers that declare
+``uses_labels_at_eval`` (the oracle upper bound). Registration mirrors torchvision's ``register_model``;
+other packages register through the entry-point group ``samplerbench.samplers``.
 """
 
 from __future__ import annotations
@@ -30,22 +27,16 @@ ENTRY_POINT_GROUP = "samplerbench.samplers"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FrameBank:
-    """A batch of B videos, T pre-sampled frames each, as cached by the pipeline.
-
-    A bank holds no pixels: what a sampler reads of a frame is computed when the video is decoded (FEM
-    features, motion), so banks of any split fit in memory and can be stored and exchanged as tensors.
+    """A batch of B videos, T pre-sampled frames each, as cached by the pipeline. It holds no pixels.
 
     Attributes:
         fem: FEM features of every frame, ``[B, T, D]`` float.
-        motion: ``[B, T]`` float, the difference between each pre-sampled frame and its successor in the video
-            (:mod:`samplerbench.motion`), for samplers that declare ``needs_motion``; ``None`` otherwise.
+        motion: ``[B, T]`` float (:mod:`samplerbench.motion`) for samplers that declare ``needs_motion``; else ``None``.
         labels: multi-hot targets ``[B, C]`` float; training split only (and the oracle's eval bank).
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
         num_classes: C, so that samplers can size their heads before seeing labels.
-        video_ids: one identity per video (the dataset's id; a new video's file name without its extension),
-            for samplers whose draws must follow the video rather than the bits of its features; ``None``
-            when the caller has none.
+        video_ids: one identity per video, for samplers whose draws must follow the video; ``None`` if unknown.
     """
 
     fem: Tensor
@@ -85,11 +76,9 @@ FRAME_FIELDS = ("fem", "motion", "rec_logits", "rec_feats")  # the FrameBank fie
 class Sampler(abc.ABC):
     """Keeps K of T frames per video.
 
-    Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless a sampler needs its
-    own rule (NSNet's index fusion). Every sampler is a keyword-only dataclass, so that its init fields are
-    its options and configs map onto them one to one (:func:`constructor_fields`).
-    Both return their result on the device of the bank they are given, and create every tensor they need
-    there: a CPU constant in the computation is a crash or a hidden host-to-device copy on a GPU.
+    Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless overridden. Every sampler
+    is a keyword-only dataclass whose init fields are its options (:func:`constructor_fields`). Both methods
+    create every tensor on the bank's device and return their result there.
     """
 
     name: ClassVar[str]

@@ -1,35 +1,15 @@
-"""OCSampler (Lin et al., CVPR 2022: "Compressing Videos to One Clip with Single-step Sampling"), following
-MCG-NJU/OCSampler: ``mmaction/models/recognizers/sampler2d_recognizer2d.py`` (sampling, reward and loss),
-``mmaction/models/backbones/mobilenet_v2.py`` (``is_sampler``: the policy head) and
-``configs/activitynet_10to6_resnet50.py`` (its settings).
+"""OCSampler (Lin et al., CVPR 2022), following MCG-NJU/OCSampler
+(``mmaction/models/recognizers/sampler2d_recognizer2d.py`` and ``configs/activitynet_10to6_resnet50.py``).
 
-Policy, one step over all T frames: a logit per frame from its light features (the code's
-``nn.Linear(out_channel, 1)`` on MobileNetV2's pooled features, initialised N(0, 0.01)), softmax over the T
-frames → π. Here the light features are the suite's frozen FEM features, standardised as for every sampler
-network.
+Policy: a linear logit per frame on the standardised FEM features, softmax over T → π. Training: K frames
+drawn from π without replacement (Gumbel-top-K, noise drawn per epoch and row) against a TSN-style baseline
+selection; reward = the recognizer's top class probability on the policy's frames minus the baseline's;
+loss = −(reward · log P(drawn set) + ``explore_rate`` · entropy(π)), P(set) over all K! orders for K ≤ 8,
+else the drawn order's. Test: the K most probable frames, in temporal order.
 
-Training (``forward_train``), per video: K frames drawn from π without replacement (``torch.multinomial``;
-here Gumbel-top-K, which draws the same distribution, with the noise drawn per epoch and row so that any
-number of processes draws alike), and a baseline selection (``bp_mode='tsn'``: one random frame in each of K
-segments of ⌊T/K⌋ frames starting at ``linspace(0, T - ⌊T/K⌋, K)``). Reward (``reward_kind=1``): the
-recognizer's highest class probability on the policy's frames minus the same on the baseline's frames.
-Loss: −(reward · log P(drawn set) + ``explore_rate`` · entropy(π)), ``explore_rate`` 0.1 as in its configs;
-P(set) as ``calc_mode='all'``: the probability of drawing the set in any of its K! orders, enumerated for
-K ≤ 8 (the code's own limit), above that ``calc_mode='approximate'``: the probability of the order drawn.
-
-Test (``_do_test``): the K most probable frames of π, in temporal order; a policy trained for one K serves
-every budget this way.
-
-Where the suite differs (its own choices):
-  * the reward reads the recognizer's cached per-frame logits, and its video score is the suite's default
-    aggregation (the mean of the K frames' softmax), not OCSampler's head on max-pooled features (which the
-    suite's frame classifier does not have; ``aggregation = "max_features"`` evaluates with such a head);
-  * trained at ``train_budget`` frames, which the pipeline sets to the run's main budget (the code trains one
-    policy per K, e.g. 10 → 6);
-  * the optimiser and schedule are the suite's, shared by every trainable sampler (SGD, momentum 0.9,
-    lr 1e-2 decayed at 50/120 and 75/120 of the epochs), not the code's (lr 0.005, cosine, gradient clipping);
-  * the backbone is not trained with the policy (the FEM is frozen), so OCSampler's TSM temporal shift, which
-    gives its frame features context, has no counterpart.
+Differences from the code: the reward uses the suite's aggregation of cached logits; one policy is trained
+at ``train_budget`` (the run's main budget); the optimiser is the suite's (:mod:`.training`); the FEM is
+frozen, so there is no TSM temporal shift.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """What the trainable samplers (NSNet, SCSampler, OCSampler) share: the schedule, the per-epoch temporal random
 shift, input standardisation, checkpoints.
 
-The schedule is the paper's for every trainable sampler, so a comparison between samplers is not a
-comparison between optimisers: SGD with momentum 0.9, batch 64, lr 1e-2 decayed ×0.1 at 50/120 and 75/120
-of the epochs, run by the suite's one training rule (:mod:`samplerbench.sgd`: early stopping on a held-out
-slice of the training videos). So is the augmentation: temporal random shift drawn anew every epoch
-(:mod:`.shift`).
+Every trainable sampler uses the paper's schedule (SGD, momentum 0.9, batch 64, lr 1e-2 decayed ×0.1 at 50/120
+and 75/120 of the epochs) under the suite's training rule (:mod:`samplerbench.sgd`), so a comparison between
+samplers is not one between optimisers.
 """
 
 from __future__ import annotations
@@ -76,12 +74,11 @@ def fit_sgd(
     device: str,
     momentum: float = 0.9,
 ) -> Fit:
-    """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by the suite's training rule
-    (:func:`~samplerbench.sgd.train_epochs`), stopped early on the mean ``loss_fn`` of the ``heldout`` rows.
+    """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by :func:`~samplerbench.sgd.train_epochs`,
+    stopped early on the mean ``loss_fn`` of the ``heldout`` rows.
 
-    ``loss_fn(net, *batch)`` gets the same rows of every tensor, already on ``device``, and returns their mean
-    loss. A loss that needs random numbers finds them among its tensors, drawn for every row by
-    ``epoch_tensors``.
+    ``loss_fn(net, *batch)`` gets the same rows of every tensor, on ``device``, and returns their mean loss; random
+    numbers a loss needs must be among its tensors (drawn per row by ``epoch_tensors``).
     """
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
@@ -128,20 +125,13 @@ class Standardize(nn.Module):
 
 @dataclasses.dataclass(kw_only=True, eq=False)
 class TrainableSampler(Sampler):
-    """A sampler whose network is trained on the training bank by :func:`~samplerbench.sgd.train_epochs`:
-    ``holdout_fraction`` of the training videos (:func:`~samplerbench.sgd.heldout_videos`) are held out,
-    :meth:`prepare` and the standardisation see only the rest, and training stops when the held-out loss
-    has not improved for ``patience`` epochs (at most ``epochs``).
+    """A sampler whose network is trained on the training bank by :func:`~samplerbench.sgd.train_epochs`, with
+    ``holdout_fraction`` of the videos held out for early stopping (``patience``, at most ``epochs``).
 
-    Subclasses say how to build the network (:meth:`build_net`), what to train on (:meth:`prepare`, once;
-    :meth:`training_tensors`, every epoch) and the loss (:meth:`training_loss`). ``fit`` is deterministic given
-    ``seed``: the global RNG (weight init and dropout) is seeded inside a forked RNG state, so fitting neither
-    depends on nor disturbs the caller's random state, and shuffling and the epochs' draws use their own
-    generators.
-
-    ``temporal_shift`` (default, the NSNet supplementary's augmentation): every epoch trains on one row per
-    video whose frame t is drawn among its decoded views for that epoch and segment (:func:`.shift.shift_views`);
-    ``False`` trains on the decoded views as they are, every view a row every epoch.
+    Subclasses implement :meth:`build_net`, :meth:`prepare` (once), :meth:`training_tensors` (every epoch) and
+    :meth:`training_loss`. ``fit`` is deterministic given ``seed`` and neither depends on nor disturbs the
+    caller's random state. ``temporal_shift`` (default): each epoch trains on one row per video whose frames are
+    drawn among its decoded views (:func:`.shift.shift_views`); ``False`` trains on every view every epoch.
     """
 
     trainable = True
