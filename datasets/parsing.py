@@ -1,14 +1,8 @@
 """Parsing helpers shared by the adapters: numbered lines, class lists, and what to do with bad entries.
 
-Every adapter follows one policy: a malformed entry is a :class:`~samplerbench.errors.UserError` naming the
-file and the entry (``file:line`` for text files, the video id for JSON), listing the first few, because a
-silently shrunken dataset makes accuracies incomparable; ``--lenient`` skips them instead and the run report
-lists them (:attr:`~samplerbench.datasets.base.DatasetIndex.skipped`). Keeping the policy here means every
-format words its errors the same way.
-
-Every annotation, list and class file goes through :func:`read_text`, which drops a UTF-8 byte-order mark
-(Windows editors write one; it would otherwise glue itself to the first entry); lines are split with
-``str.splitlines``, so CRLF and CR line ends read like LF.
+A malformed entry is a :class:`~samplerbench.errors.UserError` naming the file and entry (a silently
+shrunken dataset makes accuracies incomparable); ``--lenient`` skips it and the run report lists it. Files
+are read through :func:`read_text` (drops a UTF-8 BOM) and split with ``str.splitlines`` (CRLF, CR, LF).
 """
 
 from __future__ import annotations
@@ -84,11 +78,8 @@ _INTEGER = re.compile(r"-?[0-9]+")
 def split_labels(line: str, *, max_labels: int | None = None) -> tuple[str, list[int]]:
     """``(path, labels)`` of a ``path label [label ...]`` line whose path may contain spaces.
 
-    A line is read from its end: the labels are the trailing whitespace-separated words that are integers
-    (at most ``max_labels``), the path is everything before them, its inner spaces kept. So an ambiguous line
-    reads as labels: ``my clip 2 5`` is the path ``my clip`` with labels 2 and 5 (path ``my clip 2``, label
-    5, where one label at most is allowed); a path whose last word is an integer needs its file extension,
-    as video files have. A line without a path before its labels is a :class:`BadEntry`.
+    Read from the end: up to ``max_labels`` trailing integers are labels, the rest the path, so ``my clip 2 5``
+    is ``my clip`` with labels 2 and 5. A line with no path is a :class:`BadEntry`.
     """
     words = list(re.finditer(r"\S+", line))
     count = 0
@@ -102,12 +93,10 @@ def split_labels(line: str, *, max_labels: int | None = None) -> tuple[str, list
 
 
 def parse_class_list(path: Path) -> tuple[str, ...]:
-    """Class names in label-index order from a file with one class per line.
+    """Class names in label-index order from a file with one ``name`` or ``<number> name`` per line.
 
-    A line is either ``name`` or ``<number> name`` (UCF101's ``classInd.txt``: ``1 ApplyEyeMakeup``); numbers,
-    when present, must count up by one from the first line's (0 or 1), so a reordered or gapped list is caught
-    instead of silently shifting every label. Class lists are short and must be exactly right, so any
-    problem is an error even with ``--lenient``.
+    Numbers must count up by one from 0 or 1, so a reordered list is caught; any problem is an error, even with
+    ``--lenient``.
     """
     lines = read_lines(path)
     if not lines:

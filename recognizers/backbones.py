@@ -1,8 +1,5 @@
-"""torchvision image backbones as frame classifiers that also expose their pooled features.
-
-Both the recognizer (ResNet family) and the FEM (MobileNetV2, ShuffleNetV2, EfficientNet) are torchvision
-classification models whose last ``nn.Linear`` is split off as the head, so one forward pass yields the
-per-frame features (cached for samplers and prototypes) and the per-frame logits (cached for evaluation).
+"""torchvision image backbones as frame classifiers that also expose their pooled features (the last
+``nn.Linear`` is split off as the head, so one pass yields features and logits).
 """
 
 from __future__ import annotations
@@ -96,11 +93,8 @@ def fetch_command(archs: Iterable[str]) -> str:
 
 
 def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
-    """Raise one :class:`UserError` naming every missing file among ``(arch, source)`` pairs, or return.
-
-    Called when a run starts, so a missing file stops it before any decoding or training rather than hours
-    in. For ImageNet files the line also gives the exact command that fetches them: this suite never
-    downloads anything itself.
+    """Raise one :class:`UserError` naming every missing file among ``(arch, source)`` pairs (with the command
+    that fetches ImageNet files: nothing is downloaded here), or return.
     """
     missing = {weights_file(arch, source): (arch, source) for arch, source in wanted}
     missing = {path: pair for path, pair in missing.items() if not path.is_file()}
@@ -121,11 +115,9 @@ def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
 def load_weights(model: FrameClassifier, source: str) -> list[str]:
     """Load a local checkpoint into ``model``; returns the keys left at their initial values.
 
-    ``source`` is a file path (a ``FrameClassifier`` state dict, or a torchvision classifier state dict such
-    as an ImageNet checkpoint) or ``"imagenet"`` for torchvision's weights already in ``TORCH_HOME``. A head
-    whose shape does not fit (an ImageNet head on a 200-class task) is skipped and reported, not forced; a
-    body that the file does not cover completely is an error.
-    Loading uses ``weights_only=True``: a checkpoint is data, never code.
+    ``source`` is a file (a ``FrameClassifier`` or torchvision state dict) or ``"imagenet"`` (torchvision's weights
+    in ``TORCH_HOME``). A head of the wrong shape is skipped and reported; an incomplete body is an error.
+    Loaded with ``weights_only=True``.
     """
     require_weights([(model.arch, source)])
     path = weights_file(model.arch, source)

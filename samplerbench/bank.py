@@ -10,14 +10,9 @@ A bank is a folder::
     <bank>/<split>/salient.npy             [N, T]         bool                          frame in an annotated segment
     <bank>/<split>/video_ids.json          [N] strings                                  one id per row
 
-for the splits ``train`` and ``val``. The arrays are plain ``.npy`` files (``numpy.save``), read with
-``numpy.load(mmap_mode="c")``, so a bank larger than memory is paged in as samplers read it. A training video
-may fill several consecutive rows with the same id: its temporal-shift views (a run exports ``train_views``
-rows per training video); a val video is one row.
-
-The one surprising fact: the reader checks every float array for NaN and inf row by row, which reads the
-whole bank once (seconds per GB, through a mapping of its own that is dropped after); a bad row is an error
-naming the file and the row, or with ``lenient`` a skipped entry.
+for the splits ``train`` and ``val``, read with ``numpy.load(mmap_mode="c")``. A training video may fill
+several consecutive rows (its temporal-shift views). The reader checks every float array for NaN and inf,
+which reads the whole bank once; a bad row is an error naming file and row, or with ``lenient`` skipped.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """The command line, the only module that parses arguments (and that nothing else imports):
 
-- ``samplerbench [run] [flags]`` (== ``python bench.py [flags]``): a benchmark run; ``run`` is implied when the
-  first argument is a flag or there is none, and ``--list`` lists what can be named;
+- ``samplerbench [run] [flags]`` (== ``python bench.py [flags]``): a benchmark run (``--list`` lists names);
 - ``samplerbench compare DIR...``: mean ± std of several runs (:mod:`samplerbench.compare`);
-- ``samplerbench select --checkpoint PATH -k K VIDEO...``: frames of new videos chosen by a trained sampler
-  (:mod:`samplerbench.infer`).
+- ``samplerbench select --checkpoint PATH -k K VIDEO...``: frames of new videos chosen by a trained sampler.
 
-User mistakes (an unknown name, K > T, a missing data root, a malformed flag) and environment faults (a
-full disk, a read-only output folder) end with one line on stderr and exit status 2; only bugs print a
-traceback. Every value is checked before the first stage (:mod:`samplerbench.config`,
-:mod:`samplerbench.preflight`), so a mistake never costs a run.
+User mistakes and environment faults end with one line on stderr and exit status 2; only bugs print a traceback.
 """
 
 from __future__ import annotations

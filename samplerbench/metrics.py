@@ -41,19 +41,13 @@ def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
 
 def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mean_softmax",
                  frame_feats: Tensor | None = None, head: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """Video-level class probabilities from the K frames a sampler selected, aggregated by ``aggregation``.
+    """Video-level class probabilities ``[B, C]`` (float32, rows summing to 1) from the K frames ``index`` ``[B, K]``
+    selects among ``frame_logits`` ``[B, T, C]`` (repeats allowed), aggregated by ``aggregation``.
 
     ``"mean_softmax"`` (default, the protocol of every committed result): the mean of the frames' softmax.
     ``"mean_logits"``: the softmax of their mean logit (AR-Net, SCSampler). ``"max_features"``: ``head``
-    (weight ``[C, F]``, bias ``[C]``) on the element-wise max of ``frame_feats`` ``[B, T, F]`` (OCSampler,
-    FrameExit). The softmax runs in float32 so that half-precision caches keep small probabilities.
-
-    Args:
-        frame_logits: ``[B, T, C]`` per-frame logits of the recognizer.
-        index: ``[B, K]`` integer frame indices in ``[0, T)`` (repeats allowed).
-
-    Returns:
-        ``[B, C]`` float32 video scores, each row summing to 1.
+    (weight ``[C, F]``, bias ``[C]``) on the element-wise max of ``frame_feats`` ``[B, T, F]`` (OCSampler).
+    The softmax runs in float32 so that half-precision caches keep small probabilities.
     """
     check_aggregation(aggregation)
     if aggregation == "max_features":
@@ -69,16 +63,8 @@ def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mea
 
 
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Exact scikit-learn average precision of every class at once.
-
-    Tied scores enter the ranking together, as in sklearn: a positive gets the precision at the *end* of its tie group.
-
-    Args:
-        scores: ``[N, C]`` scores.
-        targets: ``[N, C]`` multi-hot labels.
-
-    Returns:
-        ``[C]`` AP in ``[0, 1]``; NaN for classes without a positive.
+    """Exact scikit-learn AP ``[C]`` in ``[0, 1]`` of every class of ``scores``/``targets`` ``[N, C]`` at once
+    (tied scores credited at the end of their tie group, as sklearn); NaN for classes without a positive.
     """
     scores = np.asarray(scores)
     n, c = scores.shape
@@ -110,13 +96,8 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 
 def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    """VOC-style interpolated AP: a port of ``interpolated_prec_rec`` of the official ActivityNet evaluator.
-
-    Never below sklearn's AP: a positive is credited with the best precision reached at any later recall.
-
-    Args:
-        precision: precision after each prediction, predictions sorted by decreasing score.
-        recall: recall after each prediction, same order.
+    """VOC-style interpolated AP from ``precision`` and ``recall`` after each prediction (by decreasing score): a port
+    of ``interpolated_prec_rec`` of the official ActivityNet evaluator; never below sklearn's AP.
     """
     mprec = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
     mrec = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
@@ -126,14 +107,8 @@ def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
 
 
 def anet_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Interpolated AP of one class as the ActivityNet classification evaluator computes it, in ``[0, 1]``.
-
-    Predictions are ranked by a *stable* sort on decreasing score (ties keep input order), unlike the official
-    ``argsort()[::-1]``, so the number is reproducible.
-
-    Args:
-        scores: ``[N]`` scores of the class.
-        targets: ``[N]`` binary labels of the class, with at least one positive.
+    """Interpolated AP in ``[0, 1]`` of one class (``scores``, binary ``targets`` ``[N]``, at least one positive) as
+    the ActivityNet evaluator computes it, but ranked by a *stable* sort so that ties are reproducible.
     """
     order = np.argsort(-np.asarray(scores), kind="stable")
     hits = np.asarray(targets, dtype=np.float64)[order]
@@ -171,13 +146,8 @@ def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
 
 
 def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
-    """Percent of all selected frames that fall inside an annotated (salient) segment; NaN when no frame is.
-
-    Videos without annotated segments count (all misses), so the denominator is ``B·K`` for every sampler.
-
-    Args:
-        salient: ``[B, T]`` bool, True for frames inside an annotated segment.
-        index: ``[B, K]`` selected frame indices.
+    """Percent of the selected frames ``index`` ``[B, K]`` inside an annotated segment (``salient`` ``[B, T]``);
+    NaN when no frame is salient. Videos without segments count as misses, so the denominator is ``B·K``.
     """
     if not salient.any():
         return float("nan")
@@ -187,12 +157,8 @@ def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
 
 def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
     """Percent of frames whose top class is one of their video's labels, over frames inside annotated segments
-    (every frame when the split has no temporal annotation): a diagnostic of a frame classifier, not a sampler.
-
-    Args:
-        frame_logits: ``[B, T, C]``.
-        targets: ``[B, C]`` multi-hot.
-        salient: ``[B, T]`` bool.
+    (every frame when none is annotated); ``frame_logits`` ``[B, T, C]``, multi-hot ``targets`` ``[B, C]``,
+    ``salient`` ``[B, T]``. A diagnostic of a frame classifier, not of a sampler.
     """
     mask = salient.bool() if salient.any() else torch.ones_like(salient, dtype=torch.bool)
     best = frame_logits.argmax(dim=2)  # [B, T]

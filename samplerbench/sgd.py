@@ -1,21 +1,13 @@
-"""The one training rule of every trained model (recognizer, FEM, trainable sampler): mini-batch SGD epochs on
-the training videos outside a held-out slice, stopped early on the slice's loss.
+"""The one training rule of every trained model: mini-batch SGD epochs on the training videos outside a
+held-out slice (:func:`heldout_videos`), stopped early on the slice's loss.
 
-The held-out slice is a share of the *training* videos (:func:`heldout_videos`); validation figures never
-choose an epoch. After every epoch the slice's loss is measured. The first half of ``max_epochs`` is warm-up:
-its losses are recorded but neither stop training nor are kept (a network trained from scratch sits at chance
-on held-out videos for several epochs, and the schedules are at their high learning rate there, so a patience
-counted from epoch 1 would keep the initial weights). From then on training stops when the loss has not
-improved for ``patience`` epochs, or at ``max_epochs``, and the weights of the best monitored epoch are
-restored. The learning-rate schedule is laid out over ``max_epochs``, so stopping early never changes the
-steps taken before it.
+The first half of ``max_epochs`` is warm-up (losses recorded, never stopping nor kept: a network from scratch
+sits at chance there). Then training stops after ``patience`` epochs without improvement, or at ``max_epochs``,
+restoring the best epoch's weights; the schedule spans ``max_epochs``, so stopping early changes no earlier step.
 
-Under torchrun the rows are split as the single process would batch them: ``DistributedSampler(seed=seed)``
-draws the same permutation for any world size and rank r takes every W-th index, so one step's rank-local
-batches of ``batch_size / W`` rows together are exactly the single-process batch, and DistributedDataParallel
-averages the ranks' mean losses' gradients, i.e. the global mean's. Dropout masks are drawn for the global
-batch (:func:`~samplerbench.distributed.global_draws`). Each rank measures its own share of the held-out rows
-and the sums are gathered, so every rank reads the same held-out loss and stops at the same epoch.
+Under torchrun the ranks' batches together are exactly the single-process batch (``DistributedSampler``,
+global dropout draws: :func:`~samplerbench.distributed.global_draws`), and held-out sums are gathered so every
+rank stops at the same epoch.
 """
 
 from __future__ import annotations
@@ -41,11 +33,9 @@ def soft_targets(labels: Tensor) -> Tensor:
 
 
 def heldout_videos(video_ids: Sequence[str], *, fraction: float, seed: int) -> Tensor:
-    """``[N]`` bool: the rows of the held-out videos, ``round(fraction · V)`` of the V distinct videos (at
-    least 1, and never all of them; none when V < 2).
-
-    A video is held out by the rank of a seeded hash of its id, so the slice is the same in every process, on
-    every machine and in any row order, and all the rows (temporal-shift views) of a video fall on one side.
+    """``[N]`` bool: the rows of the held-out videos, ``round(fraction · V)`` of the V distinct videos (at least 1,
+    never all; none when V < 2), chosen by a seeded hash of the id: the same in every process and row order,
+    with all rows of a video on one side.
     """
     videos = sorted(set(video_ids), key=lambda v: hashlib.sha256(f"{seed}:{v}".encode()).hexdigest())
     count = min(max(1, round(fraction * len(videos))), len(videos) - 1)

@@ -1,12 +1,8 @@
 """Videos/s of a sampling pipeline, timed on the chosen device, and the cost of decoding its frames.
 
-What :func:`sampler_throughput` times per batch of B videos: the FEM on all T frames (for samplers that read
-FEM features), the sampler's own selection, and the recognizer on the K kept frames; dense times the
-recognizer on all T. The frames come from the decode cache; decoding is timed apart (:func:`decode_timing`)
-on the run's own videos, for as many frames as each pipeline must decode (:func:`decoded_frames`; for
-mgsampler each pre-sampled frame's successor too, and the motion between them, which is made while
-decoding), and :func:`end_to_end_rate` adds the two. On CUDA the timed loop runs under bf16 autocast with channels_last
-tensors, and every call is synchronised, so the figure is the one users will quote.
+:func:`sampler_throughput` times FEM (on T frames, if read) + selection + recognizer (on K); decoding is timed
+apart (:func:`decode_timing`) and :func:`end_to_end_rate` adds the two. On CUDA: bf16 autocast, channels_last,
+every call synchronised.
 """
 
 from __future__ import annotations
@@ -42,10 +38,7 @@ def sampler_throughput(
     compile_model: bool = False,
 ) -> Timing:
     """Timing of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call);
-    ``motion`` ``[B, T]`` for samplers that read it (made while decoding, so timed with the decoding).
-
-    The sampler is moved to ``device`` (:meth:`Sampler.to`), so its selection runs where the models do and
-    hands the kept indices to the recognizer without passing through the host.
+    ``motion`` ``[B, T]`` for samplers that read it. The sampler is moved to ``device``.
     """
     dev = torch.device(device)
     sampler.to(dev)
@@ -88,13 +81,9 @@ def decode_timing(
     successors: bool = False,
     min_seconds: float = MIN_TIMED_SECONDS,
 ) -> Timing:
-    """Seconds per video to decode ``frames`` segment-centre frames (:func:`presample_indices`), resized and
-    cropped as the decode stage does (:func:`decode_clip`), over ``videos`` given as ``(path, frame count)``.
-    With ``successors``: ``frames / 2`` segment centres and the next frame of each, and the motion between
-    them (:func:`decode_motion`), as mgsampler's pipeline does.
-
-    The videos are decoded in turn, each at least once, until ``min_seconds`` of decoding, after one untimed
-    decode that loads the decoder. The spread is mostly between videos (length, keyframe spacing), not noise.
+    """Seconds per video to decode ``frames`` segment-centre frames as the decode stage does, over ``videos``
+    ``(path, frame count)``; with ``successors``, ``frames / 2`` centres, their next frames and the motion
+    (mgsampler's pipeline). One untimed decode first, then decoding in turn until ``min_seconds``.
     """
     order = itertools.cycle(videos)
 

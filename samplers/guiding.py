@@ -1,11 +1,7 @@
 """Guiding saliency scores: how useful each training frame is to the recognizer (supplementary A.1, B.1).
 
-NSNet turns a guiding score into binary NS pseudo labels for its Frame Scrutinize branch; the oracle
-("Guid.") selects with the guiding score itself, using ground truth, as an upper bound. All functions are
-pure and vectorised over videos.
-
-Multi-label videos: a frame is as salient as it is for the *most* fitting of the video's classes (max over
-the ground-truth classes). Rows repeating a video (temporal-random-shift views) count as separate videos.
+NSNet turns them into NS pseudo labels; the oracle selects with them. Multi-label videos take the max over
+their classes; temporal-shift rows count as separate videos.
 """
 
 from __future__ import annotations
@@ -31,18 +27,11 @@ def _pairs(labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def class_prototypes(rec_logits: Tensor, rec_feats: Tensor, labels: Tensor, *, eps: float = 0.30) -> Tensor:
-    """Prototype feature ``[C, F]`` of every class, per supplementary A.1.
+    """Prototype feature ``[C, F]`` of every class, per supplementary A.1: the mean over c's videos of the top
+    ⌈ε·m⌉ (at least 1) of the m frames predicted as c, by confidence on c.
 
-    For each video v and each of its ground-truth classes c: the frames the recognizer predicts as c
-    (argmax), the top ⌈ε·m⌉ (at least 1) of those m frames by softmax confidence on c, averaged → the guiding
-    video feature; p_c = the mean guiding video feature over c's videos. Videos with no frame predicted as c
-    do not contribute to p_c (their X_g is empty).
-
-    Choices where the paper is silent:
-      * a class none of whose videos has a correctly predicted frame falls back to the same recipe over
-        *all* frames of its videos (top ⌈ε·T⌉ by confidence on c), so it still gets its best evidence;
-      * a class with no training video at all gets a zero prototype, whose cosine similarity is 0 to every
-        frame (a flat guiding score: no preference).
+    Where the paper is silent: a class with no correctly predicted frame uses all its videos' frames (top ⌈ε·T⌉);
+    a class with no training video gets a zero prototype (flat guiding score).
     """
     if not 0.0 < eps <= 1.0:
         raise UserError(f"prototype eps={eps} must lie in (0, 1]")
@@ -120,11 +109,8 @@ def ns_pseudo_labels(
 ) -> Tensor:
     """Salient (1) / non-salient (0) labels ``[N, T]`` from a guiding score; the paper leaves the rule open.
 
-    ``"minmax"`` (default): per-video min-max normalise, salient where ≥ ``threshold``. The guiding scale
-    differs between videos and between guiding kinds (cosine vs probability), so only the within-video
-    contrast is trusted, and the number of salient frames can follow the video (a short action in a long
-    video gets few). A flat row (all frames equal, e.g. T = 1) is all salient: nothing stands out to suppress.
-    ``"topk"``: the top ⌈``ratio``·T⌉ frames of each video are salient, a fixed share.
+    ``"minmax"`` (default): per-video min-max normalise, salient where ≥ ``threshold`` (a flat row is all salient).
+    ``"topk"``: the top ⌈``ratio``·T⌉ frames of each video.
     """
     check_choice("pseudo-label rule", rule, PSEUDO_RULES)
     if rule == "minmax":

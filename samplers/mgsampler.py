@@ -1,20 +1,11 @@
 """MGSampler (Zhi et al., ICCV 2021): motion-guided sampling, training-free, as MCG-NJU/MGSampler's code does it.
 
-Motion at each pre-sampled frame is its difference to the *next frame of the video* (1 − SSIM of the two
-grayscale frames, ``generate_img_diff.py``), computed while decoding (:func:`samplerbench.decode.decode_motion`)
-and handed over as ``FrameBank.motion``. ``SampleFrames.__call__`` of ``mmaction/datasets/pipelines/loading.py``
-then compresses it with a square root, normalises it to sum 1, accumulates it (``pic_diff``), and at test
-keeps, for every quantile (j + 0.5)/K, the frame whose cumulative motion is *nearest* to it (``find_nearest``:
-the first of equally near ones). Frame t's cumulative motion includes its difference to its successor, as
-there (its ``+ 1`` is the 1-based frame numbering of mmaction's raw frames).
+Motion (``FrameBank.motion``) is 1 − SSIM between each pre-sampled frame and the video's next frame
+(:func:`samplerbench.decode.decode_motion`); it is square-rooted, normalised and accumulated, and for every
+quantile (j + 0.5)/K the frame with the nearest cumulative motion is kept.
 
-Where the original does not apply (this suite's choices):
-  * the original picks among every frame of the video; here among the T pre-sampled ones, with each one's
-    own motion to its successor (the issue this suite follows: adjacent frames at each pre-sampled position);
-  * a static video (no motion at all, where the original divides by zero) is weighted uniformly;
-  * two quantiles nearest to one frame: the sampler contract wants K distinct frames, so the later index
-    moves right (and, at the end of the video, left) until they are distinct, sorted and in range; the
-    original samples that frame twice.
+Differences from the original: candidates are the T pre-sampled frames; a static video is weighted uniformly;
+two quantiles nearest to one frame are moved apart so the K frames are distinct.
 """
 
 from __future__ import annotations

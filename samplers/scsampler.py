@@ -1,23 +1,9 @@
-"""SCSampler (Korbar et al., ICCV 2019) as AR-Net's re-implementation runs it (mengyuest/AR-Net,
-``--real_scsampler``): followed from ``ops/models_ada.py`` (``lite_fc`` on the lite backbone's features),
-``ops/basic_ops.py`` (the ``scsampler`` consensus), ``main_base.py`` (the losses) and ``ops/sal_rank_loss.py``.
+"""SCSampler (Korbar et al., ICCV 2019) as AR-Net's re-implementation runs it (mengyuest/AR-Net, ``--real_scsampler``).
 
-* Light model: the light backbone's pooled features → dropout 0.5 (AR-Net's ``--dropout`` default, the layer
-  that replaces the backbone's classifier) → one linear layer to C class logits per frame (``lite_fc`` with
-  ``--frame_independent``; initialised N(0, 0.001), bias 0, as ``make_a_linear``). Here the backbone is the
-  suite's frozen FEM, whose cached features are standardised first as for every sampler network
-  (:class:`~samplerbench.samplers.training.Standardize`); AR-Net fine-tunes its MobileNetV2 instead.
-* ``loss="ce"`` (``scsampler``): cross-entropy of the light model's logits *averaged over the T frames* against
-  the video's label (``criterion(lite_pred.mean(dim=1), target)``).
-* ``loss="rank"`` (``scsampler_rank``, AR-Net's ``--sal_rank_loss``): over every pair of frames x < y, the
-  margin ranking loss (margin ``rank_margin``, 0 there) between the light model's ground-truth-class logits of
-  x and y, with target +1 where the recognizer's ground-truth-class logit of x is larger than y's and −1
-  otherwise (ties too, as there); the mean over all pairs of the batch.
-* Saliency, for both: the largest class logit of the light model on the frame (``torch.max(lite_input,
-  dim=2)``); the K most salient frames are kept.
-
-Multi-label videos (AR-Net reads one label, ``target[:, 0]``): the ce target is the multi-hot label normalised
-to sum 1 (a soft cross-entropy, AR-Net's for one label); rank takes the frame pairs of every ground-truth class.
+Light model: standardised FEM features → dropout 0.5 → linear to C logits per frame. ``loss="ce"``:
+cross-entropy of the logits averaged over T; ``loss="rank"``: pairwise margin ranking loss ordered by the
+recognizer's ground-truth-class logits. Saliency: the frame's largest light logit; the top K are kept.
+Multi-label: ce uses the normalised multi-hot target, rank the pairs of every ground-truth class.
 """
 
 from __future__ import annotations
