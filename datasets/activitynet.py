@@ -7,18 +7,9 @@ The file format (``activity_net.v1-3.min.json``)::
      "database": {"<id>": {"subset": "training" | "validation" | "testing", "duration": 123.4,
                            "url": "...", "annotations": [{"segment": [s, e], "label": "Archery"}, ...]}}}
 
-``training`` becomes ``"train"``, ``validation`` ``"val"``; ``testing`` has no public labels and is left out.
-A video with no file in ``videos/`` is looked for as a frame folder ``rawframes/v_<id>/`` (mmaction2's
-rawframes, JPEGs named by ``--filename-tmpl``); its frames are counted from one listing of the folder and
-taken to span the annotated ``duration`` evenly (ActivityNet's frame rates vary, and a folder has none), which
-places the segments on the frames.
-
-The synthetic dataset writes the same format and is read by the same parser, so the benchmark's default run
-exercises the code path a real dataset takes.
-
-Malformed entries are a :class:`~samplerbench.errors.UserError` naming the file and every offending video id
-(the first few), because a silently shrunken dataset would make accuracies incomparable. ``lenient=True``
-skips them instead and lists them in :attr:`DatasetIndex.skipped`, for the run report.
+``training`` becomes ``"train"``, ``validation`` ``"val"``; ``testing`` (no public labels) is left out. A
+video with no file in ``videos/`` is looked for as a frame folder ``rawframes/v_<id>/``, whose frames are taken
+to span the annotated ``duration`` evenly. Malformed entries follow :mod:`samplerbench.datasets.parsing`'s policy.
 """
 
 from __future__ import annotations

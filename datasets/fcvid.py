@@ -1,12 +1,7 @@
 """FCVID adapter (``--dataset fcvid``): 239 classes of untrimmed, multi-label web videos; scored by mAP.
 
-FCVID ships its split and labels as spreadsheets and MATLAB files, so the adapter reads them converted to
-the generic list format (:mod:`samplerbench.datasets.listfile`): ``train_list.txt`` and ``val_list.txt``
-with ``relative/path label [label ...]`` lines (0-based labels, several for multi-label videos) and
-``classes.txt``, one class name per line in label order; a line may name a frame folder instead of a
-video (``frame_dir total_frames label [label ...]``, as in the generic list format). Unlike ``--dataset
-list``, the class list is required: FCVID's labels are only meaningful with its names. FCVID has no
-temporal annotations, so the salient-hit rate is empty for it.
+Reads FCVID converted to the generic list format (:mod:`samplerbench.datasets.listfile`): ``train_list.txt``,
+``val_list.txt`` and a *required* ``classes.txt``. No temporal annotations, so the salient-hit rate is empty.
 """
 
 from __future__ import annotations

@@ -105,11 +105,9 @@ def count_frames(folder: Path, template: str) -> int:
 def frame_folder(cfg, path: Path, total_frames: int | None, *, duration: float = 0.0) -> FrameFolder:
     """The frame folder ``path`` as the run's ``--filename-tmpl``/``--start-index`` read it.
 
-    ``total_frames`` is its list line's count, else the folder is counted. A folder has no frame rate: with
-    the video's ``duration`` (seconds) known, its frames are taken to span it evenly, else
-    :data:`~samplerbench.datasets.base.FRAME_FOLDER_FPS` is assumed. A folder that has frames but
-    fewer than its line gives is a :class:`BadEntry` (an error naming the line, a skip with ``--lenient``); a
-    missing or empty one is left to the decode stage, which skips it with its reason, as a missing video.
+    ``total_frames`` is its list line's count, else the folder is counted. Frames span the video's ``duration``
+    (seconds) evenly when known, else :data:`~samplerbench.datasets.base.FRAME_FOLDER_FPS` is assumed. Fewer frames
+    than the line gives is a :class:`BadEntry`; a missing or empty folder is left to the decode stage to skip.
     """
     present = count_frames(path, cfg.data.filename_tmpl)
     if total_frames is None:

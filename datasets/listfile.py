@@ -1,14 +1,9 @@
 """Generic list-file adapter (``--dataset list``): mmaction2-style ``relative/path label [label ...]`` lines.
 
-Any dataset that can be written as two such files (training and validation) runs without a dedicated
-adapter. Labels are 0-based class indices; several labels on a line make a multi-label video, scored with a
-multi-hot target. A line whose path is a folder is mmaction2's rawframe line ``frame_dir total_frames
-label [label ...]``: a video stored as JPEG frames (see :func:`~samplerbench.datasets.layout.frame_folder`).
-Paths are relative to ``--data-root`` (mmaction2's ``data_prefix``), or absolute, and may
-contain spaces: the labels are the integers at the end of the line, so ``my clip.mp4 3`` is the path
-``my clip.mp4`` with label 3 (see :func:`~samplerbench.datasets.parsing.split_labels` for how an ambiguous
-line reads). Class names come from an optional class list (one name per line), else they are the label
-numbers themselves. The FCVID adapter is this format with a required class list.
+Labels are 0-based; several make a multi-label video. A path that is a folder is a rawframe line ``frame_dir
+total_frames label [label ...]`` (:func:`~samplerbench.datasets.layout.frame_folder`). Paths are relative to
+``--data-root`` or absolute and may contain spaces (:func:`~samplerbench.datasets.parsing.split_labels`).
+Class names come from an optional class list, else the label numbers.
 """
 
 from __future__ import annotations

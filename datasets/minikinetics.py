@@ -1,17 +1,11 @@
 """Mini-Kinetics-200 adapter (``--dataset minikinetics``): Kinetics-400 CSVs restricted to the Mini-Kinetics
 id lists; scored by top-1, FEM at 112 px in the ``paper`` preset (supplementary A.1).
 
-Kinetics' CSVs (``train.csv``, ``validate.csv`` of the Kinetics-400 release) have a header
-``label,youtube_id,time_start,time_end,split`` and one clip per row; Mini-Kinetics-200 (Xie et al., S3D) is
-the subset named by two files of YouTube ids, ``train_ytid_list.txt`` and ``val_ytid_list.txt``, one id per
-line. The id lists decide each clip's split (the CSV's ``split`` column is not needed); classes are the
-labels of the listed clips, sorted. Videos are found anywhere under ``videos/`` (flat, or in per-class
-folders as the Kinetics downloaders write them) as ``<id>_<start:06d>_<end:06d>.<ext>`` or ``<id>.<ext>``.
-Kinetics has no temporal annotations inside the clips, so the salient-hit rate is empty for it.
-
-A clip stored as JPEG frames (mmaction2's rawframes) is the folder ``rawframes/<id>_<start:06d>_<end:06d>/`` or
-``rawframes/<id>/``, used when no video of the clip exists; an id-list line may then give its frame count,
-rawframe-style (``<id> <total_frames>``), else the folder's frames are counted.
+Reads ``train.csv``/``validate.csv`` (``label,youtube_id,time_start,time_end,split``) and the id lists
+``train_ytid_list.txt``/``val_ytid_list.txt``, which decide the split. Videos are found anywhere under
+``videos/`` as ``<id>_<start:06d>_<end:06d>.<ext>`` or ``<id>.<ext>``, else as a frame folder under
+``rawframes/`` of the same name (an id-list line ``<id> <total_frames>`` may give its count). No temporal
+annotations, so the salient-hit rate is empty.
 """
 
 from __future__ import annotations

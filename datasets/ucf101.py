@@ -1,14 +1,9 @@
 """UCF101 adapter (``--dataset ucf101``): the official ``ucfTrainTestlist`` files; scored by top-1.
 
-``classInd.txt`` numbers the 101 classes from 1 (``1 ApplyEyeMakeup``); ``trainlistNN.txt`` lines are
-``Class/v_Class_gXX_cYY.avi N`` and ``testlistNN.txt`` lines the path alone, for the three official splits
-(``--split 1|2|3``). A video's class is the folder part of its path, looked up in ``classInd.txt`` (ignoring
-case: the lists spell some folders differently from the file names inside them); a training line's number
-must agree with it. UCF101 has no temporal annotations, so the salient-hit rate is empty for it.
-
-A line whose path is a folder under ``rawframes/`` (else under the video folder) is mmaction2's rawframe line
-``Class/v_Class_gXX_cYY total_frames [label]``, a video stored as JPEG frames; its label, when present, is
-0-based, as mmaction2's ``build_file_list.py`` writes it (a video line's number is classInd's, 1-based).
+``classInd.txt`` numbers classes from 1; ``trainlistNN.txt``/``testlistNN.txt`` for ``--split 1|2|3``. A video's
+class is its path's folder, looked up ignoring case. A path that is a folder is an mmaction2 rawframe line
+``Class/v_Class_gXX_cYY total_frames [label]``, whose label is 0-based (a video line's is 1-based). No temporal
+annotations, so the salient-hit rate is empty.
 """
 
 from __future__ import annotations

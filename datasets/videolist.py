@@ -1,15 +1,9 @@
 """``--video-list FILE``: a dataset restricted to the video ids a paper (or a peer) evaluated on.
 
-Papers report ActivityNet numbers on the validation videos they could still download, and publish (at
-best) the list of their ids; running on exactly that list makes the numbers comparable. The file holds one
-video id per line, as the dataset's adapter names its videos (``run.json``'s ``skipped_videos`` and the
-exported predictions use the same ids); blank lines and ``#`` comment lines are ignored, a byte-order mark
-and CRLF line ends are tolerated (:func:`~samplerbench.datasets.parsing.read_lines`).
-
-The surprising rule: the list restricts each split it names at least one video of, and leaves a split it
-names none of whole, because a published list is usually of the validation videos alone and the training
-split should not vanish with it. The protocol card (``main.md``, ``run.json``) says which splits were
-restricted and which listed ids the dataset does not have.
+One id per line as the adapter names videos; blank and ``#`` lines ignored
+(:func:`~samplerbench.datasets.parsing.read_lines`). The surprising rule: a split none of whose videos is listed
+is kept whole (a published list is usually of validation videos only). The protocol card says which splits
+were restricted and which listed ids are missing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Mean ± std of several runs (seeds, machines) per sampler and budget: ``samplerbench compare DIR...``.
 
-Each run is a folder holding ``summary.csv`` (``<out>/<dataset>/``, or ``<out>/<dataset>-<preset>/``).
-The table says how many runs each cell aggregates and which seeds they came from, so a reader can tell a
-3-seed mean from one run. Only runs of one setting (:data:`SETTING`: preset, dataset, T and set of budgets
-K) are averaged; runs of several settings are refused, or with ``separate`` tabulated one setting apart
-from another.
+Each run is a folder holding ``summary.csv``; cells say how many runs and which seeds they aggregate. Only
+runs of one setting (:data:`SETTING`) are averaged; several settings are refused, or with ``separate``
+tabulated apart.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Inference: a trained sampler choosing frames of new videos (:func:`load_sampler`; ``samplerbench select``).
 
-A video goes through exactly what the benchmark does to a validation video: crash-isolated probing
-(:func:`~samplerbench.decode.probe_many`), T segment-centre frames decoded, resized and cropped by
-:func:`~samplerbench.decode.decode_records`, FEM features at the FEM's resolution, and a
-:class:`~samplerbench.samplers.FrameBank` with each frame's motion to its successor for samplers that read
-motion (:func:`~samplerbench.decode.motion_stream`). So a checkpoint
-selects the same frames the benchmark scored it on. Each video's object
-(:mod:`samplerbench.selection_json`, the format a run's ``--export-selections`` writes too) gives the chosen
-positions among the T, the same frames in the video's own numbering, and their timestamps.
-
-Unreadable videos (missing, zero-byte, corrupt, no video stream, a decoder crash) are reported as
+A video goes through exactly what the benchmark does to a validation video (probing, decoding, FEM,
+:class:`~samplerbench.samplers.FrameBank`), so a checkpoint selects the frames it was scored on. Output is
+one object per video (:mod:`samplerbench.selection_json`); unreadable videos are reported as
 ``{"video": ..., "skipped": reason}`` instead of stopping the others.
 """
 

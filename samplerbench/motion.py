@@ -1,14 +1,8 @@
 """Motion between adjacent video frames, as MGSampler measures it: 1 − SSIM of the two grayscale frames.
 
-Follows ``generate_img_diff.py`` of MCG-NJU/MGSampler: frames to grayscale (OpenCV's ``RGB2GRAY`` weights,
-rounded to integers as its uint8 output is), then ``1 - compare_ssim(a, b)`` with scikit-image's defaults for
-uint8 images: a 7 × 7 uniform window, K1 = 0.01, K2 = 0.03, data range 255, sample covariances (×49/48),
-and the mean over the pixels at least 3 from the border (scikit-image crops the padded border off before
-averaging, so the border handling of its filter never enters the mean). Pure tensor functions; the decode
-stage (:func:`samplerbench.decode.decode_motion`) applies them to each pre-sampled frame and its successor.
-
-One surprise: frames narrower or lower than 7 pixels (scikit-image refuses them) use the largest odd window
-that fits, so the tiny presets still get a motion figure.
+Follows ``generate_img_diff.py`` of MCG-NJU/MGSampler: OpenCV's integer-rounded ``RGB2GRAY``, then
+scikit-image's uint8 SSIM defaults (7 × 7 uniform window, K1 = 0.01, K2 = 0.03, sample covariances, mean over
+pixels at least 3 from the border). Frames smaller than 7 pixels use the largest odd window that fits.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Checks a run makes before its first stage: do its per-frame outputs fit in memory, and can its output and
-cache folders take files. Each failure is one :class:`~samplerbench.errors.UserError`, so a run that cannot
-finish says so at once instead of after decoding or training for minutes.
+cache folders take files. Each failure is one :class:`~samplerbench.errors.UserError`.
 
-The memory rule (the upper bound on T, and through K <= T on K): decoded frames stay on disk in the frame
-store (whose space the decode stage checks against the disk), but a run holds the per-frame features and
-logits of every recognizer and FEM it trains, on every row of both splits, from their extraction to the
-end: ``rows × T × (features + classes) × itemsize`` bytes per network, where a row is a validation video or
-a training video's temporal-shift view (``train_views``), and the networks are the main recognizer and FEM
-plus those of the ablation tables asked for. Under torchrun every process of a node holds all of it. The
-total is a lower bound on the run's memory (models and batches come on top), so a run is refused only when
-even that exceeds the memory available, and the message says the largest T that fits.
+Memory rule: a run holds ``rows × T × (features + classes) × itemsize`` bytes per trained network (rows: val
+videos plus training views), on every process of a node under torchrun. That is a lower bound, so a run is
+refused only when even it exceeds the memory available; the message gives the largest T that fits.
 """
 
 from __future__ import annotations

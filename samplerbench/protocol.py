@@ -1,12 +1,8 @@
 """A run's protocol card: on which videos, labels, frames and definitions its numbers stand.
 
-Peers report ActivityNet numbers on "4,7xx of 4,926" validation videos without saying which, so a number
-alone cannot be compared. The card says, per split, how many videos the annotation lists, how many
-``--video-list`` kept, how many files were found and read, and which were missing (file absent) or
-unreadable (with the reason); the label map; T, the budgets and the resolutions; how frames are picked and
-timed; and both mAP definitions. :func:`protocol_card` builds it from the run's data (a pure function);
-:mod:`samplerbench.report` writes it into ``run.json`` (``protocol``, ids in full), ``main.md``
-(:func:`protocol_markdown`: counts, pointers) and ``labels.csv``.
+Per split: videos annotated, kept by ``--video-list``, found, read, missing and unreadable (with reasons);
+the label map; T, budgets, resolutions; frame picking and timing; both mAP definitions. :func:`protocol_card`
+builds it (pure); :mod:`samplerbench.report` writes it to ``run.json``, ``main.md`` and ``labels.csv``.
 """
 
 from __future__ import annotations

@@ -26,11 +26,9 @@ class Table:
 class RunResult:
     """A finished run, as :func:`samplerbench.report.write_all` writes it.
 
-    ``main``: the samplers × budgets rows (``pareto`` set); ``decode``: the decoding cost behind their
-    end-to-end column; ``reading``: the note every table with NSNet carries; ``stages``: the stage log's
-    records (a live list: stages that end later, the report's own included, are not in run.json);
-    ``predictions``: per-video scores by (sampler, K), for ``--export-predictions``; ``selections``: the
-    arguments of :func:`samplerbench.report.write_selections`, for ``--export-selections``.
+    ``main``: the samplers × budgets rows; ``decode``: the decoding cost behind their end-to-end column;
+    ``reading``: the note every NSNet table carries; ``stages``: the stage log's records (a live list);
+    ``predictions``/``selections``: for ``--export-predictions``/``--export-selections``.
     """
 
     cfg: RunConfig

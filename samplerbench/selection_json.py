@@ -1,13 +1,9 @@
-"""The portable form of a selection: one JSON object per video, printed by ``samplerbench select`` and written
-by a run's ``--export-selections``, so that another tool can score the same frames.
+"""The portable form of a selection: one JSON object per video (``samplerbench select``, ``--export-selections``).
 
 A readable video gives ``{"video", "num_frames", "fps", "T", "K", "positions", "frame_indices", "times_s"}``:
-``positions`` are the kept frames among the T pre-sampled ones (0..T-1), ``frame_indices`` the same frames
-in the video's own numbering (:func:`~samplerbench.timeline.presample_indices`, segment centres) and
-``times_s`` their timestamps (:func:`~samplerbench.timeline.frame_times`: the centre of each frame's display
-interval at the decoder's average fps), rounded to 0.1 ms. An unreadable video gives ``{"video",
-"skipped": reason}``. In a video shorter than T the pre-sampled frames repeat, so its indices are
-non-decreasing rather than distinct.
+``positions`` among the T pre-sampled frames, ``frame_indices`` in the video's numbering, ``times_s`` their
+display-interval centres (:func:`~samplerbench.timeline.frame_times`), rounded to 0.1 ms. An unreadable video
+gives ``{"video", "skipped": reason}``. In a video shorter than T the indices repeat (non-decreasing).
 """
 
 from __future__ import annotations

@@ -22,10 +22,8 @@ def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | Non
     """``t`` frame indices, uniformly pre-sampled: the centre (``rng is None``) or a random point (training,
     temporal random shift) of each of ``t`` equal segments of ``[0, num_frames)``.
 
-    A video shorter than ``t`` comes out of the same formula with its frames repeated and spliced to ``t``:
-    each frame appears ``t / num_frames`` times (±1), the repeats adjacent and in time order (3 frames, t=8:
-    ``0 0 0 1 1 2 2 2``). Repeating in place rather than looping the clip keeps indices non-decreasing, so
-    time stays monotone for positional encodings and frame differences have no jump at a loop point.
+    A video shorter than ``t`` repeats its frames in place (3 frames, t=8: ``0 0 0 1 1 2 2 2``), so indices stay
+    non-decreasing.
     """
     if num_frames < 1 or t < 1:
         raise ValueError(f"need num_frames >= 1 and t >= 1, got {num_frames}, {t}")

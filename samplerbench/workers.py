@@ -21,15 +21,11 @@ PRELOAD = ["samplerbench.decode"]
 
 
 def _die_with_main() -> None:
-    """End this worker process when the process that started it ends, however it ends (SIGKILL and the
-    out-of-memory killer included), so that no decoder goes on holding gigabytes for a dead run.
+    """End this worker process when the process that started it ends, however it ends (SIGKILL and OOM included).
 
-    The surprise is forkserver: a worker's parent is the fork server, not the main process, and the fork
-    server ends when the last copy of its "alive" pipe closes, and every worker holds one. So the worker
-    closes its copy (it never starts processes itself) and arms Linux's parent-death signal: when the main
-    process dies the fork server ends and the kernel kills the worker, even inside decord's C++ holding the
-    GIL. A thread blocked on multiprocessing's sentinel for the main process (a pipe only it holds open)
-    covers other platforms, and a main process that died before the signal was armed.
+    Surprise: under forkserver a worker's parent is the fork server, which ends only when every copy of its
+    "alive" pipe closes; so the worker closes its copy and arms Linux's parent-death signal. A thread watching
+    the main process's sentinel covers other platforms and a death before the signal was armed.
     """
     main = multiprocessing.parent_process()
     if main is None:

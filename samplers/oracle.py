@@ -1,9 +1,7 @@
 """The oracle, "Guid." in the paper: selects by the guiding saliency score computed with the ground truth.
 
-It reads labels and recognizer outputs of the *evaluation* videos, so it is not a sampler one could deploy;
-it is the upper bound NSNet's Frame Scrutinize branch is trained to imitate (the paper reports 96.3 mAP for
-it against 75.3 for NSNet). ``fit`` computes the class prototypes from the training bank, exactly as NSNet
-does for its pseudo labels, so the two see the same guiding score.
+It reads labels of the *evaluation* videos, so it is an upper bound, not a deployable sampler. ``fit``
+computes the class prototypes exactly as NSNet does, so both see the same guiding score.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Temporal random shift per epoch: the augmentation the NSNet supplementary (A.1) trains with.
 
-The training bank holds ``train_views`` decoded views of every video, in consecutive rows; frame t of each view
-is a random point of the video's t-th segment. Training on those rows as they are would cycle through the
-same V fixed draws of the whole video every epoch. :func:`shift_views` instead gives each epoch one row per
-video whose frame t is frame t of a view drawn for that epoch and segment alone, uniformly among the video's
-views: V^T combinations instead of V, each segment shifted independently, as a per-epoch decoder draw would be.
-
-The draws come from a CPU generator the caller seeds with ``(seed, epoch)``, so every process of a run and
-every device make the same ones. With one view per video the epoch's bank equals the training bank.
+:func:`shift_views` gives each epoch one row per video whose frame t is drawn, per segment, among the video's
+``train_views`` decoded views (V^T combinations, not V). Draws come from a CPU generator seeded with
+``(seed, epoch)``, so every process and device make the same ones.
 """
 
 from __future__ import annotations
