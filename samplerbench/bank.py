@@ -10,9 +10,8 @@ A bank is a folder::
     <bank>/<split>/salient.npy             [N, T]         bool                          frame in an annotated segment
     <bank>/<split>/video_ids.json          [N] strings                                  one id per row
 
-for the splits ``train`` and ``val``, read with ``numpy.load(mmap_mode="c")``. A training video may fill
-several consecutive rows (its temporal-shift views). The reader checks every float array for NaN and inf,
-which reads the whole bank once; a bad row is an error naming file and row, or with ``lenient`` skipped.
+for ``train`` and ``val`` (a training video may fill several rows: its views). The reader checks every float
+array for NaN/inf, reading the bank once; a bad row is an error naming file and row (skipped if ``lenient``).
 """
 
 from __future__ import annotations

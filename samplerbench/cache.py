@@ -109,11 +109,9 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp_path)`` and rename the result onto ``path`` only once it is complete.
-
-    The file gets the user's default permissions (``0o666`` less the umask), not ``mkstemp``'s 0600, so shared
-    results stay readable. A full disk, read-only filesystem or permission fault is a
-    :class:`~samplerbench.errors.UserError` naming ``path``; the temporary file is removed and ``path`` unchanged.
+    """Call ``write(tmp_path)`` and rename the result onto ``path`` only once it is complete, with the user's
+    default permissions (not ``mkstemp``'s 0600). A disk, read-only or permission fault is a
+    :class:`~samplerbench.errors.UserError` naming ``path``, which keeps what it held.
     """
     tmp: str | None = None
     try:
@@ -130,10 +128,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def save_torch(path: Path, value: Any) -> None:
-    """``torch.save(value)`` into ``path`` through :func:`atomic_write`.
-
-    Through a file object, not a path: given a path, torch reports a full disk only as "unexpected pos N vs
-    M" (a RuntimeError); through a Python file, the OSError (ENOSPC) is raised, or chained to that error.
+    """``torch.save(value)`` into ``path`` through :func:`atomic_write`, via a file object so that a full disk raises
+    the OSError (ENOSPC) rather than torch's opaque "unexpected pos" error.
     """
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:
@@ -152,11 +148,8 @@ class StageCache:
         return self.root / stage / f"{key}.pt"
 
     def load(self, stage: str, key: str, *, heal: bool = True) -> Any | None:
-        """The entry, or ``None`` when missing or damaged.
-
-        With ``heal`` a damaged entry is reported and renamed to ``<key>.pt.corrupt-<time>``; ``heal=False`` leaves it
-        (for ranks that do not write the cache). An unreadable entry (permissions) is a
-        :class:`~samplerbench.errors.UserError`.
+        """The entry, or ``None`` when missing or damaged. With ``heal`` a damaged entry is reported and renamed to
+        ``<key>.pt.corrupt-<time>``; an unreadable one (permissions) is a :class:`~samplerbench.errors.UserError`.
         """
         p = self.path(stage, key)
         try:

@@ -158,12 +158,9 @@ def _save_checkpoint(path: Path, ckpt: dict, previous: Path) -> bool:
 
 def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg: RunConfig,
                       classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
-    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty ``folder``
-    (a staged ``<run>/checkpoints/``). Returns the listing for ``run.json`` (paths relative to the run folder)
-    and the number of files written.
-
-    A checkpoint that ``previous`` (the earlier run's ``checkpoints/``) holds with the same content is linked,
-    not written, so a cached re-run writes nothing and keeps the files' times.
+    """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty ``folder``.
+    Returns the listing for ``run.json`` and the number of files written; a checkpoint ``previous`` already
+    holds with the same content is linked, not written.
     """
     rel = f"{folder.name}/"
     classifiers: dict[str, tuple[str, Outputs]] = {}

@@ -283,11 +283,9 @@ def check_option_tables(values: dict, *, whole: bool = True) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run's config; a config file's output settings (``out``, ``cache_dir``, ``quiet``) fill the flags
-    of ``args`` that were not given.
-
-    The dataset flags (``--annotations``, ``--classes``, ``--train-list``, ``--val-list``, ``--split``) are
-    options of the run's dataset adapter (``data.options.<dataset>``): one it does not take is an error."""
+    """The run's config; a config file's output settings fill the flags of ``args`` not given. Dataset flags
+    (``--annotations``, ``--split``, ...) are options of the dataset adapter: one it does not take is an error.
+    """
     file_values = load_config_file(args.config) if args.config else {}
     try:
         check_option_tables(file_values, whole=False)

@@ -315,11 +315,9 @@ def underscored(options: Options) -> Options:
 
 
 def option_fields(cls: type, values: Mapping[str, Any], *, where: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``values`` for the option dataclass ``cls`` (a dataset adapter's or a sampler's), checked: every key one
-    of its init fields (dashes read as underscores), every value of that field's type (:func:`conform`).
-    Returns the conformed values; a :class:`UserError` naming ``where`` (``data.options.ucf101``) otherwise.
-    Ranges and combinations are the class's own ``__post_init__``'s to check; ``exclude``: init fields that are
-    no option (a sampler's ``device``)."""
+    """``values`` for the option dataclass ``cls``, checked against its init fields and types (:func:`conform`);
+    a :class:`UserError` naming ``where`` otherwise. ``exclude``: init fields that are no option.
+    """
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in exclude}
     out = {}
     for raw, value in values.items():
@@ -422,11 +420,8 @@ def build_config(preset: str | None = None, *, file_values: Mapping[str, Any] | 
                  dataset_layer: Callable[[str, str], Mapping[str, Any]] | None = None,
                  **overrides: Any) -> RunConfig:
     """The preset's values, then ``dataset_layer(preset, dataset)``'s, then a config file's (nested), then
-    ``overrides``: RunConfig fields, a part as a table (``recognizer={"epochs": 2}``) or whole, or flat legacy
-    keys (:data:`LEGACY_KEYS`); ``None`` anywhere = "not given".
-
-    The preset is the argument, else the file's ``preset``, else ``default``. Tables merge field by field
-    (:func:`merge`); a file's :data:`OUTPUT_SETTINGS` are ignored here.
+    ``overrides`` (fields, part tables, or :data:`LEGACY_KEYS`); ``None`` anywhere = "not given". The preset
+    is the argument, else the file's, else ``default``; a file's :data:`OUTPUT_SETTINGS` are ignored here.
     """
     file_values = {k: v for k, v in (file_values or {}).items() if k not in OUTPUT_SETTINGS}
     preset = preset or file_values.pop("preset", None) or "default"
@@ -575,11 +570,8 @@ def _check_layer(cls: type, values: Mapping[str, Any], *, source: str, path: str
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a TOML, YAML or JSON file, nested as RunConfig is (keys with dashes or underscores).
-
-    A ``run.json`` is accepted as is (its ``config`` entry), so ``--config results/<dataset>/run.json`` repeats a
-    run; flat legacy files load too (:func:`nest_legacy`). A file may also set ``out``, ``cache_dir``, ``quiet``
-    and ``overwrite``. Types are checked here, so a mistake names the file; a byte-order mark is ignored.
+    """Settings from a TOML, YAML or JSON file (or a ``run.json``'s ``config``), nested as RunConfig is, types
+    checked so a mistake names the file. May also set ``out``, ``cache_dir``, ``quiet`` and ``overwrite``.
     """
     path = Path(path)
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):

@@ -62,10 +62,8 @@ def _sdpa_flops(inputs: list[Any], outputs: list[Any]) -> int:
 
 
 def _attention_block_flops(query: list[int], key: list[int]) -> int:
-    """Multi-head attention with its in/out projections, as the unfused ``nn.MultiheadAttention`` traces it.
-
-    The q, k, v and out projections are ``E×E`` linears on every token; the per-head products Q·Kᵀ and
-    attn·V add up to ``2·B·L·S·E`` whatever the number of heads (``H`` heads of width ``E/H``).
+    """Multi-head attention with its in/out projections, as the unfused ``nn.MultiheadAttention`` traces it:
+    four ``E×E`` projections per token plus ``2·B·L·S·E`` for Q·Kᵀ and attn·V.
     """
     width, query_length, key_length = query[-1], query[-2], key[-2]
     projections = (2 * prod(query[:-1]) + 2 * prod(key[:-1])) * width * width
@@ -113,10 +111,8 @@ def count_gflops(model: nn.Module, inputs: tuple) -> float:
 
 @functools.cache
 def backbone_gflops(name: str, resolution: int) -> float:
-    """Per-frame GFLOPs of a torchvision classification model (``torchvision.models.get_model(name)``).
-
-    Cached because the jit trace takes seconds for the deeper ResNets and the tables ask for the same
-    backbone once per sampler row. Counted in eval mode at batch 1 on a ``resolution``² RGB frame.
+    """Per-frame GFLOPs of ``torchvision.models.get_model(name)`` in eval mode at batch 1 on a ``resolution``² frame
+    (cached: the trace takes seconds).
     """
     model = torchvision.models.get_model(name, weights=None).eval()
     return count_gflops(model, (torch.zeros(1, 3, resolution, resolution),))
@@ -163,12 +159,11 @@ MIN_TIMED_SECONDS = 0.5  # timed work behind every figure: a short loop on a sha
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Timing:
-    """A timed loop summarised: the median call and how much the calls varied.
+    """A timed loop summarised.
 
     Attributes:
         seconds: the median seconds per call.
-        spread: the interquartile range of the call times over their median (0.04: the middle half of the
-            calls lie within a band 4% of the median wide).
+        spread: the interquartile range of the call times over their median.
         iterations: how many timed calls stand behind the figure.
         items_per_call: the items (videos) each call processes.
     """
@@ -199,12 +194,9 @@ def measure_throughput(
     min_seconds: float = MIN_TIMED_SECONDS,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Timing:
-    """Times ``fn`` (each call processes ``items_per_call`` items) until at least ``min_iters`` calls and
-    ``min_seconds`` of timed work, and summarises them as a :class:`Timing` (median, robust to a shared machine).
-
-    ``warmup`` untimed calls come first; on CUDA the device is synchronised after every call. Runs under
-    ``torch.inference_mode``; autocast and channels_last belong to ``fn``. ``clock`` (seconds) is for tests.
-    ``time.perf_counter``, not ``torch.utils.benchmark.Timer``, which pins torch to one thread.
+    """Times ``fn`` (each call processes ``items_per_call`` items) after ``warmup`` untimed calls, until at least
+    ``min_iters`` calls and ``min_seconds``, as a :class:`Timing`. CUDA is synchronised after every call; runs under
+    ``torch.inference_mode``. ``clock`` is for tests (``torch.utils.benchmark.Timer`` would pin torch to one thread).
     """
     durations: list[float] = []
     with torch.inference_mode():

@@ -57,8 +57,7 @@ class DecodedSplit:
     Attributes:
         frames: uint8 ``[N, T, 3, crop, crop]``.
         video_ids: one per row; a training video with ``views > 1`` fills ``views`` consecutive rows.
-        salient: bool ``[N, T]``, whether each frame's timestamp (the centre of its display interval) lies
-            inside an annotated segment.
+        salient: bool ``[N, T]``, whether each frame's timestamp lies inside an annotated segment.
         labels: class indices, one tuple per row.
         skipped: ``(video_id, path, reason)`` for every unreadable video, in record order.
     """
@@ -231,10 +230,8 @@ def decode_frames(folder: FrameFolder, wanted: np.ndarray, *, short_side: int, c
 def decode_clip(source: Source | str, indices: np.ndarray, *, short_side: int, crop: int,
                 device: str = "cpu") -> torch.Tensor:
     """Frames ``indices`` (any order, repeats allowed) of ``source`` as uint8 ``[len(indices), 3, crop, crop]``.
-
-    Each distinct frame is decoded once, resized, then re-expanded to the requested order. A video: decord's
-    ``get_batch`` first; on any decord error, PyAV; :class:`DecodeError` when both fail (on the CPU whatever
-    ``device``). A frame folder: :func:`decode_frames` on ``device``.
+    A video is decoded on the CPU (decord, then PyAV; :class:`DecodeError` when both fail); a frame folder by
+    :func:`decode_frames` on ``device``.
     """
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
     if isinstance(source, FrameFolder):
@@ -262,11 +259,8 @@ def _make_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> list[Any]:
-    """``[fn(*job) for job in jobs]``, each call in a worker process; a call whose worker died yields
-    :data:`CRASHED`.
-
-    When a worker dies every unfinished call of that pool fails with it, so the unfinished calls are rerun
-    one at a time in a single-worker pool: a second death then points at exactly one file.
+    """``[fn(*job) for job in jobs]``, each call in a worker process; a call whose worker died yields :data:`CRASHED`.
+    After a death the unfinished calls rerun one at a time, so a second death points at exactly one file.
     """
     results: list[Any] = [None] * len(jobs)
     done = [False] * len(jobs)
@@ -320,11 +314,8 @@ class _Jobs(Dataset):
 
 
 def _stream_loader(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> Iterator[Any]:
-    """``fn(*job) for job in jobs`` through DataLoader workers, in order, as each result arrives (numpy
-    arrays come back as tensors).
-
-    DataLoader workers are not crash-isolated: when one dies, the loader stops, and the jobs it had not
-    delivered yet go through :func:`_run_isolated`, which pins a crash on the one file that caused it.
+    """``fn(*job) for job in jobs`` through DataLoader workers, in order (numpy arrays come back as tensors); if a
+    worker dies, the undelivered jobs go through :func:`_run_isolated`.
     """
     loader = DataLoader(_Jobs(fn, jobs), batch_size=None, num_workers=workers, multiprocessing_context=context(),
                         worker_init_fn=init_worker)
@@ -415,13 +406,9 @@ def decode_stream(
     probed: Mapping[Source, tuple[int, float] | str] | None = None,
     device: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
-    """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order;
-    ``result`` is the reason when the video is unreadable.
-
-    Test (``train=False``): one view, segment-centre indices. Train: ``views`` temporal random shifts per video,
-    seeded by ``(seed, video_id)``, so the result does not depend on worker count, other videos or rank.
-    ``probed``: :func:`probe_many`'s answer for these files, if known. ``device``: where frame folders' JPEGs
-    are decoded (videos are decoded on the CPU).
+    """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order (``result``
+    is the reason when unreadable). Test: one view of segment centres; train: ``views`` shifts seeded by
+    ``(seed, video_id)``. ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs.
     """
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")

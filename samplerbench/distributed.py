@@ -156,11 +156,9 @@ def local_batch(batch_size: int) -> int:
 class GlobalDraws(TorchDispatchMode):
     """Random draws of a training step made for the whole global batch; each rank keeps its own rows.
 
-    Intercepts ``bernoulli_`` and ``native_dropout`` below autograd, draws them at the global batch's shape from
-    the default generator (seeded alike on every rank) and keeps rank ``r``'s rows ``r, r + W, ...`` (the
-    ``DistributedSampler`` order), so results do not depend on the number of processes. On CPU a sample gets
-    the same mask for any W; on CUDA the masks agree for every W > 1 but match one process only in
-    distribution (fused kernel). Any other seeded op raises, since it would silently differ between world sizes.
+    ``bernoulli_`` and ``native_dropout`` are drawn at the global batch's shape from a generator seeded alike on
+    every rank, and rank ``r`` keeps rows ``r, r + W, ...``. On CPU masks match one process exactly; on CUDA only
+    in distribution (fused kernel). Any other seeded op raises.
     """
 
     def __init__(self, samples: int, *, rank: int, world: int) -> None:

@@ -28,11 +28,8 @@ _REMEDIES = {
 
 def environment_error(exc: BaseException, path: Path | str | None = None, *,
                       action: str = "write") -> UserError | None:
-    """The one-line :class:`UserError` for a disk-full, read-only or permission fault met while trying to
-    ``action`` ``path`` (default: the file the OS names), or ``None`` when ``exc`` is no such fault.
-
-    The fault may be ``exc`` itself or an OSError it was raised from or during: a library that catches the
-    OSError in its own cleanup (torch.save does) raises another error on top of it.
+    """The one-line :class:`UserError` for a disk-full, read-only or permission fault met while trying to ``action``
+    ``path``, or ``None``; the fault may be ``exc`` or an OSError in its cause/context chain (torch.save wraps it).
     """
     while exc is not None and not (isinstance(exc, OSError) and exc.errno in _REMEDIES):
         exc = exc.__cause__ or exc.__context__

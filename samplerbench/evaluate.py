@@ -1,8 +1,5 @@
-"""Scoring a selection: mAP, top-1, hit@3, salient-hit rate from the cached per-frame recognizer outputs.
-
-Because the video score is a function of the selected frames' own outputs (:func:`~samplerbench.metrics.video_scores`:
-their logits, or their pooled features and the recognizer's head), any selection of any sampler is evaluated
-exactly from the cached outputs, without running the recognizer again.
+"""Scoring a selection: mAP, top-1, hit@3, salient-hit rate, computed exactly from the cached per-frame recognizer
+outputs (:func:`~samplerbench.metrics.video_scores`) without running the recognizer again.
 """
 
 from __future__ import annotations

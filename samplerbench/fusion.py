@@ -54,11 +54,8 @@ def smallest_sorted(key: Tensor, k: int) -> Tensor:
 
 
 def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
-    """The 2T scores of both branches in one list, sorted descending; the first K distinct frames met.
-
-    A frame's first appearance in that list is at its larger score, so ``join`` keeps the same frames as
-    ``max`` (the paper's Table 2 reports both at 75.1); ties between entries go to the lower frame index,
-    then to ``sf`` before ``sv``.
+    """The 2T scores of both branches in one list, sorted descending; the first K distinct frames met (the same
+    frames as ``max``). Ties go to the lower frame index, then to ``sf``.
     """
     b, t = sf.shape
     interleaved = torch.stack((sf, normalise_attention(sv)), dim=2).reshape(b, 2 * t)
@@ -93,11 +90,8 @@ def union_quotas(k: int, alpha: float) -> tuple[int, int, str | None]:
 
 
 def union(sf: Tensor, sv: Tensor, k: int, *, alpha: float = 0.6) -> Tensor:
-    """⌈Kα⌉ top frames of π^f ∪ ⌈K(1-α)⌉ top frames of π^v, filled up to K from π^f in order.
-
-    Overlapping lists leave fewer than K frames, filled with the next frames of π^f. When the lists are
-    disjoint and the ceilings add up to K + 1, the branch with the smaller remainder gives back its last
-    quota frame (:func:`union_quotas`): K=3, α=0.6 keeps 2 from π^f and 1 from π^v.
+    """⌈Kα⌉ top frames of π^f ∪ ⌈K(1-α)⌉ top frames of π^v, filled up to K from π^f in order; on overflow one
+    branch gives back its last quota frame (:func:`union_quotas`).
     """
     rank_f, rank_v = ranks(sf), ranks(sv)
     kf, kv, gives_back = union_quotas(k, alpha)
@@ -134,10 +128,8 @@ def check_fusion(fusion: str) -> None:
 
 
 def fuse_select(sf: Tensor, sv: Tensor, k: int, *, fusion: str, alpha: float = 0.6) -> Tensor:
-    """Select K of T frames per video from the two branches' scores: ``[B, T] x 2 -> [B, K]``.
-
-    ``alpha`` weighs π^f against π^v in ``add`` and ``union`` (0.6, as in the paper) and is ignored by the
-    other fusions; ``fs`` / ``vg`` are the single branches.
+    """Select K of T frames per video from the two branches' scores: ``[B, T] x 2 -> [B, K]``. ``alpha`` weighs
+    π^f against π^v in ``add`` and ``union`` only; ``fs`` / ``vg`` are the single branches.
     """
     check_fusion(fusion)
     if sf.shape != sv.shape or sf.dim() != 2:
