@@ -1,9 +1,5 @@
-"""The generic harness: what scores any set of samplers on one dataset, whatever tables a run writes.
-
-An :class:`Evaluator` holds the run's pipeline with its main recognizer and FEM, and gives a selection its
-metrics, a sampler its GFLOPs and its (cached, per machine) throughput; :func:`main_comparison` builds the
-samplers × budgets rows, and the bootstrap functions give any table's rows their paired CIs. Nothing here
-knows a particular sampler: the paper's ablations (:mod:`samplerbench.paper`) are built on this.
+"""The generic harness: scores any set of samplers on one dataset (metrics, GFLOPs, cached throughput,
+paired CIs) through an :class:`Evaluator`; knows no particular sampler (:mod:`samplerbench.paper` builds on it).
 """
 
 from __future__ import annotations
@@ -99,10 +95,9 @@ class Evaluator:
             compile_model=cfg.compile))
 
     def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
-        """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos at
-        the run's resolution; with ``successors``, ``frames / 2`` pre-sampled frames and the next frame of each,
-        and their motion (what mgsampler's pipeline decodes). Decoding runs on the CPU, so the figure is cached
-        per CPU whatever the device."""
+        """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos (with
+        ``successors``: mgsampler's frame pairs and motion); cached per CPU, since decoding runs there.
+        """
         cfg, val = self.cfg, self.pipe.split("val")
         cpu = machine_name("cpu")
         key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
@@ -272,10 +267,9 @@ def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> No
 def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
                             reference: int | None) -> list[dict]:
     """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
-    when there is a ``reference`` row (its index: the run's own setting), the difference from that row's ``col``
-    with its CI (``col_delta``, ``col_delta_lo``, ``col_delta_hi``); ``reference: True`` marks that row.
-    ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores. Every column is resampled alike (one seed), so
-    the differences are paired."""
+    if ``reference`` (a row index) is given, the paired difference from that row (``col_delta``, ``col_delta_lo``,
+    ``col_delta_hi``; that row marked ``reference: True``). ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores.
+    """
     for col in scores[0]:
         stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
         for i, r in enumerate(rows):
@@ -303,9 +297,8 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
 
 
 def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
-    """What makes this dataset's scores degenerate, one line each (none for a sound dataset), from the multi-hot
-    targets of the decoded ``train`` and ``val`` rows (unreadable videos count as missing): fewer than two
-    validation classes, classes without validation or without training videos.
+    """Why this dataset's scores would be degenerate, one line each (none if sound), from the decoded ``train`` and
+    ``val`` targets: fewer than two validation classes, classes without validation or training videos.
     """
     def named(columns: np.ndarray) -> str:
         shown = ", ".join(repr(classes[c]) for c in columns[:5])

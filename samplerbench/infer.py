@@ -50,11 +50,8 @@ class TrainedSampler:
         return self.select_videos([video], k, top5=top5)[0]
 
     def select_videos(self, videos: Sequence[Path | str], k: int, *, top5: bool = False) -> list[dict]:
-        """K of the T pre-sampled frames of every video, in the order given, as JSON-ready dicts.
-
-        A readable video gives :func:`~samplerbench.selection_json.video_selection`'s object (plus ``"top5":
-        [{"label", "score"}]``, the recognizer's video scores from the selected frames, when ``top5``); an
-        unreadable one gives ``{"video", "skipped": reason}``. ``dense`` ignores K and keeps all T.
+        """K of the T pre-sampled frames of every video, in the order given, as JSON-ready dicts
+        (:func:`~samplerbench.selection_json.video_selection`, plus ``"top5"`` when asked); ``dense`` keeps all T.
         """
         check_budget(k, self.frames)
         paths = [Path(v) for v in videos]

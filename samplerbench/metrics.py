@@ -87,10 +87,8 @@ def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.n
 
 
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes with at least one positive of sklearn's one-vs-rest average precision, in percent.
-
-    Equal to ``mean(average_precision_score(targets[:, c], scores[:, c]))`` over those classes, ties
-    included, but computed in one vectorised pass (5,000 videos × 200 classes in well under a second).
+    """Mean over classes with at least one positive of sklearn's one-vs-rest average precision, in percent
+    (exact, ties included, vectorised).
     """
     return float(np.nanmean(per_class_average_precision(scores, targets)) * 100.0)
 
@@ -126,18 +124,13 @@ def mean_average_precision_anet(scores: np.ndarray, targets: np.ndarray) -> floa
 
 
 def top1_accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Percent of videos whose highest-scoring class is one of their labels (multi-label safe).
-
-    A video without labels counts as a miss, so the denominator is always the number of videos.
-    """
+    """Percent of videos whose highest-scoring class is one of their labels; a video without labels is a miss."""
     return hit_at_k(scores, targets, k=1)
 
 
 def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
-    """Percent of videos with at least one label among their ``k`` highest-scoring classes.
-
-    Ties at the k-th score are broken towards the lower class index (stable sort), which matches
-    ``np.argmax`` for ``k = 1``. A video without labels counts as a miss.
+    """Percent of videos with a label among their ``k`` highest-scoring classes (ties to the lower class index;
+    a video without labels is a miss).
     """
     scores, targets = np.asarray(scores), np.asarray(targets)
     top_k = np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -197,10 +190,8 @@ EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
 
 def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor, class_ap: np.ndarray,
                       classes: tuple[str, ...]) -> dict:
-    """Mean per-video (min-max normalised) saliency of each variant for an easy, a middle and a hard class.
-
-    Classes are ranked by NSNet's per-class AP (``class_ap``, NaN for classes without positives); each curve
-    is smoothed with an EMA of weight 0.8 as in the paper's Fig. 1.
+    """Mean per-video (min-max normalised) saliency of each variant for an easy, a middle and a hard class by
+    NSNet's per-class AP ``class_ap``, each curve EMA-smoothed (0.8) as in the paper's Fig. 1.
     """
     ranked = [c for c in np.argsort(-np.nan_to_num(class_ap, nan=-1.0)) if not np.isnan(class_ap[c])]
     picks = {"easy": ranked[0], "middle": ranked[len(ranked) // 2], "hard": ranked[-1]}

@@ -1,8 +1,5 @@
-"""The NSNet paper's ablations: Tables 1–4 and Fig. 1, with the paper's ActivityNet figures beside them.
-
-Built on the generic harness (:mod:`samplerbench.harness`) and the public sampler API alone: NSNet is fitted
-through the registry like any sampler, and its public methods (``pseudo_labels``, ``branch_scores``) give
-Tables 1 and 2 what they compare. A run without NSNet writes none of these.
+"""The NSNet paper's ablations (Tables 1–4, Fig. 1) beside its ActivityNet figures, built on
+:mod:`samplerbench.harness` and the public sampler API alone. A run without NSNet writes none of these.
 """
 
 from __future__ import annotations

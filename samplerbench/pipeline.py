@@ -189,11 +189,8 @@ class Pipeline:
         return self._once(("split", subset), lambda: self._decode(subset))
 
     def _decode(self, subset: str) -> Split:
-        """The split's frame store, decoded (or completed) first where needed.
-
-        Rank 0 checks a complete store against its checksums; a shard that fails is moved aside and decoded
-        again. Each rank decodes the unfinished shards of its own block, so a killed run resumes from the
-        shards it completed, with any number of ranks.
+        """The split's frame store, decoded (or completed) first where needed: rank 0 verifies checksums and moves
+        failing shards aside; each rank decodes the unfinished shards of its block, so a killed run resumes.
         """
         cfg, data = self.cfg, self.index()
         records = data.split(subset)
@@ -232,11 +229,8 @@ class Pipeline:
                     views=cfg.data.train_views if train else 1, seed=cfg.seed, train=train)
 
     def motion(self, subset: str) -> Tensor:
-        """``[N, T]`` MGSampler motion of every row (:func:`~samplerbench.decode.motion_stream`), a stage of its own
-        keyed by the decode key, run only for samplers that read motion.
-
-        The successors are decoded again (the store keeps none). A video whose successors cannot be read gets zeros
-        (MGSampler then spreads its frames evenly), with a warning.
+        """``[N, T]`` MGSampler motion of every row (:func:`~samplerbench.decode.motion_stream`), its own
+        stage keyed by the decode key. A video whose successors cannot be read gets zeros (evenly spread frames), with a warning.
         """
         return self._once(("motion", subset), lambda: self._motion(subset))
 

@@ -249,10 +249,9 @@ def row_label(row: dict) -> str:
 
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
-    """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values, marked as such. A score
-    column ``col`` with a CI (``col_lo``, ``col_hi``: :func:`samplerbench.harness.add_reference_intervals`) prints
-    as "col % [95% CI]", followed by its difference from the row marked ``reference`` (``col_delta*``), which
-    the note names."""
+    """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values. A column ``col`` with a CI
+    (:func:`samplerbench.harness.add_reference_intervals`) prints as "col % [95% CI]" plus its ``col_delta*``.
+    """
     ci_columns = [k for k in rows[0] if f"{k}_lo" in rows[0]] if rows else []
     derived = {f"{k}_{suffix}" for k in ci_columns for suffix in ("lo", "hi", "delta", "delta_lo", "delta_hi")}
     reference = next((row_label(r) for r in rows if r.get("reference")), None)
@@ -338,11 +337,10 @@ def write_predictions(folder: Path, scores: dict[tuple[str, int], np.ndarray], *
 
 def write_selections(folder: Path, selections: dict[tuple[str, int], torch.Tensor], *, order: Sequence[str],
                      video_ids: list[str], probed: dict[str, tuple[int, float] | str], t: int) -> list[str]:
-    """``selections/<sampler>_K<k>.json``: per sampler and budget, the object ``samplerbench select`` prints
-    (:func:`~samplerbench.selection_json.video_selection`, named by video id) of every val video in
-    the record ``order``, the unreadable ones as ``{"video", "skipped"}``. ``selections`` holds the kept
-    positions ``[N, K]`` of the val rows ``video_ids``; ``probed`` each video's ``(frame count, fps)`` or the
-    reason it was skipped."""
+    """``selections/<sampler>_K<k>.json``: the ``samplerbench select`` object of every val video in record ``order``
+    (unreadable ones as ``{"video", "skipped"}``). ``selections``: kept positions ``[N, K]`` of the rows
+    ``video_ids``; ``probed``: each video's ``(frame count, fps)`` or skip reason.
+    """
     row = {vid: i for i, vid in enumerate(video_ids)}
     written = []
     for (sampler, k), index in selections.items():

@@ -43,10 +43,10 @@ from samplerbench.stagelog import StageLog, progress_bars, warn
 
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, overwrite: bool = False) -> Path:
-    """Run the benchmark described by ``cfg``; returns the folder holding its tables, ``out``'s run folder
-    for ``cfg`` (:func:`samplerbench.runfolder.run_folder`), which it may write only if it is free for this
-    run or with ``overwrite`` (:func:`samplerbench.runfolder.check`). ``quiet``: no stage lines and no
-    progress bars (ranks other than 0 are always quiet: one set of lines, from rank 0)."""
+    """Run the benchmark described by ``cfg``; returns its run folder under ``out``
+    (:func:`samplerbench.runfolder.run_folder`, subject to :func:`samplerbench.runfolder.check` unless ``overwrite``).
+    ``quiet``: no stage lines or progress bars (ranks other than 0 are always quiet).
+    """
     quiet = quiet or not distributed.is_main()
     with progress_bars(not quiet):
         return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet), overwrite=overwrite)

@@ -95,11 +95,9 @@ def _earlier_files(folder: Path) -> set[str]:
 
 
 def publish(staging: Path, folder: Path) -> None:
-    """Move every file under ``staging`` into ``folder`` (``run.json`` last), then remove the earlier run's
-    files (:func:`_earlier_files`) that were not replaced, and the subfolders that this leaves empty.
-
-    A staged file hard-linked to the one it replaces (an unchanged checkpoint) stays in ``staging``: renaming
-    a file onto another link of itself does nothing. It goes with the staging folder."""
+    """Move every file under ``staging`` into ``folder`` (``run.json`` last), then remove the earlier run's files
+    not replaced and emptied subfolders. A staged hard link to the file it replaces stays in ``staging``.
+    """
     earlier = _earlier_files(folder)
     new = sorted((p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()),
                  key=lambda name: name == "run.json")

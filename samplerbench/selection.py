@@ -1,7 +1,5 @@
-"""The two rules every selection obeys, shared by the samplers and the fusion functions.
-
-This module imports nothing from ``samplerbench.samplers``: NSNet imports :mod:`samplerbench.fusion`, which
-needs these rules, and the samplers package imports every sampler on import.
+"""The two rules every selection obeys, shared by the samplers and the fusion functions (kept free of
+``samplerbench.samplers`` imports to avoid an import cycle through NSNet).
 """
 
 from __future__ import annotations
@@ -13,10 +11,7 @@ from samplerbench.errors import UserError
 
 
 def topk_sorted(scores: Tensor, k: int) -> Tensor:
-    """Indices of the k highest scores per row, sorted by time: ``[B, T] -> [B, k]``.
-
-    Ties go to the earlier frame (a stable sort), so selection is deterministic.
-    """
+    """Indices of the k highest scores per row, sorted by time: ``[B, T] -> [B, k]``; ties to the earlier frame."""
     order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
     return torch.sort(order, dim=1).values
 

@@ -25,10 +25,7 @@ from samplerbench.stagelog import progress
 
 
 def soft_targets(labels: Tensor) -> Tensor:
-    """Multi-hot ``[N, C]`` -> a distribution over each video's labels (one-hot for single-label videos).
-
-    A multi-hot row sums to a whole number, so clamping the sum at 1 only touches a row without labels, which
-    stays all zeros."""
+    """Multi-hot ``[N, C]`` -> a distribution over each video's labels; a row without labels stays all zeros."""
     return labels / labels.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
@@ -96,10 +93,8 @@ def train_epochs(
     Args:
         model: the module whose ``state_dict`` is kept and restored (``loss`` may run it wrapped in DDP).
         loss: ``loss(*inputs)``, the mean loss of one local batch.
-        epoch_inputs: ``epoch_inputs(epoch, batches)`` -> one ``inputs`` tuple per local batch of training-row
-            positions in ``batches`` (``[0, rows)``), in order; a generator is consumed one step at a time.
-        heldout_loss: ``(sum, count)`` of this rank's share of the held-out rows, in eval mode, no gradients;
-            ``None``: nothing held out, every epoch up to ``max_epochs`` runs.
+        epoch_inputs: ``epoch_inputs(epoch, batches)`` -> one ``inputs`` tuple per local batch of row positions.
+        heldout_loss: ``(sum, count)`` over this rank's held-out rows (eval, no grad); ``None``: run all epochs.
         step_schedule: step ``schedule`` after every step (else after every epoch).
     """
     local = distributed.local_batch(batch_size)

@@ -28,10 +28,9 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 
 
 def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
-    """A tqdm bar that vanishes when done (``leave=False``), unless :func:`progress_bars` turned them off.
-
-    Plain ``tqdm``, not ``tqdm.auto``: the latter calls ``iter()`` on its iterable when constructed and again
-    when iterated, which starts a DataLoader's workers twice and throws away what the first set decoded."""
+    """A tqdm bar that vanishes when done, unless :func:`progress_bars` turned them off. Plain ``tqdm``:
+    ``tqdm.auto`` would start a DataLoader's workers twice.
+    """
     return tqdm(iterable, leave=False, disable=not _BARS.get(), **kwargs)
 
 

@@ -26,9 +26,8 @@ _BLOCK_ELEMENTS = 1 << 23
 def resampled_average_precision(scores: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """sklearn's average precision of every class on a batch of bootstrap resamples, without re-sorting.
 
-    A resample is a vector of multiplicities ``counts[r, j]``; a duplicated video is a tie with itself. Both
-    sums of the AP are matrix products of ``counts`` with fixed 0/1 matrices; counts below 2**24 keep the
-    float32 products exact.
+    ``counts`` are multiplicities (a duplicate is a tie with itself); AP's sums become float32 matrix products,
+    exact for counts below 2**24.
 
     Args:
         scores: ``[N, C]`` scores.
@@ -73,10 +72,9 @@ def _resampled_metric(
 
 
 def basic_interval(draws: np.ndarray, point: float, level: float, *, low: float, high: float) -> tuple[float, float]:
-    """The basic bootstrap interval ``[2·point - q_hi, 2·point - q_lo]`` at coverage ``level``, ``q`` being the
-    percentiles of ``draws`` (the statistic on each resample, NaN ignored), clipped to the statistic's range
-    ``[low, high]``. The reflection turns the bootstrap's bias (the draws' offset from ``point``) into the
-    opposite shift of the interval."""
+    """The basic bootstrap interval ``[2·point - q_hi, 2·point - q_lo]`` at coverage ``level`` (``q``: percentiles of
+    ``draws``, NaN ignored), clipped to ``[low, high]``.
+    """
     tail = (1.0 - level) / 2.0 * 100.0
     q_lo, q_hi = np.nanpercentile(draws, [tail, 100.0 - tail])
     return float(np.clip(2 * point - q_hi, low, high)), float(np.clip(2 * point - q_lo, low, high))

@@ -111,10 +111,8 @@ def shard_done(root: Path, index: int) -> bool:
 
 
 class ShardWriter:
-    """Writes one shard as its videos arrive; nothing is visible under the shard's name before :meth:`close`.
-
-    ``with ShardWriter(root, index, frame_shape=(T, 3, H, W)) as w: w.add(...); w.skip(...)``; an exception
-    inside the block removes the temporary file and leaves no shard.
+    """Writes one shard as its videos arrive; nothing is visible under the shard's name before :meth:`close`,
+    and an exception inside the ``with`` block leaves no shard.
     """
 
     def __init__(self, root: Path, index: int, *, frame_shape: tuple[int, int, int, int]) -> None:

@@ -62,10 +62,9 @@ def sampler_throughput(
 
 
 def decoded_frames(sampler: Sampler, *, t: int, k: int) -> int:
-    """Frames per video a pipeline must decode: 2T for motion (each pre-sampled frame and its successor in the
-    video, mgsampler), all T when anything else looks at every pre-sampled frame (dense, a FEM, the oracle's
-    recognizer outputs), else only the K kept (uniform, random: they choose positions without reading the
-    frames)."""
+    """Frames per video a pipeline must decode: 2T for motion (mgsampler), T when anything reads every pre-sampled
+    frame, else only the K kept (uniform, random).
+    """
     if sampler.needs_motion:
         return 2 * t
     reads_all = sampler.keeps_all or sampler.uses_fem or sampler.uses_labels_at_eval
@@ -82,8 +81,7 @@ def decode_timing(
     min_seconds: float = MIN_TIMED_SECONDS,
 ) -> Timing:
     """Seconds per video to decode ``frames`` segment-centre frames as the decode stage does, over ``videos``
-    ``(path, frame count)``; with ``successors``, ``frames / 2`` centres, their next frames and the motion
-    (mgsampler's pipeline). One untimed decode first, then decoding in turn until ``min_seconds``.
+    ``(path, frame count)`` (with ``successors``: mgsampler's frame pairs and motion), until ``min_seconds``.
     """
     order = itertools.cycle(videos)
 

@@ -36,10 +36,8 @@ def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | Non
 
 
 def frame_times(indices: np.ndarray, fps: float) -> np.ndarray:
-    """Timestamp of each frame index, in seconds, at the centre of its display interval.
-
-    The centre (not the start) makes a frame salient exactly when most of its interval is annotated, and
-    keeps the test robust to an fps that is off in the last decimal.
+    """Timestamp of each frame index, in seconds, at the centre of its display interval (so a frame is salient
+    when most of its interval is annotated).
     """
     return (np.asarray(indices, dtype=np.float64) + 0.5) / fps
 

@@ -1,8 +1,5 @@
-"""Worker processes of a run: the decoding pool and the DataLoaders that read the frame store.
-
-Every worker forks from a ``forkserver`` that has already imported torch and the decoders, so a worker starts
-in milliseconds after the first, and a crashed decoder leaves no inherited locks behind. Each worker runs
-one intra-op thread (the workers themselves are the parallelism) and dies with the run that started it.
+"""Worker processes of a run: the decoding pool and the DataLoaders that read the frame store. Workers fork
+from a ``forkserver`` with torch preloaded, run one intra-op thread each and die with the run.
 """
 
 from __future__ import annotations
