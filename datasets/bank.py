@@ -1,7 +1,5 @@
-"""``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.bank`) instead of videos.
-
-The records say which videos the bank holds (its rows of one id count once) with their labels; the run reads
-the features from the bank itself (:class:`~samplerbench.bankrun.BankPipeline`) and decodes nothing.
+"""``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.bank`) instead of videos; records list
+its videos and labels, and the run reads features from the bank (:class:`~samplerbench.bankrun.BankPipeline`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""What a dataset adapter yields, and the registry of adapters.
-
-An adapter turns a dataset on disk (videos plus annotation files) into :class:`VideoRecord` rows; every later
-stage (decode, features, samplers, evaluation) only sees records, so a new dataset is one small module.
-"""
+"""What a dataset adapter yields (:class:`VideoRecord` rows, all later stages see), and the registry of adapters."""
 
 from __future__ import annotations
 
@@ -47,7 +43,7 @@ class VideoRecord:
         video_id: unique within the dataset.
         path: the video file, or the frame folder.
         labels: class indices (more than one for multi-label datasets).
-        segments: annotated salient ``(start_s, end_s)`` intervals, seconds; empty when the dataset has none.
+        segments: annotated salient ``(start_s, end_s)`` intervals in seconds; empty when none.
         subset: ``"train"`` or ``"val"``.
         frames: how to read the frame folder at ``path``; ``None`` for a video file.
     """

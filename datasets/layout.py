@@ -1,7 +1,5 @@
-"""Finding a dataset on disk: the data root, the annotation files in it, and each record's video file.
-
-Every adapter states its expected layout once and passes it here, so a missing folder or file is always
-one :class:`~samplerbench.errors.UserError` that names the path and shows the whole layout.
+"""Finding a dataset on disk: the data root, its annotation files and each record's video file. A missing path
+is one :class:`~samplerbench.errors.UserError` naming it and showing the adapter's whole expected layout.
 """
 
 from __future__ import annotations

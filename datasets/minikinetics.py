@@ -65,10 +65,8 @@ def _clip(row: dict[str, str | None]) -> Clip:
 
 
 def read_kinetics_csv(paths: list[Path]) -> dict[str, Clip | str]:
-    """YouTube id -> its clip, or why its row is unusable (malformed, or the id on two rows).
-
-    Problems are kept per id rather than raised, because only the rows of listed ids matter: a broken row
-    of a clip outside Mini-Kinetics must not stop the run.
+    """YouTube id -> its clip, or why its row is unusable (malformed, or the id on two rows); kept per id, not
+    raised, since a broken row outside Mini-Kinetics must not stop the run.
     """
     clips: dict[str, Clip | str] = {}
     first_row: dict[str, str] = {}

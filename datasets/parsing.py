@@ -25,9 +25,8 @@ class BadEntry(Exception):
 
 
 def check_entries(source: str, bad: Sequence[tuple[str, str]], *, lenient: bool, entry_format: str = "{}") -> None:
-    """Raise one :class:`UserError` listing the first malformed ``(entry, reason)`` pairs, unless ``lenient``.
-
-    ``entry_format`` turns an entry into its name in the message (``"video {!r}"`` for an id).
+    """Raise one :class:`UserError` listing the first malformed ``(entry, reason)`` pairs, unless ``lenient``;
+    ``entry_format`` names an entry in the message (``"video {!r}"``).
     """
     if not bad or lenient:
         return
@@ -135,10 +134,8 @@ def drop_duplicates(entries: Iterable[tuple[str, VideoRecord]]) -> tuple[list[Vi
 def records_from_lists(
     lists: Mapping[str, Path], parse: Callable[[str, str], VideoRecord], *, lenient: bool
 ) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
-    """One record per line of each subset's list file (``{"train": path, "val": path}``), built by
-    ``parse(line, subset)``; repeated ids dropped, malformed lines checked (:func:`check_entries`).
-
-    Returns the records and the ``(file:line, reason)`` of the lines skipped (only when ``lenient``).
+    """One record per line of each subset's list file (``{"train": path, "val": path}``), built by ``parse(line,
+    subset)``, repeated ids dropped; returns the records and the ``(file:line, reason)`` skipped when ``lenient``.
     """
     entries: list[tuple[str, VideoRecord]] = []
     bad: list[tuple[str, str]] = []

@@ -175,11 +175,8 @@ class VideoPlan:
 
 
 def class_styles(num_classes: int) -> list[ClassStyle]:
-    """``num_classes`` attribute combinations, any two differing in at least two attributes when possible.
-
-    Greedy: each class takes the combination whose attribute values are least used so far (so shapes,
-    colours and textures are spread evenly), ties broken by a fixed shuffle, so the same ``num_classes``
-    always gives the same classes.
+    """``num_classes`` attribute combinations, any two differing in at least two attributes when possible; greedy
+    and deterministic for a given ``num_classes``.
     """
     combos = list(itertools.product(range(len(SHAPES)), range(len(COLOURS)), range(len(TEXTURES))))
     if num_classes > len(combos):
@@ -383,12 +380,8 @@ _SHAPE_DISTANCE = {  # signed distance to the outline in radius units: negative 
 def _draw_sprite(
     img: np.ndarray, sprite: Sprite, style: ClassStyle, t: np.ndarray, camera: Camera, grid: tuple
 ) -> None:
-    """Composite ``style``'s pattern, moving along ``sprite``'s path and seen through ``camera``, onto frames
-    ``img`` at times ``t``.
-
-    The path keeps the pattern inside the central stage whatever the camera does, so it survives the
-    recognizer's centre crop. Only the box the pattern visits during these frames is computed (every shape
-    fits in 1.2 radii).
+    """Composite ``style``'s pattern, moving along ``sprite``'s path and seen through ``camera``, onto frames ``img``
+    at times ``t``; the path stays inside the recognizer's centre crop.
     """
     ys, xs = grid
     height, width = img.shape[1:3]
@@ -461,12 +454,7 @@ def _render(
     cfg: SyntheticConfig,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """uint8 ``[len(frames), H, W, 3]`` for the given frame indices (rendered in order, for ``rng``).
-
-    float32 throughout, the scene a crop of a wrap-padded texture (the camera pans it; its zoom scales the
-    foreground only), blobs composited in closed form and the pattern computed only where it is: rendering
-    must keep up with the encoder.
-    """
+    """uint8 ``[len(frames), H, W, 3]`` for the given frame indices (rendered in order, for ``rng``)."""
     f32 = np.float32
     grid = (
         np.arange(cfg.height, dtype=f32)[None, :, None] + f32(0.5),

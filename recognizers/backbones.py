@@ -113,11 +113,9 @@ def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
 
 
 def load_weights(model: FrameClassifier, source: str) -> list[str]:
-    """Load a local checkpoint into ``model``; returns the keys left at their initial values.
-
-    ``source`` is a file (a ``FrameClassifier`` or torchvision state dict) or ``"imagenet"`` (torchvision's weights
-    in ``TORCH_HOME``). A head of the wrong shape is skipped and reported; an incomplete body is an error.
-    Loaded with ``weights_only=True``.
+    """Load a local checkpoint (a state dict file, or ``"imagenet"`` from ``TORCH_HOME``) into ``model`` with
+    ``weights_only=True``; returns the keys left at their initial values. A head of the wrong shape is skipped
+    and reported; an incomplete body is an error.
     """
     require_weights([(model.arch, source)])
     path = weights_file(model.arch, source)

@@ -34,10 +34,8 @@ def resize_frames(frames: Tensor, resolution: int) -> Tensor:
 
 
 def _pick_frames(num_frames: int, offsets: Tensor) -> Tensor:
-    """One frame inside each of ``segments`` equal parts of the T frames: ``[batch, segments]``.
-
-    ``offsets`` (uniform in ``[0, 1)``, ``[batch, segments]``) place the pick inside its part. ``segments=1``
-    is "w/o TSN" (any frame of the video); ``segments=K`` is TSN's segment sampling.
+    """One frame inside each of ``segments`` equal parts of the T frames, ``[batch, segments]``, placed by
+    ``offsets`` in ``[0, 1)``; ``segments=1`` is "w/o TSN", ``segments=K`` TSN's segment sampling.
     """
     segments = offsets.shape[1]
     edges = torch.linspace(0, num_frames, segments + 1)
@@ -115,17 +113,13 @@ def train_frame_classifier(
     workers: int = 0,
     compile_model: bool = False,
 ) -> Fit:
-    """Train in place by the suite's rule (:mod:`samplerbench.sgd`: early stopping on the ``heldout`` rows'
-    loss) with SGD (momentum 0.9, one-cycle schedule over ``max_epochs``, horizontal flips).
+    """Train in place by :mod:`samplerbench.sgd`'s rule with SGD (momentum 0.9, one-cycle over ``max_epochs``, flips).
 
-    The held-out loss is a video's whatever ``segments`` (logits averaged over ``heldout_segments`` centre frames,
-    unflipped, eval mode), so "w/o TSN" and "w/ TSN" stop by the same criterion. Augmentation is drawn from a
-    table keyed by (seed, epoch, row), independent of the torchrun rank; only float summation order differs
-    with W > 1 (see ``RunConfig.dtype``).
+    The held-out loss is a video's (logits averaged over ``heldout_segments`` centre frames), so "w/o TSN" and
+    "w/ TSN" stop alike. Augmentation is keyed by (seed, epoch, row), independent of the torchrun rank.
 
     Args:
-        frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per temporal-shift view), read a step at a
-            time by ``workers`` loader processes.
+        frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per view), read per step by ``workers``.
         labels: multi-hot ``[N, C]``.
         heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.sgd.heldout_videos`).
         heldout_segments: the parts of a held-out row whose centre frames its held-out loss reads (the run's K).

@@ -230,7 +230,8 @@ class Pipeline:
 
     def motion(self, subset: str) -> Tensor:
         """``[N, T]`` MGSampler motion of every row (:func:`~samplerbench.decode.motion_stream`), its own
-        stage keyed by the decode key. A video whose successors cannot be read gets zeros (evenly spread frames), with a warning.
+        stage keyed by the decode key. A video whose successors cannot be read gets zeros (evenly spread
+        frames), with a warning.
         """
         return self._once(("motion", subset), lambda: self._motion(subset))
 

@@ -141,10 +141,8 @@ def register_sampler(name: str) -> Callable[[S], S]:
 
 
 def _load_entry_points() -> None:
-    """Import third-party samplers once; importing their module runs their ``@register_sampler``.
-
-    An entry point may also name a Sampler class that was not decorated; it is registered under the
-    entry point's name.
+    """Import third-party samplers once (their ``@register_sampler`` runs); an undecorated Sampler class an entry
+    point names is registered under the entry point's name.
     """
     global _entry_points_loaded
     if _entry_points_loaded:
@@ -192,11 +190,10 @@ def field_values(sampler: Sampler) -> dict[str, Any]:
 
 
 def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` for sampler ``name`` (from ``[sampling.options.<name>]``), checked: every key an init field
-    but the run's (dashes read as underscores), every value of that field's type
-    (:func:`~samplerbench.config.option_fields`), and the sampler buildable with them, so a bad value fails
-    before the run. Returns the conformed options; :class:`UserError` (one line) names the sampler and field
-    otherwise."""
+    """``options`` for sampler ``name``, checked against its init fields and types
+    (:func:`~samplerbench.config.option_fields`) and by building the sampler; returns the conformed options, else a
+    one-line :class:`UserError` naming sampler and field.
+    """
     cls = get_sampler_class(name)
     where = f"sampling.options.{name}"
     out = option_fields(cls, options, where=where, exclude=RUN_FIELDS)

@@ -50,9 +50,7 @@ def quantile_indices(motion: Tensor, k: int) -> Tensor:
 @dataclasses.dataclass(kw_only=True, eq=False)
 class MGSampler(Sampler):
     """Motion-guided sampling; ``scores`` is the per-frame motion (for plots), ``select`` the quantile rule.
-
-    ``frame_size`` = (H, W) of the frames the motion is measured on, for :meth:`gflops` (the pipeline passes
-    its crop size).
+    ``frame_size``: (H, W) the motion is measured on, for :meth:`gflops`.
     """
 
     needs_motion = True

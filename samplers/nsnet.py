@@ -97,10 +97,8 @@ NON_SALIENT: tuple[str, ...] = ("background", "uniform", "none")  # targets of t
 @register_sampler("nsnet")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class NSNetSampler(TrainableSampler):
-    """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default).
-
-    ``d``: the encoder's width, an integer (features are projected to it) or ``"fem"`` (the FEM's own width,
-    no projection). Heads and layers (4 and 2) are given by no public text.
+    """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default). ``d``: the encoder's
+    width (features projected to it) or ``"fem"`` (the FEM's own width, no projection).
     """
 
     d: int | str = 128

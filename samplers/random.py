@@ -14,12 +14,9 @@ from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
 @register_sampler("random")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class RandomSampler(Sampler):
-    """Training-free. Each video's draw is seeded by ``seed`` and the video's id (its position in the bank
-    when the bank has no ids), so a video gets the same frames on every call, whichever FEM, precision or
-    number of processes made the bank, while different videos get independent draws.
-
-    The draws are made on the CPU and copied to the bank's device: a CUDA generator would give a video other
-    frames on a GPU than on the CPU."""
+    """Training-free. Each video's draw is seeded by ``seed`` and its id (else its bank position), so a video gets
+    the same frames whatever made the bank; draws are made on the CPU (a CUDA generator would differ).
+    """
 
     seed: int = 0
 

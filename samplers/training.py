@@ -75,10 +75,8 @@ def fit_sgd(
     momentum: float = 0.9,
 ) -> Fit:
     """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by :func:`~samplerbench.sgd.train_epochs`,
-    stopped early on the mean ``loss_fn`` of the ``heldout`` rows.
-
-    ``loss_fn(net, *batch)`` gets the same rows of every tensor, on ``device``, and returns their mean loss; random
-    numbers a loss needs must be among its tensors (drawn per row by ``epoch_tensors``).
+    stopped early on the mean ``loss_fn(net, *batch)`` of the ``heldout`` rows; random numbers a loss needs must be
+    among its tensors.
     """
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
@@ -102,11 +100,8 @@ def fit_sgd(
 
 
 class Standardize(nn.Module):
-    """Per-channel standardisation with statistics of the training frames, kept as buffers.
-
-    Why: FEM features (post-ReLU averages, D ≈ 1280) are all positive with channel scales that differ by
-    orders of magnitude; plain SGD at lr 1e-2 then trains slowly or diverges. Unlike a LayerNorm it keeps a
-    frame's overall activation level, which itself carries saliency (empty, dark or blurred frames).
+    """Per-channel standardisation with statistics of the training frames, kept as buffers (not a LayerNorm: a
+    frame's overall activation level carries saliency).
     """
 
     def __init__(self, dim: int) -> None:
@@ -125,13 +120,10 @@ class Standardize(nn.Module):
 
 @dataclasses.dataclass(kw_only=True, eq=False)
 class TrainableSampler(Sampler):
-    """A sampler whose network is trained on the training bank by :func:`~samplerbench.sgd.train_epochs`, with
-    ``holdout_fraction`` of the videos held out for early stopping (``patience``, at most ``epochs``).
-
-    Subclasses implement :meth:`build_net`, :meth:`prepare` (once), :meth:`training_tensors` (every epoch) and
-    :meth:`training_loss`. ``fit`` is deterministic given ``seed`` and neither depends on nor disturbs the
-    caller's random state. ``temporal_shift`` (default): each epoch trains on one row per video whose frames are
-    drawn among its decoded views (:func:`.shift.shift_views`); ``False`` trains on every view every epoch.
+    """A sampler whose network is trained by :func:`~samplerbench.sgd.train_epochs`, ``holdout_fraction`` of the
+    videos held out for early stopping. Subclasses implement :meth:`build_net`, :meth:`prepare`,
+    :meth:`training_tensors` and :meth:`training_loss`; ``fit`` is deterministic given ``seed`` and leaves the
+    caller's random state alone. ``temporal_shift``: see :mod:`.shift`.
     """
 
     trainable = True
