@@ -41,8 +41,7 @@ class ListMatch:
 
 
 def read_video_list(path: Path | str) -> VideoList:
-    """The ids of a video list file; a missing, unreadable or empty file is a one-line :class:`UserError`
-    naming it."""
+    """The ids of a video list file; a missing, unreadable or empty file is a one-line :class:`UserError` naming it."""
     path = Path(path).expanduser()
     if not path.is_file():
         problem = "not a file" if path.exists() else "no such file"

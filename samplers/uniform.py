@@ -11,8 +11,7 @@ from samplerbench.samplers.base import FrameBank, Sampler, check_budget, registe
 
 
 def uniform_indices(t: int, k: int, *, device: torch.device | str | None = None) -> Tensor:
-    """Centres of K equal segments of [0, T): ``(2i + 1)·T // 2K``, exact integer arithmetic, distinct since
-    K <= T."""
+    """Centres of K equal segments of [0, T): ``(2i + 1)·T // 2K``, exact integer arithmetic, distinct since K <= T."""
     return (2 * torch.arange(k, device=device) + 1) * t // (2 * k)
 
 
