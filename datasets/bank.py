@@ -1,6 +1,5 @@
 """``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.bank`) instead of videos; records list
-its videos and labels, and the run reads features from the bank (:class:`~samplerbench.bankrun.BankPipeline`).
-"""
+its videos and labels, and the run reads features from the bank (:class:`~samplerbench.bankrun.BankPipeline`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """FCVID adapter (``--dataset fcvid``): 239 classes of untrimmed, multi-label web videos; scored by mAP.
 
 Reads FCVID converted to the generic list format (:mod:`samplerbench.datasets.listfile`): ``train_list.txt``,
-``val_list.txt`` and a *required* ``classes.txt``. No temporal annotations, so the salient-hit rate is empty.
-"""
+``val_list.txt`` and a *required* ``classes.txt``. No temporal annotations, so the salient-hit rate is empty."""
 
 from __future__ import annotations
 

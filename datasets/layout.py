@@ -1,6 +1,5 @@
 """Finding a dataset on disk: the data root, its annotation files and each record's video file. A missing path
-is one :class:`~samplerbench.errors.UserError` naming it and showing the adapter's whole expected layout.
-"""
+is one :class:`~samplerbench.errors.UserError` naming it and showing the adapter's whole expected layout."""
 
 from __future__ import annotations
 
@@ -105,8 +104,7 @@ def frame_folder(cfg, path: Path, total_frames: int | None, *, duration: float =
 
     ``total_frames`` is its list line's count, else the folder is counted. Frames span the video's ``duration``
     (seconds) evenly when known, else :data:`~samplerbench.datasets.base.FRAME_FOLDER_FPS` is assumed. Fewer frames
-    than the line gives is a :class:`BadEntry`; a missing or empty folder is left to the decode stage to skip.
-    """
+    than the line gives is a :class:`BadEntry`; a missing or empty folder is left to the decode stage to skip."""
     present = count_frames(path, cfg.data.filename_tmpl)
     if total_frames is None:
         total_frames = present

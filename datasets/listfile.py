@@ -3,8 +3,7 @@
 Labels are 0-based; several make a multi-label video. A path that is a folder is a rawframe line ``frame_dir
 total_frames label [label ...]`` (:func:`~samplerbench.datasets.layout.frame_folder`). Paths are relative to
 ``--data-root`` or absolute and may contain spaces (:func:`~samplerbench.datasets.parsing.split_labels`).
-Class names come from an optional class list, else the label numbers.
-"""
+Class names come from an optional class list, else the label numbers."""
 
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ Reads ``train.csv``/``validate.csv`` (``label,youtube_id,time_start,time_end,spl
 ``train_ytid_list.txt``/``val_ytid_list.txt``, which decide the split. Videos are found anywhere under
 ``videos/`` as ``<id>_<start:06d>_<end:06d>.<ext>`` or ``<id>.<ext>``, else as a frame folder under
 ``rawframes/`` of the same name (an id-list line ``<id> <total_frames>`` may give its count). No temporal
-annotations, so the salient-hit rate is empty.
-"""
+annotations, so the salient-hit rate is empty."""
 
 from __future__ import annotations
 
@@ -66,8 +65,7 @@ def _clip(row: dict[str, str | None]) -> Clip:
 
 def read_kinetics_csv(paths: list[Path]) -> dict[str, Clip | str]:
     """YouTube id -> its clip, or why its row is unusable (malformed, or the id on two rows); kept per id, not
-    raised, since a broken row outside Mini-Kinetics must not stop the run.
-    """
+    raised, since a broken row outside Mini-Kinetics must not stop the run."""
     clips: dict[str, Clip | str] = {}
     first_row: dict[str, str] = {}
     for path in paths:

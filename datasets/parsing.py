@@ -2,8 +2,7 @@
 
 A malformed entry is a :class:`~samplerbench.errors.UserError` naming the file and entry (a silently
 shrunken dataset makes accuracies incomparable); ``--lenient`` skips it and the run report lists it. Files
-are read through :func:`read_text` (drops a UTF-8 BOM) and split with ``str.splitlines`` (CRLF, CR, LF).
-"""
+are read through :func:`read_text` (drops a UTF-8 BOM) and split with ``str.splitlines`` (CRLF, CR, LF)."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ class BadEntry(Exception):
 
 def check_entries(source: str, bad: Sequence[tuple[str, str]], *, lenient: bool, entry_format: str = "{}") -> None:
     """Raise one :class:`UserError` listing the first malformed ``(entry, reason)`` pairs, unless ``lenient``;
-    ``entry_format`` names an entry in the message (``"video {!r}"``).
-    """
+    ``entry_format`` names an entry in the message (``"video {!r}"``)."""
     if not bad or lenient:
         return
     listed = "; ".join(f"{entry_format.format(entry)}: {reason}" for entry, reason in bad[:MAX_LISTED])
@@ -78,8 +76,7 @@ def split_labels(line: str, *, max_labels: int | None = None) -> tuple[str, list
     """``(path, labels)`` of a ``path label [label ...]`` line whose path may contain spaces.
 
     Read from the end: up to ``max_labels`` trailing integers are labels, the rest the path, so ``my clip 2 5``
-    is ``my clip`` with labels 2 and 5. A line with no path is a :class:`BadEntry`.
-    """
+    is ``my clip`` with labels 2 and 5. A line with no path is a :class:`BadEntry`."""
     words = list(re.finditer(r"\S+", line))
     count = 0
     while count < len(words) and (max_labels is None or count < max_labels) \
@@ -95,8 +92,7 @@ def parse_class_list(path: Path) -> tuple[str, ...]:
     """Class names in label-index order from a file with one ``name`` or ``<number> name`` per line.
 
     Numbers must count up by one from 0 or 1, so a reordered list is caught; any problem is an error, even with
-    ``--lenient``.
-    """
+    ``--lenient``."""
     lines = read_lines(path)
     if not lines:
         raise UserError(f"{path}: the class list is empty")
@@ -135,8 +131,7 @@ def records_from_lists(
     lists: Mapping[str, Path], parse: Callable[[str, str], VideoRecord], *, lenient: bool
 ) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
     """One record per line of each subset's list file (``{"train": path, "val": path}``), built by ``parse(line,
-    subset)``, repeated ids dropped; returns the records and the ``(file:line, reason)`` skipped when ``lenient``.
-    """
+    subset)``, repeated ids dropped; returns the records and the ``(file:line, reason)`` skipped when ``lenient``."""
     entries: list[tuple[str, VideoRecord]] = []
     bad: list[tuple[str, str]] = []
     for subset, path in lists.items():

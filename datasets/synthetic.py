@@ -7,8 +7,7 @@ describes each layer and why it is there.
 
 Annotations are written in ActivityNet v1.3 format (read back with :func:`parse_activitynet`); a segment
 ``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (:func:`samplerbench.timeline.frame_times`). A seed
-reproduces byte-identical files, whatever the worker count.
-"""
+reproduces byte-identical files, whatever the worker count."""
 
 from __future__ import annotations
 
@@ -176,8 +175,7 @@ class VideoPlan:
 
 def class_styles(num_classes: int) -> list[ClassStyle]:
     """``num_classes`` attribute combinations, any two differing in at least two attributes when possible; greedy
-    and deterministic for a given ``num_classes``.
-    """
+    and deterministic for a given ``num_classes``."""
     combos = list(itertools.product(range(len(SHAPES)), range(len(COLOURS)), range(len(TEXTURES))))
     if num_classes > len(combos):
         raise UserError(f"the synthetic dataset has at most {len(combos)} classes, got {num_classes}")
@@ -381,8 +379,7 @@ def _draw_sprite(
     img: np.ndarray, sprite: Sprite, style: ClassStyle, t: np.ndarray, camera: Camera, grid: tuple
 ) -> None:
     """Composite ``style``'s pattern, moving along ``sprite``'s path and seen through ``camera``, onto frames ``img``
-    at times ``t``; the path stays inside the recognizer's centre crop.
-    """
+    at times ``t``; the path stays inside the recognizer's centre crop."""
     ys, xs = grid
     height, width = img.shape[1:3]
     off_x, off_y, zoom = camera.at(t.astype(float))
@@ -548,8 +545,7 @@ def generate(cfg: SyntheticConfig, *, seed: int, root: Path, workers: int) -> Pa
     Videos are renamed into place when complete and existing ones are kept, so an interrupted generation
     resumes; the annotation file marks a complete dataset. ``workers`` spawned processes (rendering holds the
     GIL) render and encode; the files are byte-identical for any worker count. Spawning means a calling
-    script needs the ``if __name__ == "__main__":`` guard.
-    """
+    script needs the ``if __name__ == "__main__":`` guard."""
     plans = plan_dataset(cfg, seed=seed)
     todo = [(plan, root / "videos" / f"v_{plan.video_id}.mp4") for plan in plans]
     todo = [(plan, path) for plan, path in todo if not path.exists()]

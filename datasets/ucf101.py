@@ -3,8 +3,7 @@
 ``classInd.txt`` numbers classes from 1; ``trainlistNN.txt``/``testlistNN.txt`` for ``--split 1|2|3``. A video's
 class is its path's folder, looked up ignoring case. A path that is a folder is an mmaction2 rawframe line
 ``Class/v_Class_gXX_cYY total_frames [label]``, whose label is 0-based (a video line's is 1-based). No temporal
-annotations, so the salient-hit rate is empty.
-"""
+annotations, so the salient-hit rate is empty."""
 
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 One id per line as the adapter names videos; blank and ``#`` lines ignored
 (:func:`~samplerbench.datasets.parsing.read_lines`). The surprising rule: a split none of whose videos is listed
 is kept whole (a published list is usually of validation videos only). The protocol card says which splits
-were restricted and which listed ids are missing.
-"""
+were restricted and which listed ids are missing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """torchvision image backbones as frame classifiers that also expose their pooled features (the last
-``nn.Linear`` is split off as the head, so one pass yields features and logits).
-"""
+``nn.Linear`` is split off as the head, so one pass yields features and logits)."""
 
 from __future__ import annotations
 
@@ -94,8 +93,7 @@ def fetch_command(archs: Iterable[str]) -> str:
 
 def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
     """Raise one :class:`UserError` naming every missing file among ``(arch, source)`` pairs (with the command
-    that fetches ImageNet files: nothing is downloaded here), or return.
-    """
+    that fetches ImageNet files: nothing is downloaded here), or return."""
     missing = {weights_file(arch, source): (arch, source) for arch, source in wanted}
     missing = {path: pair for path, pair in missing.items() if not path.is_file()}
     imagenet = [arch for arch, source in missing.values() if source == IMAGENET]
@@ -115,8 +113,7 @@ def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
 def load_weights(model: FrameClassifier, source: str) -> list[str]:
     """Load a local checkpoint (a state dict file, or ``"imagenet"`` from ``TORCH_HOME``) into ``model`` with
     ``weights_only=True``; returns the keys left at their initial values. A head of the wrong shape is skipped
-    and reported; an incomplete body is an error.
-    """
+    and reported; an incomplete body is an error."""
     require_weights([(model.arch, source)])
     path = weights_file(model.arch, source)
     try:

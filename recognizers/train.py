@@ -1,8 +1,7 @@
 """Training frame classifiers (recognizer and FEM) and caching their per-frame outputs.
 
 "w/o TSN" (one frame per video per step, the paper's main results) or "w/ TSN" (K segments, logits averaged).
-Multi-label videos train on a soft target spread evenly over their labels.
-"""
+Multi-label videos train on a soft target spread evenly over their labels."""
 
 from __future__ import annotations
 
@@ -35,8 +34,7 @@ def resize_frames(frames: Tensor, resolution: int) -> Tensor:
 
 def _pick_frames(num_frames: int, offsets: Tensor) -> Tensor:
     """One frame inside each of ``segments`` equal parts of the T frames, ``[batch, segments]``, placed by
-    ``offsets`` in ``[0, 1)``; ``segments=1`` is "w/o TSN", ``segments=K`` TSN's segment sampling.
-    """
+    ``offsets`` in ``[0, 1)``; ``segments=1`` is "w/o TSN", ``segments=K`` TSN's segment sampling."""
     segments = offsets.shape[1]
     edges = torch.linspace(0, num_frames, segments + 1)
     width = (edges[1:] - edges[:-1]).clamp_min(1.0)

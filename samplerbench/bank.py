@@ -79,8 +79,7 @@ def write_index(folder: Path, *, classes: Sequence[str], video_ids: Mapping[str,
                 producer: Mapping[str, Any]) -> Path:
     """Write ``<folder>/index.json`` for the ``.npy`` files already in ``folder`` (at :func:`_file`'s paths) and
     the ``video_ids`` of each split (written beside them); their shapes and dtypes are read from the files'
-    headers, so a bank written array by array (e.g. with ``numpy.lib.format.open_memmap``) needs only this call.
-    """
+    headers, so a bank written array by array (e.g. with ``numpy.lib.format.open_memmap``) needs only this call."""
     folder = Path(folder)
     splits, dims = {}, {}
     for split in SPLITS:

@@ -2,8 +2,7 @@
 
 Each result is stored under ``<root>/<stage>/<key>.pt``, the key hashing the stage's config, its inputs' keys
 and its code's source (:func:`source_hash`). Writes are atomic (temporary file, then rename); a damaged
-entry is moved aside and recomputed, never fatal.
-"""
+entry is moved aside and recomputed, never fatal."""
 
 from __future__ import annotations
 
@@ -111,8 +110,7 @@ def _umask() -> int:
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` and rename the result onto ``path`` only once it is complete, with the user's
     default permissions (not ``mkstemp``'s 0600). A disk, read-only or permission fault is a
-    :class:`~samplerbench.errors.UserError` naming ``path``, which keeps what it held.
-    """
+    :class:`~samplerbench.errors.UserError` naming ``path``, which keeps what it held."""
     tmp: str | None = None
     try:
         with environment_faults(path):
@@ -129,8 +127,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 def save_torch(path: Path, value: Any) -> None:
     """``torch.save(value)`` into ``path`` through :func:`atomic_write`, via a file object so that a full disk raises
-    the OSError (ENOSPC) rather than torch's opaque "unexpected pos" error.
-    """
+    the OSError (ENOSPC) rather than torch's opaque "unexpected pos" error."""
     def write(tmp: Path) -> None:
         with tmp.open("wb") as f:
             torch.save(value, f)
@@ -149,8 +146,7 @@ class StageCache:
 
     def load(self, stage: str, key: str, *, heal: bool = True) -> Any | None:
         """The entry, or ``None`` when missing or damaged. With ``heal`` a damaged entry is reported and renamed to
-        ``<key>.pt.corrupt-<time>``; an unreadable one (permissions) is a :class:`~samplerbench.errors.UserError`.
-        """
+        ``<key>.pt.corrupt-<time>``; an unreadable one (permissions) is a :class:`~samplerbench.errors.UserError`."""
         p = self.path(stage, key)
         try:
             return torch.load(p, map_location="cpu", weights_only=True)

@@ -6,8 +6,7 @@ preprocessing, aggregation and state dict; a sampler's registry name, constructo
 ``state_dict()`` and the file names of the FEM and recognizer checkpoints it relies on (referenced as
 siblings, not embedded, since samplers share them). Every sampler references a FEM, even one that ignores
 its features (``random`` seeds from them), so it selects exactly the benchmark's frames. A ``key`` (the
-stage-cache keys) identifies the content, so a re-run rewrites only changed files.
-"""
+stage-cache keys) identifies the content, so a re-run rewrites only changed files."""
 
 from __future__ import annotations
 
@@ -160,8 +159,7 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg
                       classes: tuple[str, ...], fem: Outputs, rec: Outputs) -> tuple[list[dict], int]:
     """A checkpoint of every fitted sampler and of each FEM and recognizer they rely on, in the empty ``folder``.
     Returns the listing for ``run.json`` and the number of files written; a checkpoint ``previous`` already
-    holds with the same content is linked, not written.
-    """
+    holds with the same content is linked, not written."""
     rel = f"{folder.name}/"
     classifiers: dict[str, tuple[str, Outputs]] = {}
     for f in fitted:

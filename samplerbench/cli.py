@@ -4,8 +4,7 @@
 - ``samplerbench compare DIR...``: mean ± std of several runs (:mod:`samplerbench.compare`);
 - ``samplerbench select --checkpoint PATH -k K VIDEO...``: frames of new videos chosen by a trained sampler.
 
-User mistakes and environment faults end with one line on stderr and exit status 2; only bugs print a traceback.
-"""
+User mistakes and environment faults end with one line on stderr and exit status 2; only bugs print a traceback."""
 
 from __future__ import annotations
 
@@ -284,8 +283,7 @@ def check_option_tables(values: dict, *, whole: bool = True) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run's config; a config file's output settings fill the flags of ``args`` not given. Dataset flags
-    (``--annotations``, ``--split``, ...) are options of the dataset adapter: one it does not take is an error.
-    """
+    (``--annotations``, ``--split``, ...) are options of the dataset adapter: one it does not take is an error."""
     file_values = load_config_file(args.config) if args.config else {}
     try:
         check_option_tables(file_values, whole=False)

@@ -2,8 +2,7 @@
 
 Each run is a folder holding ``summary.csv``; cells say how many runs and which seeds they aggregate. Only
 runs of one setting (:data:`SETTING`) are averaged; several settings are refused, or with ``separate``
-tabulated apart.
-"""
+tabulated apart."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ Adapter and sampler options are tables keyed by name (``[sampling.options.nsnet]
 
 Every value is checked where a config is built, whatever its source: type (:func:`check_fields`), range (a
 class's ``RANGES``) and combinations (``__post_init__``); nothing is silently rewritten. Flat pre-nesting
-keys still load through :data:`LEGACY_KEYS` (:func:`nest_legacy`).
-"""
+keys still load through :data:`LEGACY_KEYS` (:func:`nest_legacy`)."""
 
 from __future__ import annotations
 
@@ -292,8 +291,7 @@ def _numbers(value: Any) -> Iterator[int | float]:
 def check_fields(obj: Any) -> None:
     """Check every field of the dataclass ``obj`` against its type hint (:func:`conform`) and its range (the
     class's ``RANGES``, else :data:`INT_RANGE` / :data:`FLOAT_RANGE`), and store the conformed value. Nested
-    dataclasses were checked when built; option tables (:data:`Options`) are their owners' to range-check.
-    """
+    dataclasses were checked when built; option tables (:data:`Options`) are their owners' to range-check."""
     ranges: dict[str, Range] = getattr(type(obj), "RANGES", {})
     for field in dataclasses.fields(obj):
         value, hint = getattr(obj, field.name), _hints(type(obj))[field.name]
@@ -316,8 +314,7 @@ def underscored(options: Options) -> Options:
 
 def option_fields(cls: type, values: Mapping[str, Any], *, where: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """``values`` for the option dataclass ``cls``, checked against its init fields and types (:func:`conform`);
-    a :class:`UserError` naming ``where`` otherwise. ``exclude``: init fields that are no option.
-    """
+    a :class:`UserError` naming ``where`` otherwise. ``exclude``: init fields that are no option."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in exclude}
     out = {}
     for raw, value in values.items():
@@ -421,8 +418,7 @@ def build_config(preset: str | None = None, *, file_values: Mapping[str, Any] | 
                  **overrides: Any) -> RunConfig:
     """The preset's values, then ``dataset_layer(preset, dataset)``'s, then a config file's (nested), then
     ``overrides`` (fields, part tables, or :data:`LEGACY_KEYS`); ``None`` anywhere = "not given". The preset
-    is the argument, else the file's, else ``default``; a file's :data:`OUTPUT_SETTINGS` are ignored here.
-    """
+    is the argument, else the file's, else ``default``; a file's :data:`OUTPUT_SETTINGS` are ignored here."""
     file_values = {k: v for k, v in (file_values or {}).items() if k not in OUTPUT_SETTINGS}
     preset = preset or file_values.pop("preset", None) or "default"
     file_values.pop("preset", None)
@@ -571,8 +567,7 @@ def _check_layer(cls: type, values: Mapping[str, Any], *, source: str, path: str
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Settings from a TOML, YAML or JSON file (or a ``run.json``'s ``config``), nested as RunConfig is, types
-    checked so a mistake names the file. May also set ``out``, ``cache_dir``, ``quiet`` and ``overwrite``.
-    """
+    checked so a mistake names the file. May also set ``out``, ``cache_dir``, ``quiet`` and ``overwrite``."""
     path = Path(path)
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
         raise UserError(f"--config {path}: expected a .toml, .yaml, .yml or .json file")

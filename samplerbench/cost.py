@@ -63,8 +63,7 @@ def _sdpa_flops(inputs: list[Any], outputs: list[Any]) -> int:
 
 def _attention_block_flops(query: list[int], key: list[int]) -> int:
     """Multi-head attention with its in/out projections, as the unfused ``nn.MultiheadAttention`` traces it:
-    four ``E×E`` projections per token plus ``2·B·L·S·E`` for Q·Kᵀ and attn·V.
-    """
+    four ``E×E`` projections per token plus ``2·B·L·S·E`` for Q·Kᵀ and attn·V."""
     width, query_length, key_length = query[-1], query[-2], key[-2]
     projections = (2 * prod(query[:-1]) + 2 * prod(key[:-1])) * width * width
     return projections + 2 * prod(query[:-2]) * query_length * key_length * width
@@ -103,8 +102,7 @@ def flop_analysis(model: nn.Module, inputs: tuple) -> FlopCountAnalysis:
 
 def count_gflops(model: nn.Module, inputs: tuple) -> float:
     """GFLOPs (1e9 multiply-adds) of one forward pass of ``model(*inputs)``, traced under ``torch.no_grad``;
-    the model's train/eval mode is left as it is.
-    """
+    the model's train/eval mode is left as it is."""
     with torch.no_grad():
         return flop_analysis(model, inputs).total() / 1e9
 
@@ -112,8 +110,7 @@ def count_gflops(model: nn.Module, inputs: tuple) -> float:
 @functools.cache
 def backbone_gflops(name: str, resolution: int) -> float:
     """Per-frame GFLOPs of ``torchvision.models.get_model(name)`` in eval mode at batch 1 on a ``resolution``² frame
-    (cached: the trace takes seconds).
-    """
+    (cached: the trace takes seconds)."""
     model = torchvision.models.get_model(name, weights=None).eval()
     return count_gflops(model, (torch.zeros(1, 3, resolution, resolution),))
 
@@ -128,8 +125,7 @@ def video_gflops(
 ) -> float:
     """GFLOPs per video of a sampler pipeline: ``T·FEM + head + K·recognizer``.
 
-    Dense recognition is ``fem_per_frame=0, head=0, budget=frames``.
-    """
+    Dense recognition is ``fem_per_frame=0, head=0, budget=frames``."""
     return frames * fem_per_frame + head + budget * rec_per_frame
 
 
@@ -137,8 +133,7 @@ def pipeline_gflops(sampler: Any, *, frames: int, budget: int, rec: tuple[str, i
     """GFLOPs per video of ``sampler`` (read through its class flags) keeping ``budget`` of ``frames`` frames,
     with the recognizer and FEM ``(architecture, resolution)``, via :func:`video_gflops`.
 
-    The oracle (``uses_labels_at_eval``) runs the recognizer on all T frames and reuses those logits: no FEM.
-    """
+    The oracle (``uses_labels_at_eval``) runs the recognizer on all T frames and reuses those logits: no FEM."""
     rec_per_frame = backbone_gflops(*rec)
     scan = backbone_gflops(*fem) if sampler.uses_fem else 0.0
     kept = frames if sampler.keeps_all else budget
@@ -196,8 +191,7 @@ def measure_throughput(
 ) -> Timing:
     """Times ``fn`` (each call processes ``items_per_call`` items) after ``warmup`` untimed calls, until at least
     ``min_iters`` calls and ``min_seconds``, as a :class:`Timing`. CUDA is synchronised after every call; runs under
-    ``torch.inference_mode``. ``clock`` is for tests (``torch.utils.benchmark.Timer`` would pin torch to one thread).
-    """
+    ``torch.inference_mode``. ``clock`` is for tests (``torch.utils.benchmark.Timer`` would pin torch to one thread)."""
     durations: list[float] = []
     with torch.inference_mode():
         for _ in range(warmup):

@@ -6,8 +6,7 @@ pool (a dead worker costs one video, never the run); readable files are decoded 
 a fallback to the isolated pool if one dies (:mod:`samplerbench.workers`). :func:`decode_stream` yields
 videos one at a time for the frame store (:mod:`samplerbench.store`); unreadable videos are reported as
 ``(video_id, path, reason)``, never dropped silently. decord first, PyAV as fallback; frame folders
-(:class:`~samplerbench.datasets.base.FrameFolder`) take the same path, their JPEGs decoded on the run's device.
-"""
+(:class:`~samplerbench.datasets.base.FrameFolder`) take the same path, their JPEGs decoded on the run's device."""
 
 from __future__ import annotations
 
@@ -86,8 +85,7 @@ def resize_crop(frames: torch.Tensor, *, short_side: int, crop: int) -> torch.Te
     """Resize the shorter side to ``short_side`` (antialiased), then centre-crop to ``crop × crop``.
 
     Accepts ``[N, H, W, 3]`` (decoders' layout) or ``[N, 3, H, W]``; channels-last is assumed when the last
-    dimension is 3 and the second is not. Returns uint8 ``[N, 3, crop, crop]``.
-    """
+    dimension is 3 and the second is not. Returns uint8 ``[N, 3, crop, crop]``."""
     if frames.shape[-1] == 3 and frames.shape[1] != 3:
         frames = frames.permute(0, 3, 1, 2)
     out = TF.resize(frames.contiguous(), size=[short_side], antialias=True)
@@ -140,8 +138,7 @@ def _probe_folder(folder: FrameFolder) -> tuple[int, float] | str:
 def probe(source: Source | str) -> tuple[int, float] | str:
     """``(frame count, fps)`` of a video or frame folder, or a human-readable reason why it cannot be read.
 
-    Opens the file in *this* process: call it through :func:`probe_many` unless the file is known good.
-    """
+    Opens the file in *this* process: call it through :func:`probe_many` unless the file is known good."""
     if isinstance(source, FrameFolder):
         return _probe_folder(source)
     path = Path(source)
@@ -231,8 +228,7 @@ def decode_clip(source: Source | str, indices: np.ndarray, *, short_side: int, c
                 device: str = "cpu") -> torch.Tensor:
     """Frames ``indices`` (any order, repeats allowed) of ``source`` as uint8 ``[len(indices), 3, crop, crop]``.
     A video is decoded on the CPU (decord, then PyAV; :class:`DecodeError` when both fail); a frame folder by
-    :func:`decode_frames` on ``device``.
-    """
+    :func:`decode_frames` on ``device``."""
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
     if isinstance(source, FrameFolder):
         out = decode_frames(source, unique, short_side=short_side, crop=crop, device=device)
@@ -260,8 +256,7 @@ def _make_pool(workers: int) -> ProcessPoolExecutor:
 
 def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> list[Any]:
     """``[fn(*job) for job in jobs]``, each call in a worker process; a call whose worker died yields :data:`CRASHED`.
-    After a death the unfinished calls rerun one at a time, so a second death points at exactly one file.
-    """
+    After a death the unfinished calls rerun one at a time, so a second death points at exactly one file."""
     results: list[Any] = [None] * len(jobs)
     done = [False] * len(jobs)
     with progress(total=len(jobs), desc=desc, unit="video") as bar:
@@ -315,8 +310,7 @@ class _Jobs(Dataset):
 
 def _stream_loader(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int, desc: str) -> Iterator[Any]:
     """``fn(*job) for job in jobs`` through DataLoader workers, in order (numpy arrays come back as tensors); if a
-    worker dies, the undelivered jobs go through :func:`_run_isolated`.
-    """
+    worker dies, the undelivered jobs go through :func:`_run_isolated`."""
     loader = DataLoader(_Jobs(fn, jobs), batch_size=None, num_workers=workers, multiprocessing_context=context(),
                         worker_init_fn=init_worker)
     delivered = 0
@@ -408,8 +402,7 @@ def decode_stream(
 ) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
     """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order (``result``
     is the reason when unreadable). Test: one view of segment centres; train: ``views`` shifts seeded by
-    ``(seed, video_id)``. ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs.
-    """
+    ``(seed, video_id)``. ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs."""
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train,

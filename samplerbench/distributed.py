@@ -2,8 +2,7 @@
 
 :func:`session` turns torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` into a process group (NCCL on CUDA,
 gloo on CPU). Without ``WORLD_SIZE`` every helper answers as a world of one. How the stages split work
-between ranks is described in :mod:`samplerbench.pipeline`; only rank 0 writes the cache and the results.
-"""
+between ranks is described in :mod:`samplerbench.pipeline`; only rank 0 writes the cache and the results."""
 
 from __future__ import annotations
 
@@ -69,8 +68,7 @@ def session(device: str) -> Iterator[str]:
     """Join torchrun's process group for the duration of a run; yields the device this process uses.
 
     Under torchrun each process takes the GPU of its ``LOCAL_RANK`` (``cuda`` → ``cuda:<LOCAL_RANK>``), so
-    ``--device cuda:N`` means "CUDA" there. Outside torchrun ``device`` comes back unchanged.
-    """
+    ``--device cuda:N`` means "CUDA" there. Outside torchrun ``device`` comes back unchanged."""
     if "WORLD_SIZE" not in os.environ:
         yield device
         return
@@ -158,8 +156,7 @@ class GlobalDraws(TorchDispatchMode):
 
     ``bernoulli_`` and ``native_dropout`` are drawn at the global batch's shape from a generator seeded alike on
     every rank, and rank ``r`` keeps rows ``r, r + W, ...``. On CPU masks match one process exactly; on CUDA only
-    in distribution (fused kernel). Any other seeded op raises.
-    """
+    in distribution (fused kernel). Any other seeded op raises."""
 
     def __init__(self, samples: int, *, rank: int, world: int) -> None:
         super().__init__()
@@ -226,8 +223,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where SyncBatchNorm cannot run.
 
     Two differentiable all-reduces (sum and count, then squared deviations): the two-pass variance of one
-    process, not ``E[x²] - E[x]²``, which loses digits when the mean is large.
-    """
+    process, not ``E[x²] - E[x]²``, which loses digits when the mean is large."""
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
@@ -251,8 +247,7 @@ def wrap(module: nn.Module, *, device: str) -> nn.Module:
     """``module`` in DistributedDataParallel when there are several processes (else itself).
 
     BatchNorm is converted to cover the global batch (SyncBatchNorm on CUDA, :class:`GlobalBatchNorm2d` in
-    place on CPU). ``static_graph`` lets DDP cope with parameters a loss never uses (NSNet "w/o NS").
-    """
+    place on CPU). ``static_graph`` lets DDP cope with parameters a loss never uses (NSNet "w/o NS")."""
     if world_size() == 1:
         return module
     if device.startswith("cuda"):

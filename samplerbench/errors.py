@@ -29,8 +29,7 @@ _REMEDIES = {
 def environment_error(exc: BaseException, path: Path | str | None = None, *,
                       action: str = "write") -> UserError | None:
     """The one-line :class:`UserError` for a disk-full, read-only or permission fault met while trying to ``action``
-    ``path``, or ``None``; the fault may be ``exc`` or an OSError in its cause/context chain (torch.save wraps it).
-    """
+    ``path``, or ``None``; the fault may be ``exc`` or an OSError in its cause/context chain (torch.save wraps it)."""
     while exc is not None and not (isinstance(exc, OSError) and exc.errno in _REMEDIES):
         exc = exc.__cause__ or exc.__context__
     if exc is None:

@@ -1,6 +1,5 @@
 """Scoring a selection: mAP, top-1, hit@3, salient-hit rate, computed exactly from the cached per-frame recognizer
-outputs (:func:`~samplerbench.metrics.video_scores`) without running the recognizer again.
-"""
+outputs (:func:`~samplerbench.metrics.video_scores`) without running the recognizer again."""
 
 from __future__ import annotations
 

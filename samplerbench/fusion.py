@@ -6,8 +6,7 @@ score, ties to the lower frame index.
 
 Scale: ``sv`` is a softmax over T (values shrink as 1/T), so fusions that mix *values* (``add``, ``max``,
 ``join``, ``mul``) first divide it by its per-video maximum (:func:`normalise_attention`): ratios are kept and
-a flat attention becomes all ones, "no preference". Rank-based fusions are scale-free.
-"""
+a flat attention becomes all ones, "no preference". Rank-based fusions are scale-free."""
 
 from __future__ import annotations
 
@@ -55,8 +54,7 @@ def smallest_sorted(key: Tensor, k: int) -> Tensor:
 
 def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
     """The 2T scores of both branches in one list, sorted descending; the first K distinct frames met (the same
-    frames as ``max``). Ties go to the lower frame index, then to ``sf``.
-    """
+    frames as ``max``). Ties go to the lower frame index, then to ``sf``."""
     b, t = sf.shape
     interleaved = torch.stack((sf, normalise_attention(sv)), dim=2).reshape(b, 2 * t)
     first_seen = ranks(interleaved).view(b, t, 2).amin(dim=2)
@@ -67,8 +65,7 @@ def intersection(sf: Tensor, sv: Tensor, k: int) -> Tensor:
     """Frames in both branches' top-L lists, growing L one list at a time until K frames agree.
 
     We read the supplementary's I(K+i') as the intersection of the grown prefixes (π^f, then π^v, by turns):
-    a frame is kept only when both branches rank it high, and the result has exactly K frames.
-    """
+    a frame is kept only when both branches rank it high, and the result has exactly K frames."""
     need_f = (ranks(sf) - k + 1).clamp_min(0)
     need_v = (ranks(sv) - k + 1).clamp_min(0)
     entry_step = torch.maximum(2 * need_f - 1, 2 * need_v).clamp_min(0)
@@ -79,8 +76,7 @@ def union_quotas(k: int, alpha: float) -> tuple[int, int, str | None]:
     """``(⌈Kα⌉, ⌈K(1-α)⌉, branch that gives back a frame on overflow or None)``.
 
     On overflow the surplus goes to the branch with the larger remainder (largest-remainder apportionment);
-    a tie keeps π^f's frame.
-    """
+    a tie keeps π^f's frame."""
     share_f = round(k * alpha, 9)  # 5 * 0.6 must be 3, not 3.0000000000000004
     kf, kv = math.ceil(share_f), math.ceil(round(k - share_f, 9))
     if kf + kv <= k:
@@ -91,8 +87,7 @@ def union_quotas(k: int, alpha: float) -> tuple[int, int, str | None]:
 
 def union(sf: Tensor, sv: Tensor, k: int, *, alpha: float = 0.6) -> Tensor:
     """⌈Kα⌉ top frames of π^f ∪ ⌈K(1-α)⌉ top frames of π^v, filled up to K from π^f in order; on overflow one
-    branch gives back its last quota frame (:func:`union_quotas`).
-    """
+    branch gives back its last quota frame (:func:`union_quotas`)."""
     rank_f, rank_v = ranks(sf), ranks(sv)
     kf, kv, gives_back = union_quotas(k, alpha)
     in_f, in_v = rank_f < kf, rank_v < kv
@@ -129,8 +124,7 @@ def check_fusion(fusion: str) -> None:
 
 def fuse_select(sf: Tensor, sv: Tensor, k: int, *, fusion: str, alpha: float = 0.6) -> Tensor:
     """Select K of T frames per video from the two branches' scores: ``[B, T] x 2 -> [B, K]``. ``alpha`` weighs
-    π^f against π^v in ``add`` and ``union`` only; ``fs`` / ``vg`` are the single branches.
-    """
+    π^f against π^v in ``add`` and ``union`` only; ``fs`` / ``vg`` are the single branches."""
     check_fusion(fusion)
     if sf.shape != sv.shape or sf.dim() != 2:
         raise ValueError(f"sf and sv must both be [B, T]; got {tuple(sf.shape)} and {tuple(sv.shape)}")

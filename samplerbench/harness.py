@@ -1,6 +1,5 @@
 """The generic harness: scores any set of samplers on one dataset (metrics, GFLOPs, cached throughput,
-paired CIs) through an :class:`Evaluator`; knows no particular sampler (:mod:`samplerbench.paper` builds on it).
-"""
+paired CIs) through an :class:`Evaluator`; knows no particular sampler (:mod:`samplerbench.paper` builds on it)."""
 
 from __future__ import annotations
 
@@ -96,8 +95,7 @@ class Evaluator:
 
     def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
         """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos (with
-        ``successors``: mgsampler's frame pairs and motion); cached per CPU, since decoding runs there.
-        """
+        ``successors``: mgsampler's frame pairs and motion); cached per CPU, since decoding runs there."""
         cfg, val = self.cfg, self.pipe.split("val")
         cpu = machine_name("cpu")
         key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
@@ -298,8 +296,7 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
 
 def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
     """Why this dataset's scores would be degenerate, one line each (none if sound), from the decoded ``train`` and
-    ``val`` targets: fewer than two validation classes, classes without validation or training videos.
-    """
+    ``val`` targets: fewer than two validation classes, classes without validation or training videos."""
     def named(columns: np.ndarray) -> str:
         shown = ", ".join(repr(classes[c]) for c in columns[:5])
         return shown + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")

@@ -3,8 +3,7 @@
 A video goes through exactly what the benchmark does to a validation video (probing, decoding, FEM,
 :class:`~samplerbench.samplers.FrameBank`), so a checkpoint selects the frames it was scored on. Output is
 one object per video (:mod:`samplerbench.selection_json`); unreadable videos are reported as
-``{"video": ..., "skipped": reason}`` instead of stopping the others.
-"""
+``{"video": ..., "skipped": reason}`` instead of stopping the others."""
 
 from __future__ import annotations
 
@@ -51,8 +50,7 @@ class TrainedSampler:
 
     def select_videos(self, videos: Sequence[Path | str], k: int, *, top5: bool = False) -> list[dict]:
         """K of the T pre-sampled frames of every video, in the order given, as JSON-ready dicts
-        (:func:`~samplerbench.selection_json.video_selection`, plus ``"top5"`` when asked); ``dense`` keeps all T.
-        """
+        (:func:`~samplerbench.selection_json.video_selection`, plus ``"top5"`` when asked); ``dense`` keeps all T."""
         check_budget(k, self.frames)
         paths = [Path(v) for v in videos]
         probed = probe_many(paths)

@@ -2,8 +2,7 @@
 
 Score matrices are ``[N videos, C classes]``, targets the matching multi-hot ``{0, 1}`` arrays; classes
 without a positive are skipped. :func:`mean_average_precision` is scikit-learn's (non-interpolated) AP, the
-headline number; :func:`mean_average_precision_anet` is the ActivityNet evaluator's interpolated AP.
-"""
+headline number; :func:`mean_average_precision_anet` is the ActivityNet evaluator's interpolated AP."""
 
 from __future__ import annotations
 
@@ -47,8 +46,7 @@ def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mea
     ``"mean_softmax"`` (default, the protocol of every committed result): the mean of the frames' softmax.
     ``"mean_logits"``: the softmax of their mean logit (AR-Net, SCSampler). ``"max_features"``: ``head``
     (weight ``[C, F]``, bias ``[C]``) on the element-wise max of ``frame_feats`` ``[B, T, F]`` (OCSampler).
-    The softmax runs in float32 so that half-precision caches keep small probabilities.
-    """
+    The softmax runs in float32 so that half-precision caches keep small probabilities."""
     check_aggregation(aggregation)
     if aggregation == "max_features":
         if frame_feats is None or head is None:
@@ -64,8 +62,7 @@ def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mea
 
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Exact scikit-learn AP ``[C]`` in ``[0, 1]`` of every class of ``scores``/``targets`` ``[N, C]`` at once
-    (tied scores credited at the end of their tie group, as sklearn); NaN for classes without a positive.
-    """
+    (tied scores credited at the end of their tie group, as sklearn); NaN for classes without a positive."""
     scores = np.asarray(scores)
     n, c = scores.shape
     order = np.argsort(-scores, axis=0, kind="stable")
@@ -88,15 +85,13 @@ def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.n
 
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     """Mean over classes with at least one positive of sklearn's one-vs-rest average precision, in percent
-    (exact, ties included, vectorised).
-    """
+    (exact, ties included, vectorised)."""
     return float(np.nanmean(per_class_average_precision(scores, targets)) * 100.0)
 
 
 def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
     """VOC-style interpolated AP from ``precision`` and ``recall`` after each prediction (by decreasing score): a port
-    of ``interpolated_prec_rec`` of the official ActivityNet evaluator; never below sklearn's AP.
-    """
+    of ``interpolated_prec_rec`` of the official ActivityNet evaluator; never below sklearn's AP."""
     mprec = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
     mrec = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
     mprec = np.maximum.accumulate(mprec[::-1])[::-1]
@@ -106,8 +101,7 @@ def anet_interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
 
 def anet_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     """Interpolated AP in ``[0, 1]`` of one class (``scores``, binary ``targets`` ``[N]``, at least one positive) as
-    the ActivityNet evaluator computes it, but ranked by a *stable* sort so that ties are reproducible.
-    """
+    the ActivityNet evaluator computes it, but ranked by a *stable* sort so that ties are reproducible."""
     order = np.argsort(-np.asarray(scores), kind="stable")
     hits = np.asarray(targets, dtype=np.float64)[order]
     true_positives = np.cumsum(hits)
@@ -130,8 +124,7 @@ def top1_accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
 
 def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
     """Percent of videos with a label among their ``k`` highest-scoring classes (ties to the lower class index;
-    a video without labels is a miss).
-    """
+    a video without labels is a miss)."""
     scores, targets = np.asarray(scores), np.asarray(targets)
     top_k = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     hits = np.take_along_axis(targets, top_k, axis=1).any(axis=1)
@@ -140,8 +133,7 @@ def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
 
 def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
     """Percent of the selected frames ``index`` ``[B, K]`` inside an annotated segment (``salient`` ``[B, T]``);
-    NaN when no frame is salient. Videos without segments count as misses, so the denominator is ``B·K``.
-    """
+    NaN when no frame is salient. Videos without segments count as misses, so the denominator is ``B·K``."""
     if not salient.any():
         return float("nan")
     hits = torch.gather(salient.bool(), 1, index.long())
@@ -151,8 +143,7 @@ def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
 def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
     """Percent of frames whose top class is one of their video's labels, over frames inside annotated segments
     (every frame when none is annotated); ``frame_logits`` ``[B, T, C]``, multi-hot ``targets`` ``[B, C]``,
-    ``salient`` ``[B, T]``. A diagnostic of a frame classifier, not of a sampler.
-    """
+    ``salient`` ``[B, T]``. A diagnostic of a frame classifier, not of a sampler."""
     mask = salient.bool() if salient.any() else torch.ones_like(salient, dtype=torch.bool)
     best = frame_logits.argmax(dim=2)  # [B, T]
     hits = torch.gather(targets > 0, 1, best)  # [B, T]: the frame's top class is a label of its video
@@ -161,8 +152,7 @@ def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
 
 def label_agreement(predicted: Tensor, salient: Tensor) -> tuple[float, float]:
     """(precision, recall) in percent of binary frame labels ``predicted`` against the annotated ``salient``
-    mask, both ``[B, T]``; NaN when nothing is annotated (precision also when nothing is predicted).
-    """
+    mask, both ``[B, T]``; NaN when nothing is annotated (precision also when nothing is predicted)."""
     truth = salient.bool()
     if not truth.any():
         return float("nan"), float("nan")
@@ -191,8 +181,7 @@ EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
 def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor, class_ap: np.ndarray,
                       classes: tuple[str, ...]) -> dict:
     """Mean per-video (min-max normalised) saliency of each variant for an easy, a middle and a hard class by
-    NSNet's per-class AP ``class_ap``, each curve EMA-smoothed (0.8) as in the paper's Fig. 1.
-    """
+    NSNet's per-class AP ``class_ap``, each curve EMA-smoothed (0.8) as in the paper's Fig. 1."""
     ranked = [c for c in np.argsort(-np.nan_to_num(class_ap, nan=-1.0)) if not np.isnan(class_ap[c])]
     picks = {"easy": ranked[0], "middle": ranked[len(ranked) // 2], "hard": ranked[-1]}
     out = {}

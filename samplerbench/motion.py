@@ -2,8 +2,7 @@
 
 Follows ``generate_img_diff.py`` of MCG-NJU/MGSampler: OpenCV's integer-rounded ``RGB2GRAY``, then
 scikit-image's uint8 SSIM defaults (7 × 7 uniform window, K1 = 0.01, K2 = 0.03, sample covariances, mean over
-pixels at least 3 from the border). Frames smaller than 7 pixels use the largest odd window that fits.
-"""
+pixels at least 3 from the border). Frames smaller than 7 pixels use the largest odd window that fits."""
 
 from __future__ import annotations
 

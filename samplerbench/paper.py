@@ -1,6 +1,5 @@
 """The NSNet paper's ablations (Tables 1–4, Fig. 1) beside its ActivityNet figures, built on
-:mod:`samplerbench.harness` and the public sampler API alone. A run without NSNet writes none of these.
-"""
+:mod:`samplerbench.harness` and the public sampler API alone. A run without NSNet writes none of these."""
 
 from __future__ import annotations
 

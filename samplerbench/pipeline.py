@@ -4,8 +4,7 @@ Every stage result is stored in the :class:`~samplerbench.cache.StageCache` unde
 config and its inputs' keys, and memoised in the process. Decoded frames live in the frame store
 (:mod:`samplerbench.store`). Under torchrun (:mod:`samplerbench.distributed`) every rank runs the same stages
 in the same order: decoding and feature extraction take one block of shards per rank (gathered back in
-record order), training runs in DistributedDataParallel, and only rank 0 writes the cache.
-"""
+record order), training runs in DistributedDataParallel, and only rank 0 writes the cache."""
 
 from __future__ import annotations
 
@@ -117,8 +116,7 @@ class Pipeline:
 
         Under torchrun rank 0 decides hit or miss for every rank (a rank loading while another computes would hang
         in the collectives); ``compute`` runs on every rank and must return the same value. An entry that does not
-        load is a miss (:meth:`StageCache.load`).
-        """
+        load is a miss (:meth:`StageCache.load`)."""
         path = self.cache.path(stage, key)
         with self.log.stage(label) as st:
             value = self.cache.load(stage, key) if distributed.is_main() else None
@@ -190,8 +188,7 @@ class Pipeline:
 
     def _decode(self, subset: str) -> Split:
         """The split's frame store, decoded (or completed) first where needed: rank 0 verifies checksums and moves
-        failing shards aside; each rank decodes the unfinished shards of its block, so a killed run resumes.
-        """
+        failing shards aside; each rank decodes the unfinished shards of its block, so a killed run resumes."""
         cfg, data = self.cfg, self.index()
         records = data.split(subset)
         params = self._decode_params(subset)
@@ -231,8 +228,7 @@ class Pipeline:
     def motion(self, subset: str) -> Tensor:
         """``[N, T]`` MGSampler motion of every row (:func:`~samplerbench.decode.motion_stream`), its own
         stage keyed by the decode key. A video whose successors cannot be read gets zeros (evenly spread
-        frames), with a warning.
-        """
+        frames), with a warning."""
         return self._once(("motion", subset), lambda: self._motion(subset))
 
     def _motion(self, subset: str) -> Tensor:
@@ -376,8 +372,7 @@ class Pipeline:
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
         """A fitted sampler and its evaluation bank. ``fields`` are the sampler's constructor fields for this variant;
         they win over the run's ``sampling.options``. Values equal to the constructor's defaults are dropped first,
-        so ``nsnet(guiding="prototype")`` and ``nsnet()`` share one cache key.
-        """
+        so ``nsnet(guiding="prototype")`` and ``nsnet()`` share one cache key."""
         params = constructor_fields(get_sampler_class(name))
 
         def non_default(values: dict) -> dict:

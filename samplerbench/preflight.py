@@ -3,8 +3,7 @@ cache folders take files. Each failure is one :class:`~samplerbench.errors.UserE
 
 Memory rule: a run holds ``rows × T × (features + classes) × itemsize`` bytes per trained network (rows: val
 videos plus training views), on every process of a node under torchrun. That is a lower bound, so a run is
-refused only when even it exceeds the memory available; the message gives the largest T that fits.
-"""
+refused only when even it exceeds the memory available; the message gives the largest T that fits."""
 
 from __future__ import annotations
 

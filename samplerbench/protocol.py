@@ -2,8 +2,7 @@
 
 Per split: videos annotated, kept by ``--video-list``, found, read, missing and unreadable (with reasons);
 the label map; T, budgets, resolutions; frame picking and timing; both mAP definitions. :func:`protocol_card`
-builds it (pure); :mod:`samplerbench.report` writes it to ``run.json``, ``main.md`` and ``labels.csv``.
-"""
+builds it (pure); :mod:`samplerbench.report` writes it to ``run.json``, ``main.md`` and ``labels.csv``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Writing a run's results: ``summary.csv``, Markdown tables, ``run.json``, ``skipped.csv`` and the plots.
 
 Every number comes from the rows :mod:`samplerbench.run` computed; every table opens with the run's provenance
-and the FLOP convention.
-"""
+and the FLOP convention."""
 
 from __future__ import annotations
 
@@ -250,8 +249,7 @@ def row_label(row: dict) -> str:
 
 def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
     """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values. A column ``col`` with a CI
-    (:func:`samplerbench.harness.add_reference_intervals`) prints as "col % [95% CI]" plus its ``col_delta*``.
-    """
+    (:func:`samplerbench.harness.add_reference_intervals`) prints as "col % [95% CI]" plus its ``col_delta*``."""
     ci_columns = [k for k in rows[0] if f"{k}_lo" in rows[0]] if rows else []
     derived = {f"{k}_{suffix}" for k in ci_columns for suffix in ("lo", "hi", "delta", "delta_lo", "delta_hi")}
     reference = next((row_label(r) for r in rows if r.get("reference")), None)
@@ -339,8 +337,7 @@ def write_selections(folder: Path, selections: dict[tuple[str, int], torch.Tenso
                      video_ids: list[str], probed: dict[str, tuple[int, float] | str], t: int) -> list[str]:
     """``selections/<sampler>_K<k>.json``: the ``samplerbench select`` object of every val video in record ``order``
     (unreadable ones as ``{"video", "skipped"}``). ``selections``: kept positions ``[N, K]`` of the rows
-    ``video_ids``; ``probed``: each video's ``(frame count, fps)`` or skip reason.
-    """
+    ``video_ids``; ``probed``: each video's ``(frame count, fps)`` or skip reason."""
     row = {vid: i for i, vid in enumerate(video_ids)}
     written = []
     for (sampler, k), index in selections.items():
@@ -360,8 +357,7 @@ def _write_text(path: Path, text: str) -> None:
 def write_all(folder: Path, result: RunResult) -> None:
     """Write every result file of ``result`` into ``folder`` (the run folder or its staging folder, see
     :mod:`samplerbench.runfolder`), and nothing else. A smoke test's tables say so first and print no paper
-    figures (:func:`printed_rows`).
-    """
+    figures (:func:`printed_rows`)."""
     cfg, data, reading, protocol = result.cfg, result.data, result.reading, result.protocol
     folder.mkdir(parents=True, exist_ok=True)
     header = table_header(cfg, result.machine, result.warnings)

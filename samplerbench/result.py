@@ -28,8 +28,7 @@ class RunResult:
 
     ``main``: the samplers × budgets rows; ``decode``: the decoding cost behind their end-to-end column;
     ``reading``: the note every NSNet table carries; ``stages``: the stage log's records (a live list);
-    ``predictions``/``selections``: for ``--export-predictions``/``--export-selections``.
-    """
+    ``predictions``/``selections``: for ``--export-predictions``/``--export-selections``."""
 
     cfg: RunConfig
     data: DatasetIndex

@@ -1,8 +1,7 @@
 """A whole benchmark run, top to bottom: data, models, every sampler at every budget, the ablation tables.
 
 Read this file to know what a number in ``results/`` means; every stage it calls is cached (see
-:mod:`samplerbench.pipeline`), so an identical re-run only re-reads the cache and rewrites the tables.
-"""
+:mod:`samplerbench.pipeline`), so an identical re-run only re-reads the cache and rewrites the tables."""
 
 from __future__ import annotations
 
@@ -45,8 +44,7 @@ from samplerbench.stagelog import StageLog, progress_bars, warn
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, overwrite: bool = False) -> Path:
     """Run the benchmark described by ``cfg``; returns its run folder under ``out``
     (:func:`samplerbench.runfolder.run_folder`, subject to :func:`samplerbench.runfolder.check` unless ``overwrite``).
-    ``quiet``: no stage lines or progress bars (ranks other than 0 are always quiet).
-    """
+    ``quiet``: no stage lines or progress bars (ranks other than 0 are always quiet)."""
     quiet = quiet or not distributed.is_main()
     with progress_bars(not quiet):
         return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet), overwrite=overwrite)

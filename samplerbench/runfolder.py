@@ -3,8 +3,7 @@
 The ``default`` preset writes ``<out>/<dataset>/``, any other ``<out>/<dataset>-<preset>/``. A folder holds
 one run, named by its ``run.json``; a run of another identity (:data:`IDENTITY`) or unaccounted files are
 refused unless ``overwrite`` (:func:`check`). Files are staged beside the folder and moved in, ``run.json``
-last; then the earlier run's files not rewritten are removed. Other files (``seeds.md`` from ``compare``) stay.
-"""
+last; then the earlier run's files not rewritten are removed. Other files (``seeds.md`` from ``compare``) stay."""
 
 from __future__ import annotations
 
@@ -96,8 +95,7 @@ def _earlier_files(folder: Path) -> set[str]:
 
 def publish(staging: Path, folder: Path) -> None:
     """Move every file under ``staging`` into ``folder`` (``run.json`` last), then remove the earlier run's files
-    not replaced and emptied subfolders. A staged hard link to the file it replaces stays in ``staging``.
-    """
+    not replaced and emptied subfolders. A staged hard link to the file it replaces stays in ``staging``."""
     earlier = _earlier_files(folder)
     new = sorted((p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()),
                  key=lambda name: name == "run.json")
@@ -117,8 +115,7 @@ def publish(staging: Path, folder: Path) -> None:
 @contextlib.contextmanager
 def staged(folder: Path, cfg: RunConfig, *, overwrite: bool) -> Iterator[Path]:
     """A fresh, empty folder beside ``folder`` for a run's files; on success they replace the earlier run's in
-    ``folder`` (:func:`publish`), and the staging folder is always removed. ``folder`` is re-checked first.
-    """
+    ``folder`` (:func:`publish`), and the staging folder is always removed. ``folder`` is re-checked first."""
     check(folder, cfg, overwrite=overwrite)
     with environment_faults(folder.parent):
         folder.parent.mkdir(parents=True, exist_ok=True)

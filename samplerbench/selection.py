@@ -1,6 +1,5 @@
 """The two rules every selection obeys, shared by the samplers and the fusion functions (kept free of
-``samplerbench.samplers`` imports to avoid an import cycle through NSNet).
-"""
+``samplerbench.samplers`` imports to avoid an import cycle through NSNet)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 A readable video gives ``{"video", "num_frames", "fps", "T", "K", "positions", "frame_indices", "times_s"}``:
 ``positions`` among the T pre-sampled frames, ``frame_indices`` in the video's numbering, ``times_s`` their
 display-interval centres (:func:`~samplerbench.timeline.frame_times`), rounded to 0.1 ms. An unreadable video
-gives ``{"video", "skipped": reason}``. In a video shorter than T the indices repeat (non-decreasing).
-"""
+gives ``{"video", "skipped": reason}``. In a video shorter than T the indices repeat (non-decreasing)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ restoring the best epoch's weights; the schedule spans ``max_epochs``, so stoppi
 
 Under torchrun the ranks' batches together are exactly the single-process batch (``DistributedSampler``,
 global dropout draws: :func:`~samplerbench.distributed.global_draws`), and held-out sums are gathered so every
-rank stops at the same epoch.
-"""
+rank stops at the same epoch."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ def soft_targets(labels: Tensor) -> Tensor:
 def heldout_videos(video_ids: Sequence[str], *, fraction: float, seed: int) -> Tensor:
     """``[N]`` bool: the rows of the held-out videos, ``round(fraction · V)`` of the V distinct videos (at least 1,
     never all; none when V < 2), chosen by a seeded hash of the id: the same in every process and row order,
-    with all rows of a video on one side.
-    """
+    with all rows of a video on one side."""
     videos = sorted(set(video_ids), key=lambda v: hashlib.sha256(f"{seed}:{v}".encode()).hexdigest())
     count = min(max(1, round(fraction * len(videos))), len(videos) - 1)
     held = set(videos[:count])

@@ -29,8 +29,7 @@ def progress_bars(enabled: bool) -> Iterator[None]:
 
 def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar that vanishes when done, unless :func:`progress_bars` turned them off. Plain ``tqdm``:
-    ``tqdm.auto`` would start a DataLoader's workers twice.
-    """
+    ``tqdm.auto`` would start a DataLoader's workers twice."""
     return tqdm(iterable, leave=False, disable=not _BARS.get(), **kwargs)
 
 

@@ -6,8 +6,7 @@ interval of a *difference* much narrower than two independent intervals.
 Intervals are *basic* (reverse-percentile): ``[2θ - q_hi, 2θ - q_lo]``. The surprising fact: the plain
 percentile interval sits *above* the point, because mAP is biased upward on small samples and a resample
 has fewer distinct positives still; the basic interval subtracts that bias once (reduced, not removed;
-tests/test_stats.py simulates the coverage). Bounds are clipped to [0, 100], [-100, 100] for differences.
-"""
+tests/test_stats.py simulates the coverage). Bounds are clipped to [0, 100], [-100, 100] for differences."""
 
 from __future__ import annotations
 
@@ -73,8 +72,7 @@ def _resampled_metric(
 
 def basic_interval(draws: np.ndarray, point: float, level: float, *, low: float, high: float) -> tuple[float, float]:
     """The basic bootstrap interval ``[2·point - q_hi, 2·point - q_lo]`` at coverage ``level`` (``q``: percentiles of
-    ``draws``, NaN ignored), clipped to ``[low, high]``.
-    """
+    ``draws``, NaN ignored), clipped to ``[low, high]``."""
     tail = (1.0 - level) / 2.0 * 100.0
     q_lo, q_hi = np.nanpercentile(draws, [tail, 100.0 - tail])
     return float(np.clip(2 * point - q_hi, low, high)), float(np.clip(2 * point - q_lo, low, high))

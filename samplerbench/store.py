@@ -112,8 +112,7 @@ def shard_done(root: Path, index: int) -> bool:
 
 class ShardWriter:
     """Writes one shard as its videos arrive; nothing is visible under the shard's name before :meth:`close`,
-    and an exception inside the ``with`` block leaves no shard.
-    """
+    and an exception inside the ``with`` block leaves no shard."""
 
     def __init__(self, root: Path, index: int, *, frame_shape: tuple[int, int, int, int]) -> None:
         self.root = Path(root)

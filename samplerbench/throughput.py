@@ -2,8 +2,7 @@
 
 :func:`sampler_throughput` times FEM (on T frames, if read) + selection + recognizer (on K); decoding is timed
 apart (:func:`decode_timing`) and :func:`end_to_end_rate` adds the two. On CUDA: bf16 autocast, channels_last,
-every call synchronised.
-"""
+every call synchronised."""
 
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ def sampler_throughput(
     compile_model: bool = False,
 ) -> Timing:
     """Timing of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call);
-    ``motion`` ``[B, T]`` for samplers that read it. The sampler is moved to ``device``.
-    """
+    ``motion`` ``[B, T]`` for samplers that read it. The sampler is moved to ``device``."""
     dev = torch.device(device)
     sampler.to(dev)
     rec, autocast, _ = fast_path(recognizer.to(dev).eval(), device, compile_model=compile_model)
@@ -63,8 +61,7 @@ def sampler_throughput(
 
 def decoded_frames(sampler: Sampler, *, t: int, k: int) -> int:
     """Frames per video a pipeline must decode: 2T for motion (mgsampler), T when anything reads every pre-sampled
-    frame, else only the K kept (uniform, random).
-    """
+    frame, else only the K kept (uniform, random)."""
     if sampler.needs_motion:
         return 2 * t
     reads_all = sampler.keeps_all or sampler.uses_fem or sampler.uses_labels_at_eval
@@ -81,8 +78,7 @@ def decode_timing(
     min_seconds: float = MIN_TIMED_SECONDS,
 ) -> Timing:
     """Seconds per video to decode ``frames`` segment-centre frames as the decode stage does, over ``videos``
-    ``(path, frame count)`` (with ``successors``: mgsampler's frame pairs and motion), until ``min_seconds``.
-    """
+    ``(path, frame count)`` (with ``successors``: mgsampler's frame pairs and motion), until ``min_seconds``."""
     order = itertools.cycle(videos)
 
     def step() -> None:

@@ -1,8 +1,7 @@
 """Which frames of a video a run reads, and when they are shown: pure rules on frame counts and rates.
 
 The decoder, the protocol card and the exported selections all follow these, so a frame index or a
-timestamp means the same thing everywhere.
-"""
+timestamp means the same thing everywhere."""
 
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | Non
     temporal random shift) of each of ``t`` equal segments of ``[0, num_frames)``.
 
     A video shorter than ``t`` repeats its frames in place (3 frames, t=8: ``0 0 0 1 1 2 2 2``), so indices stay
-    non-decreasing.
-    """
+    non-decreasing."""
     if num_frames < 1 or t < 1:
         raise ValueError(f"need num_frames >= 1 and t >= 1, got {num_frames}, {t}")
     i = np.arange(t, dtype=np.int64)
@@ -37,8 +35,7 @@ def presample_indices(num_frames: int, t: int, *, rng: np.random.Generator | Non
 
 def frame_times(indices: np.ndarray, fps: float) -> np.ndarray:
     """Timestamp of each frame index, in seconds, at the centre of its display interval (so a frame is salient
-    when most of its interval is annotated).
-    """
+    when most of its interval is annotated)."""
     return (np.asarray(indices, dtype=np.float64) + 0.5) / fps
 
 

@@ -1,6 +1,5 @@
 """Worker processes of a run: the decoding pool and the DataLoaders that read the frame store. Workers fork
-from a ``forkserver`` with torch preloaded, run one intra-op thread each and die with the run.
-"""
+from a ``forkserver`` with torch preloaded, run one intra-op thread each and die with the run."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ def _die_with_main() -> None:
 
     Surprise: under forkserver a worker's parent is the fork server, which ends only when every copy of its
     "alive" pipe closes; so the worker closes its copy and arms Linux's parent-death signal. A thread watching
-    the main process's sentinel covers other platforms and a death before the signal was armed.
-    """
+    the main process's sentinel covers other platforms and a death before the signal was armed."""
     main = multiprocessing.parent_process()
     if main is None:
         return

@@ -3,8 +3,7 @@
 A sampler sees T uniformly pre-sampled frames of a video through a :class:`FrameBank` and keeps K. Labels
 and recognizer outputs are in the bank on the training split only, except for samplers that declare
 ``uses_labels_at_eval`` (the oracle upper bound). Registration mirrors torchvision's ``register_model``;
-other packages register through the entry-point group ``samplerbench.samplers``.
-"""
+other packages register through the entry-point group ``samplerbench.samplers``."""
 
 from __future__ import annotations
 
@@ -78,8 +77,7 @@ class Sampler(abc.ABC):
 
     Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless overridden. Every sampler
     is a keyword-only dataclass whose init fields are its options (:func:`constructor_fields`). Both methods
-    create every tensor on the bank's device and return their result there.
-    """
+    create every tensor on the bank's device and return their result there."""
 
     name: ClassVar[str]
     trainable: ClassVar[bool] = False
@@ -142,8 +140,7 @@ def register_sampler(name: str) -> Callable[[S], S]:
 
 def _load_entry_points() -> None:
     """Import third-party samplers once (their ``@register_sampler`` runs); an undecorated Sampler class an entry
-    point names is registered under the entry point's name.
-    """
+    point names is registered under the entry point's name."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
@@ -192,8 +189,7 @@ def field_values(sampler: Sampler) -> dict[str, Any]:
 def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` for sampler ``name``, checked against its init fields and types
     (:func:`~samplerbench.config.option_fields`) and by building the sampler; returns the conformed options, else a
-    one-line :class:`UserError` naming sampler and field.
-    """
+    one-line :class:`UserError` naming sampler and field."""
     cls = get_sampler_class(name)
     where = f"sampling.options.{name}"
     out = option_fields(cls, options, where=where, exclude=RUN_FIELDS)

@@ -1,8 +1,7 @@
 """Guiding saliency scores: how useful each training frame is to the recognizer (supplementary A.1, B.1).
 
 NSNet turns them into NS pseudo labels; the oracle selects with them. Multi-label videos take the max over
-their classes; temporal-shift rows count as separate videos.
-"""
+their classes; temporal-shift rows count as separate videos."""
 
 from __future__ import annotations
 
@@ -31,8 +30,7 @@ def class_prototypes(rec_logits: Tensor, rec_feats: Tensor, labels: Tensor, *, e
     ⌈ε·m⌉ (at least 1) of the m frames predicted as c, by confidence on c.
 
     Where the paper is silent: a class with no correctly predicted frame uses all its videos' frames (top ⌈ε·T⌉);
-    a class with no training video gets a zero prototype (flat guiding score).
-    """
+    a class with no training video gets a zero prototype (flat guiding score)."""
     if not 0.0 < eps <= 1.0:
         raise UserError(f"prototype eps={eps} must lie in (0, 1]")
     c = rec_logits.shape[2]
@@ -110,8 +108,7 @@ def ns_pseudo_labels(
     """Salient (1) / non-salient (0) labels ``[N, T]`` from a guiding score; the paper leaves the rule open.
 
     ``"minmax"`` (default): per-video min-max normalise, salient where ≥ ``threshold`` (a flat row is all salient).
-    ``"topk"``: the top ⌈``ratio``·T⌉ frames of each video.
-    """
+    ``"topk"``: the top ⌈``ratio``·T⌉ frames of each video."""
     check_choice("pseudo-label rule", rule, PSEUDO_RULES)
     if rule == "minmax":
         low = guiding.amin(dim=1, keepdim=True)

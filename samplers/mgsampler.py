@@ -5,8 +5,7 @@ Motion (``FrameBank.motion``) is 1 − SSIM between each pre-sampled frame and t
 quantile (j + 0.5)/K the frame with the nearest cumulative motion is kept.
 
 Differences from the original: candidates are the T pre-sampled frames; a static video is weighted uniformly;
-two quantiles nearest to one frame are moved apart so the K frames are distinct.
-"""
+two quantiles nearest to one frame are moved apart so the K frames are distinct."""
 
 from __future__ import annotations
 
@@ -50,8 +49,7 @@ def quantile_indices(motion: Tensor, k: int) -> Tensor:
 @dataclasses.dataclass(kw_only=True, eq=False)
 class MGSampler(Sampler):
     """Motion-guided sampling; ``scores`` is the per-frame motion (for plots), ``select`` the quantile rule.
-    ``frame_size``: (H, W) the motion is measured on, for :meth:`gflops`.
-    """
+    ``frame_size``: (H, W) the motion is measured on, for :meth:`gflops`."""
 
     needs_motion = True
     frame_size: tuple[int, int] | None = None

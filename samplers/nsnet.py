@@ -13,8 +13,7 @@
 target, loss weights, heads/layers, encoder dropout, positional encoding, multi-label targets, ``no_ns``,
 temporal shift) each choice is a constructor field; the README lists them. Non-obvious details: the
 complementary weights come from the attention before dropout, so they sum to exactly 1; with T = 1 the
-non-salient term is dropped; ``scores`` is the ``add`` fusion whatever fusion ``select`` uses.
-"""
+non-salient term is dropped; ``scores`` is the ``add`` fusion whatever fusion ``select`` uses."""
 
 from __future__ import annotations
 
@@ -98,8 +97,7 @@ NON_SALIENT: tuple[str, ...] = ("background", "uniform", "none")  # targets of t
 @dataclasses.dataclass(kw_only=True, eq=False)
 class NSNetSampler(TrainableSampler):
     """NSNet with its two branches fused by ``fusion`` (index union, α = 0.6, by default). ``d``: the encoder's
-    width (features projected to it) or ``"fem"`` (the FEM's own width, no projection).
-    """
+    width (features projected to it) or ``"fem"`` (the FEM's own width, no projection)."""
 
     d: int | str = 128
     heads: int = 4

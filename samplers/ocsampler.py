@@ -9,8 +9,7 @@ else the drawn order's. Test: the K most probable frames, in temporal order.
 
 Differences from the code: the reward uses the suite's aggregation of cached logits; one policy is trained
 at ``train_budget`` (the run's main budget); the optimiser is the suite's (:mod:`.training`); the FEM is
-frozen, so there is no TSM temporal shift.
-"""
+frozen, so there is no TSM temporal shift."""
 
 from __future__ import annotations
 

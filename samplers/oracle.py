@@ -1,8 +1,7 @@
 """The oracle, "Guid." in the paper: selects by the guiding saliency score computed with the ground truth.
 
 It reads labels of the *evaluation* videos, so it is an upper bound, not a deployable sampler. ``fit``
-computes the class prototypes exactly as NSNet does, so both see the same guiding score.
-"""
+computes the class prototypes exactly as NSNet does, so both see the same guiding score."""
 
 from __future__ import annotations
 

@@ -15,8 +15,7 @@ from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
 @dataclasses.dataclass(kw_only=True, eq=False)
 class RandomSampler(Sampler):
     """Training-free. Each video's draw is seeded by ``seed`` and its id (else its bank position), so a video gets
-    the same frames whatever made the bank; draws are made on the CPU (a CUDA generator would differ).
-    """
+    the same frames whatever made the bank; draws are made on the CPU (a CUDA generator would differ)."""
 
     seed: int = 0
 

@@ -3,8 +3,7 @@
 Light model: standardised FEM features → dropout 0.5 → linear to C logits per frame. ``loss="ce"``:
 cross-entropy of the logits averaged over T; ``loss="rank"``: pairwise margin ranking loss ordered by the
 recognizer's ground-truth-class logits. Saliency: the frame's largest light logit; the top K are kept.
-Multi-label: ce uses the normalised multi-hot target, rank the pairs of every ground-truth class.
-"""
+Multi-label: ce uses the normalised multi-hot target, rank the pairs of every ground-truth class."""
 
 from __future__ import annotations
 

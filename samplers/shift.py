@@ -2,8 +2,7 @@
 
 :func:`shift_views` gives each epoch one row per video whose frame t is drawn, per segment, among the video's
 ``train_views`` decoded views (V^T combinations, not V). Draws come from a CPU generator seeded with
-``(seed, epoch)``, so every process and device make the same ones.
-"""
+``(seed, epoch)``, so every process and device make the same ones."""
 
 from __future__ import annotations
 

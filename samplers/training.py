@@ -3,8 +3,7 @@ shift, input standardisation, checkpoints.
 
 Every trainable sampler uses the paper's schedule (SGD, momentum 0.9, batch 64, lr 1e-2 decayed ×0.1 at 50/120
 and 75/120 of the epochs) under the suite's training rule (:mod:`samplerbench.sgd`), so a comparison between
-samplers is not one between optimisers.
-"""
+samplers is not one between optimisers."""
 
 from __future__ import annotations
 
@@ -76,8 +75,7 @@ def fit_sgd(
 ) -> Fit:
     """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by :func:`~samplerbench.sgd.train_epochs`,
     stopped early on the mean ``loss_fn(net, *batch)`` of the ``heldout`` rows; random numbers a loss needs must be
-    among its tensors.
-    """
+    among its tensors."""
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
     optimiser = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
@@ -101,8 +99,7 @@ def fit_sgd(
 
 class Standardize(nn.Module):
     """Per-channel standardisation with statistics of the training frames, kept as buffers (not a LayerNorm: a
-    frame's overall activation level carries saliency).
-    """
+    frame's overall activation level carries saliency)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -123,8 +120,7 @@ class TrainableSampler(Sampler):
     """A sampler whose network is trained by :func:`~samplerbench.sgd.train_epochs`, ``holdout_fraction`` of the
     videos held out for early stopping. Subclasses implement :meth:`build_net`, :meth:`prepare`,
     :meth:`training_tensors` and :meth:`training_loss`; ``fit`` is deterministic given ``seed`` and leaves the
-    caller's random state alone. ``temporal_shift``: see :mod:`.shift`.
-    """
+    caller's random state alone. ``temporal_shift``: see :mod:`.shift`."""
 
     trainable = True
     uses_fem = True
