@@ -1,12 +1,10 @@
-"""Decode stage: T uniformly pre-sampled frames per video, resized and centre-cropped.
+"""Decode stage: T uniformly pre-sampled frames per video (:mod:`samplerbench.timeline`), resized and centre-cropped.
 
-Indices come from :mod:`samplerbench.timeline` (train-time shifts reproducible from ``(seed, video_id)``).
 decord can abort the whole process on a corrupt file, so every file is first probed in an isolated process
-pool (a dead worker costs one video, never the run); readable files are decoded by DataLoader workers, with
-a fallback to the isolated pool if one dies (:mod:`samplerbench.workers`). :func:`decode_stream` yields
-videos one at a time for the frame store (:mod:`samplerbench.store`); unreadable videos are reported as
-``(video_id, path, reason)``, never dropped silently. decord first, PyAV as fallback; frame folders
-(:class:`~samplerbench.datasets.base.FrameFolder`) take the same path, their JPEGs decoded on the run's device."""
+pool (a dead worker costs one video, never the run); readable files are decoded by DataLoader workers
+(:mod:`samplerbench.workers`). :func:`decode_stream` yields videos one at a time for :mod:`samplerbench.store`;
+unreadable videos are reported as ``(video_id, path, reason)``. decord first, PyAV as fallback; frame folders
+take the same path, their JPEGs decoded on the run's device."""
 
 from __future__ import annotations
 

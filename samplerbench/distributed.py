@@ -65,10 +65,8 @@ def is_main() -> bool:
 
 @contextlib.contextmanager
 def session(device: str) -> Iterator[str]:
-    """Join torchrun's process group for the duration of a run; yields the device this process uses.
-
-    Under torchrun each process takes the GPU of its ``LOCAL_RANK`` (``cuda`` → ``cuda:<LOCAL_RANK>``), so
-    ``--device cuda:N`` means "CUDA" there. Outside torchrun ``device`` comes back unchanged."""
+    """Join torchrun's process group for the duration of a run; yields the device this process uses: under
+    torchrun ``cuda`` (or ``cuda:N``) becomes ``cuda:<LOCAL_RANK>``, elsewhere ``device`` comes back unchanged."""
     if "WORLD_SIZE" not in os.environ:
         yield device
         return

@@ -130,9 +130,8 @@ class Evaluator:
 
 @dataclasses.dataclass
 class BankEvaluator(Evaluator):
-    """A run on a frame bank (``--dataset bank``): no frames and no known backbones, so the cost columns cover
-    the samplers alone: GFLOPs of each sampler's head on T FEM features, and videos/s of its selection on the
-    bank's FEM features (:func:`~samplerbench.throughput.head_throughput`); nothing is decoded."""
+    """A run on a frame bank (``--dataset bank``): nothing is decoded and the backbones are unknown, so the cost
+    columns cover the samplers' heads alone (:func:`~samplerbench.throughput.head_throughput`)."""
 
     decodes = False
 
@@ -153,10 +152,9 @@ class BankEvaluator(Evaluator):
 
 
 def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
-    """What a run on a frame bank leaves out, one line each, for the tables' headers and run.json; a
-    :class:`UserError` where it cannot run at all: T other than the bank's is checked by the caller, a sampler
-    named with ``--sampler`` that reads motion (made from decoded frames) or ``max_features`` (the recognizer's
-    head) here. Samplers that read motion, taken from the default list, are left out of ``names`` in place."""
+    """What a run on a frame bank leaves out, one line each, for the tables and run.json; a :class:`UserError` for
+    a ``--sampler`` that needs decoded frames (motion) or the recognizer's head (``max_features``). Default-list
+    samplers that read motion are removed from ``names`` in place."""
     motion = [n for n in names if get_sampler_class(n).needs_motion]
     if motion and cfg.sampling.samplers:
         raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "

@@ -1,9 +1,7 @@
 """Inference: a trained sampler choosing frames of new videos (:func:`load_sampler`; ``samplerbench select``).
 
-A video goes through exactly what the benchmark does to a validation video (probing, decoding, FEM,
-:class:`~samplerbench.samplers.FrameBank`), so a checkpoint selects the frames it was scored on. Output is
-one object per video (:mod:`samplerbench.selection_json`); unreadable videos are reported as
-``{"video": ..., "skipped": reason}`` instead of stopping the others."""
+Videos go through exactly what the benchmark does to a validation video, so a checkpoint selects the frames it
+was scored on; output as in :mod:`samplerbench.selection_json`, unreadable videos reported, not fatal."""
 
 from __future__ import annotations
 

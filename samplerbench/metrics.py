@@ -29,9 +29,7 @@ def check_aggregation(name: str) -> None:
 
 
 def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
-    """Rows ``index`` ``[B, K]`` of ``per_frame`` ``[B, T, X]``: ``[B, K, X]``. One ``index_select`` on the
-    flattened ``[B·T, X]`` tensor copies whole rows and is about twice as fast as ``torch.gather`` through an
-    index expanded over X, which matters when every sampler × budget of a run is scored from the cache."""
+    """Rows ``index`` ``[B, K]`` of ``per_frame`` ``[B, T, X]``: ``[B, K, X]``, by one flat ``index_select``."""
     videos, frames, width = per_frame.shape
     offsets = torch.arange(videos, device=index.device).unsqueeze(1) * frames
     rows = (index.long() + offsets).flatten()
@@ -141,9 +139,8 @@ def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
 
 
 def frame_top1(frame_logits: Tensor, targets: Tensor, salient: Tensor) -> float:
-    """Percent of frames whose top class is one of their video's labels, over frames inside annotated segments
-    (every frame when none is annotated); ``frame_logits`` ``[B, T, C]``, multi-hot ``targets`` ``[B, C]``,
-    ``salient`` ``[B, T]``. A diagnostic of a frame classifier, not of a sampler."""
+    """Percent of salient frames (every frame when none is annotated) whose top class is one of their video's
+    labels: a diagnostic of a frame classifier, not of a sampler. Shapes as in :func:`video_scores`."""
     mask = salient.bool() if salient.any() else torch.ones_like(salient, dtype=torch.bool)
     best = frame_logits.argmax(dim=2)  # [B, T]
     hits = torch.gather(targets > 0, 1, best)  # [B, T]: the frame's top class is a label of its video
