@@ -7,7 +7,8 @@ restoring the best epoch's weights; the schedule spans ``max_epochs``, so stoppi
 
 Under torchrun the ranks' batches together are exactly the single-process batch (``DistributedSampler``,
 global dropout draws: :func:`~samplerbench.distributed.global_draws`), and held-out sums are gathered so every
-rank stops at the same epoch."""
+rank stops at the same epoch. When the row count is not a multiple of the world size, ``DistributedSampler``
+repeats the first rows of the permutation to even out the ranks, so W > 1 then sees a few rows twice."""
 
 from __future__ import annotations
 
