@@ -204,29 +204,21 @@ def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None
 Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, constructor fields)
 
 
-def selections(b: Evaluator, entries: list[Entry]) -> dict[tuple[str, int], Tensor]:
-    """The val positions ``[N, K]`` each main-table sampler keeps at each budget, for ``--export-selections``.
-    The oracle is left out: it picks with the labels and this run's recognizer, so its frames are no upper
-    bound for any other recognizer (and ``samplerbench select`` refuses it likewise)."""
-    out = {}
-    for label, name, fields in entries:
-        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
-        if not sampler.uses_labels_at_eval:
-            for k in [b.cfg.data.frames] if sampler.keeps_all else b.cfg.sampling.budgets:
-                out[(label, k)] = sampler.select(bank, k)
-    return out
-
-
-def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dict, list[dict]]:
+def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dict, dict, list[dict]]:
     """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. Returns the rows,
-    the scores, and the decoding cost behind the end-to-end figures (one row per frame count)."""
+    the val scores and the val positions ``[N, K]`` kept (for ``--export-selections``; not the oracle's, which picks
+    with the labels and this run's recognizer, no upper bound for any other recognizer) by (label, K), and the
+    decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
-    rows, scores, successors = [], {}, {}
+    rows, scores, selected, successors = [], {}, {}, {}
     for label, name, fields in entries:
         sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
         for k in [cfg.data.frames] if sampler.keeps_all else cfg.sampling.budgets:
-            ev = b.evaluate(sampler, bank, k)
+            index = sampler.select(bank, k)
+            ev = b.score(index)
             scores[(label, k)] = ev.scores
+            if not sampler.uses_labels_at_eval:
+                selected[(label, k)] = index
             decoded = decoded_frames(sampler, t=cfg.data.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
@@ -238,7 +230,7 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dic
     add_speedups(rows, {n: t.seconds for n, t in decode.items()})
     decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
                         timed_decodes=t.iterations) for n, t in decode.items()]
-    return rows, scores, decode_rows
+    return rows, scores, selected, decode_rows
 
 
 def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:

@@ -26,7 +26,6 @@ from samplerbench.harness import (
     dataset_warnings,
     machine_name,
     main_comparison,
-    selections,
     skip_notices,
 )
 from samplerbench.metrics import check_aggregation, pareto_flags
@@ -86,7 +85,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                                                           machine=machine_name(cfg.device))
 
     entries = paper.main_entries(names)
-    rows, scores, decode = main_comparison(evaluator, entries)
+    rows, scores, selected, decode = main_comparison(evaluator, entries)
     add_confidence_intervals(evaluator, rows, scores)
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
@@ -98,7 +97,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     exported = None
     if cfg.report.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
-        exported = dict(selections=selections(evaluator, entries), order=[r.video_id for r in data.split("val")],
+        exported = dict(selections=selected, order=[r.video_id for r in data.split("val")],
                         video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.data.frames)
     if not distributed.is_main():
         return folder

@@ -56,7 +56,7 @@ class FrameBank:
 
     def take(self, rows: Tensor) -> FrameBank:
         """The bank of the rows ``rows`` selects (indices, or a ``[B]`` bool mask), every field alike."""
-        index = torch.arange(self.batch_size)[rows]
+        index = torch.arange(self.batch_size, device=rows.device)[rows]
         values = {name: value[index.to(value.device)] for name in (*FRAME_FIELDS, "labels")
                   if (value := getattr(self, name)) is not None}
         ids = self.video_ids and tuple(self.video_ids[i] for i in index.tolist())
