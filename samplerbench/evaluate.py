@@ -4,6 +4,7 @@ outputs (:func:`~samplerbench.metrics.video_scores`) without running the recogni
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from torch import Tensor
@@ -20,9 +21,10 @@ from samplerbench.metrics import (
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """The metrics of one (sampler, K) and the per-video scores the bootstrap resamples."""
+    """The metrics of one (sampler, K) and the per-video scores the bootstrap resamples: one selection's, or the
+    metrics averaged over several fits with their scores stacked (:func:`combine_fits`)."""
 
-    scores: np.ndarray  # [N, C] video scores
+    scores: np.ndarray  # [N, C] video scores, or [F, N, C]: one per fit
     mAP: float
     mAP_anet: float
     top1: float
@@ -48,3 +50,13 @@ def evaluate_selection(index: Tensor, *, logits: Tensor, targets: Tensor, salien
         hit3=hit_at_k(scores, y, k=3),
         salient_hit_rate=salient_hit_rate(salient, index),
     )
+
+
+def combine_fits(evaluations: Sequence[Evaluation]) -> Evaluation:
+    """The evaluations of several fits of one sampler as one: each metric the mean over fits, the scores stacked
+    ``[F, N, C]`` (what :func:`~samplerbench.stats.paired_bootstrap` resamples fit by fit); one fit stays as it is."""
+    if len(evaluations) == 1:
+        return evaluations[0]
+    names = [f.name for f in dataclasses.fields(Evaluation) if f.name != "scores"]
+    means = {name: float(np.mean([getattr(e, name) for e in evaluations])) for name in names}
+    return Evaluation(scores=np.stack([e.scores for e in evaluations]), **means)

@@ -85,6 +85,13 @@ def union_quotas(k: int, alpha: float) -> tuple[int, int, str | None]:
     return kf, kv, ("v" if remainder_f >= 0.5 else "f")
 
 
+def union_effective_alpha(k: int, alpha: float) -> float:
+    """The share of K that union's quota gives π^f when the branches' top frames do not overlap: ``alpha`` itself
+    only where Kα is whole (K = 4, α = 0.6 takes 2 + 2 frames: 0.5)."""
+    kf, _, gives_back = union_quotas(k, alpha)
+    return (kf - (gives_back == "f")) / k
+
+
 def union(sf: Tensor, sv: Tensor, k: int, *, alpha: float = 0.6) -> Tensor:
     """⌈Kα⌉ top frames of π^f ∪ ⌈K(1-α)⌉ top frames of π^v, filled up to K from π^f in order; on overflow one
     branch gives back its last quota frame (:func:`union_quotas`)."""

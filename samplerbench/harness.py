@@ -18,7 +18,7 @@ from samplerbench.config import RunConfig
 from samplerbench.cost import MIN_TIMED_SECONDS, Timing, pipeline_gflops
 from samplerbench.decode import probe
 from samplerbench.errors import UserError
-from samplerbench.evaluate import Evaluation, evaluate_selection
+from samplerbench.evaluate import Evaluation, combine_fits, evaluate_selection
 from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.samplers import Sampler, get_sampler_class
 from samplerbench.stats import paired_bootstrap
@@ -60,6 +60,11 @@ class Evaluator:
 
     def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
         return self.score(sampler.select(bank, k), rec=rec)
+
+    def evaluate_fits(self, samplers: list[Sampler], bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
+        """Every fit of one sampler variant (:meth:`~samplerbench.pipeline.Pipeline.fits`) scored and combined
+        (:func:`~samplerbench.evaluate.combine_fits`)."""
+        return combine_fits([self.evaluate(s, bank, k, rec=rec) for s in samplers])
 
     def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
         """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
@@ -205,24 +210,27 @@ Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, 
 
 
 def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dict, dict, list[dict]]:
-    """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. Returns the rows,
-    the val scores and the val positions ``[N, K]`` kept (for ``--export-selections``; not the oracle's, which picks
-    with the labels and this run's recognizer, no upper bound for any other recognizer) by (label, K), and the
-    decoding cost behind the end-to-end figures (one row per frame count)."""
+    """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. A sampler trained by
+    SGD is scored over its fits (metrics averaged; scores ``[F, N, C]``); cost and selections are its first fit's.
+    Returns the rows, the val scores and the val positions ``[N, K]`` kept (for ``--export-selections``; not the
+    oracle's, which picks with the labels and this run's recognizer, no upper bound for any other recognizer) by
+    (label, K), and the decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
     rows, scores, selected, successors = [], {}, {}, {}
     for label, name, fields in entries:
-        sampler, bank = b.pipe.sampler(name, fem=b.fem, rec=b.rec, **fields)
+        fits, bank = b.pipe.fits(name, fem=b.fem, rec=b.rec, **fields)
+        sampler = fits[0]
         for k in [cfg.data.frames] if sampler.keeps_all else cfg.sampling.budgets:
-            index = sampler.select(bank, k)
-            ev = b.score(index)
+            indices = [s.select(bank, k) for s in fits]
+            index = indices[0]
+            ev = combine_fits([b.score(i) for i in indices])
             scores[(label, k)] = ev.scores
             if not sampler.uses_labels_at_eval:
                 selected[(label, k)] = index
             decoded = decoded_frames(sampler, t=cfg.data.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
             rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
-                             **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
+                             fits=len(fits), **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
                              reads_labels=sampler.uses_labels_at_eval,
                              **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
     decode = {n: b.decode_cost(n, successors=successors[n])
@@ -248,21 +256,21 @@ def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> No
             for r in rows:
                 if r["budget_K"] == k:
                     st = stats[r["sampler"]]
-                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], dmAP_vs_uniform=st.get("diff"),
-                             dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
+                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], mAP_fit_std=st.get("fit_std"),
+                             dmAP_vs_uniform=st.get("diff"), dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
 
 
 def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
                             reference: int | None) -> list[dict]:
-    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``) and,
-    if ``reference`` (a row index) is given, the paired difference from that row (``col_delta``, ``col_delta_lo``,
-    ``col_delta_hi``; that row marked ``reference: True``). ``scores[i]``: column -> row ``i``'s ``[N, C]`` val scores.
-    """
+    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``), its
+    std over fits (``col_std``, ``None`` for one fit) and, if ``reference`` (a row index) is given, the paired
+    difference from that row (``col_delta``, ``col_delta_lo``, ``col_delta_hi``; that row marked ``reference:
+    True``). ``scores[i]``: column -> row ``i``'s val scores, ``[N, C]`` or ``[F, N, C]`` for F fits."""
     for col in scores[0]:
         stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
         for i, r in enumerate(rows):
             st = stats[str(i)]
-            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"]})
+            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"], f"{col}_std": st.get("fit_std")})
             if "diff" in st:
                 r.update({f"{col}_delta": st["diff"], f"{col}_delta_lo": st["diff_lo"],
                           f"{col}_delta_hi": st["diff_hi"]})

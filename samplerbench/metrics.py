@@ -6,8 +6,11 @@ headline number; :func:`mean_average_precision_anet` is the ActivityNet evaluato
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+import scipy.stats
 import torch
 from torch import Tensor
 
@@ -173,15 +176,47 @@ def pareto_flags(rows: list[dict], metric: str = "mAP") -> list[bool]:
 
 
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing
+REFERENCE_SALIENCY = "Guid."  # the variant Fig. 1's rank correlations are taken against
+
+
+def zero_phase_ema(values: np.ndarray, weight: float = EMA_WEIGHT) -> np.ndarray:
+    """The mean of a forward and a backward exponential moving average (``weight`` on the past, bias-corrected):
+    the paper's smoothing without the lag and the ramp from the first point that a one-way EMA draws."""
+    def ema(x: np.ndarray) -> np.ndarray:
+        return pd.Series(x).ewm(alpha=1 - weight, adjust=True).mean().to_numpy()
+
+    return (ema(values) + ema(values[::-1])[::-1]) / 2
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """``[N]`` Spearman's correlation of each row of ``a`` with the same row of ``b`` (``[N, T]`` each; tied values
+    share their mean rank); NaN where a row is constant."""
+    ra = scipy.stats.rankdata(a.float().numpy(), axis=1)
+    rb = scipy.stats.rankdata(b.float().numpy(), axis=1)
+    ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ra * rb).sum(axis=1) / np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
+
+
+def mean_interval(values: np.ndarray) -> dict[str, float]:
+    """Mean of ``values`` (NaN ignored) with its normal-approximation 95% interval and count."""
+    values = values[~np.isnan(values)]
+    mean = float(values.mean()) if len(values) else math.nan
+    half = 1.96 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "videos": len(values)}
 
 
 def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor, class_ap: np.ndarray,
                       classes: tuple[str, ...]) -> dict:
-    """Mean per-video (min-max normalised) saliency of each variant for an easy, a middle and a hard class by
-    NSNet's per-class AP ``class_ap``, each curve EMA-smoothed (0.8) as in the paper's Fig. 1."""
+    """The paper's Fig. 1 for an easy, a middle and a hard class by NSNet's per-class AP ``class_ap``: each
+    variant's mean per-video (min-max normalised) saliency over time, smoothed by :func:`zero_phase_ema`, and,
+    measured per video, each variant's rank correlation with :data:`REFERENCE_SALIENCY` averaged over the class's
+    videos (``rho``, with a 95% interval); ``"all"`` holds those correlations over every video."""
     ranked = [c for c in np.argsort(-np.nan_to_num(class_ap, nan=-1.0)) if not np.isnan(class_ap[c])]
     picks = {"easy": ranked[0], "middle": ranked[len(ranked) // 2], "hard": ranked[-1]}
-    out = {}
+    reference = scores[REFERENCE_SALIENCY]
+    rho = {v: rank_correlation(s, reference) for v, s in scores.items() if v != REFERENCE_SALIENCY}
+    out: dict = {}
     for level, c in picks.items():
         rows = targets[:, c] > 0
         curves = {}
@@ -189,6 +224,8 @@ def saliency_by_class(scores: dict[str, torch.Tensor], *, targets: torch.Tensor,
             s = s[rows].float()
             lo, hi = s.min(dim=1, keepdim=True).values, s.max(dim=1, keepdim=True).values
             mean = ((s - lo) / (hi - lo).clamp_min(1e-12)).mean(dim=0).numpy()
-            curves[variant] = pd.Series(mean).ewm(alpha=1 - EMA_WEIGHT, adjust=False).mean().tolist()
-        out[level] = {"class": classes[c], "ap": float(class_ap[c]) * 100.0, "curves": curves}  # %, as mAP is
+            curves[variant] = zero_phase_ema(mean).tolist()
+        out[level] = {"class": classes[c], "ap": float(class_ap[c]) * 100.0, "curves": curves,  # %, as mAP is
+                      "rho": {v: mean_interval(r[rows.numpy()]) for v, r in rho.items()}}
+    out["all"] = {"rho": {v: mean_interval(r) for v, r in rho.items()}}
     return out

@@ -92,6 +92,26 @@ def _file_fingerprint(record: VideoRecord) -> tuple:
     return (*key, record.frames.total_frames, record.frames.template, record.frames.start_index)
 
 
+FIT_SEED_STRIDE = 1_000_003  # fit i of a run with seed s trains with seed s + i · stride: distinct from every run's
+
+
+def fit_seed(seed: int, fit: int) -> int:
+    """The training seed of fit ``fit`` (0-based) of a sampler in a run with ``seed``; fit 0 uses ``seed`` itself."""
+    return seed + fit * FIT_SEED_STRIDE
+
+
+def sampler_batches(cfg: RunConfig, names: list[str]) -> list[int]:
+    """The training batch of each trainable sampler among ``names``: its ``batch_size`` option, else
+    ``sampling.batch``, else its own schedule's."""
+    batches = []
+    for name in names:
+        fields = constructor_fields(get_sampler_class(name))
+        if "batch_size" in fields:
+            option = cfg.sampling.options.get(name, {}).get("batch_size")
+            batches.append(option or cfg.sampling.batch or fields["batch_size"].default)
+    return batches
+
+
 class Pipeline:
     """Computes (or loads) each stage once."""
 
@@ -369,10 +389,11 @@ class Pipeline:
                              rec_feats=rec.val_feats if privileged else None, video_ids=tuple(val.video_ids))
         return train_bank, val_bank
 
-    def sampler(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[Sampler, FrameBank]:
+    def sampler(self, name: str, *, fem: Outputs, rec: Outputs, fit: int = 0, **fields) -> tuple[Sampler, FrameBank]:
         """A fitted sampler and its evaluation bank. ``fields`` are the sampler's constructor fields for this variant;
         they win over the run's ``sampling.options``. Values equal to the constructor's defaults are dropped first,
-        so ``nsnet(guiding="prototype")`` and ``nsnet()`` share one cache key."""
+        so ``nsnet(guiding="prototype")`` and ``nsnet()`` share one cache key. ``fit``: which of the variant's fits
+        (:meth:`fits`); fit 0 trains with the run's seed and is the one the run's checkpoints hold."""
         params = constructor_fields(get_sampler_class(name))
 
         def non_default(values: dict) -> dict:
@@ -380,20 +401,31 @@ class Pipeline:
 
         fields = non_default(fields)
         options = {k: v for k, v in non_default(self.options(name)).items() if k not in fields}
-        return self._once(("sampler", name, fem.key, rec.key, tuple(sorted((fields | options).items()))),
-                          lambda: self._fit(name, fem, rec, fields, options))
+        return self._once(("sampler", name, fem.key, rec.key, fit, tuple(sorted((fields | options).items()))),
+                          lambda: self._fit(name, fem, rec, fields, options, fit=fit))
+
+    def fits(self, name: str, *, fem: Outputs, rec: Outputs, **fields) -> tuple[list[Sampler], FrameBank]:
+        """Every fit of a sampler variant on the same cached features, and its evaluation bank: ``sampling.fits``
+        of a sampler trained by SGD (fit i with seed :func:`fit_seed`), one of any other (its fit is
+        deterministic)."""
+        first, bank = self.sampler(name, fem=fem, rec=rec, **fields)
+        count = self.cfg.sampling.fits if isinstance(first, TrainableSampler) else 1
+        return [first, *(self.sampler(name, fem=fem, rec=rec, fit=i, **fields)[0] for i in range(1, count))], bank
 
     def options(self, name: str) -> dict[str, Any]:
         """The run's ``sampling.options`` for sampler ``name``, checked against its constructor."""
         return check_options(name, self.cfg.sampling.options.get(name, {}))
 
-    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict) -> tuple[Sampler, FrameBank]:
+    def _fit(self, name: str, fem: Outputs, rec: Outputs, fields: dict, options: dict, *,
+             fit: int) -> tuple[Sampler, FrameBank]:
         cfg = self.cfg
         cls = get_sampler_class(name)
-        common = dict(seed=cfg.seed, epochs=cfg.sampling.epochs, patience=cfg.patience,
-                      holdout_fraction=cfg.holdout_fraction, batch_size=cfg.sampling.batch,
-                      lr=cfg.sampling.lr, device=cfg.device, frame_size=(cfg.recognizer.res, cfg.recognizer.res),
-                      train_budget=cfg.sampling.main_budget)
+        schedule = dict(epochs=cfg.sampling.epochs, batch_size=cfg.sampling.batch, lr=cfg.sampling.lr)
+        if cfg.sampling.early_stop:
+            schedule |= dict(early_stop=True, patience=cfg.patience, holdout_fraction=cfg.holdout_fraction)
+        common = dict(seed=fit_seed(cfg.seed, fit), device=cfg.device,
+                      frame_size=(cfg.recognizer.res, cfg.recognizer.res), train_budget=cfg.sampling.main_budget,
+                      **{k: v for k, v in schedule.items() if v is not None})
         accepted = constructor_fields(cls)
         kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
         sampler = cls(**kwargs)
@@ -402,15 +434,19 @@ class Pipeline:
             # every field, defaults included, so that a changed default never serves an old fit
             key = stage_key("sampler", name=name, fields=field_values(sampler), fem=fem.key, rec=rec.key,
                             code=source_hash(sys.modules[cls.__module__]))
-            label = name + "".join(f" {k}={v}" for k, v in (options | fields).items()) + f" ({fem.name}, {rec.name})"
+            label = (name + "".join(f" {k}={v}" for k, v in (options | fields).items())
+                     + (f" fit {fit + 1}" if fit else "") + f" ({fem.name}, {rec.name})")
 
-            def fit() -> dict:
+            def train() -> dict:
                 sampler.fit(train_bank)
                 return sampler.state_dict()
 
-            sgd = isinstance(sampler, TrainableSampler)  # the oracle's fit is prototypes, not epochs
-            sampler.load_state_dict(self.cached(
-                f"fit {label}", "sampler", key, fit,
-                summary=lambda state: Fit.from_state(state["training"]).summary() if sgd else {}))
-        self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
+            def summary(state: dict) -> dict:
+                if not isinstance(sampler, TrainableSampler):  # the oracle's fit is prototypes, not epochs
+                    return {}
+                return Fit.from_state(state["training"]).summary() | {"schedule": sampler.schedule().describe()}
+
+            sampler.load_state_dict(self.cached(f"fit {label}", "sampler", key, train, summary=summary))
+        if fit == 0:
+            self.fitted.append(Fitted(name=name, fields=fields, options=options, fem=fem, rec=rec, sampler=sampler))
         return sampler, val_bank

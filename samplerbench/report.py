@@ -35,7 +35,8 @@ from samplerbench.runfolder import slug
 from samplerbench.selection_json import dumps, video_selection
 
 SUMMARY_COLUMNS = [
-    "dataset", "sampler", "frames_T", "budget_K", "mAP", "mAP_lo", "mAP_hi", "dmAP_vs_uniform", "dmAP_lo",
+    "dataset", "sampler", "frames_T", "budget_K", "fits", "mAP", "mAP_fit_std", "mAP_lo", "mAP_hi", "dmAP_vs_uniform",
+    "dmAP_lo",
     "dmAP_hi", "mAP_anet", "top1", "hit3", "salient_hit_rate", "gflops_per_video", "videos_per_s", "timing_spread",
     "timed_iters", "speedup_vs_dense", "speedup_flops", "decoded_frames", "decode_s_per_video", "videos_per_s_e2e",
     "speedup_e2e_vs_dense", "pareto",
@@ -54,8 +55,17 @@ PAPER_CAVEAT = ("The paper (ActivityNet) columns are the NSNet paper's figures o
 # At the main budget, the rows the headline does not pick: the reference it is compared with, every frame,
 # and the upper bound that reads the labels.
 NOT_HEADLINE = ("uniform", "dense", "oracle")
-CI_NOTE = ("CIs: 95%, paired bootstrap over the val videos (every row scored on the same resamples), basic "
-           "(reverse-percentile) intervals.")
+def ci_note(fits: int) -> str:
+    """How the tables' intervals were made, for ``fits`` fits of each sampler trained by SGD."""
+    note = ("CIs: 95%, paired bootstrap over the val videos (every row scored on the same resamples), basic "
+            "(reverse-percentile) intervals.")
+    if fits > 1:
+        note += (f" A sampler trained by SGD is fitted {fits} times on the same features (training seeds apart): its "
+                 "score is their mean ± their std, and each resample also draws one of its fits, so its CI and Δ "
+                 "cover one fit's training randomness as well as the choice of val videos.")
+    return note
+
+
 RESOLVED_NOTE = ("✓ = resolved: the CI of Δ excludes 0, so the difference from the reference row holds beyond the "
                  "choice of val videos; an unmarked Δ is not resolved.")
 
@@ -127,10 +137,12 @@ def _num(value, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def _ci(point, lo, hi, digits: int = 1) -> str:
+def _ci(point, lo, hi, digits: int = 1, *, std=None) -> str:
+    """``point ± std [lo, hi]`` (no ``± std`` without one: a single fit)."""
     if point is None:
         return ""
-    return f"{point:.{digits}f} [{_num(lo, digits)}, {_num(hi, digits)}]"
+    spread = f" ± {std:.{digits}f}" if std is not None and not math.isnan(std) else ""
+    return f"{point:.{digits}f}{spread} [{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
 def _delta(point, lo, hi) -> str:
@@ -173,7 +185,7 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         {
             "sampler": r["sampler"],
             "K": r["budget_K"],
-            "mAP % [95% CI]": _ci(r["mAP"], r.get("mAP_lo"), r.get("mAP_hi")),
+            "mAP % ± fits' std [95% CI]": _ci(r["mAP"], r.get("mAP_lo"), r.get("mAP_hi"), std=r.get("mAP_fit_std")),
             "ΔmAP vs uniform [95% CI]": _delta(r.get("dmAP_vs_uniform"), r.get("dmAP_lo"), r.get("dmAP_hi")),
             "mAP (ANet) %": _num(r["mAP_anet"], 1),
             "top-1 %": _num(r["top1"], 1),
@@ -199,7 +211,7 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         + f"† = the batches' interquartile range exceeds {LARGE_SPREAD:.0%} of that median (`--remeasure` times "
         "again). Speed-ups are over dense; (FLOPs) is dense's GFLOPs over the row's. Empty where not measured (the "
         "oracle reads labels and is not deployable). Reference row of Δ: uniform at the same K. "
-        f"{CI_NOTE} {RESOLVED_NOTE} "
+        f"{ci_note(max(r.get('fits') or 1 for r in rows))} {RESOLVED_NOTE} "
         f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}) among the deployable samplers "
         "(the oracle, an upper bound, is never marked). Salient-hit is empty for datasets "
         "without temporal annotations.",
@@ -247,11 +259,12 @@ def row_label(row: dict) -> str:
     return " ".join(words)
 
 
-def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str:
+def simple_markdown(title: str, rows: list[dict], header: str, note: str, *, fits: int = 1) -> str:
     """An ablation table; ``paper_*`` columns are the NSNet paper's ActivityNet values. A column ``col`` with a CI
-    (:func:`samplerbench.harness.add_reference_intervals`) prints as "col % [95% CI]" plus its ``col_delta*``."""
+    (:func:`samplerbench.harness.add_reference_intervals`) prints as "col % [95% CI]" (with ``± col_std`` over
+    ``fits`` fits) plus its ``col_delta*``."""
     ci_columns = [k for k in rows[0] if f"{k}_lo" in rows[0]] if rows else []
-    derived = {f"{k}_{suffix}" for k in ci_columns for suffix in ("lo", "hi", "delta", "delta_lo", "delta_hi")}
+    derived = {f"{k}_{suffix}" for k in ci_columns for suffix in ("lo", "hi", "std", "delta", "delta_lo", "delta_hi")}
     reference = next((row_label(r) for r in rows if r.get("reference")), None)
 
     def cell(v):
@@ -267,28 +280,35 @@ def simple_markdown(title: str, rows: list[dict], header: str, note: str) -> str
             if k not in ci_columns:
                 out[k.replace("paper_", "paper (ActivityNet) ")] = cell(v)
                 continue
-            out[f"{k} % [95% CI]"] = _ci(v, r[f"{k}_lo"], r[f"{k}_hi"])
+            out[f"{k} % [95% CI]"] = _ci(v, r[f"{k}_lo"], r[f"{k}_hi"], std=r.get(f"{k}_std"))
             if reference is not None:
                 out[f"Δ{k} vs {reference} [95% CI]"] = _delta(r.get(f"{k}_delta"), r.get(f"{k}_delta_lo"),
                                                                r.get(f"{k}_delta_hi"))
         return out
 
     if ci_columns:
-        note += (f"\n\nReference row of Δ: {reference}, this run's own setting. {CI_NOTE} {RESOLVED_NOTE}"
-                 if reference is not None else f"\n\nNo row is this run's own setting, so no Δ is given. {CI_NOTE}")
+        note += (f"\n\nReference row of Δ: {reference}, this run's own setting. {ci_note(fits)} {RESOLVED_NOTE}"
+                 if reference is not None else f"\n\nNo row is this run's own setting, so no Δ is given. "
+                 f"{ci_note(fits)}")
     table = [cells(r) for r in rows]
     return "\n\n".join([f"# {title}", header, note, tabulate(table, headers="keys", tablefmt="github")]) + "\n"
 
 
 def plot_saliency(curves: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2), sharey=True)
-    for ax, (level, info) in zip(np.atleast_1d(axes), curves.items(), strict=True):
+    """Fig. 1: a panel per class of :func:`~samplerbench.metrics.saliency_by_class`, each variant's legend entry
+    with its mean per-video rank correlation to Guid. over the class's videos."""
+    panels = {level: info for level, info in curves.items() if "curves" in info}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), sharey=True)
+    for ax, (level, info) in zip(np.atleast_1d(axes), panels.items(), strict=True):
         for variant, ys in info["curves"].items():
-            ax.plot(np.linspace(0, 1, len(ys)), ys, label=variant)
+            rho = info["rho"].get(variant)
+            label = variant if rho is None else f"{variant} (ρ {rho['mean']:.2f} [{rho['lo']:.2f}, {rho['hi']:.2f}])"
+            ax.plot(np.linspace(0, 1, len(ys)), ys, label=label)
         ax.set_title(f"{level}: {info['class']} (NSNet AP {info['ap']:.1f})", fontsize=9)
         ax.set_xlabel("normalised time")
-    np.atleast_1d(axes)[0].set_ylabel(f"mean saliency (EMA {EMA_WEIGHT})")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+        ax.legend(fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel(f"mean saliency (zero-phase EMA {EMA_WEIGHT})")
+    fig.suptitle("ρ: per-video Spearman correlation with Guid., mean over the class's videos [95% CI]", fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
@@ -383,7 +403,8 @@ def write_all(folder: Path, result: RunResult) -> None:
     for table in tables:
         _write_text(folder / table.filename, simple_markdown(table.title, table.rows, header, table.note
                                                              + paper_caveat(cfg)
-                                                             + (f"\n\n{reading}" if reading else "")))
+                                                             + (f"\n\n{reading}" if reading else ""),
+                                                             fits=cfg.sampling.fits))
         written.append(table.filename)
     smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
     plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",

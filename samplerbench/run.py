@@ -29,14 +29,13 @@ from samplerbench.harness import (
     skip_notices,
 )
 from samplerbench.metrics import check_aggregation, pareto_flags
-from samplerbench.pipeline import Pipeline
+from samplerbench.pipeline import Pipeline, sampler_batches
 from samplerbench.preflight import check_memory
 from samplerbench.protocol import protocol_card
 from samplerbench.recognizers.backbones import require_weights
 from samplerbench.result import RunResult
 from samplerbench.runfolder import run_folder, staged
 from samplerbench.samplers import list_samplers
-from samplerbench.samplers.base import field_values
 from samplerbench.stagelog import StageLog, progress_bars, warn
 
 
@@ -51,10 +50,10 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, over
 
 def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite: bool) -> Path:
     # fail before any work: the ranks cannot share a batch evenly, or a weights file is missing
-    for batch in (cfg.recognizer.batch, cfg.fem.batch, cfg.sampling.batch):
-        distributed.local_batch(batch)
     check_aggregation(cfg.sampling.aggregation)
     names = list(cfg.sampling.samplers) or list_samplers()
+    for batch in (cfg.recognizer.batch, cfg.fem.batch, *sampler_batches(cfg, names)):
+        distributed.local_batch(batch)
     on_bank = cfg.data.dataset == BANK
     banked = bank_notes(cfg, names) if on_bank else []
     ablations = paper.ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
@@ -91,7 +90,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         row["pareto"] = flag
     tables = paper.tables(evaluator, ablations)
     curves = paper.saliency_curves(evaluator) if "saliency" in ablations else None
-    reading = paper.nsnet_reading(field_values(paper.nsnet(evaluator)[0])) if "nsnet" in names else None
+    reading = paper.nsnet_reading(paper.nsnet(evaluator)[0]) if "nsnet" in names else None
 
     val = pipe.split("val")
     exported = None

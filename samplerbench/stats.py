@@ -6,7 +6,11 @@ interval of a *difference* much narrower than two independent intervals.
 Intervals are *basic* (reverse-percentile): ``[2θ - q_hi, 2θ - q_lo]``. The surprising fact: the plain
 percentile interval sits *above* the point, because mAP is biased upward on small samples and a resample
 has fewer distinct positives still; the basic interval subtracts that bias once (reduced, not removed;
-tests/test_stats.py simulates the coverage). Bounds are clipped to [0, 100], [-100, 100] for differences."""
+tests/test_stats.py simulates the coverage). Bounds are clipped to [0, 100], [-100, 100] for differences.
+
+A trained sampler may come as several fits (``[F, N, C]`` scores: one per training seed on the same features).
+Its point is the mean of the fits' metric, and each resample scores one fit drawn at random beside the
+resampled videos, so its intervals cover both the choice of val videos and one fit's training randomness."""
 
 from __future__ import annotations
 
@@ -91,7 +95,8 @@ def paired_bootstrap(
     """Point estimates and paired basic bootstrap intervals (:func:`basic_interval`) of a metric (in %).
 
     Args:
-        scores_by_name: sampler name → ``[N, C]`` video scores, rows aligned with ``targets``.
+        scores_by_name: sampler name → ``[N, C]`` video scores, rows aligned with ``targets``, or ``[F, N, C]``: the
+            scores of F fits (module docstring).
         targets: ``[N, C]`` multi-hot labels.
         metric: ``(scores, targets) -> float``; :func:`~samplerbench.metrics.mean_average_precision` uses a
             fast batched path, any other metric is recomputed on each resample.
@@ -101,24 +106,34 @@ def paired_bootstrap(
         level: coverage of the intervals.
 
     Returns:
-        name → ``{"mAP": point, "lo", "hi"}`` plus ``{"diff", "diff_lo", "diff_hi"}``. The point is the metric
-        on all videos (keyed ``"mAP"`` for any ``metric``).
+        name → ``{"mAP": point, "lo", "hi", "fits"}`` plus ``{"diff", "diff_lo", "diff_hi"}``, and ``"fit_std"``
+        (the std over fits, ddof 1) for several fits. The point is the metric on all videos (the mean over fits),
+        keyed ``"mAP"`` for any ``metric``.
     """
     targets = np.asarray(targets)
-    scores_by_name = {name: np.asarray(scores) for name, scores in scores_by_name.items()}
-    for name, scores in scores_by_name.items():
-        if scores.shape != targets.shape:
-            raise ValueError(f"scores of {name!r} have shape {scores.shape}, targets {targets.shape}")
-    indices = np.random.default_rng(seed).integers(0, len(targets), size=(resamples, len(targets)))
-    points = {name: metric(scores, targets) for name, scores in scores_by_name.items()}
-    draws = {name: _resampled_metric(metric, s, targets, indices) for name, s in scores_by_name.items()}
+    fits = {name: np.asarray(scores).reshape(-1, *np.shape(scores)[-2:]) for name, scores in scores_by_name.items()}
+    for name, stack in fits.items():
+        if stack.shape[1:] != targets.shape or np.ndim(scores_by_name[name]) not in (2, 3):
+            raise ValueError(f"scores of {name!r} have shape {np.shape(scores_by_name[name])}, targets "
+                             f"{targets.shape}")
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, len(targets), size=(resamples, len(targets)))
+    picks = rng.integers(0, np.iinfo(np.int64).max, size=resamples)  # a resample's fit: picks % F
+    by_fit = {name: np.array([metric(s, targets) for s in stack]) for name, stack in fits.items()}
+    draws = {}
+    for name, stack in fits.items():
+        per_fit = np.stack([_resampled_metric(metric, s, targets, indices) for s in stack])  # [F, R]
+        draws[name] = per_fit[picks % len(stack), np.arange(resamples)]
 
     results: dict[str, dict[str, float]] = {}
-    for name, point in points.items():
+    for name, values in by_fit.items():
+        point = float(values.mean())
         lo, hi = basic_interval(draws[name], point, level, low=0.0, high=100.0)
-        row = {"mAP": float(point), "lo": lo, "hi": hi}
-        if reference in points:
-            diff = point - points[reference]
+        row = {"mAP": point, "lo": lo, "hi": hi, "fits": len(values)}
+        if len(values) > 1:
+            row["fit_std"] = float(values.std(ddof=1))
+        if reference in by_fit:
+            diff = point - float(by_fit[reference].mean())
             diff_lo, diff_hi = basic_interval(draws[name] - draws[reference], diff, level,
                                               low=-100.0, high=100.0)
             row |= {"diff": float(diff), "diff_lo": diff_lo, "diff_hi": diff_hi}

@@ -121,6 +121,7 @@ class NSNetSampler(TrainableSampler):
     prototypes: Tensor | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice("guiding score", self.guiding, GUIDINGS)
         check_choice("pseudo-label rule", self.pseudo_rule, PSEUDO_RULES)
         check_choice("non-salient target", self.non_salient, NON_SALIENT)

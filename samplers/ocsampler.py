@@ -7,9 +7,10 @@ selection; reward = the recognizer's top class probability on the policy's frame
 loss = −(reward · log P(drawn set) + ``explore_rate`` · entropy(π)), P(set) over all K! orders for K ≤ 8,
 else the drawn order's. Test: the K most probable frames, in temporal order.
 
-Differences from the code: the reward uses the suite's aggregation of cached logits; one policy is trained
-at ``train_budget`` (the run's main budget); the optimiser is the suite's (:mod:`.training`); the FEM is
-frozen, so there is no TSM temporal shift."""
+Schedule, as ``configs/activitynet_10to6_resnet50.py``: SGD momentum 0.9, weight decay 1e-4, lr 0.005
+(``0.001 / 8 * 40``), cosine to 0 over 50 epochs, gradient norm clipped at 40, batch 40 (``videos_per_gpu``), final
+weights. Differences from the code: the reward uses the suite's aggregation of cached logits; one policy is trained
+at ``train_budget`` (the run's main budget); the FEM is frozen, so there is no TSM temporal shift."""
 
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ class OCSampler(TrainableSampler):
 
     train_budget: int = 4
     explore_rate: float = 0.1
+    epochs: int = 50
+    batch_size: int = 40
+    lr: float = 0.005
+    weight_decay: float = 1e-4
+    lr_decay: str = "cosine"
+    clip_grad_norm: float | None = 40.0
 
     def architecture(self) -> dict[str, Any]:
         return {}

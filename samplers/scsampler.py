@@ -3,7 +3,13 @@
 Light model: standardised FEM features → dropout 0.5 → linear to C logits per frame. ``loss="ce"``:
 cross-entropy of the logits averaged over T; ``loss="rank"``: pairwise margin ranking loss ordered by the
 recognizer's ground-truth-class logits. Saliency: the frame's largest light logit; the top K are kept.
-Multi-label: ce uses the normalised multi-hot target, rank the pairs of every ground-truth class."""
+Multi-label: ce uses the normalised multi-hot target, rank the pairs of every ground-truth class.
+
+Schedule, AR-Net's ``main_base.py`` defaults: SGD momentum 0.9, weight decay 1e-4, lr 0.001 for 50 epochs (its
+``--lr_steps 50 100`` fall at or after the end, so the rate is constant), gradient norm clipped at 20 (``--gd``),
+batch 48 (every ActivityNet command of its scripts), final weights. AR-Net trains this head together with the
+MobileNetV2 below it and gives biases twice the rate and no weight decay; here the FEM is frozen and every
+parameter has the same rate and decay."""
 
 from __future__ import annotations
 
@@ -64,8 +70,15 @@ class SCSampler(TrainableSampler):
     loss: str = "ce"
     dropout: float = 0.5
     rank_margin: float = 0.0
+    epochs: int = 50
+    batch_size: int = 48
+    lr: float = 0.001
+    weight_decay: float = 1e-4
+    milestones: tuple[float, ...] = ()
+    clip_grad_norm: float | None = 20.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choice("scsampler loss", self.loss, LOSSES)
 
     def architecture(self) -> dict[str, Any]:

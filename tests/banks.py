@@ -11,8 +11,9 @@ C, T, D, F = 4, 16, 24, 12  # classes, frames, FEM width, recognizer feature wid
 SALIENT = 3  # frames per video that show the action
 
 
-def salient_bank(n: int, *, seed: int, with_labels: bool = True) -> FrameBank:
-    """Videos of one class each; SALIENT consecutive frames show it, the rest is shared background.
+def salient_bank(n: int, *, seed: int, with_labels: bool = True, width: int = D) -> FrameBank:
+    """Videos of one class each; SALIENT consecutive frames show it, the rest is shared background; ``width``: the
+    FEM features' width.
 
     FEM: salient frames = class embedding + noise; background = a shared embedding + a faint embedding of
     another class (a confuser) + noise. The recognizer is confident and right on salient frames and
@@ -20,8 +21,8 @@ def salient_bank(n: int, *, seed: int, with_labels: bool = True) -> FrameBank:
     """
     gen = torch.Generator().manual_seed(seed)
     world = torch.Generator().manual_seed(99)  # the same classes and background in every bank
-    fem_class, rec_class = torch.randn(C, D, generator=world), torch.randn(C, F, generator=world)
-    background = torch.randn(D, generator=world)
+    fem_class, rec_class = torch.randn(C, width, generator=world), torch.randn(C, F, generator=world)
+    background = torch.randn(width, generator=world)
     y = torch.arange(n) % C
     confuser = (y + 1 + torch.randint(0, C - 1, (n,), generator=gen)) % C
     start = torch.randint(0, T - SALIENT + 1, (n,), generator=gen)
@@ -29,7 +30,7 @@ def salient_bank(n: int, *, seed: int, with_labels: bool = True) -> FrameBank:
     salient = (t >= start[:, None]) & (t < start[:, None] + SALIENT)  # [n, T]
     s = salient[..., None].float()
     fem = s * fem_class[y][:, None] + (1 - s) * (background + 0.5 * fem_class[confuser][:, None])
-    fem = fem + 0.3 * torch.randn(n, T, D, generator=gen)
+    fem = fem + 0.3 * torch.randn(n, T, width, generator=gen)
     onehot = torch.nn.functional.one_hot
     logits = s * 4.0 * onehot(y, C)[:, None].float() + (1 - s) * 1.0 * onehot(confuser, C)[:, None].float()
     logits = logits + 0.3 * torch.randn(n, T, C, generator=gen)

@@ -91,7 +91,8 @@ def test_sampler_never_trains_on_its_heldout_videos():
     bank = dataclasses.replace(bank, video_ids=tuple(f"video{i}" for i in range(60)))
     held = {v for v, h in zip(bank.video_ids, heldout_videos(bank.video_ids, fraction=0.2, seed=3), strict=True)
             if h}
-    sampler = get_sampler("scsampler", epochs=6, patience=2, holdout_fraction=0.2, batch_size=8, seed=3)
+    sampler = get_sampler("scsampler", epochs=6, patience=2, holdout_fraction=0.2, batch_size=8, seed=3,
+                          early_stop=True)
     seen: list[tuple[bool, set[str]]] = []
     original = sampler.training_tensors
 

@@ -164,3 +164,26 @@ def test_the_basic_interval_reflects_the_percentiles_about_the_point_and_stays_i
     draws = np.array([97.0, 98.0, 99.0, 100.0, np.nan])  # a resample without positives gives NaN: ignored
     assert stats.basic_interval(draws, 98.0, 1.0, low=0.0, high=100.0) == (96.0, 99.0)
     assert stats.basic_interval(draws, 99.5, 1.0, low=0.0, high=100.0) == (99.0, 100.0)  # 2·99.5 − 97 clipped
+
+
+def test_fits_are_averaged_and_their_spread_widens_the_interval() -> None:
+    targets, scores = _data()
+    rng = np.random.default_rng(5)
+    # three fits of one sampler: the same signal, each with its own training noise
+    fits = np.stack([scores["better"] + 0.6 * rng.random(targets.shape) for _ in range(3)])
+    agreeing = np.stack([fits[0]] * 3)
+    out = paired_bootstrap({"uniform": scores["uniform"], "fits": fits, "agreeing": agreeing}, targets, resamples=400)
+    each = [mean_average_precision(f, targets) for f in fits]
+    assert out["fits"]["mAP"] == pytest.approx(np.mean(each))
+    assert out["fits"]["fit_std"] == pytest.approx(np.std(each, ddof=1)) and out["fits"]["fits"] == 3
+    assert out["agreeing"]["fit_std"] == 0.0 and "fit_std" not in out["uniform"]
+    assert out["fits"]["diff"] == pytest.approx(out["fits"]["mAP"] - out["uniform"]["mAP"])
+    width = {n: out[n]["diff_hi"] - out[n]["diff_lo"] for n in ("fits", "agreeing")}
+    assert width["fits"] > width["agreeing"]  # each resample draws a fit, so their disagreement is covered
+
+
+def test_one_fit_in_a_stack_scores_as_the_plain_scores() -> None:
+    targets, scores = _data()
+    plain = paired_bootstrap(scores, targets, resamples=200)
+    stacked = paired_bootstrap({n: s[None] for n, s in scores.items()}, targets, resamples=200)
+    assert plain == stacked

@@ -55,7 +55,7 @@ def test_every_column_gets_a_ci_and_a_paired_difference_from_the_reference_row()
 def test_the_table_names_its_reference_row_and_marks_resolved_differences() -> None:
     text = report.simple_markdown("Table 4", _rows(reference=0), "header", "note.")
     assert "Reference row of Δ: resnet18 w/o TSN, this run's own setting." in text
-    assert report.CI_NOTE in text and report.RESOLVED_NOTE in text
+    assert report.ci_note(1) in text and report.RESOLVED_NOTE in text
     header, _, *lines = [line for line in text.splitlines() if line.startswith("|")]
     columns = [c.strip() for c in header.strip("|").split("|")]
     assert columns == ["recognizer", "train", "nsnet_mAP % [95% CI]", "Δnsnet_mAP vs resnet18 w/o TSN [95% CI]",
