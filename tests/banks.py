@@ -51,3 +51,20 @@ def video_map(bank: FrameBank, selected: torch.Tensor) -> float:
 def eval_view(bank: FrameBank) -> FrameBank:
     """What a sampler sees of a bank at evaluation: its FEM features."""
     return FrameBank(fem=bank.fem, num_classes=bank.num_classes)
+
+
+def wide_bank(n: int, *, seed: int, width: int, classes: int = 10, snr: float = 0.2) -> FrameBank:
+    """A bank at the width of a real FEM: ``classes`` classes, each video's 4 consecutive salient frames show its
+    class embedding at ``snr`` of the noise, the rest a shared background; the recognizer is confident on salient
+    frames only. Faint evidence in wide features: what makes NSNet's encoder at the FEM's width unstable."""
+    gen, world = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(99)
+    embedding, background = torch.randn(classes, width, generator=world), torch.randn(width, generator=world)
+    y = torch.arange(n) % classes
+    start = torch.randint(0, T - 4 + 1, (n,), generator=gen)
+    t = torch.arange(T)
+    s = ((t >= start[:, None]) & (t < start[:, None] + 4))[..., None].float()
+    fem = s * snr * embedding[y][:, None] + (1 - s) * background + torch.randn(n, T, width, generator=gen)
+    onehot = torch.nn.functional.one_hot(y, classes).float()
+    logits = s * 4.0 * onehot[:, None] + torch.randn(n, T, classes, generator=gen)
+    feats = s * embedding[y][:, None, :F] + 0.3 * torch.randn(n, T, F, generator=gen)
+    return FrameBank(fem=fem, num_classes=classes, labels=onehot, rec_logits=logits, rec_feats=feats)
