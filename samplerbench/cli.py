@@ -21,6 +21,7 @@ import yaml
 
 from samplerbench import distributed, runfolder
 from samplerbench.config import (
+    DECODERS,
     DTYPES,
     NO_WEIGHTS,
     OUTPUT_SETTINGS,
@@ -205,6 +206,9 @@ def add_run_flags(p: ArgumentParser) -> None:
                         "TORCH_HOME; nothing is downloaded) or none (from scratch); default: the preset's "
                         "(paper: imagenet, others: none)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
+    p.add_argument("--decoder", default=None, choices=DECODERS,
+                   help="what decodes videos: cpu (decord, then PyAV; the default) or torchcodec (on --device: "
+                        "NVDEC on CUDA; falls back to cpu for a video it cannot read)")
     p.add_argument("--remeasure", action="store_true", default=None,
                    help="time throughput and decoding again instead of reading this machine's cached figures")
     p.add_argument("--export-predictions", action="store_true", default=None,
@@ -311,6 +315,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
         data=dict(dataset=args.dataset, root=args.data_root, lenient=args.lenient, video_list=args.video_list,
                   filename_tmpl=args.filename_tmpl, start_index=args.start_index, frames=args.frames,
+                  decoder=args.decoder,
                   options={dataset: dataset_flags}),
         recognizer=weights.get("recognizer"), fem=weights.get("fem"),
         sampling=dict(samplers=samplers, budgets=args.budget, options=options, aggregation=args.aggregation),
