@@ -40,6 +40,7 @@ from samplerbench.decode import (
     resize_crop,
     torchcodec_frames,
 )
+from samplerbench.errors import UserError
 from samplerbench.harness import machine_name
 from samplerbench.infer import load_sampler
 from samplerbench.pipeline import Outputs, Pipeline
@@ -146,7 +147,9 @@ class Doctor:
                 result = Check(name=name, ok=None, detail=str(e), seconds=time.perf_counter() - start)
             except Exception as e:  # a check reports any failure as its line: that is what the doctor is for
                 where = traceback.extract_tb(e.__traceback__)[-1]
-                message = (str(e).strip().splitlines() or [""])[0][:240]
+                lines = [line for line in str(e).splitlines() if line.strip()] or [""]
+                # a worker process's error arrives as its whole traceback: its last line is the error
+                message = (lines[-1] if isinstance(e, mp.ProcessRaisedException) else lines[0])[:240]
                 result = Check(name=name, ok=False, seconds=time.perf_counter() - start,
                                detail=f"{type(e).__name__}: {message} [{Path(where.filename).name}:{where.lineno}]; "
                                       f"fix: {FIXES[fix]}")
@@ -337,10 +340,16 @@ def doctor(*, device: str, compile_model: bool = False, decoder: str = "cpu", wo
     """Run every check on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), printing the versions, the device and
     one line per check through ``emit``; True when none failed."""
     start = time.perf_counter()
+    try:
+        kind = "cpu" if device == "auto" else torch.device(device).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda"):  # a mistake in the command, not a fault of the machine
+        raise UserError(f"--device {device!r}: expected cpu, cuda, cuda:N or auto")
     emit(f"versions: {versions()}")
     try:
         device = distributed.resolve_device(device)
-    except Exception as e:  # a UserError saying what the machine lacks
+    except UserError as e:  # what this machine lacks: CUDA, or that many devices
         emit(Check(name="device", ok=False, detail=f"{e}; fix: {FIXES['device']}", seconds=0.0).line())
         return False
     emit(f"device: {device_line(device)}")

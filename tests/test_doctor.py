@@ -67,5 +67,11 @@ def test_cuda_without_a_gpu_is_one_failed_check(capsys) -> None:
     assert "FAIL device" in out and "CUDA is not available on this machine" in out and "fix: install a torch" in out
 
 
+def test_a_device_that_is_no_device_is_a_usage_error(capsys) -> None:
+    assert main(["doctor", "--device", "tpu"]) == 2
+    assert capsys.readouterr().err.strip() == ("samplerbench: error: --device 'tpu': expected cpu, cuda, cuda:N or "
+                                               "auto")
+
+
 def test_versions_name_the_decoders() -> None:
     assert "decord 0.6" in doctor_module.versions() or "decord2 " in doctor_module.versions()
