@@ -21,6 +21,7 @@ import yaml
 
 from samplerbench import distributed, runfolder
 from samplerbench.config import (
+    DECODERS,
     DTYPES,
     NO_WEIGHTS,
     OUTPUT_SETTINGS,
@@ -119,6 +120,8 @@ def _sampler_option(text: str) -> tuple[str, str, object]:
 COMPARE = "Mean ± std of several runs (seeds, machines) per sampler and budget."
 SELECT = "Choose K frames of each video with a trained sampler; prints JSON."
 PREVIEW = "Draw a few labelled frames (salient and not) of one synthetic video to a PNG."
+DOCTOR = ("Check every kind of stage (generate, decode, store, train, extract, every sampler, select, throughput, "
+          "bank, gather) on tiny generated data on this machine's device; exit 0 when all pass.")
 SUBCOMMANDS = """subcommands:
   samplerbench [run] [flags]
       a benchmark run, with the flags above ("run" may be left out)
@@ -128,6 +131,8 @@ SUBCOMMANDS = """subcommands:
       choose K frames of new videos with a trained sampler; prints JSON
   samplerbench preview OUT.png [--preset P] [--seed S] [--index N] [--frames F]
       a few labelled frames (salient and not) of one synthetic video, as a PNG
+  samplerbench doctor [--device D] [--compile] [--decoder X]
+      check every kind of stage on this machine's device, on tiny generated data (run it first)
 (each takes --help)"""
 
 
@@ -145,6 +150,7 @@ def build_parser() -> CommandLine:
     add_compare_flags(commands.add_parser("compare", prog="samplerbench compare", help=COMPARE, description=COMPARE))
     add_select_flags(commands.add_parser("select", prog="samplerbench select", help=SELECT, description=SELECT))
     add_preview_flags(commands.add_parser("preview", prog="samplerbench preview", help=PREVIEW, description=PREVIEW))
+    add_doctor_flags(commands.add_parser("doctor", prog="samplerbench doctor", help=DOCTOR, description=DOCTOR))
     return top
 
 
@@ -205,6 +211,9 @@ def add_run_flags(p: ArgumentParser) -> None:
                         "TORCH_HOME; nothing is downloaded) or none (from scratch); default: the preset's "
                         "(paper: imagenet, others: none)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile models for throughput")
+    p.add_argument("--decoder", default=None, choices=DECODERS,
+                   help="what decodes videos: cpu (decord, then PyAV; the default) or torchcodec (on --device: "
+                        "NVDEC on CUDA; falls back to cpu for a video it cannot read)")
     p.add_argument("--remeasure", action="store_true", default=None,
                    help="time throughput and decoding again instead of reading this machine's cached figures")
     p.add_argument("--export-predictions", action="store_true", default=None,
@@ -233,6 +242,14 @@ def add_preview_flags(p: ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the run seed (default: %(default)s)")
     p.add_argument("--index", type=int, default=0, help="the video, syn_<index> (default: %(default)s)")
     p.add_argument("--frames", type=int, default=8, help="frames shown, evenly spaced (default: %(default)s)")
+
+
+def add_doctor_flags(p: ArgumentParser) -> None:
+    """``samplerbench doctor``: the device, compile mode and decoder to check, as a run takes them."""
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (the default: cuda when available)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models, as a run with --compile does")
+    p.add_argument("--decoder", default="cpu", choices=DECODERS, help="what decodes videos, as a run's --decoder")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="decoding processes (default: as a run)")
 
 
 def add_select_flags(p: ArgumentParser) -> None:
@@ -311,6 +328,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         workers=args.workers, dtype=args.dtype, compile=args.compile, remeasure=args.remeasure,
         data=dict(dataset=args.dataset, root=args.data_root, lenient=args.lenient, video_list=args.video_list,
                   filename_tmpl=args.filename_tmpl, start_index=args.start_index, frames=args.frames,
+                  decoder=args.decoder,
                   options={dataset: dataset_flags}),
         recognizer=weights.get("recognizer"), fem=weights.get("fem"),
         sampling=dict(samplers=samplers, budgets=args.budget, options=options, aggregation=args.aggregation),
@@ -386,7 +404,16 @@ def preview_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command, "preview": preview_command}
+def doctor_command(args: argparse.Namespace) -> int:
+    """One line per check; exit status 0 when every check passed (or does not apply here), 1 otherwise."""
+    from samplerbench.doctor import doctor  # the models' imports only when checking
+
+    return 0 if doctor(device=args.device, compile_model=args.compile, decoder=args.decoder,
+                       workers=args.workers) else 1
+
+
+COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command, "preview": preview_command,
+            "doctor": doctor_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,9 @@ TABLE_NAMES = ("main", "guiding", "fusion", "fem", "recognizer", "saliency")
 WEIGHT_ROLES = ("recognizer", "fem")  # the RunConfig fields that are a BackboneConfig
 NO_WEIGHTS = "none"  # a weights value: train from scratch (stored as None)
 DTYPES = ("float32", "float64")
+# What reads a video's frames: "cpu" (decord, PyAV where decord fails) or "torchcodec" (on the run's device, NVDEC
+# on CUDA; the CPU decoders where it fails). Frame folders' JPEGs are decoded on the run's device either way.
+DECODERS = ("cpu", "torchcodec")
 # Flags that say where a run writes and how loudly, not what it computes, with their types: a config file may
 # set them, but they are not RunConfig fields (nor in run.json's config), so moving a run's output never
 # changes a key.
@@ -82,12 +85,15 @@ class DataConfig:
     frames: int = 16  # T, uniformly pre-sampled frames per video
     short_side: int = 56  # frames: shorter side resized to this, then centre-cropped to the recognizer's res
     train_views: int = 2  # temporal-random-shift draws decoded per training video
+    decoder: str = "cpu"  # one of DECODERS; in the decode key when not "cpu" (pixels: decode.PIXEL_TOLERANCE)
     # dataset adapter -> its options ({"ucf101": {"split": 2}}, {"synthetic": {"num_classes": 4}}), checked by
     # the adapter (samplerbench.datasets.base.dataset_options); merged field by field over the preset's.
     options: Options = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.decoder not in DECODERS:
+            raise UserError(f"--decoder {self.decoder}: valid: {', '.join(DECODERS)}")
         object.__setattr__(self, "options", underscored(self.options))
 
 

@@ -3,8 +3,9 @@
 decord can abort the whole process on a corrupt file, so every file is first probed in an isolated process
 pool (a dead worker costs one video, never the run); readable files are decoded by DataLoader workers
 (:mod:`samplerbench.workers`). :func:`decode_stream` yields videos one at a time for :mod:`samplerbench.store`;
-unreadable videos are reported as ``(video_id, path, reason)``. decord first, PyAV as fallback; frame folders
-take the same path, their JPEGs decoded on the run's device."""
+unreadable videos are reported as ``(video_id, path, reason)``. decord first, PyAV as fallback (or, with
+``decoder="torchcodec"``, torchcodec on the run's device first); frame folders take the same path, their JPEGs
+decoded on the run's device."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ from samplerbench.timeline import frame_times, presample_indices, salient_mask
 from samplerbench.workers import context, init_worker
 
 CRASHED = "decoder crashed"
+# Frames decoded by two decoders (or through a JPEG at quality 95), resized and cropped alike, differ by rounding,
+# not by a frame: their mean absolute difference per pixel stays below this (scripts/compare_decoders.py), while
+# neighbouring frames of a video differ by far more.
+PIXEL_TOLERANCE = 3.0
 Source = Path | FrameFolder  # what a record's frames are read from: a video file, or a folder of JPEGs
 
 
@@ -222,26 +227,55 @@ def decode_frames(folder: FrameFolder, wanted: np.ndarray, *, short_side: int, c
     return out.cpu()
 
 
+def torchcodec_frames(path: Path, wanted: np.ndarray, *, device: str) -> torch.Tensor:
+    """Frames ``wanted`` (sorted, unique) of the video ``path`` decoded by torchcodec on ``device`` (NVDEC on CUDA):
+    uint8 ``[n, 3, H, W]`` on ``device``, upright (torchcodec applies the rotation flag, as decord does). Raises
+    whatever torchcodec raises for a file it cannot read; :class:`UserError` when torchcodec is not installed."""
+    try:
+        from torchcodec.decoders import VideoDecoder  # optional: pip install torchcodec, and FFmpeg 4-8 libraries
+    except (ImportError, OSError, RuntimeError) as e:  # torchcodec raises RuntimeError when FFmpeg cannot load
+        raise UserError(f"--decoder torchcodec: torchcodec cannot be loaded ({str(e).splitlines()[0][:160]}); "
+                        f"pip install torchcodec and install FFmpeg's libraries (4 to 8), or use --decoder cpu"
+                        ) from None
+    decoder = VideoDecoder(str(path), device=device, seek_mode="exact", num_ffmpeg_threads=1)
+    return decoder.get_frames_at(wanted.tolist()).data
+
+
+def _cpu_frames(path: Path, wanted: np.ndarray) -> torch.Tensor:
+    """Frames ``wanted`` (sorted, unique) of ``path`` by decord, then PyAV: uint8 ``[n, H, W, 3]`` on the CPU."""
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        return torch.from_numpy(vr.get_batch(wanted.tolist()).asnumpy())
+    except Exception as decord_err:  # decord raises DECORDError or RuntimeError for unreadable input
+        try:
+            return torch.from_numpy(_decode_av(path, wanted))
+        except Exception as av_err:  # idem for PyAV
+            reason = f"corrupt or unreadable: {_decord_message(decord_err)} (PyAV: {_av_message(av_err)})"
+            raise DecodeError(path, reason) from av_err
+
+
 def decode_clip(source: Source | str, indices: np.ndarray, *, short_side: int, crop: int,
-                device: str = "cpu") -> torch.Tensor:
-    """Frames ``indices`` (any order, repeats allowed) of ``source`` as uint8 ``[len(indices), 3, crop, crop]``.
-    A video is decoded on the CPU (decord, then PyAV; :class:`DecodeError` when both fail); a frame folder by
-    :func:`decode_frames` on ``device``."""
+                device: str = "cpu", decoder: str = "cpu") -> torch.Tensor:
+    """Frames ``indices`` (any order, repeats allowed) of ``source`` as uint8 ``[len(indices), 3, crop, crop]`` on the
+    CPU. A video is decoded by ``decoder``: ``cpu`` (decord, then PyAV; :class:`DecodeError` when both fail) or
+    ``torchcodec`` on ``device``, resized and cropped there, with the CPU decoders for a file it cannot read; a frame
+    folder by :func:`decode_frames` on ``device``. The frames of ``indices`` are the same whatever decodes them;
+    their pixels differ by rounding (see :data:`~samplerbench.config.DECODERS`)."""
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
     if isinstance(source, FrameFolder):
         out = decode_frames(source, unique, short_side=short_side, crop=crop, device=device)
         return out[torch.from_numpy(inverse.reshape(-1))]
-    path = Path(source)
-    try:
-        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-        raw = vr.get_batch(unique.tolist()).asnumpy()
-    except Exception as decord_err:  # decord raises DECORDError or RuntimeError for unreadable input
+    path, raw = Path(source), None
+    if decoder == "torchcodec":
         try:
-            raw = _decode_av(path, unique)
-        except Exception as av_err:  # idem for PyAV
-            reason = f"corrupt or unreadable: {_decord_message(decord_err)} (PyAV: {_av_message(av_err)})"
-            raise DecodeError(path, reason) from av_err
-    out = resize_crop(torch.from_numpy(raw), short_side=short_side, crop=crop)
+            raw = torchcodec_frames(path, unique, device=device)
+        except UserError:
+            raise
+        except Exception:  # torchcodec's RuntimeError / ValueError for a file it cannot read: the CPU decoders try
+            raw = None
+    if raw is None:
+        raw = _cpu_frames(path, unique)
+    out = resize_crop(raw, short_side=short_side, crop=crop).cpu()
     return out[torch.from_numpy(inverse.reshape(-1))]
 
 
@@ -332,38 +366,40 @@ def view_indices(num_frames: int, *, t: int, views: int, seed: int, video_id: st
 
 def _decode_video(
     source: Source, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
-    seed: int, train: bool, device: str,
+    seed: int, train: bool, device: str, decoder: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray] | str:
     """Choose indices and decode one probed video (runs in a worker): ``(frames [V,T,3,c,c], times [V,T])``
     or the reason it was skipped."""
     indices = view_indices(num_frames, t=t, views=views, seed=seed, video_id=video_id, train=train)
     try:
-        frames = decode_clip(source, indices.reshape(-1), short_side=short_side, crop=crop, device=device)
+        frames = decode_clip(source, indices.reshape(-1), short_side=short_side, crop=crop, device=device,
+                             decoder=decoder)
     except DecodeError as e:
         return e.reason
     return frames.reshape(len(indices), t, *frames.shape[1:]).numpy(), frame_times(indices, fps)
 
 
 def decode_motion(source: Source | str, indices: np.ndarray, num_frames: int, *, short_side: int,
-                  crop: int, device: str = "cpu") -> torch.Tensor:
+                  crop: int, device: str = "cpu", decoder: str = "cpu") -> torch.Tensor:
     """MGSampler's motion at each of ``indices``: 1 − SSIM between that frame and its successor in the video
     (:func:`~samplerbench.motion.successor_pairs`), decoded, resized and cropped as :func:`decode_clip` does.
     ``[len(indices)]`` float32; :class:`DecodeError` when the frames cannot be read."""
     first, second = successor_pairs(indices, num_frames)
-    frames = decode_clip(source, np.concatenate([first, second]), short_side=short_side, crop=crop, device=device)
+    frames = decode_clip(source, np.concatenate([first, second]), short_side=short_side, crop=crop, device=device,
+                         decoder=decoder)
     return pair_motion(frames[: len(first)], frames[len(first) :])
 
 
 def _motion_video(
     source: Source, video_id: str, num_frames: int, fps: float, *, t: int, short_side: int, crop: int, views: int,
-    seed: int, train: bool, device: str,
+    seed: int, train: bool, device: str, decoder: str = "cpu",
 ) -> np.ndarray | str:
     """The motion ``[V, T]`` of one probed video at the indices :func:`_decode_video` decodes (runs in a
     worker), or the reason it could not be read."""
     indices = view_indices(num_frames, t=t, views=views, seed=seed, video_id=video_id, train=train)
     try:
         motion = decode_motion(source, indices.reshape(-1), num_frames, short_side=short_side, crop=crop,
-                               device=device)
+                               device=device, decoder=decoder)
     except DecodeError as e:
         return e.reason
     return motion.view(indices.shape).numpy()
@@ -397,14 +433,16 @@ def decode_stream(
     workers: int = 2,
     probed: Mapping[Source, tuple[int, float] | str] | None = None,
     device: str = "cpu",
+    decoder: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
     """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order (``result``
     is the reason when unreadable). Test: one view of segment centres; train: ``views`` shifts seeded by
-    ``(seed, video_id)``. ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs."""
+    ``(seed, video_id)``. ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs
+    and ``decoder`` (:func:`decode_clip`). The indices come from :func:`view_indices` whatever decodes them."""
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train,
-                            device=device)
+                            device=device, decoder=decoder)
     for record, result in _probed_stream(records, job, workers=workers, probed=probed,
                                          desc=f"decode {'train' if train else 'test'}"):
         if isinstance(result, str):
@@ -426,12 +464,13 @@ def motion_stream(
     workers: int = 2,
     probed: Mapping[Source, tuple[int, float] | str] | None = None,
     device: str = "cpu",
+    decoder: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, np.ndarray | str]]:
     """MGSampler's motion ``[views, t]`` float32 of every record at exactly the frames :func:`decode_stream`
     decodes with the same arguments (each with its successor), yielding ``(record, motion or reason)`` in
     record order. Decodes 2T frames per view; run only for samplers that read motion."""
     job = functools.partial(_motion_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train,
-                            device=device)
+                            device=device, decoder=decoder)
     for record, result in _probed_stream(records, job, workers=workers, probed=probed, desc="decode motion"):
         yield record, result if isinstance(result, str) else np.asarray(result)
 

@@ -100,11 +100,14 @@ class Evaluator:
 
     def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
         """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos (with
-        ``successors``: mgsampler's frame pairs and motion); cached per CPU, since decoding runs there."""
+        ``successors``: mgsampler's frame pairs and motion) by the run's decoder, cached per machine: the CPU's,
+        or with ``data.decoder = "torchcodec"`` the run's device's, where decoding, resizing and cropping run."""
         cfg, val = self.cfg, self.pipe.split("val")
-        cpu = machine_name("cpu")
-        key = stage_key("decode cost", frames=frames, machine=cpu, split=val.key, videos=DECODE_VIDEOS,
-                        min_seconds=MIN_TIMED_SECONDS, **({"successors": True} if successors else {}))
+        decoder = cfg.data.decoder
+        device = cfg.device if decoder != "cpu" else "cpu"
+        key = stage_key("decode cost", frames=frames, machine=machine_name(device), split=val.key, videos=DECODE_VIDEOS,
+                        min_seconds=MIN_TIMED_SECONDS, **({"successors": True} if successors else {}),
+                        **({"decoder": decoder, "device": device} if decoder != "cpu" else {}))
 
         def measure() -> Timing:
             readable = set(val.video_ids)
@@ -114,7 +117,7 @@ class Evaluator:
             if not videos:
                 raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
             return decode_timing(videos, frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
-                                 successors=successors)
+                                 successors=successors, decoder=decoder, device=device)
 
         label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
         return self._timed(f"throughput decode {label}", key, measure)
@@ -236,8 +239,9 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dic
     decode = {n: b.decode_cost(n, successors=successors[n])
               for n in sorted({r["decoded_frames"] for r in rows} - {None})}
     add_speedups(rows, {n: t.seconds for n, t in decode.items()})
+    on_device = {"decoder": cfg.data.decoder, "device": cfg.device} if cfg.data.decoder != "cpu" else {}
     decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
-                        timed_decodes=t.iterations) for n, t in decode.items()]
+                        timed_decodes=t.iterations, **on_device) for n, t in decode.items()]
     return rows, scores, selected, decode_rows
 
 

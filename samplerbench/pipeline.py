@@ -240,10 +240,11 @@ class Pipeline:
                      skipped=frames.skipped())
 
     def _decode_params(self, subset: str) -> dict[str, Any]:
-        """What decides a split's decoded frames (and the decode key): T, sizes, views and their seed."""
+        """What decides a split's decoded frames (and the decode key): T, sizes, views and their seed, the decoder."""
         cfg, train = self.cfg, subset == "train"
         return dict(t=cfg.data.frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
-                    views=cfg.data.train_views if train else 1, seed=cfg.seed, train=train)
+                    views=cfg.data.train_views if train else 1, seed=cfg.seed, train=train,
+                    **({"decoder": cfg.data.decoder} if cfg.data.decoder != "cpu" else {}))  # older keys stay valid
 
     def motion(self, subset: str) -> Tensor:
         """``[N, T]`` MGSampler motion of every row (:func:`~samplerbench.decode.motion_stream`), its own

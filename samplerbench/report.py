@@ -164,7 +164,9 @@ def decode_note(decode: list[dict]) -> str:
 
     parts = [f"{what(d)} {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} decodes)"
              for d in decode]
-    return "Decoding per video on this machine's CPU, median over val videos: " + "; ".join(parts) + "."
+    where = f"by {decode[0]['decoder']} on {decode[0]['device']}" if decode[0].get("decoder") else \
+        "on this machine's CPU"
+    return f"Decoding per video {where}, median over val videos: " + "; ".join(parts) + "."
 
 
 PIPELINE_COST_NOTE = (" videos/s: the median over the timed batches of FEM on T frames + sampler + recognizer on K "

@@ -75,21 +75,25 @@ def decode_timing(
     short_side: int,
     crop: int,
     successors: bool = False,
+    decoder: str = "cpu",
+    device: str = "cpu",
     min_seconds: float = MIN_TIMED_SECONDS,
 ) -> Timing:
-    """Seconds per video to decode ``frames`` segment-centre frames as the decode stage does, over ``videos``
-    ``(path, frame count)`` (with ``successors``: mgsampler's frame pairs and motion), until ``min_seconds``."""
+    """Seconds per video to decode ``frames`` segment-centre frames as the decode stage does (by ``decoder`` on
+    ``device``, resized and cropped there), over ``videos`` ``(path, frame count)`` (with ``successors``: mgsampler's
+    frame pairs and motion), until ``min_seconds``."""
     order = itertools.cycle(videos)
 
     def step() -> None:
         path, num_frames = next(order)
         if successors:
             decode_motion(path, presample_indices(num_frames, frames // 2), num_frames, short_side=short_side,
-                          crop=crop)
+                          crop=crop, device=device, decoder=decoder)
         else:
-            decode_clip(path, presample_indices(num_frames, frames), short_side=short_side, crop=crop)
+            decode_clip(path, presample_indices(num_frames, frames), short_side=short_side, crop=crop, device=device,
+                        decoder=decoder)
 
-    return measure_throughput(step, items_per_call=1, device=torch.device("cpu"), warmup=1, min_iters=len(videos),
+    return measure_throughput(step, items_per_call=1, device=torch.device(device), warmup=1, min_iters=len(videos),
                               min_seconds=min_seconds)
 
 

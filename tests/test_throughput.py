@@ -76,7 +76,9 @@ def test_decode_timing_decodes_each_video_at_the_segment_centres(tmp_path, monke
     # one untimed warm-up decode, then every video once
     assert [c[0] for c in calls] == [videos[0][0], videos[1][0], videos[0][0]]
     assert calls[1][1] == presample_indices(7, 3).tolist()
-    assert calls[1][2] == {"short_side": 40, "crop": 32}
+    assert calls[1][2] == {"short_side": 40, "crop": 32, "device": "cpu", "decoder": "cpu"}
+    decode_timing(videos, 3, short_side=40, crop=32, decoder="torchcodec", min_seconds=0.0)  # the run's decoder
+    assert calls[-1][2]["decoder"] == "torchcodec"
 
 
 def test_decode_timing_with_successors_decodes_each_centre_and_its_next_frame(tmp_path, monkeypatch):
@@ -91,7 +93,8 @@ def test_decode_timing_with_successors_decodes_each_centre_and_its_next_frame(tm
     real = throughput.decode_motion
     monkeypatch.setattr(throughput, "decode_motion", recording)
     decode_timing(videos, 6, short_side=40, crop=32, successors=True, min_seconds=0.0)
-    assert calls[-1] == (presample_indices(12, 3).tolist(), 12, {"short_side": 40, "crop": 32})
+    assert calls[-1] == (presample_indices(12, 3).tolist(), 12,
+                         {"short_side": 40, "crop": 32, "device": "cpu", "decoder": "cpu"})
 
 
 def test_remeasure_replaces_the_cached_figure(tmp_path):
@@ -133,3 +136,6 @@ def test_main_table_marks_noisy_rates_and_states_the_timed_batches_and_decoding(
     assert {"80.0 †", "16.0 †"} <= set(uniform)  # compute and end-to-end rates of the noisy timing
     assert "2 frames 50 ms (IQR 30%, 20 decodes)" in lines[-1]
     assert "16 frames + their successors and motion 200 ms (IQR 10%, 8 decodes)" in lines[-1]
+    assert "Decoding per video on this machine's CPU" in lines[-1]
+    on_gpu = [d | {"decoder": "torchcodec", "device": "cuda"} for d in decode]  # --decoder torchcodec
+    assert "Decoding per video by torchcodec on cuda, median" in main_markdown(rows, "h", decode=on_gpu)
