@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor
@@ -60,3 +61,8 @@ def combine_fits(evaluations: Sequence[Evaluation]) -> Evaluation:
     names = [f.name for f in dataclasses.fields(Evaluation) if f.name != "scores"]
     means = {name: float(np.mean([getattr(e, name) for e in evaluations])) for name in names}
     return Evaluation(scores=np.stack([e.scores for e in evaluations]), **means)
+
+
+def first_fits(scores: dict[Any, np.ndarray]) -> dict[Any, np.ndarray]:
+    """Each entry's ``[N, C]`` scores of its first fit (the one the run's checkpoints and selections hold)."""
+    return {key: s[0] if s.ndim == 3 else s for key, s in scores.items()}

@@ -16,6 +16,7 @@ from samplerbench.bankrun import BankPipeline, export_bank
 from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
+from samplerbench.evaluate import first_fits
 from samplerbench.harness import (
     BANK,
     BANK_SKIPPED_TABLES,
@@ -117,7 +118,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, main=rows, decode=decode, tables=tables,
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,
-                           predictions=scores if cfg.report.export_predictions else None, video_ids=val.video_ids,
+                           predictions=first_fits(scores) if cfg.report.export_predictions else None,
+                           video_ids=val.video_ids,
                            selections=exported, checkpoints=checkpoints)
         with log.stage("report"):
             report.write_all(staging, result)

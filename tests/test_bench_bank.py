@@ -26,14 +26,17 @@ pytestmark = pytest.mark.benchmark
 
 TRAIN, VAL, T, D_FEM, D_REC, C = 16_000, 4_000, 16, 1280, 2048, 200
 CHUNK = 1000  # rows generated at a time: the generator's memory stays small too
-# 8 sampler epochs, not the default preset's 40: over 16,000 training videos that is 2,000 SGD steps per sampler
-# (the default preset's 40 epochs over 240 synthetic videos are 160); at 40 epochs the fits alone take ~25 min on
-# one core here.
+# 8 sampler epochs and one fit each, not the default preset's own schedules (NSNet 120 epochs) and 3 fits: over
+# 16,000 training videos that is 2,000 SGD steps per sampler; the default's schedules would take hours on one core.
 CONFIG = """
-samplers = ["uniform", "nsnet", "scsampler", "ocsampler"]
-tables = ["main"]
+[data]
 frames = 16
-sampler_epochs = 8
+[sampling]
+samplers = ["uniform", "nsnet", "scsampler", "ocsampler"]
+epochs = 8
+fits = 1
+[report]
+tables = ["main"]
 """
 
 

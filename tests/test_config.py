@@ -145,8 +145,10 @@ def test_an_old_run_json_loads_to_the_same_run(tmp_path):
                                                               min_frames=6, max_frames=40, width=64, height=48))}}
     (tmp_path / "run.json").write_text(json.dumps({"config": old, "seed": 3}))
     cfg = build_config(file_values=load_config_file(tmp_path / "run.json"))
+    # its sampler_batch and sampler_lr set every sampler's, as they did then (now each has its own schedule)
+    sampling = dataclasses.replace(build_config("tiny").sampling, batch=64, lr=0.01)
     assert cfg == dataclasses.replace(build_config("tiny", seed=3, workers=2), data=dataclasses.replace(
-        cfg.data, options={"synthetic": old["synthetic"]}))
+        cfg.data, options={"synthetic": old["synthetic"]}), sampling=sampling)
     same = dataset_options("synthetic", build_config("tiny").data.options["synthetic"])
     assert dataset_options("synthetic", cfg.data.options["synthetic"]) == same  # the same generated videos
 
@@ -327,8 +329,9 @@ def test_sampler_options_from_toml_yaml_json_and_flags(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ("nsnet.dd=3", "sampling.options.nsnet: unknown option 'dd'; valid: seed, epochs, patience, "
-                       "holdout_fraction, batch_size, lr, temporal_shift, d, heads"),
+        ("nsnet.dd=3", "sampling.options.nsnet: unknown option 'dd'; valid: seed, epochs, batch_size, lr, "
+                       "momentum, weight_decay, lr_decay, milestones, warmup_epochs, clip_grad_norm, early_stop, "
+                       "patience, holdout_fraction, temporal_shift, d, heads"),
         ("nsnet.heads=four", "sampling.options.nsnet.heads = 'four': expected an integer"),
         ("nsnet.fusion=unoin", "sampling.options.nsnet: unknown fusion 'unoin'"),
         ("uniform.seed=1", "sampling.options.uniform: unknown option 'seed'; valid: none (it takes no options)"),

@@ -183,3 +183,14 @@ def test_bad_arguments():
     with pytest.raises(UserError):
         fuse_select(SF, SV, 2, fusion="add", alpha=1.5)
 
+
+
+def test_unions_effective_alpha_is_what_its_quotas_take():
+    from samplerbench.fusion import union_effective_alpha
+
+    # α = 0.6: K=4 takes ⌈2.4⌉ = 3 + ⌈1.6⌉ = 2 > 4, so π^f (remainder .4 < .5) gives one back: 2 + 2
+    assert [union_effective_alpha(k, 0.6) for k in (1, 2, 4, 5, 8, 10)] == [1.0, 0.5, 0.5, 0.6, 0.625, 0.6]
+    sf = torch.tensor([[8.0, 7, 6, 5, 0, 0, 0, 0]])  # disjoint top frames: π^f 0-3, π^v 4-7
+    sv = torch.tensor([[0.0, 0, 0, 0, 8, 7, 6, 5]])
+    chosen = fuse_select(sf, sv, 4, fusion="union", alpha=0.6)[0].tolist()
+    assert sum(i < 4 for i in chosen) / 4 == union_effective_alpha(4, 0.6)

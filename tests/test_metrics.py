@@ -191,3 +191,19 @@ def test_label_agreement_is_nan_without_annotations_or_predictions():
     precision, recall = label_agreement(torch.zeros(1, 3), torch.tensor([[True, False, False]]))
     assert np.isnan(precision)
     assert recall == 0.0
+
+
+def test_rank_correlation_per_video_and_a_smoothing_without_lag():
+    from samplerbench.metrics import rank_correlation, zero_phase_ema
+
+    a = torch.tensor([[1.0, 2, 3, 4], [1.0, 2, 3, 4], [5.0, 5, 5, 5]])
+    b = torch.tensor([[10.0, 20, 30, 40], [4.0, 3, 2, 1], [1.0, 2, 3, 4]])
+    rho = rank_correlation(a, b)
+    assert rho[:2].tolist() == pytest.approx([1.0, -1.0]) and np.isnan(rho[2])  # a constant row has no ranking
+    ramp = np.linspace(0.0, 1.0, 16)
+    smooth = zero_phase_ema(ramp)
+    assert smooth[0] > 0 and smooth[-1] < 1  # both ends pulled inward: no one-sided start-up ramp
+    assert smooth[8] == pytest.approx(1 - smooth[7])  # symmetric: no lag to one side
+    bump = np.zeros(16)
+    bump[8] = 1.0
+    assert np.argmax(zero_phase_ema(bump)) == 8  # a peak stays where it is
