@@ -90,12 +90,12 @@ def write_index(folder: Path, *, classes: Sequence[str], video_ids: Mapping[str,
         dims.update(frames=files["salient"]["shape"][1], fem_dim=files["fem_features"]["shape"][2],
                     rec_dim=files["rec_features"]["shape"][2])
         ids = f"{split}/video_ids.json"
-        (folder / ids).write_text(json.dumps(list(video_ids[split])) + "\n")
+        (folder / ids).write_text(json.dumps(list(video_ids[split])) + "\n", encoding="utf-8")
         splits[split] = {"rows": len(video_ids[split]), "files": files, "video_ids": ids}
     index = {"format": FORMAT, "version": VERSION, "classes": list(classes), **dims, "producer": dict(producer),
              "splits": splits}
     path = folder / INDEX
-    path.write_text(json.dumps(index, indent=2) + "\n")
+    path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return path
 
 

@@ -6,6 +6,7 @@ entry is moved aside and recomputed, never fatal."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -84,6 +85,26 @@ def source_hash(*roots: types.ModuleType) -> str:
     digest = hashlib.sha256()
     for name in code_modules(*roots):
         digest.update(f"{name}\n{module_source(name)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_digest(*roots: types.ModuleType) -> str:
+    """A short hash of the code of :func:`code_modules` ``(*roots)`` that ignores docstrings, comments and
+    layout: run.json's ``code``, which ``samplerbench compare`` requires runs to share."""
+    digest = hashlib.sha256()
+    for name in code_modules(*roots):
+        digest.update(f"{name}\n{_without_docstrings(module_source(name))}\n".encode())
     return digest.hexdigest()[:16]
 
 

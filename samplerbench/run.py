@@ -5,6 +5,7 @@ Read this file to know what a number in ``results/`` means; every stage it calls
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from samplerbench import distributed, paper, report
 from samplerbench.bankrun import BankPipeline, export_bank
+from samplerbench.cache import code_digest
 from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
@@ -119,7 +121,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,
                            predictions=scores if cfg.report.export_predictions else None, video_ids=val.video_ids,
-                           selections=exported, checkpoints=checkpoints)
+                           selections=exported, checkpoints=checkpoints, code=code_digest(sys.modules[__name__]))
         with log.stage("report"):
             report.write_all(staging, result)
     return folder
