@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import sys
 import tempfile
 import types
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from samplerbench.errors import environment_error, environment_faults
+from samplerbench.errors import UserError, environment_error, environment_faults
 from samplerbench.stagelog import warn
 
 
@@ -154,6 +155,28 @@ def save_torch(path: Path, value: Any) -> None:
             torch.save(value, f)
 
     atomic_write(path, write)
+
+
+def load_torch(path: Path, *, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` of a file the user named (``what``: "weights file",
+    "checkpoint"), or a one-line :class:`~samplerbench.errors.UserError` saying truly what ``path`` is instead: a
+    folder, something other than a regular file, unreadable, pickled objects besides tensors, not a PyTorch file.
+    Never the advice to unpickle with ``weights_only=False``."""
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a directory, not a file")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise environment_error(exc, path, action="read") or UserError(
+            f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint (KeyError, EOFError...)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise UserError(f"{what} {path} holds Python objects besides tensors ({found.group(1)}), which "
+                            "samplerbench never unpickles: save a state_dict() instead") from None
+        raise UserError(f"{what} {path} is not a PyTorch checkpoint file") from None
 
 
 class StageCache:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from samplerbench.cache import save_torch, stage_key
+from samplerbench.cache import load_torch, save_torch, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.errors import UserError
 from samplerbench.pipeline import Fitted, Outputs
@@ -96,12 +96,9 @@ def load_checkpoint(path: Path | str, kind: str) -> dict:
     """A checkpoint of ``kind`` (:data:`SAMPLER` or :data:`FRAME_CLASSIFIER`), or a :class:`UserError`
     naming the file and what is wrong with it."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt, truncated or pickled-code file
-        raise UserError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    ckpt = load_torch(path, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != kind:
         found = ckpt.get("format") if isinstance(ckpt, dict) else None
         raise UserError(f"{path} is not a samplerbench {kind.split('/')[1]} checkpoint (found format {found!r}); "

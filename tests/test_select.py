@@ -142,7 +142,7 @@ def test_unusable_checkpoints_are_user_errors(trained, tmp_path):
     with pytest.raises(UserError, match=r"nope\.pt not found"):
         load_sampler(tmp_path / "nope.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match=r"cannot load checkpoint .*garbage\.pt"):
+    with pytest.raises(UserError, match=r"checkpoint .*garbage\.pt is not a PyTorch checkpoint file"):
         load_sampler(tmp_path / "garbage.pt")
     oracle = torch.load(trained.folder / "checkpoints/uniform.pt", weights_only=True) | {
         "sampler": "oracle", "state": {"prototypes": None}}
