@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import torch
 import torchvision
 from runconfigs import MICRO
 
-from samplerbench import cache, preflight, store
+from samplerbench import cache, cli, errors, preflight, store
 from samplerbench.cli import main
 from samplerbench.store import FrameStore
 
@@ -101,6 +102,15 @@ def saved(name: str, value: Callable[[], object]) -> Callable[[Path], list[str]]
     return setup
 
 
+def long_name(tmp: Path) -> list[str]:
+    return [str(tmp / ("x" * 300))]
+
+
+def symlink_loop(tmp: Path) -> list[str]:
+    os.symlink(tmp / "loop", tmp / "loop")
+    return [str(tmp / "loop")]
+
+
 WEIGHTS = ["--preset", "tiny", "--weights", "fem={file}"]
 SELECT = ["select", "-k", "2", "--checkpoint", "{file}", "v.mp4"]
 GOOD_SUMMARY = (b"dataset,sampler,frames_T,budget_K,mAP,top1,salient_hit_rate,gflops_per_video\n"
@@ -162,6 +172,13 @@ CASES = [
         torchvision.models.mobilenet_v2().state_dict().items())[:50])), None, "tensors of mobilenet_v2's body"),
     ("select: checkpoint a directory", SELECT, folder("ck"), None, "checkpoint {tmp}/ck is a directory, not a file"),
     ("select: checkpoint a text file", SELECT, write("ck.pt", "text"), None, "ck.pt is not a PyTorch checkpoint"),
+    # environment faults of each errno kind: one line naming the path and the remedy
+    ("out name too long", ["--out", "{file}"], long_name, None, "File name too long; a name on that path is longer"),
+    ("cache under a pseudo-filesystem", ["--cache-dir", "/proc/sys/kernel/samplerbench"], None, None,
+     "cannot write /proc/sys/kernel/samplerbench: No such file or directory; a folder on that path does not exist"),
+    ("out a symbolic-link loop", ["--out", "{file}"], symlink_loop, None, "a symbolic link on that path leads back"),
+    ("preview: no frames", ["preview", "{file}", "--frames", "0"], lambda tmp: [str(tmp / "p.png")], None,
+     "argument --frames: 0: must be at least 1"),
     ("select: budget not a number", ["select", "--checkpoint", "x.pt", "-k", "two", "v.mp4"], None, None,
      "argument -k/--budget: invalid int value: 'two'"),
 ]
@@ -190,7 +207,7 @@ def test_bad_input_is_one_line_and_loses_nothing(workspace, capsys, monkeypatch,
     before = snapshot(workspace)
     if fault:
         fault(monkeypatch)
-    if argv[:1] in (["compare"], ["select"]):
+    if argv[:1] in (["compare"], ["select"], ["preview"]):
         full = [*argv, *extra]
     else:
         full = ["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache"), "--device", "cpu",
@@ -247,3 +264,31 @@ def test_a_disk_that_fills_mid_run_is_named_and_loses_nothing(workspace, capsys,
     decoded = list((workspace / "cache" / "frames").iterdir())
     assert len(decoded) == 2 and all(len(FrameStore(p)) and not store.verify(p) for p in decoded)
     assert not [p for p in after if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("code", sorted(errors._REMEDIES), ids=lambda c: errno.errorcode[c])
+def test_every_environment_fault_is_one_line_naming_path_and_remedy(code):
+    error = errors.environment_error(OSError(code, os.strerror(code)), "/some/where")
+    assert isinstance(error, errors.UserError)
+    text = str(error)
+    assert "\n" not in text and text.startswith(f"cannot write /some/where: {os.strerror(code)}; "), text
+    assert errors._REMEDIES[code] in text
+
+
+def test_sigterm_ends_like_ctrl_c(workspace, capsys, monkeypatch):
+    """A run sent SIGTERM says so in one line, exits 128+15, and leaves no temporary file."""
+    def run_until_terminated(args) -> int:
+        def write(tmp: Path) -> None:
+            tmp.write_text("half a table")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        cache.atomic_write(workspace / "out" / "synthetic" / "main.md", write)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "run", run_until_terminated)
+    before = snapshot(workspace)
+    assert cli.main(["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache")]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err == "samplerbench: terminated (SIGTERM); completed stages are cached and a re-run resumes from them\n"
+    assert snapshot(workspace) == before  # the earlier main.md kept, no temporary file left
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from samplerbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run_folder(path, seed, maps, *, preset="default", dataset="synthetic", frames=16, budgets=(4,)):
@@ -132,3 +138,13 @@ def test_compare_counts_a_run_once(tmp_path, capsys):
         assert main(["compare", *map(str, runs)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err and "Traceback" not in err, err
+
+
+def test_compare_prints_and_writes_utf8_in_a_c_locale(tmp_path):
+    a = _run_folder(tmp_path / "s0", 0, {"uniform": 50.0})
+    b = _run_folder(tmp_path / "s1", 1, {"uniform": 54.0})
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench.py"), "compare", str(a), str(b), "--out",
+                           str(tmp_path / "agg")], env=env, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "52.0 ± 2.8" in done.stdout.decode("utf-8") and "52.0 ± 2.8" in (tmp_path / "agg.md").read_text("utf-8")
