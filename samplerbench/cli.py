@@ -38,7 +38,7 @@ from samplerbench.config import (
     put_weights,
 )
 from samplerbench.datasets import dataset_options, dataset_spec, list_datasets, preset_layer
-from samplerbench.errors import UserError, environment_error
+from samplerbench.errors import EnvironmentFault, UserError, environment_error
 from samplerbench.metrics import AGGREGATIONS, check_aggregation
 from samplerbench.preflight import check_memory, check_writable, expected_rows
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
@@ -404,6 +404,9 @@ def preview_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# What to do after fixing an environment fault, by command: only a run has stages to keep.
+AFTER_FAULT = {"run": " (--out, --cache-dir), then run again: completed stages are kept",
+               "compare": " (--out), then compare again", "preview": ", then preview again"}
 COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command, "preview": preview_command}
 
 
@@ -430,14 +433,17 @@ def main(argv: list[str] | None = None) -> int:
     _utf8_where_ascii()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    command = None
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        command = args.command
+        return COMMANDS[command](args)
     except (UserError, OSError) as exc:  # an OSError: e.g. a video encoder's own write on a full disk
         error = exc if isinstance(exc, UserError) else environment_error(exc, action="use")
         if error is None:
             raise
-        print(f"samplerbench: error: {error}", file=sys.stderr)
+        then = AFTER_FAULT.get(command, "") if isinstance(error, EnvironmentFault) else ""
+        print(f"samplerbench: error: {error}{then}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         how, status = ("terminated (SIGTERM)", 128 + signal.SIGTERM) if isinstance(exc, Terminated) else \

@@ -13,6 +13,11 @@ class UserError(Exception):
     """Bad input from the user (a flag, a path, an annotation). The message is the whole story."""
 
 
+class EnvironmentFault(UserError):
+    """A disk, filesystem or permission fault the user can fix; the command line adds what to do next, which
+    depends on the command (a run resumes from its completed stages)."""
+
+
 # The environment faults a user can fix, and how; any other OSError is a bug or a broken machine and keeps
 # its traceback.
 _REMEDIES = {
@@ -52,8 +57,7 @@ def environment_error(exc: BaseException, path: Path | str | None = None, *,
     where = path if path is not None else exc.filename
     what = f"cannot {action} {where}" if where else f"cannot {action}"
     reason = exc.strerror or os.strerror(exc.errno)
-    return UserError(f"{what}: {reason}; {_REMEDIES[exc.errno]} (--out, --cache-dir), then run again: completed "
-                     "stages are kept")
+    return EnvironmentFault(f"{what}: {reason}; {_REMEDIES[exc.errno]}")
 
 
 @contextlib.contextmanager
