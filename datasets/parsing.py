@@ -146,11 +146,16 @@ def records_from_lists(
     subset)``, repeated ids dropped; returns the records and the ``(file:line, reason)`` skipped when ``lenient``."""
     entries: list[tuple[str, VideoRecord]] = []
     bad: list[tuple[str, str]] = []
+    empty: list[str] = []
     for subset, path in lists.items():
         parsed, rejected = parse_lines(path, lambda line, subset=subset: parse(line, subset))
+        if not parsed and not rejected:
+            empty.append(f"{path}: the {subset} list is empty (no line but blank lines and # comments)")
         entries += parsed
         bad += rejected
     records, duplicates = drop_duplicates(entries)
     bad += duplicates
     check_entries(" and ".join(str(p) for p in lists.values()), bad, lenient=lenient)
+    if empty:
+        raise UserError(empty[0])
     return records, bad

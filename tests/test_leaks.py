@@ -1,5 +1,5 @@
 """A video is its resolved file, not its spelling: one file listed in both splits (or twice in one) is an
-error naming both entries, for every adapter that reads paths."""
+error naming both entries, for every adapter that reads paths; an empty list file is named."""
 
 from __future__ import annotations
 
@@ -69,3 +69,15 @@ def test_one_file_in_both_splits_is_refused(tmp_path: Path, dataset, leak, says)
     with pytest.raises(UserError) as err:
         get_dataset(dataset)(build_config(data={"dataset": dataset, "root": str(root)}), tmp_path / "cache")
     assert says.format(root=root) in str(err.value) and "\n" not in str(err.value), err.value
+
+
+EMPTY = {"list": "val_list.txt", "fcvid": "val_list.txt", "ucf101": "ucfTrainTestlist/testlist01.txt",
+         "minikinetics": "val_ytid_list.txt"}
+
+
+@pytest.mark.parametrize("dataset", list(EMPTY))
+def test_an_empty_list_file_is_named(tmp_path: Path, dataset: str) -> None:
+    root = MAKERS[dataset](tmp_path / "data", videos=False)
+    (root / EMPTY[dataset]).write_text("# nothing here\n\n")
+    with pytest.raises(UserError, match=f"{root / EMPTY[dataset]}: the val list is empty"):
+        get_dataset(dataset)(build_config(data={"dataset": dataset, "root": str(root)}), tmp_path / "cache")
