@@ -226,7 +226,7 @@ def add_compare_flags(p: ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv)")
     p.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.csv")
     p.add_argument("--separate", action="store_true",
-                   help="tabulate runs of different presets, datasets, T or K sets apart instead of refusing them")
+                   help="tabulate runs of different settings apart instead of refusing them")
 
 
 def _at_least(low: int) -> Callable[[str], int]:
