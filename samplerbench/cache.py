@@ -109,6 +109,13 @@ def code_digest(*roots: types.ModuleType) -> str:
     return digest.hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """A short SHA-256 of the bytes of the file ``path``: which weights file a run started from, whatever its
+    name (run.json's ``weights``, compared by ``samplerbench compare``)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
 def new_file_mode() -> int:
     """The permissions the user's umask gives a new file (``0o666`` less the umask): what every file a run
     writes gets, instead of the 0600 of ``mkstemp``."""

@@ -84,12 +84,15 @@ def _flatten(values: dict, prefix: str = "") -> dict[str, object]:
 
 
 def identity(meta: dict) -> dict[str, str]:
-    """Every setting of a run but those of :data:`NOT_IDENTITY`, as dotted path -> JSON value, plus ``code``
-    (run.json's digest of the code that computed the numbers; ``"?"`` for runs written before it was recorded).
-    Runs average only with runs of the same identity."""
+    """Every setting of a run but those of :data:`NOT_IDENTITY`, as dotted path -> JSON value, its weights files by
+    content (run.json's ``weights`` digests, where recorded) and ``code`` (run.json's digest of the code that
+    computed the numbers; ``"?"`` for runs written before it was recorded). Runs average only with runs of the
+    same identity."""
     config = run_config(meta["config"]) if isinstance(meta.get("config"), dict) else {}
     flat = {path: json.dumps(value, sort_keys=True) for path, value in _flatten(config).items()
             if not any(path == skip or path.startswith(f"{skip}.") for skip in NOT_IDENTITY)}
+    weights = meta.get("weights") if isinstance(meta.get("weights"), dict) else {}
+    flat.update({f"{role}.weights": json.dumps(digest) for role, digest in weights.items()})  # content, not path
     return {**flat, "code": str(meta.get("code", "?"))} if meta else flat
 
 
@@ -100,7 +103,8 @@ def check_distinct(folders: list[Path], metas: list[dict]) -> None:
     for folder, meta in zip(folders, metas, strict=True):
         where = folder.resolve()
         if where in seen:
-            raise UserError(f"{folder} is given twice (as {seen[where]}); each run counts once: give it once")
+            spelled = f" (also as {seen[where]})" if str(seen[where]) != str(folder) else ""
+            raise UserError(f"{folder} is given twice{spelled}; each run counts once: give it once")
         seen[where] = folder
         if meta.get("seed") is not None:
             same = ("seed", meta["seed"], json.dumps(identity(meta), sort_keys=True))

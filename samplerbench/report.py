@@ -410,6 +410,7 @@ def write_all(folder: Path, result: RunResult) -> None:
         "platform": platform.platform(),
         "versions": package_versions(),
         "code": result.code,
+        "weights": result.weights,
         "dataset": {"name": data.name, "classes": len(data.classes), "train_videos": len(data.split("train")),
                     "val_videos": len(data.split("val")), "skipped_annotations": [list(s) for s in data.skipped]},
         "stages": result.stages,

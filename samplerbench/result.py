@@ -48,3 +48,4 @@ class RunResult:
     selections: dict[str, Any] | None = None
     checkpoints: list[dict] = dataclasses.field(default_factory=list)
     code: str = "?"  # cache.code_digest of the run's code
+    weights: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> "imagenet" or the file's digest

@@ -76,13 +76,15 @@ def test_compare_separates_settings_on_request(tmp_path, capsys):
         ("default", 4, 2), ("tiny", 2, 1), ("tiny", 4, 1)]
 
 
-def _nested_run(path, seed, maps, **config):
-    """A run folder whose run.json holds a nested config (``config`` merged into ``sampling``), as runs write."""
+def _nested_run(path, seed, maps, *, weights=None, **config):
+    """A run folder whose run.json holds a nested config (``config`` merged into ``sampling``), as runs write;
+    ``weights``: (the recognizer's weights file, its digest)."""
     folder = _run_folder(path, seed, maps)
     sampling = {"budgets": [4], "aggregation": "mean_softmax", "options": {}, **config}
     meta = {"seed": seed, "preset": "default", "machine": "m1", "code": "c0",
             "config": {"preset": "default", "seed": seed, "data": {"dataset": "synthetic", "frames": 16},
-                       "sampling": sampling}}
+                       "sampling": sampling, "recognizer": {"weights": weights and weights[0]}},
+            "weights": {"recognizer": weights[1]} if weights else {}}
     (folder / "run.json").write_text(json.dumps(meta))
     return folder
 
@@ -148,3 +150,13 @@ def test_compare_prints_and_writes_utf8_in_a_c_locale(tmp_path):
                            str(tmp_path / "agg")], env=env, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert "52.0 ± 2.8" in done.stdout.decode("utf-8") and "52.0 ± 2.8" in (tmp_path / "agg.md").read_text("utf-8")
+
+
+def test_compare_knows_weights_by_content_not_by_name(tmp_path, capsys):
+    a = _nested_run(tmp_path / "a", 0, {"nsnet": 50.0}, weights=("/data/rec.pt", "d0"))
+    renamed = _nested_run(tmp_path / "b", 1, {"nsnet": 54.0}, weights=("/elsewhere/rec.pt", "d0"))
+    retrained = _nested_run(tmp_path / "c", 2, {"nsnet": 58.0}, weights=("/data/rec.pt", "d1"))
+    assert main(["compare", str(a), str(renamed)]) == 0
+    assert "52.0 ± 2.8" in capsys.readouterr().out
+    assert main(["compare", str(a), str(retrained)]) == 2
+    assert 'recognizer.weights="d1"' in capsys.readouterr().err
