@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -153,9 +154,28 @@ def run_options(cfg) -> DatasetOptions:
 
 
 def get_dataset(name: str) -> Callable[[Any, Path], DatasetIndex]:
-    """``index(cfg, cache_dir)``: adapter ``name`` run with its options from ``cfg`` (:func:`run_options`)."""
+    """``index(cfg, cache_dir)``: adapter ``name`` run with its options from ``cfg`` (:func:`run_options`), its
+    records checked by :func:`check_one_file_per_video`."""
     spec = dataset_spec(name)
-    return lambda cfg, cache_dir: spec.build(cfg, cache_dir, dataset_options(name, cfg.data.options.get(name, {})))
+    return lambda cfg, cache_dir: check_one_file_per_video(
+        spec.build(cfg, cache_dir, dataset_options(name, cfg.data.options.get(name, {}))))
+
+
+def check_one_file_per_video(index: DatasetIndex) -> DatasetIndex:
+    """``index``, or a :class:`UserError` naming two of its videos that are one file or frame folder (its
+    resolved path: spelling, ``..`` and symbolic links aside), in one split or in both (a leak from training
+    into evaluation). Records of a frame bank, whose path is the bank's folder, are not files and pass."""
+    seen: dict[str, VideoRecord] = {}
+    for record in index.records:
+        if record.frames is None and Path(record.path).is_dir():
+            continue
+        where = os.path.realpath(record.path)
+        if where in seen:
+            first = seen[where]
+            raise UserError(f"videos {first.video_id!r} ({first.subset}) and {record.video_id!r} ({record.subset}) "
+                            f"of dataset {index.name} are one file, {where}: each video must be listed once")
+        seen[where] = record
+    return index
 
 
 def preset_layer(preset: str, dataset: str) -> dict[str, Any]:

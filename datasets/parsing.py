@@ -6,6 +6,7 @@ are read through :func:`read_text` (drops a UTF-8 BOM) and split with ``str.spli
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -113,18 +114,29 @@ def parse_class_list(path: Path) -> tuple[str, ...]:
 
 
 def drop_duplicates(entries: Iterable[tuple[str, VideoRecord]]) -> tuple[list[VideoRecord], list[tuple[str, str]]]:
-    """The records with distinct video ids, and ``(entry, reason)`` for every later repeat of an id (a video
-    listed twice, or in both splits, would be counted twice or leak from training into evaluation)."""
+    """The records with distinct video ids and distinct files, and ``(entry, reason)`` for every later repeat
+    (a video listed twice, or in both splits, would be counted twice or leak from training into evaluation).
+    A file is known by its resolved path (:func:`resolved`), so ``v/x.mp4`` and ``./v/x.mp4`` are one video."""
     first: dict[str, str] = {}
+    files: dict[str, str] = {}
     records: list[VideoRecord] = []
     bad: list[tuple[str, str]] = []
     for entry, record in entries:
+        where = resolved(record.path)
         if record.video_id in first:
             bad.append((entry, f"duplicate video {record.video_id!r} (first at {first[record.video_id]})"))
             continue
-        first[record.video_id] = entry
+        if where in files:
+            bad.append((entry, f"{record.path} is the file of {files[where]} too ({where}): one video listed twice"))
+            continue
+        first[record.video_id] = files[where] = entry
         records.append(record)
     return records, bad
+
+
+def resolved(path: Path) -> str:
+    """The file ``path`` names, whatever its spelling: absolute, ``.``, ``..`` and symbolic links resolved."""
+    return os.path.realpath(path)
 
 
 def records_from_lists(
@@ -134,11 +146,16 @@ def records_from_lists(
     subset)``, repeated ids dropped; returns the records and the ``(file:line, reason)`` skipped when ``lenient``."""
     entries: list[tuple[str, VideoRecord]] = []
     bad: list[tuple[str, str]] = []
+    empty: list[str] = []
     for subset, path in lists.items():
         parsed, rejected = parse_lines(path, lambda line, subset=subset: parse(line, subset))
+        if not parsed and not rejected:
+            empty.append(f"{path}: the {subset} list is empty (no line but blank lines and # comments)")
         entries += parsed
         bad += rejected
     records, duplicates = drop_duplicates(entries)
     bad += duplicates
     check_entries(" and ".join(str(p) for p in lists.values()), bad, lenient=lenient)
+    if empty:
+        raise UserError(empty[0])
     return records, bad

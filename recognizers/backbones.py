@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from samplerbench.cache import load_torch
 from samplerbench.errors import UserError
 
 RECOGNIZER_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -92,10 +93,21 @@ def fetch_command(archs: Iterable[str]) -> str:
 
 
 def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
+    """Raise one :class:`UserError` naming every missing file among ``(arch, source)`` pairs
+    (:func:`require_files`), or the first file that is not weights of its architecture (:func:`read_weights`,
+    :func:`fit_weights`); or return. A run calls it before its first stage."""
+    wanted = list(wanted)
+    require_files(wanted)
+    for arch, source in dict.fromkeys(wanted):
+        path = weights_file(arch, source)
+        fit_weights(FrameClassifier(arch=arch, num_classes=1), path, read_weights(path))
+
+
+def require_files(wanted: Iterable[tuple[str, str]]) -> None:
     """Raise one :class:`UserError` naming every missing file among ``(arch, source)`` pairs (with the command
     that fetches ImageNet files: nothing is downloaded here), or return."""
     missing = {weights_file(arch, source): (arch, source) for arch, source in wanted}
-    missing = {path: pair for path, pair in missing.items() if not path.is_file()}
+    missing = {path: pair for path, pair in missing.items() if not path.exists()}
     imagenet = [arch for arch, source in missing.values() if source == IMAGENET]
     local = [f"{path} not found ({arch})" for path, (arch, source) in missing.items() if source != IMAGENET]
     problems = [f"weights file {', '.join(local)}; pass existing local checkpoint files"] if local else []
@@ -110,17 +122,19 @@ def require_weights(wanted: Iterable[tuple[str, str]]) -> None:
         raise UserError("; ".join(problems))
 
 
-def load_weights(model: FrameClassifier, source: str) -> list[str]:
-    """Load a local checkpoint (a state dict file, or ``"imagenet"`` from ``TORCH_HOME``) into ``model`` with
-    ``weights_only=True``; returns the keys left at their initial values. A head of the wrong shape is skipped
-    and reported; an incomplete body is an error."""
-    require_weights([(model.arch, source)])
-    path = weights_file(model.arch, source)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt or pickled-code checkpoint: say which file
-        raise UserError(f"cannot load weights {path}: {exc}") from None
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """The tensors of the checkpoint file ``path`` (a state dict, or one under ``"state_dict"``), loaded with
+    ``weights_only=True``; a :class:`UserError` saying what the file is instead (:func:`load_torch`; no tensors)."""
+    state = load_torch(path, what="weights file")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not any(isinstance(v, Tensor) for v in state.values()):
+        raise UserError(f"weights file {path} holds a {type(state).__name__} without tensors, not a state dict")
+    return state
+
+
+def fit_weights(model: FrameClassifier, path: Path, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The tensors of ``state`` renamed to ``model``'s keys, where their shapes fit; a head of the wrong shape is
+    left out, and a :class:`UserError` says when ``state`` does not cover the body of ``model.arch``."""
     own = model.state_dict()
     renamed = {}
     for key, value in state.items():
@@ -129,7 +143,7 @@ def load_weights(model: FrameClassifier, source: str) -> list[str]:
             target = "head." + key.removeprefix(f"{model.head_name}.")
         else:
             target = key if key in own else f"body.{key}"
-        if target in own and own[target].shape == value.shape:
+        if target in own and isinstance(value, Tensor) and own[target].shape == value.shape:
             renamed[target] = value
     if not renamed:
         raise UserError(f"weights file {path} has no tensor that fits {model.arch}")
@@ -139,5 +153,16 @@ def load_weights(model: FrameClassifier, source: str) -> list[str]:
         raise UserError(f"weights file {path} fits only {len(body) - len(missing)} of the {len(body)} tensors of "
                         f"{model.arch}'s body (first missing: {missing[0]}): give a checkpoint of that architecture, "
                         f"imagenet, or none")
+    return renamed
+
+
+def load_weights(model: FrameClassifier, source: str) -> list[str]:
+    """Load a local checkpoint (a state dict file, or ``"imagenet"`` from ``TORCH_HOME``) into ``model`` with
+    ``weights_only=True``; returns the keys left at their initial values. A head of the wrong shape is skipped
+    and reported; an incomplete body is an error."""
+    require_files([(model.arch, source)])
+    path = weights_file(model.arch, source)
+    renamed = fit_weights(model, path, read_weights(path))
+    own = model.state_dict()
     model.load_state_dict(renamed, strict=False)
     return sorted(set(own) - set(renamed))

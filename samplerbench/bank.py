@@ -90,12 +90,12 @@ def write_index(folder: Path, *, classes: Sequence[str], video_ids: Mapping[str,
         dims.update(frames=files["salient"]["shape"][1], fem_dim=files["fem_features"]["shape"][2],
                     rec_dim=files["rec_features"]["shape"][2])
         ids = f"{split}/video_ids.json"
-        (folder / ids).write_text(json.dumps(list(video_ids[split])) + "\n")
+        (folder / ids).write_text(json.dumps(list(video_ids[split])) + "\n", encoding="utf-8")
         splits[split] = {"rows": len(video_ids[split]), "files": files, "video_ids": ids}
     index = {"format": FORMAT, "version": VERSION, "classes": list(classes), **dims, "producer": dict(producer),
              "splits": splits}
     path = folder / INDEX
-    path.write_text(json.dumps(index, indent=2) + "\n")
+    path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -137,6 +137,10 @@ def _index(root: Path) -> dict[str, Any]:
     classes = index.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise UserError(f"{path}: 'classes' must be a non-empty list of class names")
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise UserError(f"{path}: class {twice[0]!r} is listed twice in 'classes' (at {classes.index(twice[0])} and "
+                        f"{classes.index(twice[0], classes.index(twice[0]) + 1)}); class names must be unique")
     for split in SPLITS:
         entry = (index.get("splits") or {}).get(split)
         if not isinstance(entry, dict) or not isinstance(entry.get("rows"), int) \
@@ -191,6 +195,14 @@ def _video_ids(root: Path, index: dict[str, Any], split: str) -> tuple[str, ...]
     if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids) or len(ids) != entry["rows"]:
         count = len(ids) if isinstance(ids, list) else "no list of"
         raise UserError(f"{path}: expected a list of {entry['rows']} video id strings (index.json rows), got {count}")
+    first: dict[str, int] = {}
+    for row, video_id in enumerate(ids):
+        # a training video's views are consecutive rows of one id; any other repeat is a video counted twice
+        if video_id in first and (split == "val" or ids[row - 1] != video_id):
+            raise UserError(f"{path}: video {video_id!r} is at rows {first[video_id]} and {row}; "
+                            + ("a validation video has one row" if split == "val" else
+                               "a training video's rows (its views) must be consecutive"))
+        first.setdefault(video_id, row)
     return tuple(ids)
 
 
@@ -217,9 +229,11 @@ def read_bank(root: Path | str, *, lenient: bool = False) -> Bank:
         arrays = {name: _load_array(root, index, split, name) for name in ARRAYS}
         ids = _video_ids(root, index, split)
         drop: set[int] = set()
-        for name in arrays:
-            path = root / index["splits"][split]["files"][name]["path"]
-            rows, why = _bad_rows(path)
+        files = {name: root / index["splits"][split]["files"][name]["path"] for name in arrays}
+        faults = [(files[name], *_bad_rows(files[name])) for name in arrays]
+        if split == "val":  # a video without a label has no place in any AP: it would be scored as a negative
+            faults.append((files["labels"], np.flatnonzero(~np.asarray(arrays["labels"]).any(axis=1)), "no label"))
+        for path, rows, why in faults:
             if len(rows) and not lenient:
                 raise UserError(f"{path}: row {rows[0]} (video {ids[rows[0]]!r}) holds {why}; fix the bank, or pass "
                                 f"--lenient to skip such rows")
@@ -232,6 +246,10 @@ def read_bank(root: Path | str, *, lenient: bool = False) -> Bank:
         if not ids:
             raise UserError(f"{root / INDEX}: splits.{split} has no usable row")
         splits[split] = BankSplit(video_ids=ids, **arrays)
+    both = sorted(set(splits["train"].video_ids) & set(splits["val"].video_ids))
+    if both:
+        raise UserError(f"{root}: video {both[0]!r} is in both splits ({len(both)} such video(s)): a video trained on "
+                        "and scored leaks into the results; fix the bank's video_ids.json")
     return Bank(root=root, classes=tuple(index["classes"]), frames=index["frames"], splits=splits,
                 producer=dict(index.get("producer") or {}), fingerprint=_fingerprint(root, index),
                 skipped=tuple(skipped))

@@ -6,12 +6,14 @@ entry is moved aside and recomputed, never fatal."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
 import inspect
 import json
 import os
+import re
 import sys
 import tempfile
 import types
@@ -22,7 +24,7 @@ from typing import Any
 
 import torch
 
-from samplerbench.errors import environment_error, environment_faults
+from samplerbench.errors import UserError, environment_error, environment_faults
 from samplerbench.stagelog import warn
 
 
@@ -87,6 +89,33 @@ def source_hash(*roots: types.ModuleType) -> str:
     return digest.hexdigest()[:16]
 
 
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_digest(*roots: types.ModuleType) -> str:
+    """A short hash of the code of :func:`code_modules` ``(*roots)`` that ignores docstrings, comments and
+    layout: run.json's ``code``, which ``samplerbench compare`` requires runs to share."""
+    digest = hashlib.sha256()
+    for name in code_modules(*roots):
+        digest.update(f"{name}\n{_without_docstrings(module_source(name))}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """A short SHA-256 of the bytes of the file ``path``: which weights file a run started from, whatever its
+    name (run.json's ``weights``, compared by ``samplerbench compare``)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
 def new_file_mode() -> int:
     """The permissions the user's umask gives a new file (``0o666`` less the umask): what every file a run
     writes gets, instead of the 0600 of ``mkstemp``."""
@@ -133,6 +162,28 @@ def save_torch(path: Path, value: Any) -> None:
             torch.save(value, f)
 
     atomic_write(path, write)
+
+
+def load_torch(path: Path, *, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` of a file the user named (``what``: "weights file",
+    "checkpoint"), or a one-line :class:`~samplerbench.errors.UserError` saying truly what ``path`` is instead: a
+    folder, something other than a regular file, unreadable, pickled objects besides tensors, not a PyTorch file.
+    Never the advice to unpickle with ``weights_only=False``."""
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a directory, not a file")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise environment_error(exc, path, action="read") or UserError(
+            f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint (KeyError, EOFError...)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise UserError(f"{what} {path} holds Python objects besides tensors ({found.group(1)}), which "
+                            "samplerbench never unpickles: save a state_dict() instead") from None
+        raise UserError(f"{what} {path} is not a PyTorch checkpoint file") from None
 
 
 class StageCache:

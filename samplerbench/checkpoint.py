@@ -10,6 +10,7 @@ stage-cache keys) identifies the content, so a re-run rewrites only changed file
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from samplerbench.cache import save_torch, stage_key
+from samplerbench.cache import load_torch, save_torch, stage_key
 from samplerbench.config import RunConfig
 from samplerbench.errors import UserError
 from samplerbench.pipeline import Fitted, Outputs
@@ -28,7 +29,18 @@ from samplerbench.samplers.base import constructor_fields, field_values
 
 FRAME_CLASSIFIER = "samplerbench/frame-classifier"
 SAMPLER = "samplerbench/sampler"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a sampler checkpoint records what it was trained with (``trained_with``)
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """A short SHA-256 of a state dict's names, dtypes, shapes and values: which weights a sampler was trained
+    with, checked again when ``select`` loads them."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
 
 
 def classifier_filename(out: Outputs, role: str) -> str:
@@ -36,7 +48,8 @@ def classifier_filename(out: Outputs, role: str) -> str:
     return f"{role}_{out.arch}{'_tsn' if out.tsn else ''}.pt"
 
 
-def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, classes: tuple[str, ...]) -> dict:
+def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, classes: tuple[str, ...],
+                                state: dict[str, torch.Tensor]) -> dict:
     """The checkpoint of a trained recognizer or FEM (``role``), with the preprocessing of this run."""
     meta = {
         "format": FRAME_CLASSIFIER,
@@ -58,20 +71,25 @@ def frame_classifier_checkpoint(out: Outputs, *, role: str, cfg: RunConfig, clas
             "std": list(IMAGENET_STD),
         },
     }
-    return {**meta, "key": stage_key("checkpoint", outputs=out.key, meta=meta),
-            "state_dict": {k: v.detach().cpu() for k, v in out.model.state_dict().items()}}
+    return {**meta, "key": stage_key("checkpoint", version=FORMAT_VERSION, outputs=out.key, meta=meta),
+            "state_dict": state}
 
 
-def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs, options: dict[str, Any]) -> dict:
-    """The checkpoint of a sampler fitted on ``fem`` and ``rec``, which it references by file name; ``options``
-    are the run's ``sampling.options`` it was built with (already among its ``fields``, listed apart so that a
-    reader sees what the run changed)."""
+def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs, options: dict[str, Any],
+                       digests: dict[str, str]) -> dict:
+    """The checkpoint of a sampler fitted on ``fem`` and ``rec``, which it references by file name and records in
+    ``trained_with`` (``digests``: their weights' :func:`state_digest` by their key); ``options`` are the run's
+    ``sampling.options`` it was built with (already among its ``fields``, listed apart so that a reader sees
+    what the run changed)."""
     fields = field_values(sampler)
     return {
         "format": SAMPLER,
         "version": FORMAT_VERSION,
         # The fields and the classifiers' stage keys determine the fitted state (the stage cache's own key).
-        "key": stage_key("checkpoint", sampler=sampler.name, fields=fields, fem=fem.key, rec=rec.key),
+        "key": stage_key("checkpoint", version=FORMAT_VERSION, sampler=sampler.name, fields=fields, fem=fem.key,
+                         rec=rec.key),
+        "trained_with": {"fem": trained_with(fem, digests), "recognizer": trained_with(rec, digests),
+                         "frames": int(fem.val_feats.shape[1]), "fem_dim": int(fem.val_feats.shape[-1])},
         "sampler": sampler.name,
         "fields": fields,
         "options": dict(options),
@@ -79,6 +97,12 @@ def sampler_checkpoint(sampler: Sampler, *, fem: Outputs, rec: Outputs, options:
         "fem": classifier_filename(fem, "fem"),
         "recognizer": classifier_filename(rec, "recognizer"),
     }
+
+
+def trained_with(out: Outputs, digests: dict[str, str]) -> dict[str, Any]:
+    """What a sampler checkpoint records of a frame classifier it was fitted with: architecture, TSN variant and
+    the digest of its weights (``digests[out.key]``)."""
+    return {"arch": out.arch, "tsn": out.tsn, "digest": digests[out.key]}
 
 
 def stored_key(path: Path) -> str | None:
@@ -96,12 +120,9 @@ def load_checkpoint(path: Path | str, kind: str) -> dict:
     """A checkpoint of ``kind`` (:data:`SAMPLER` or :data:`FRAME_CLASSIFIER`), or a :class:`UserError`
     naming the file and what is wrong with it."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt, truncated or pickled-code file
-        raise UserError(f"cannot load checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    ckpt = load_torch(path, what="checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != kind:
         found = ckpt.get("format") if isinstance(ckpt, dict) else None
         raise UserError(f"{path} is not a samplerbench {kind.split('/')[1]} checkpoint (found format {found!r}); "
@@ -109,23 +130,70 @@ def load_checkpoint(path: Path | str, kind: str) -> dict:
     return ckpt
 
 
-def load_frame_classifier(path: Path | str, *, device: str) -> tuple[FrameClassifier, dict]:
-    """The model, in eval mode on ``device``, and its checkpoint (for the class names and preprocessing)."""
+def load_frame_classifier(path: Path | str, *, device: str, role: str) -> tuple[FrameClassifier, dict]:
+    """The ``role`` model (``fem`` or ``recognizer``), in eval mode on ``device``, and its checkpoint (for the class
+    names and preprocessing); a :class:`UserError` for a checkpoint of the other role or one that does not
+    rebuild its model."""
     ckpt = load_checkpoint(path, FRAME_CLASSIFIER)
-    model = FrameClassifier(arch=ckpt["arch"], num_classes=ckpt["num_classes"])
-    model.to(ckpt["state_dict"]["head.weight"].dtype)  # a --dtype float64 run's model stays float64
-    model.load_state_dict(ckpt["state_dict"])
+    if ckpt.get("role") != role:
+        raise UserError(f"{path} is a {ckpt.get('role')!r} checkpoint where a {role} is needed: the checkpoints "
+                        "beside a sampler checkpoint must be the run's own")
+    try:
+        model = FrameClassifier(arch=ckpt["arch"], num_classes=ckpt["num_classes"])
+        model.to(ckpt["state_dict"]["head.weight"].dtype)  # a --dtype float64 run's model stays float64
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise UserError(f"{path}: its fields do not rebuild a {ckpt.get('arch')!r} model ({_first_line(exc)}); a "
+                        "hand-edited or foreign checkpoint? use the one the run wrote") from None
     return model.to(device).eval(), ckpt
 
 
-def build_sampler(ckpt: dict, *, device: str) -> Sampler:
-    """The sampler of a sampler checkpoint, constructed from its fields and loaded with its state."""
-    cls = get_sampler_class(ckpt["sampler"])
-    kwargs = dict(ckpt["fields"])
-    if "device" in constructor_fields(cls):
-        kwargs["device"] = device
-    sampler = cls(**kwargs)
-    sampler.load_state_dict(ckpt["state"])
+def check_trained_with(path: Path, ckpt: dict, *, fem: tuple[FrameClassifier, dict],
+                       recognizer: tuple[FrameClassifier, dict]) -> None:
+    """A :class:`UserError` when the FEM and recognizer checkpoints beside the sampler checkpoint ``path`` are not
+    the ones it was trained with (architecture, weights' digest, T, the FEM's width), or when it does not say."""
+    record = ckpt.get("trained_with")
+    if not isinstance(record, dict):
+        raise UserError(f"{path} does not record the FEM and recognizer it was trained with (a checkpoint of an "
+                        "older samplerbench, or edited): run the benchmark again to rewrite it")
+    found = {"fem": fem, "recognizer": recognizer}
+    for role, (model, own) in found.items():
+        wanted, have = record.get(role) or {}, {"arch": model.arch, "tsn": own.get("tsn"),
+                                                "digest": state_digest(own["state_dict"])}
+        for field in ("arch", "tsn", "digest"):
+            if wanted.get(field) != have[field]:
+                raise UserError(f"{path} was trained with a {role} of {field} {wanted.get(field)!r}, but "
+                                f"{path.parent / ckpt[role]} has {have[field]!r}: a checkpoint copied from another "
+                                "run? keep each sampler checkpoint beside its own run's FEM and recognizer")
+    frames, width = recognizer[1]["preprocessing"]["frames"], fem[0].feature_dim
+    for what, wanted, have in (("T", record.get("frames"), frames), ("FEM width", record.get("fem_dim"), width)):
+        if wanted != have:
+            raise UserError(f"{path} was trained with {what} = {wanted!r}, but its FEM and recognizer give {have!r}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def build_sampler(ckpt: dict, *, device: str, path: Path) -> Sampler:
+    """The sampler of a sampler checkpoint, constructed from its fields and loaded with its state; a
+    :class:`UserError` naming ``path`` when they do not make one (a hand-edited or foreign checkpoint)."""
+    name = ckpt.get("sampler")
+    if not isinstance(name, str) or not isinstance(ckpt.get("fields"), dict):
+        raise UserError(f"{path}: no sampler name and fields; a hand-edited or foreign checkpoint?")
+    try:
+        cls = get_sampler_class(name)
+        kwargs = dict(ckpt["fields"])
+        if "device" in constructor_fields(cls):
+            kwargs["device"] = device
+        sampler = cls(**kwargs)
+        sampler.load_state_dict(ckpt.get("state"))
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise UserError(f"{path}: its fields and state do not make a {name!r} sampler ({_first_line(exc)}); a "
+                        "hand-edited or foreign checkpoint? use the one the run wrote") from None
     return sampler
 
 
@@ -165,14 +233,17 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg
     for f in fitted:
         classifiers.setdefault(classifier_filename(f.fem, "fem"), ("fem", f.fem))
         classifiers.setdefault(classifier_filename(f.rec, "recognizer"), ("recognizer", f.rec))
-    entries, written = [], 0
+    entries, written, digests = [], 0, {}
     for name, (role, out) in classifiers.items():
+        state = {k: v.detach().cpu() for k, v in out.model.state_dict().items()}
+        digests[out.key] = state_digest(state)
         written += _save_checkpoint(folder / name, frame_classifier_checkpoint(out, role=role, cfg=cfg,
-                                                                              classes=classes), previous / name)
+                                                                              classes=classes, state=state),
+                                    previous / name)
         entries.append({"file": rel + name, "kind": role, "arch": out.arch, "tsn": out.tsn})
     for f in fitted:
         label = sampler_label(f, fem=fem, rec=rec)
-        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec, options=f.options)
+        ckpt = sampler_checkpoint(f.sampler, fem=f.fem, rec=f.rec, options=f.options, digests=digests)
         name = f"{slug(label)}.pt"
         written += _save_checkpoint(folder / name, ckpt, previous / name)
         entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,

@@ -9,11 +9,14 @@ User mistakes and environment faults end with one line on stderr and exit status
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import dataclasses
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -36,7 +39,7 @@ from samplerbench.config import (
     put_weights,
 )
 from samplerbench.datasets import dataset_options, dataset_spec, list_datasets, preset_layer
-from samplerbench.errors import UserError, environment_error
+from samplerbench.errors import EnvironmentFault, UserError, environment_error
 from samplerbench.metrics import AGGREGATIONS, check_aggregation
 from samplerbench.preflight import check_memory, check_writable, expected_rows
 from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
@@ -232,7 +235,21 @@ def add_compare_flags(p: ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv)")
     p.add_argument("--out", type=Path, default=None, help="also write OUT.md and OUT.csv")
     p.add_argument("--separate", action="store_true",
-                   help="tabulate runs of different presets, datasets, T or K sets apart instead of refusing them")
+                   help="tabulate runs of different settings apart instead of refusing them")
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
+        return value
+
+    return parse
 
 
 def add_preview_flags(p: ArgumentParser) -> None:
@@ -240,8 +257,9 @@ def add_preview_flags(p: ArgumentParser) -> None:
     p.add_argument("--preset", default="default", choices=sorted(PRESETS),
                    help="whose synthetic dataset (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="the run seed (default: %(default)s)")
-    p.add_argument("--index", type=int, default=0, help="the video, syn_<index> (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=8, help="frames shown, evenly spaced (default: %(default)s)")
+    p.add_argument("--index", type=_at_least(0), default=0, help="the video, syn_<index> (default: %(default)s)")
+    p.add_argument("--frames", type=_at_least(1), default=8,
+                   help="frames shown, evenly spaced (default: %(default)s)")
 
 
 def add_doctor_flags(p: ArgumentParser) -> None:
@@ -412,22 +430,53 @@ def doctor_command(args: argparse.Namespace) -> int:
                        workers=args.workers) else 1
 
 
+# What to do after fixing an environment fault, by command: only a run has stages to keep.
+AFTER_FAULT = {"run": " (--out, --cache-dir), then run again: completed stages are kept",
+               "compare": " (--out), then compare again", "preview": ", then preview again"}
 COMMANDS = {"run": run_command, "compare": compare_command, "select": select_command, "preview": preview_command,
             "doctor": doctor_command}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that a stopped run unwinds the same way: temporary
+    files removed by the ``finally`` blocks that made them, finished stages kept."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _utf8_where_ascii() -> None:
+    """Print UTF-8 where the locale says ASCII (``LC_ALL=C``, ``PYTHONUTF8=0``), as Python's own UTF-8 mode would:
+    tables hold ± and names may hold any character, which ASCII cannot encode."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if encoding and codecs.lookup(encoding).name == "ascii" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _utf8_where_ascii()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    command = None
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        command = args.command
+        return COMMANDS[command](args)
     except (UserError, OSError) as exc:  # an OSError: e.g. a video encoder's own write on a full disk
-        error = exc if isinstance(exc, UserError) else environment_error(exc)
+        error = exc if isinstance(exc, UserError) else environment_error(exc, action="use")
         if error is None:
             raise
-        print(f"samplerbench: error: {error}", file=sys.stderr)
+        then = AFTER_FAULT.get(command, "") if isinstance(error, EnvironmentFault) else ""
+        print(f"samplerbench: error: {error}{then}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("samplerbench: interrupted; completed stages are cached and a re-run resumes from them",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how, status = ("terminated (SIGTERM)", 128 + signal.SIGTERM) if isinstance(exc, Terminated) else \
+            ("interrupted", 130)
+        print(f"samplerbench: {how}; completed stages are cached and a re-run resumes from them", file=sys.stderr)
+        return status
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,8 +1,9 @@
 """Mean ± std of several runs (seeds, machines) per sampler and budget: ``samplerbench compare DIR...``.
 
 Each run is a folder holding ``summary.csv``; cells say how many runs and which seeds they aggregate. Only
-runs of one setting (:data:`SETTING`) are averaged; several settings are refused, or with ``separate``
-tabulated apart."""
+runs of one identity (:func:`identity`: every setting in run.json but the seed, plus the code that made the
+numbers) are averaged; several identities are refused naming the setting that differs, or with ``separate``
+tabulated apart. One run given twice, or two runs of one identity and seed, are refused: they are not seeds."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from samplerbench.errors import UserError
 
 METRICS = ("mAP", "top1", "salient_hit_rate", "gflops_per_video")
 KEYS = ("dataset", "sampler", "frames_T", "budget_K")
-SETTING = ("preset", "dataset", "frames_T", "budgets")  # what runs must share to be averaged
+SETTING = ("preset", "dataset", "frames_T", "budgets")  # the part of a run's identity every heading names
+# Settings that change no number compare averages: where the run ran and how fast (device, processes, workers,
+# timing), which samplers and tables it wrote, how its intervals were drawn. The seed is what runs vary.
+NOT_IDENTITY = ("seed", "device", "workers", "remeasure", "report", "cost", "sampling.samplers")
+# The identity's entries that SETTING shows already
+SHOWN = ("preset", "data.dataset", "data.frames", "sampling.budgets")
 
 
 def run_meta(folder: Path) -> dict:
@@ -65,14 +71,59 @@ def k_set(meta: dict, summary: pd.DataFrame) -> str:
     return ",".join(str(k) for k in sorted(set(budgets)))
 
 
+def _flatten(values: dict, prefix: str = "") -> dict[str, object]:
+    """Nested settings as dotted path -> value; an empty table (no sampler options) leaves no entry."""
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def identity(meta: dict) -> dict[str, str]:
+    """Every setting of a run but those of :data:`NOT_IDENTITY`, as dotted path -> JSON value, its weights files by
+    content (run.json's ``weights`` digests, where recorded) and ``code`` (run.json's digest of the code that
+    computed the numbers; ``"?"`` for runs written before it was recorded). Runs average only with runs of the
+    same identity."""
+    config = run_config(meta["config"]) if isinstance(meta.get("config"), dict) else {}
+    flat = {path: json.dumps(value, sort_keys=True) for path, value in _flatten(config).items()
+            if not any(path == skip or path.startswith(f"{skip}.") for skip in NOT_IDENTITY)}
+    weights = meta.get("weights") if isinstance(meta.get("weights"), dict) else {}
+    flat.update({f"{role}.weights": json.dumps(digest) for role, digest in weights.items()})  # content, not path
+    return {**flat, "code": str(meta.get("code", "?"))} if meta else flat
+
+
+def check_distinct(folders: list[Path], metas: list[dict]) -> None:
+    """A :class:`UserError` when one folder is given twice, or two folders hold one run (same identity and
+    seed): averaging them would count one result as two seeds."""
+    seen: dict[object, Path] = {}
+    for folder, meta in zip(folders, metas, strict=True):
+        where = folder.resolve()
+        if where in seen:
+            spelled = f" (also as {seen[where]})" if str(seen[where]) != str(folder) else ""
+            raise UserError(f"{folder} is given twice{spelled}; each run counts once: give it once")
+        seen[where] = folder
+        if meta.get("seed") is not None:
+            same = ("seed", meta["seed"], json.dumps(identity(meta), sort_keys=True))
+            if same in seen:
+                raise UserError(f"{seen[same]} and {folder} are both seed {meta['seed']} of one setting, the same "
+                                "run twice rather than two seeds; give one of them")
+            seen[same] = folder
+
+
 def load_runs(folders: list[Path]) -> pd.DataFrame:
-    frames = []
+    frames, metas = [], []
     for folder in folders:
         summary = folder / "summary.csv"
         if not summary.is_file():
             raise UserError(f"{folder} is not a run folder: {summary} is missing")
         df = read_summary(summary)
         meta = run_meta(folder)
+        metas.append(meta)
+        df["identity"] = json.dumps(identity(meta), sort_keys=True)
         df["seed"] = meta.get("seed")
         df["preset"] = str(meta.get("preset", "?"))
         df["budgets"] = k_set(meta, df)
@@ -80,20 +131,35 @@ def load_runs(folders: list[Path]) -> pd.DataFrame:
         df["made_by"] = (f"preset `{meta.get('preset', '?')}`, seed {meta.get('seed', '?')}, "
                          f"machine: {meta.get('machine', '?')}")
         frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+    check_distinct(folders, metas)
+    runs = pd.concat(frames, ignore_index=True)
+    runs["setting"] = describe_settings(runs)
+    return runs
 
 
-def describe_setting(setting: tuple) -> str:
-    """``preset `default`, dataset synthetic, T=16, K=1,2,4,8``."""
-    preset, dataset, frames, budgets = setting
-    return f"preset `{preset}`, dataset {dataset}, T={frames}, K={budgets}"
+def describe_settings(runs: pd.DataFrame, *, most: int = 4) -> pd.Series:
+    """Each row's setting in words: ``preset `default`, dataset synthetic, T=16, K=1,2,4,8``, then the identity
+    entries in which the runs' identities differ (``sampling.aggregation="max_features"``; ``—`` where a run
+    has no such entry), at most ``most`` of them."""
+    ids = {text: json.loads(text) for text in runs["identity"].unique()}
+    keys = sorted({k for ident in ids.values() for k in ident} - set(SHOWN))
+    differ = [k for k in keys if len({ident.get(k) for ident in ids.values()}) > 1]
+
+    def words(row) -> str:
+        ident = ids[row["identity"]]
+        extra = [f"{k}={ident.get(k, '—')}" for k in differ[:most]]
+        extra += [f"and {len(differ) - most} more"] if len(differ) > most else []
+        return ", ".join([f"preset `{row['preset']}`, dataset {row['dataset']}, T={row['frames_T']}, "
+                          f"K={row['budgets']}", *extra])
+
+    return runs.apply(words, axis=1)
 
 
-def settings(runs: pd.DataFrame) -> dict[tuple, list[str]]:
-    """Each :data:`SETTING` among ``runs`` -> the run folders of that setting, in the order given."""
-    out: dict[tuple, list[str]] = {}
-    for row in runs[["run", *SETTING]].drop_duplicates().itertuples(index=False):
-        out.setdefault(tuple(row[1:]), []).append(row[0])
+def settings(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Each setting (:func:`describe_settings`) among ``runs`` -> the run folders of it, in the order given."""
+    out: dict[str, list[str]] = {}
+    for run, setting in runs[["run", "setting"]].drop_duplicates().itertuples(index=False):
+        out.setdefault(setting, []).append(run)
     return out
 
 
@@ -102,9 +168,8 @@ def check_one_setting(runs: pd.DataFrame) -> None:
     found = list(settings(runs).items())
     if len(found) > 1:
         (first, [a, *_]), (second, [b, *_]) = found[:2]
-        raise UserError(f"runs of different settings cannot be averaged: {a} is {describe_setting(first)}, but {b} "
-                        f"is {describe_setting(second)}; compare the runs of one setting, or pass --separate for "
-                        "a table per setting")
+        raise UserError(f"runs of different settings cannot be averaged: {a} is {first}, but {b} is {second}; "
+                        "compare the runs of one setting, or pass --separate for a table per setting")
 
 
 def provenance(runs: pd.DataFrame) -> str:
@@ -114,7 +179,7 @@ def provenance(runs: pd.DataFrame) -> str:
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per setting, sampler and K: mean and sample std (ddof=1) of each metric, and the run count."""
-    grouped = runs.groupby([*SETTING, "sampler", "budget_K"], sort=False)
+    grouped = runs.groupby(["setting", *SETTING, "sampler", "budget_K"], sort=False)
     out = grouped[list(METRICS)].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["runs"] = grouped.size()
@@ -138,11 +203,12 @@ def table_markdown(agg: pd.DataFrame) -> str:
 def to_markdown(agg: pd.DataFrame) -> str:
     """The aggregated table; with several settings (``--separate``), one table per setting under its own
     heading. Runs of a smoke-test preset are said to be one above their table."""
-    groups = list(agg.groupby(list(SETTING), sort=False))
+    groups = list(agg.groupby("setting", sort=False))
     parts = []
     for setting, group in groups:
-        smoke = [SMOKE_TEST_NOTE.format(preset=setting[0])] if setting[0] in SMOKE_TEST_PRESETS else []
-        heading = [f"## {describe_setting(setting)}"] if len(groups) > 1 else []
+        preset = group["preset"].iloc[0]
+        smoke = [SMOKE_TEST_NOTE.format(preset=preset)] if preset in SMOKE_TEST_PRESETS else []
+        heading = [f"## {setting}"] if len(groups) > 1 else []
         parts.append("\n\n".join([*heading, *smoke, table_markdown(group)]))
     return "\n".join(parts)
 
@@ -156,8 +222,8 @@ def compare(folders: list[Path], *, separate: bool = False, out: Path | None = N
     agg = aggregate(runs)
     text = to_markdown(agg)
     if out is not None:
-        atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(
-            "# Mean ± std over runs\n\nGenerated by `samplerbench compare` from these runs:\n\n"
-            + provenance(runs) + "\n\n" + text))
+        page = ("# Mean ± std over runs\n\nGenerated by `samplerbench compare` from these runs:\n\n"
+                + provenance(runs) + "\n\n" + text)
+        atomic_write(out.with_suffix(".md"), lambda tmp: tmp.write_text(page, encoding="utf-8"))
         atomic_write(out.with_suffix(".csv"), lambda tmp: agg.to_csv(tmp, index=False, float_format="%.4f"))
     return text

@@ -10,6 +10,7 @@ decoded on the run's device."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import re
 import zlib
@@ -138,6 +139,28 @@ def _probe_folder(folder: FrameFolder) -> tuple[int, float] | str:
     return folder.total_frames, folder.fps
 
 
+def _not_a_video_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a video file, in its true words (missing, a link loop, a folder, a FIFO, empty), or
+    ``None`` for a regular file with bytes in it."""
+    if not path.exists():
+        if not path.is_symlink():
+            return MISSING
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop so
+            return "symbolic-link loop"
+        except OSError as exc:
+            return "symbolic-link loop" if exc.errno == errno.ELOOP else "symbolic link to a missing file"
+        return "symbolic link to a missing file"
+    if path.is_dir():
+        return "a folder, not a video file"
+    if not path.is_file():
+        return "not a regular file (a FIFO, socket or device)"
+    if path.stat().st_size == 0:
+        return "zero-byte file"
+    return None
+
+
 def probe(source: Source | str) -> tuple[int, float] | str:
     """``(frame count, fps)`` of a video or frame folder, or a human-readable reason why it cannot be read.
 
@@ -145,20 +168,18 @@ def probe(source: Source | str) -> tuple[int, float] | str:
     if isinstance(source, FrameFolder):
         return _probe_folder(source)
     path = Path(source)
-    if not path.exists():
-        return MISSING
-    if path.stat().st_size == 0:
-        return "zero-byte file"
+    kind = _not_a_video_file(path)
+    if kind:
+        return kind
     try:
         vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         n, fps = len(vr), float(vr.get_avg_fps())
     except Exception as e:  # decord raises DECORDError or RuntimeError for unreadable input
         message = _decord_message(e)
-        if "video stream" in message:
-            return "no video stream"
-        fallback = _av_probe(path)
+        fallback = _av_probe(path)  # decord finds no video stream where it has no frame: PyAV counts them
         if isinstance(fallback, str):
-            return f"corrupt or unreadable: {message} (PyAV: {fallback})"
+            return "no video stream" if "video stream" in message else \
+                f"corrupt or unreadable: {message} (PyAV: {fallback})"
         n, fps = fallback
     if n <= 0:
         return "0 frames"

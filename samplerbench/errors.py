@@ -13,6 +13,11 @@ class UserError(Exception):
     """Bad input from the user (a flag, a path, an annotation). The message is the whole story."""
 
 
+class EnvironmentFault(UserError):
+    """A disk, filesystem or permission fault the user can fix; the command line adds what to do next, which
+    depends on the command (a run resumes from its completed stages)."""
+
+
 # The environment faults a user can fix, and how; any other OSError is a bug or a broken machine and keeps
 # its traceback.
 _REMEDIES = {
@@ -23,6 +28,21 @@ _REMEDIES = {
     errno.EPERM: "fix the permissions or choose another folder",
     errno.EEXIST: "a file stands where a folder is needed: move it or choose another folder",
     errno.ENOTDIR: "a file stands where a folder is needed: move it or choose another folder",
+    errno.EISDIR: "a folder stands where a file is needed: move it or choose another path",
+    errno.ENAMETOOLONG: "a name on that path is longer than the filesystem allows: choose a shorter path",
+    errno.ELOOP: "a symbolic link on that path leads back to itself: fix the link or choose another folder",
+    errno.ENOENT: "a folder on that path does not exist and cannot be made there (a pseudo-filesystem such as "
+                  "/proc or /sys, or a folder removed meanwhile): choose another folder",
+    errno.EINVAL: "the filesystem refuses that name or operation (a pseudo-filesystem, or characters it does not "
+                  "allow): choose a folder on an ordinary filesystem",
+    errno.EIO: "the device reported an I/O error: check the disk, or choose a folder on another one",
+    errno.EMFILE: "this process has too many open files: raise the limit (ulimit -n) or use fewer --workers",
+    errno.ENFILE: "the system has too many open files: close some programs or use fewer --workers",
+    errno.ENXIO: "no device answers there (a FIFO without a reader, a removed device): choose a regular file",
+    errno.ENODEV: "no device answers there (a FIFO without a reader, a removed device): choose a regular file",
+    errno.EBUSY: "the file is in use by another program: close it or choose another path",
+    errno.ETXTBSY: "the file is in use by another program: close it or choose another path",
+    errno.ESTALE: "the network filesystem lost that file (a stale handle): remount it or choose a local folder",
 }
 
 
@@ -37,8 +57,7 @@ def environment_error(exc: BaseException, path: Path | str | None = None, *,
     where = path if path is not None else exc.filename
     what = f"cannot {action} {where}" if where else f"cannot {action}"
     reason = exc.strerror or os.strerror(exc.errno)
-    return UserError(f"{what}: {reason}; {_REMEDIES[exc.errno]} (--out, --cache-dir), then run again: completed "
-                     "stages are kept")
+    return EnvironmentFault(f"{what}: {reason}; {_REMEDIES[exc.errno]}")
 
 
 @contextlib.contextmanager

@@ -298,7 +298,8 @@ def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
 
 def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
     """Why this dataset's scores would be degenerate, one line each (none if sound), from the decoded ``train`` and
-    ``val`` targets: fewer than two validation classes, classes without validation or training videos."""
+    ``val`` targets: fewer than two validation classes, classes without a negative validation video (AP 100
+    whatever the ranking), classes without validation or training videos."""
     def named(columns: np.ndarray) -> str:
         shown = ", ".join(repr(classes[c]) for c in columns[:5])
         return shown + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
@@ -307,10 +308,17 @@ def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torc
     val_count = val.sum(dim=0).numpy()
     present, absent = np.flatnonzero(val_count > 0), np.flatnonzero(val_count == 0)
     untrained = np.flatnonzero(train.sum(dim=0).numpy() == 0)
+    everywhere = np.flatnonzero(val_count == len(val)) if len(val) else np.zeros(0, dtype=np.int64)
     if len(present) < 2:
         lines.append(f"the validation videos show {len(present)} class(es) ({named(present)}) of {len(classes)}: every "
                      "sampler scores a trivially perfect mAP and top-1, which says nothing about it")
-    elif len(absent):
+    elif len(everywhere) == len(present):
+        lines.append(f"every class shown is positive in every validation video ({named(everywhere)}): every sampler "
+                     "scores a trivially perfect mAP, which says nothing about it")
+    elif len(everywhere):
+        lines.append(f"{len(everywhere)} class(es) positive in every validation video ({named(everywhere)}): no "
+                     "negative to rank, so their AP is 100 whatever the sampler")
+    if len(present) >= 2 and len(absent):
         lines.append(f"{len(absent)} class(es) without a validation video ({named(absent)}): no AP, left out of "
                      "the mAP")
     if len(untrained):

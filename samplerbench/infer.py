@@ -11,7 +11,13 @@ from pathlib import Path
 
 import torch
 
-from samplerbench.checkpoint import SAMPLER, build_sampler, load_checkpoint, load_frame_classifier
+from samplerbench.checkpoint import (
+    SAMPLER,
+    build_sampler,
+    check_trained_with,
+    load_checkpoint,
+    load_frame_classifier,
+)
 from samplerbench.datasets.base import VideoRecord
 from samplerbench.decode import decode_records, motion_stream, probe_many
 from samplerbench.errors import UserError
@@ -111,13 +117,17 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
     checkpoints it references, ready for :meth:`TrainedSampler.select_video`."""
     path = Path(path)
     ckpt = load_checkpoint(path, SAMPLER)
-    sampler = build_sampler(ckpt, device=device)
+    sampler = build_sampler(ckpt, device=device, path=path)
     if sampler.uses_labels_at_eval:
         raise UserError(f"{path}: sampler {sampler.name!r} selects with the ground-truth labels and the "
                         f"recognizer's outputs of the video itself (an upper bound, not a deployable sampler), "
                         f"so it cannot select frames of new videos")
-    fem, fem_ckpt = load_frame_classifier(path.parent / ckpt["fem"], device=device)
-    recognizer, rec_ckpt = load_frame_classifier(path.parent / ckpt["recognizer"], device=device)
+    for role in ("fem", "recognizer"):
+        if not isinstance(ckpt.get(role), str):
+            raise UserError(f"{path}: no {role} checkpoint named; a hand-edited or foreign checkpoint?")
+    fem, fem_ckpt = load_frame_classifier(path.parent / ckpt["fem"], device=device, role="fem")
+    recognizer, rec_ckpt = load_frame_classifier(path.parent / ckpt["recognizer"], device=device, role="recognizer")
+    check_trained_with(path, ckpt, fem=(fem, fem_ckpt), recognizer=(recognizer, rec_ckpt))
     pre = rec_ckpt["preprocessing"]
     return TrainedSampler(sampler=sampler, fem=fem, recognizer=recognizer, classes=tuple(rec_ckpt["classes"]),
                           frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],

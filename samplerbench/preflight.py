@@ -15,7 +15,7 @@ import torch
 
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.datasets import run_options
-from samplerbench.errors import UserError, environment_error
+from samplerbench.errors import EnvironmentFault, UserError, environment_error
 from samplerbench.recognizers.backbones import FrameClassifier
 
 
@@ -97,4 +97,4 @@ def check_writable(folder: Path, flag: str) -> None:
         error = environment_error(exc, folder)
         if error is None:
             raise
-        raise UserError(f"{flag}: {error}") from exc
+        raise EnvironmentFault(f"{flag}: {error}") from exc

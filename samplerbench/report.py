@@ -373,7 +373,7 @@ def write_selections(folder: Path, selections: dict[tuple[str, int], torch.Tenso
 
 
 def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_all(folder: Path, result: RunResult) -> None:
@@ -432,6 +432,8 @@ def write_all(folder: Path, result: RunResult) -> None:
         "processes": distributed.world_size(),  # torchrun's WORLD_SIZE for this run; 1 without torchrun
         "platform": platform.platform(),
         "versions": package_versions(),
+        "code": result.code,
+        "weights": result.weights,
         "dataset": {"name": data.name, "classes": len(data.classes), "train_videos": len(data.split("train")),
                     "val_videos": len(data.split("val")), "skipped_annotations": [list(s) for s in data.skipped]},
         "stages": result.stages,

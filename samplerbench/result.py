@@ -47,3 +47,5 @@ class RunResult:
     video_ids: list[str] = dataclasses.field(default_factory=list)
     selections: dict[str, Any] | None = None
     checkpoints: list[dict] = dataclasses.field(default_factory=list)
+    code: str = "?"  # cache.code_digest of the run's code
+    weights: dict[str, str] = dataclasses.field(default_factory=dict)  # role -> "imagenet" or the file's digest

@@ -5,6 +5,7 @@ Read this file to know what a number in ``results/`` means; every stage it calls
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from tqdm import tqdm
 
 from samplerbench import distributed, paper, report
 from samplerbench.bankrun import BankPipeline, export_bank
+from samplerbench.cache import code_digest, file_digest
 from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
@@ -33,7 +35,7 @@ from samplerbench.metrics import check_aggregation, pareto_flags
 from samplerbench.pipeline import Pipeline, sampler_batches
 from samplerbench.preflight import check_memory
 from samplerbench.protocol import protocol_card
-from samplerbench.recognizers.backbones import require_weights
+from samplerbench.recognizers.backbones import IMAGENET, require_weights
 from samplerbench.result import RunResult
 from samplerbench.runfolder import run_folder, staged
 from samplerbench.samplers import list_samplers
@@ -47,6 +49,13 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, over
     quiet = quiet or not distributed.is_main()
     with progress_bars(not quiet):
         return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet), overwrite=overwrite)
+
+
+def weight_digests(cfg: RunConfig) -> dict[str, str]:
+    """Where each backbone role started, by content: ``imagenet``, or the digest of its checkpoint file."""
+    sources = {role: getattr(cfg, role).weights for role in WEIGHT_ROLES}
+    return {role: source if source == IMAGENET else file_digest(Path(source))
+            for role, source in sources.items() if source}
 
 
 def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite: bool) -> Path:
@@ -119,8 +128,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,
                            predictions=first_fits(scores) if cfg.report.export_predictions else None,
-                           video_ids=val.video_ids,
-                           selections=exported, checkpoints=checkpoints)
+                           video_ids=val.video_ids, selections=exported, checkpoints=checkpoints,
+                           code=code_digest(sys.modules[__name__]), weights={} if on_bank else weight_digests(cfg))
         with log.stage("report"):
             report.write_all(staging, result)
     return folder

@@ -153,7 +153,7 @@ class ShardWriter:
         os.replace(self.tmp, data)
         record = {"rows": len(self.meta["video_ids"]), "frame_shape": list(self.frame_shape),
                   "nbytes": self.nbytes, "crc32": self.crc, **self.meta}
-        atomic_write(meta, lambda tmp: tmp.write_text(json.dumps(record)))
+        atomic_write(meta, lambda tmp: tmp.write_text(json.dumps(record), encoding="utf-8"))
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -200,7 +200,7 @@ def finish(root: Path, num_shards: int, *, frame_shape: tuple[int, int, int, int
     if missing:
         raise RuntimeError(f"{root}: shards {missing} are not complete; the ranks that owned them failed")
     record = {"shards": num_shards, "frame_shape": list(frame_shape)}
-    atomic_write(root / INDEX, lambda tmp: tmp.write_text(json.dumps(record)))
+    atomic_write(root / INDEX, lambda tmp: tmp.write_text(json.dumps(record), encoding="utf-8"))
 
 
 def _crc32(path: Path) -> int:

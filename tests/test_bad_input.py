@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+import torchvision
 from runconfigs import MICRO
 
-from samplerbench import cache, preflight, store
+from samplerbench import cache, cli, errors, preflight, store
 from samplerbench.cli import main
 from samplerbench.store import FrameStore
 
@@ -74,6 +77,42 @@ def read_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(preflight.tempfile, "TemporaryFile", refuse)
 
 
+def folder(name: str) -> Callable[[Path], list[str]]:
+    def setup(tmp: Path) -> list[str]:
+        (tmp / name).mkdir(parents=True)
+        return [str(tmp / name)]
+
+    return setup
+
+
+def fifo(name: str) -> Callable[[Path], list[str]]:
+    def setup(tmp: Path) -> list[str]:
+        os.mkfifo(tmp / name)
+        return [str(tmp / name)]
+
+    return setup
+
+
+def saved(name: str, value: Callable[[], object]) -> Callable[[Path], list[str]]:
+    """A setup that ``torch.save``s ``value()`` as ``tmp/name``."""
+    def setup(tmp: Path) -> list[str]:
+        torch.save(value(), tmp / name)
+        return [str(tmp / name)]
+
+    return setup
+
+
+def long_name(tmp: Path) -> list[str]:
+    return [str(tmp / ("x" * 300))]
+
+
+def symlink_loop(tmp: Path) -> list[str]:
+    os.symlink(tmp / "loop", tmp / "loop")
+    return [str(tmp / "loop")]
+
+
+WEIGHTS = ["--preset", "tiny", "--weights", "fem={file}"]
+SELECT = ["select", "-k", "2", "--checkpoint", "{file}", "v.mp4"]
 GOOD_SUMMARY = (b"dataset,sampler,frames_T,budget_K,mAP,top1,salient_hit_rate,gflops_per_video\n"
                 b"synthetic,uniform,8,2,50,40,30,1\n")
 
@@ -120,6 +159,26 @@ CASES = [
      "column(s) mAP hold text"),
     ("compare: broken run.json", ["compare"], run_folder(GOOD_SUMMARY, "{"), None, "is not a run's run.json"),
     ("compare: no run folder", ["compare", "--out", "x"], None, None, "the following arguments are required: runs"),
+    # every file a run will load is checked before its first stage, and said truly what it is
+    ("weights: a text file", WEIGHTS, write("w.txt", "hello\nweights\n"), None, "w.txt is not a PyTorch checkpoint"),
+    ("weights: a directory", WEIGHTS, folder("w"), None, "weights file {tmp}/w is a directory, not a file"),
+    ("weights: a FIFO", WEIGHTS, fifo("w.fifo"), None, "w.fifo is not a regular file (a FIFO, socket or device)"),
+    ("weights: a pickled module", WEIGHTS, saved("w.pt", lambda: torch.nn.Linear(2, 2)), None,
+     "w.pt holds Python objects besides tensors (torch.nn.modules.linear.Linear)"),
+    ("weights: no tensor", WEIGHTS, saved("w.pt", lambda: {"epoch": 3}), None, "holds a dict without tensors"),
+    ("weights: another architecture", WEIGHTS, saved("w.pt", lambda: torchvision.models.resnet18().state_dict()),
+     None, "w.pt has no tensor that fits mobilenet_v2"),
+    ("weights: an incomplete body", WEIGHTS, saved("w.pt", lambda: dict(list(
+        torchvision.models.mobilenet_v2().state_dict().items())[:50])), None, "tensors of mobilenet_v2's body"),
+    ("select: checkpoint a directory", SELECT, folder("ck"), None, "checkpoint {tmp}/ck is a directory, not a file"),
+    ("select: checkpoint a text file", SELECT, write("ck.pt", "text"), None, "ck.pt is not a PyTorch checkpoint"),
+    # environment faults of each errno kind: one line naming the path and the remedy
+    ("out name too long", ["--out", "{file}"], long_name, None, "File name too long; a name on that path is longer"),
+    ("cache under a pseudo-filesystem", ["--cache-dir", "/proc/sys/kernel/samplerbench"], None, None,
+     "cannot write /proc/sys/kernel/samplerbench: No such file or directory; a folder on that path does not exist"),
+    ("out a symbolic-link loop", ["--out", "{file}"], symlink_loop, None, "a symbolic link on that path leads back"),
+    ("preview: no frames", ["preview", "{file}", "--frames", "0"], lambda tmp: [str(tmp / "p.png")], None,
+     "argument --frames: 0: must be at least 1"),
     ("select: budget not a number", ["select", "--checkpoint", "x.pt", "-k", "two", "v.mp4"], None, None,
      "argument -k/--budget: invalid int value: 'two'"),
 ]
@@ -142,12 +201,13 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("argv", "setup", "fault", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_loses_nothing(workspace, capsys, monkeypatch, argv, setup, fault, message):
     extra = setup(workspace) if setup else []
-    if "{file}" in argv:
-        argv = [extra.pop() if a == "{file}" else a for a in argv]
+    if any("{file}" in a for a in argv):
+        file = extra.pop()
+        argv = [a.replace("{file}", file) for a in argv]
     before = snapshot(workspace)
     if fault:
         fault(monkeypatch)
-    if argv[:1] in (["compare"], ["select"]):
+    if argv[:1] in (["compare"], ["select"], ["preview"]):
         full = [*argv, *extra]
     else:
         full = ["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache"), "--device", "cpu",
@@ -156,8 +216,9 @@ def test_bad_input_is_one_line_and_loses_nothing(workspace, capsys, monkeypatch,
     err = capsys.readouterr().err
     assert status == 2, err
     assert err.startswith("samplerbench: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    assert message in err, err
+    assert message.format(tmp=workspace) in err, err
     after = snapshot(workspace)
+    assert not [p for p in after if p not in before and "cache" in p.parts], "a stage ran before the check"
     assert {p: b for p, b in after.items() if p in before} == before  # nothing lost or changed
 
 
@@ -203,3 +264,31 @@ def test_a_disk_that_fills_mid_run_is_named_and_loses_nothing(workspace, capsys,
     decoded = list((workspace / "cache" / "frames").iterdir())
     assert len(decoded) == 2 and all(len(FrameStore(p)) and not store.verify(p) for p in decoded)
     assert not [p for p in after if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("code", sorted(errors._REMEDIES), ids=lambda c: errno.errorcode[c])
+def test_every_environment_fault_is_one_line_naming_path_and_remedy(code):
+    error = errors.environment_error(OSError(code, os.strerror(code)), "/some/where")
+    assert isinstance(error, errors.UserError)
+    text = str(error)
+    assert "\n" not in text and text.startswith(f"cannot write /some/where: {os.strerror(code)}; "), text
+    assert errors._REMEDIES[code] in text
+
+
+def test_sigterm_ends_like_ctrl_c(workspace, capsys, monkeypatch):
+    """A run sent SIGTERM says so in one line, exits 128+15, and leaves no temporary file."""
+    def run_until_terminated(args) -> int:
+        def write(tmp: Path) -> None:
+            tmp.write_text("half a table")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        cache.atomic_write(workspace / "out" / "synthetic" / "main.md", write)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "run", run_until_terminated)
+    before = snapshot(workspace)
+    assert cli.main(["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache")]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err == "samplerbench: terminated (SIGTERM); completed stages are cached and a re-run resumes from them\n"
+    assert snapshot(workspace) == before  # the earlier main.md kept, no temporary file left
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored

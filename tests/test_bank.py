@@ -74,6 +74,15 @@ def test_nan_is_named_by_file_row_and_video_and_lenient_skips_the_row(bank: Path
     assert bank_index(read).skipped == read.skipped
 
 
+def _ids(bank: Path, split: str, ids: list[str]) -> None:
+    (bank / split / "video_ids.json").write_text(json.dumps(ids))
+
+
+def _index_field(bank: Path, key: str, value) -> None:
+    index = json.loads((bank / "index.json").read_text())
+    (bank / "index.json").write_text(json.dumps({**index, key: value}))
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda b: (b / "index.json").unlink(), r"index\.json: missing"),
     (lambda b: (b / "index.json").write_text("{"), r"index\.json: not readable JSON"),
@@ -82,6 +91,15 @@ def test_nan_is_named_by_file_row_and_video_and_lenient_skips_the_row(bank: Path
     (lambda b: np.save(b / "val" / "salient.npy", np.zeros((N, T), dtype=np.uint8)), r"salient\.npy: dtype uint8"),
     (lambda b: np.save(b / "val" / "labels.npy", np.full((N, C), 2, dtype=np.uint8)), r"labels\.npy: row 0 .*0 or 1"),
     (lambda b: (b / "train" / "video_ids.json").write_text("[]"), r"video_ids\.json: expected a list of 6"),
+    # banks whose scores would mean nothing: a video counted twice or leaked, a row without label, classes mixed
+    (lambda b: _ids(b, "val", ["v0", "v1", "v0", "v3", "v4", "v5"]),
+     r"val/video_ids\.json: video 'v0' is at rows 0 and 2; a validation video has one row"),
+    (lambda b: _ids(b, "train", ["t0", "t0", "t1", "t1", "t0", "t2"]),
+     r"train/video_ids\.json: video 't0' is at rows 0 and 4; a training video's rows \(its views\) must be consec"),
+    (lambda b: _ids(b, "val", ["v0", "v1", "t1", "v3", "v4", "v5"]), r"bank: video 't1' is in both splits"),
+    (lambda b: np.save(b / "val" / "labels.npy", np.eye(C, dtype=np.uint8)[[0, 1, 0, 1, 0, 1]] * np.array(
+        [[1], [0], [1], [1], [1], [1]], dtype=np.uint8)), r"val/labels\.npy: row 1 \(video 'v1'\) holds no label"),
+    (lambda b: _index_field(b, "classes", ["a", "a"]), r"index\.json: class 'a' is listed twice in 'classes'"),
 ])
 def test_a_damaged_bank_is_one_line(bank: Path, damage, message: str) -> None:
     damage(bank)
@@ -104,3 +122,13 @@ def test_a_bank_run_refuses_a_sampler_that_reads_motion(bank: Path, tmp_path: Pa
             "--out", str(tmp_path / "out"), "--quiet"]
     assert main(argv) == 2
     assert "--sampler mgsampler: reads motion" in capsys.readouterr().err
+
+
+def test_lenient_skips_an_unlabelled_validation_row_and_the_card_counts_the_rest(bank: Path) -> None:
+    labels = np.load(bank / "val" / "labels.npy")
+    labels[4] = 0
+    np.save(bank / "val" / "labels.npy", labels)
+    read = read_bank(bank, lenient=True)
+    assert read.splits["val"].video_ids == ("v0", "v1", "v2", "v3", "v5")
+    assert [reason for _, reason in read.skipped] == ["no label"]
+    assert len(bank_index(read).split("val")) == len(read.splits["val"].video_ids) == N - 1

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from samplerbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run_folder(path, seed, maps, *, preset="default", dataset="synthetic", frames=16, budgets=(4,)):
@@ -68,3 +74,89 @@ def test_compare_separates_settings_on_request(tmp_path, capsys):
     agg = pd.read_csv(tmp_path / "agg.csv")
     assert sorted(zip(agg["preset"], agg["budget_K"], agg["runs"], strict=True)) == [
         ("default", 4, 2), ("tiny", 2, 1), ("tiny", 4, 1)]
+
+
+def _nested_run(path, seed, maps, *, weights=None, **config):
+    """A run folder whose run.json holds a nested config (``config`` merged into ``sampling``), as runs write;
+    ``weights``: (the recognizer's weights file, its digest)."""
+    folder = _run_folder(path, seed, maps)
+    sampling = {"budgets": [4], "aggregation": "mean_softmax", "options": {}, **config}
+    meta = {"seed": seed, "preset": "default", "machine": "m1", "code": "c0",
+            "config": {"preset": "default", "seed": seed, "data": {"dataset": "synthetic", "frames": 16},
+                       "sampling": sampling, "recognizer": {"weights": weights and weights[0]}},
+            "weights": {"recognizer": weights[1]} if weights else {}}
+    (folder / "run.json").write_text(json.dumps(meta))
+    return folder
+
+
+# (id, the second run's sampling settings, the setting the one line names)
+IDENTITIES = [
+    ("another aggregation", {"aggregation": "max_features"}, 'sampling.aggregation="max_features"'),
+    ("a sampler option", {"options": {"nsnet": {"d": 32}}}, "sampling.options.nsnet.d=32"),
+]
+
+
+@pytest.mark.parametrize(("sampling", "says"), [c[1:] for c in IDENTITIES], ids=[c[0] for c in IDENTITIES])
+def test_compare_refuses_runs_differing_only_in_an_option(tmp_path, capsys, sampling, says):
+    a = _nested_run(tmp_path / "a", 0, {"nsnet": 50.0})
+    b = _nested_run(tmp_path / "b", 1, {"nsnet": 54.0}, **sampling)
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"but {b} is preset `default`, dataset synthetic, T=16, K=4, {says}" in err, err
+    assert main(["compare", str(a), str(b), "--separate"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("## preset") == 2 and says in out and "± " not in out  # two tables of one run each
+
+
+def test_compare_refuses_runs_of_different_code(tmp_path, capsys):
+    a = _nested_run(tmp_path / "a", 0, {"nsnet": 50.0})
+    b = _nested_run(tmp_path / "b", 1, {"nsnet": 54.0})
+    meta = json.loads((b / "run.json").read_text())
+    (b / "run.json").write_text(json.dumps({**meta, "code": "c1"}))
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "code=c1" in capsys.readouterr().err
+
+
+def test_compare_averages_runs_differing_only_where_numbers_do_not_change(tmp_path, capsys):
+    a = _nested_run(tmp_path / "a", 0, {"nsnet": 50.0})
+    b = _nested_run(tmp_path / "b", 1, {"nsnet": 54.0})
+    meta = json.loads((b / "run.json").read_text())
+    meta["config"].update(device="cuda", workers=7, report={"tables": ["main"]})
+    (b / "run.json").write_text(json.dumps(meta))
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "52.0 ± 2.8" in capsys.readouterr().out
+
+
+def test_compare_counts_a_run_once(tmp_path, capsys):
+    a = _nested_run(tmp_path / "a", 0, {"nsnet": 50.0})
+    b = _nested_run(tmp_path / "b", 1, {"nsnet": 54.0})
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("summary.csv", "run.json"):
+        (copy / name).write_bytes((a / name).read_bytes())
+    for runs, says in (([a, a, b], f"{a} is given twice"), ([a, tmp_path / "b" / ".." / "a", b], "is given twice"),
+                       ([a, copy, b], f"{a} and {copy} are both seed 0 of one setting")):
+        assert main(["compare", *map(str, runs)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err and "Traceback" not in err, err
+
+
+def test_compare_prints_and_writes_utf8_in_a_c_locale(tmp_path):
+    a = _run_folder(tmp_path / "s0", 0, {"uniform": 50.0})
+    b = _run_folder(tmp_path / "s1", 1, {"uniform": 54.0})
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench.py"), "compare", str(a), str(b), "--out",
+                           str(tmp_path / "agg")], env=env, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "52.0 ± 2.8" in done.stdout.decode("utf-8") and "52.0 ± 2.8" in (tmp_path / "agg.md").read_text("utf-8")
+
+
+def test_compare_knows_weights_by_content_not_by_name(tmp_path, capsys):
+    a = _nested_run(tmp_path / "a", 0, {"nsnet": 50.0}, weights=("/data/rec.pt", "d0"))
+    renamed = _nested_run(tmp_path / "b", 1, {"nsnet": 54.0}, weights=("/elsewhere/rec.pt", "d0"))
+    retrained = _nested_run(tmp_path / "c", 2, {"nsnet": 58.0}, weights=("/data/rec.pt", "d1"))
+    assert main(["compare", str(a), str(renamed)]) == 0
+    assert "52.0 ± 2.8" in capsys.readouterr().out
+    assert main(["compare", str(a), str(retrained)]) == 2
+    assert 'recognizer.weights="d1"' in capsys.readouterr().err

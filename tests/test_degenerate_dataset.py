@@ -34,8 +34,14 @@ def targets(*rows: tuple[int, ...]) -> torch.Tensor:
          ["1 class(es) without a validation video ('swim'): no AP, left out of the mAP"]),
         (targets((0,), (0, 1)), targets((0,), (1,), (2,)),
          ["1 class(es) without a training video ('swim'): never learned"]),
+        (targets((0,), (1,), (2,)), targets((0, 1, 2), (0, 1, 2)),
+         ["every class shown is positive in every validation video ('run', 'jump', 'swim'): every sampler scores a "
+          "trivially perfect mAP"]),
+        (targets((0,), (1,), (2,)), targets((0, 1), (0, 2)),
+         ["1 class(es) positive in every validation video ('run'): no negative to rank"]),
     ],
-    ids=["sound", "one class in validation", "class without validation video", "class without training video"],
+    ids=["sound", "one class in validation", "class without validation video", "class without training video",
+         "every class positive everywhere", "a class without a negative"],
 )
 def test_dataset_warnings(train, val, expected):
     lines = dataset_warnings(CLASSES, train=train, val=val)

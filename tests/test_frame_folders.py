@@ -79,9 +79,10 @@ def test_fewer_frames_than_the_line_says_is_one_error_or_a_lenient_skip(dataset:
 
 def test_filename_template_and_start_index(tmp_path: Path) -> None:
     image = np.full((1, 8, 8, 3), 128, np.uint8)
-    write_frames(tmp_path / "clips" / "a", np.repeat(image, 5, axis=0), template="{:06d}.jpg", start=0)
+    for clip in ("a", "b"):
+        write_frames(tmp_path / "clips" / clip, np.repeat(image, 5, axis=0), template="{:06d}.jpg", start=0)
     (tmp_path / "train_list.txt").write_text("clips/a 5 0\n")
-    (tmp_path / "val_list.txt").write_text("")
+    (tmp_path / "val_list.txt").write_text("clips/b 5 0\n")
     record = index("list", tmp_path, filename_tmpl="{:06d}.jpg", start_index=0).records[0]
     assert record.frames == FrameFolder(path=tmp_path / "clips/a", total_frames=5, template="{:06d}.jpg",
                                         start_index=0)

@@ -84,7 +84,7 @@ def test_load_weights_errors_name_the_file(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"missing.pth not found"):
         load_weights(model, str(tmp_path / "missing.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match=r"cannot load weights .*junk.pth"):
+    with pytest.raises(UserError, match=r"weights file .*junk.pth is not a PyTorch checkpoint file"):
         load_weights(model, str(tmp_path / "junk.pth"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     with pytest.raises(UserError, match=r"offline: put torchvision's mobilenet_v2-.*pth into"):

@@ -142,10 +142,57 @@ def test_unusable_checkpoints_are_user_errors(trained, tmp_path):
     with pytest.raises(UserError, match=r"nope\.pt not found"):
         load_sampler(tmp_path / "nope.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match=r"cannot load checkpoint .*garbage\.pt"):
+    with pytest.raises(UserError, match=r"checkpoint .*garbage\.pt is not a PyTorch checkpoint file"):
         load_sampler(tmp_path / "garbage.pt")
     oracle = torch.load(trained.folder / "checkpoints/uniform.pt", weights_only=True) | {
         "sampler": "oracle", "state": {"prototypes": None}}
     torch.save(oracle, tmp_path / "oracle.pt")
     with pytest.raises(UserError, match="cannot select frames of new videos"):
         load_sampler(tmp_path / "oracle.pt")
+
+
+def _edit(name: str, change) -> callable:
+    """A tampering: ``checkpoints/name`` loaded, changed by ``change(ckpt, folder)`` and saved again."""
+    def tamper(folder):
+        path = folder / name
+        ckpt = torch.load(path, weights_only=True)
+        torch.save(change(ckpt, folder) or ckpt, path)
+
+    return tamper
+
+
+def _other_fem(ckpt, folder):  # another run's FEM: same file name and architecture, other weights
+    ckpt["state_dict"] = {k: v + 1 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+
+
+def _recognizer_as_fem(ckpt, folder):
+    return torch.load(folder / "recognizer_resnet18.pt", weights_only=True)
+
+
+# (id, the tampering, what the one line says)
+FOREIGN = [
+    ("FEM of another run", _edit("fem_mobilenet_v2.pt", _other_fem), "nsnet.pt was trained with a fem of digest"),
+    ("recognizer named fem_*.pt", _edit("fem_mobilenet_v2.pt", _recognizer_as_fem),
+     "fem_mobilenet_v2.pt is a 'recognizer' checkpoint where a fem is needed"),
+    ("sampler name edited", _edit("nsnet.pt", lambda c, f: c.update(sampler="uniform")),
+     "its fields and state do not make a 'uniform' sampler"),
+    ("unknown sampler name", _edit("nsnet.pt", lambda c, f: c.update(sampler="nope")), "unknown sampler 'nope'"),
+    ("no record of its training", _edit("nsnet.pt", lambda c, f: c.__delitem__("trained_with")),
+     "does not record the FEM and recognizer it was trained with"),
+    ("T edited", _edit("nsnet.pt", lambda c, f: c["trained_with"].update(frames=99)), "was trained with T = 99"),
+    ("fields of the wrong type", _edit("nsnet.pt", lambda c, f: c.update(fields={"d": [1]})), "nsnet.pt: "),
+    ("no FEM named", _edit("nsnet.pt", lambda c, f: c.update(fem=None)), "no fem checkpoint named"),
+]
+
+
+@pytest.mark.parametrize(("tamper", "says"), [c[1:] for c in FOREIGN], ids=[c[0] for c in FOREIGN])
+def test_select_refuses_a_foreign_or_edited_checkpoint_in_one_line(trained, tmp_path, capsys, tamper, says):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for name in ("nsnet.pt", "fem_mobilenet_v2.pt", "recognizer_resnet18.pt"):
+        (folder / name).write_bytes((trained.folder / "checkpoints" / name).read_bytes())
+    tamper(folder)
+    video = str(next(iter(trained.videos.values())))
+    assert main(["select", "--checkpoint", str(folder / "nsnet.pt"), "-k", "2", video]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and says in err, err

@@ -5,6 +5,7 @@ Each file is written here with PyAV; every one is either decoded (upright, T fra
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["not_a_video"] = d / "notes.mp4"
     out["not_a_video"].write_text("this is not a video\n" * 50)
     out["missing"] = d / "missing.mp4"
+    out["fifo"] = d / "pipe.mp4"
+    os.mkfifo(out["fifo"])
+    out["link_loop"] = d / "loop.mp4"
+    os.symlink(out["link_loop"], out["link_loop"])
+    out["dangling"] = d / "dangling.mp4"
+    os.symlink(d / "gone.mp4", out["dangling"])
+    out["folder"] = d / "folder.mp4"
+    out["folder"].mkdir()
     return out
 
 
@@ -50,6 +59,11 @@ def test_probe_reports_frames_or_a_reason(files: dict[str, Path]) -> None:
     assert result[files["audio_only"]] == "no video stream"
     assert result[files["zero_byte"]] == "zero-byte file"
     assert result[files["missing"]] == "missing file"
+    # each said truly: not a regular file, a link that leads nowhere, a folder
+    assert result[files["fifo"]] == "not a regular file (a FIFO, socket or device)"
+    assert result[files["link_loop"]] == "symbolic-link loop"
+    assert result[files["dangling"]] == "symbolic link to a missing file"
+    assert result[files["folder"]] == "a folder, not a video file"
     assert result[files["truncated"]].startswith("corrupt or unreadable: ")
     assert result[files["not_a_video"]].startswith("corrupt or unreadable: ")
 
@@ -87,5 +101,6 @@ def test_decode_records_keeps_readable_and_lists_the_rest(files: dict[str, Path]
     assert decoded.times_s[0].tolist() == pytest.approx(expected.tolist())
     assert not split.salient.any()  # no segments, no salient frame
     reasons = {vid: reason for vid, _, reason in split.skipped}
-    assert set(reasons) == {"audio_only", "truncated", "zero_byte", "not_a_video", "missing"}
+    assert set(reasons) == {"audio_only", "truncated", "zero_byte", "not_a_video", "missing", "fifo", "link_loop",
+                            "dangling", "folder"}
     assert reasons["audio_only"] == "no video stream" and reasons["zero_byte"] == "zero-byte file"

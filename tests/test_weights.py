@@ -24,6 +24,7 @@ from samplerbench.recognizers.backbones import (
     require_weights,
     weights_identity,
 )
+from samplerbench.run import weight_digests
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the name torchvision gives ResNet-18's ImageNet weights
 
@@ -139,3 +140,17 @@ def test_training_keys_follow_the_weights_file_not_just_its_name(tmp_path):
     first = weights_identity("resnet18", str(ckpt))
     ckpt.write_bytes(b"22")
     assert weights_identity("resnet18", str(ckpt)) != first
+
+
+def test_run_json_records_the_weights_by_content(tmp_path):
+    """run.json's ``weights`` (what ``compare`` requires runs to share) follow the file's bytes, not its name."""
+    first, copy = tmp_path / "a.pt", tmp_path / "b.pt"
+    torch.save({"w": torch.zeros(3)}, first)
+    copy.write_bytes(first.read_bytes())
+    digests = [weight_digests(build_config("tiny", weights={"recognizer": str(p), "fem": "imagenet"}))
+               for p in (first, copy)]
+    assert digests[0] == digests[1] and digests[0]["fem"] == "imagenet" and len(digests[0]["recognizer"]) == 16
+    torch.save({"w": torch.ones(3)}, first)
+    assert weight_digests(build_config("tiny", weights={"recognizer": str(first)}))["recognizer"] != \
+        digests[1]["recognizer"]
+    assert weight_digests(build_config("tiny")) == {}
