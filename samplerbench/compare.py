@@ -177,10 +177,21 @@ def provenance(runs: pd.DataFrame) -> str:
     return "\n".join(f"- {run}: {made_by}" for run, made_by in runs[["run", "made_by"]].drop_duplicates().values)
 
 
+def paired_to_uniform(runs: pd.DataFrame) -> pd.Series:
+    """Each row's mAP minus uniform's in the same run at the same K (NaN where the run has no uniform row): across
+    seeds the data and backbones change and every sampler moves with them, so this paired difference varies far
+    less between seeds than the mAP itself."""
+    uniform = runs[runs["sampler"] == "uniform"].set_index(["run", "budget_K"])["mAP"]
+    keys = pd.MultiIndex.from_frame(runs[["run", "budget_K"]])
+    return runs["mAP"] - uniform.reindex(keys).to_numpy()
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting, sampler and K: mean and sample std (ddof=1) of each metric, and the run count."""
+    """One row per setting, sampler and K: mean and sample std (ddof=1) of each metric and of the per-run
+    difference to uniform (:func:`paired_to_uniform`), and the run count."""
+    runs = runs.assign(dmAP_vs_uniform=paired_to_uniform(runs))
     grouped = runs.groupby(["setting", *SETTING, "sampler", "budget_K"], sort=False)
-    out = grouped[list(METRICS)].agg(["mean", "std"])
+    out = grouped[[*METRICS, "dmAP_vs_uniform"]].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["runs"] = grouped.size()
     out["seeds"] = grouped["seed"].apply(lambda s: ",".join(str(x) for x in sorted(s.dropna().unique())))
@@ -194,6 +205,7 @@ def table_markdown(agg: pd.DataFrame) -> str:
             f"{row[f'{metric}_mean']:.{digits}f}"
 
     table = [{"dataset": r["dataset"], "sampler": r["sampler"], "K": r["budget_K"], "mAP %": pm(r, "mAP"),
+              "ΔmAP vs uniform, per run": pm(r, "dmAP_vs_uniform") if pd.notna(r["dmAP_vs_uniform_mean"]) else "",
               "top-1 %": pm(r, "top1"), "salient-hit %": pm(r, "salient_hit_rate"),
               "GFLOPs/video": f"{r['gflops_per_video_mean']:.3f}", "runs": r["runs"], "seeds": r["seeds"]}
              for _, r in agg.iterrows()]

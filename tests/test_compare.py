@@ -160,3 +160,16 @@ def test_compare_knows_weights_by_content_not_by_name(tmp_path, capsys):
     assert "52.0 ± 2.8" in capsys.readouterr().out
     assert main(["compare", str(a), str(retrained)]) == 2
     assert 'recognizer.weights="d1"' in capsys.readouterr().err
+
+
+def test_compare_reports_each_samplers_per_run_difference_to_uniform(tmp_path, capsys):
+    """Across seeds every sampler moves with the data: the per-run Δ to uniform spreads far less than the mAP."""
+    runs = [_run_folder(tmp_path / f"s{i}", i, {"uniform": u, "nsnet": u + 3.0 + d})
+            for i, (u, d) in enumerate([(50.0, 0.0), (60.0, 1.0), (70.0, -1.0)])]
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "agg")]) == 0
+    agg = pd.read_csv(tmp_path / "agg.csv").set_index("sampler")
+    assert agg.loc["nsnet", "mAP_std"] == pytest.approx(9.539, abs=1e-3)  # 53, 64, 72
+    assert agg.loc["nsnet", "dmAP_vs_uniform_mean"] == pytest.approx(3.0)
+    assert agg.loc["nsnet", "dmAP_vs_uniform_std"] == pytest.approx(1.0)
+    assert agg.loc["uniform", "dmAP_vs_uniform_mean"] == 0.0
+    assert "| 3.0 ± 1.0 " in capsys.readouterr().out
