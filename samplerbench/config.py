@@ -178,10 +178,11 @@ class ReportConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CostConfig:
-    """How throughput is timed: ``batch`` videos per timed call, at least ``iters`` timed calls."""
+    """How throughput is timed: ``batch`` videos per timed call, at least ``iters`` rounds of one call per pipeline
+    (:func:`~samplerbench.cost.measure_interleaved`: the median of fewer per-round ratios is mostly noise)."""
 
     batch: int = 8
-    iters: int = 3
+    iters: int = 8
 
     def __post_init__(self) -> None:
         check_fields(self)
