@@ -1,8 +1,9 @@
 """Videos/s of a sampling pipeline, timed on the chosen device, and the cost of decoding its frames.
 
-:func:`sampler_throughput` times FEM (on T frames, if read) + selection + recognizer (on K); decoding is timed
-apart (:func:`decode_timing`) and :func:`end_to_end_rate` adds the two. On CUDA: bf16 autocast, channels_last,
-every call synchronised."""
+:func:`pipeline_step` is one batch of FEM (on T frames, if read) + selection + recognizer (on K), which the
+harness times interleaved with the other pipelines (:func:`~samplerbench.cost.measure_interleaved`); decoding is
+timed apart (:func:`decode_timing`) and :func:`end_to_end_rate` adds the two. On CUDA: bf16 autocast,
+channels_last, every call synchronised."""
 
 from __future__ import annotations
 
