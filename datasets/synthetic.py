@@ -33,7 +33,7 @@ from samplerbench.datasets.base import DatasetIndex, DatasetOptions, register_da
 from samplerbench.errors import UserError
 from samplerbench.stagelog import progress
 
-GENERATOR_VERSION = 2  # bump when the generated content changes, so cached datasets are regenerated
+GENERATOR_VERSION = 3  # bump when the generated content changes, so cached datasets are regenerated
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond")
 COLOURS = {
@@ -55,6 +55,11 @@ _RADIUS = 0.21  # pattern radius, as a fraction of the shorter side
 _CAMERA_PERIOD = (16.0, 64.0)  # frames per cycle of the camera's wander and zoom: 2 to 8 s at 8 fps
 _CHUNK = 32  # frames rendered at once (bounds memory for large frame sizes)
 _STYLE_ORDER_SEED = 20240601  # fixes which attribute combinations the classes get, independent of --seed
+_HABIT_SEED = 20240602  # fixes each class's habit (where and how long its action is), independent of --seed
+HABIT_KINDS = ("early", "late", "anywhere")  # where a class's action happens, dealt to the classes in turn
+HABIT_PLACES = {"early": (0.1, 0.3), "late": (0.7, 0.9)}  # range of a class's typical centre, in video lengths
+_SHARE_JITTER = (0.75, 1.25)  # a video's salient share is its class's times a factor drawn from this range
+_MAX_GAP = 0.2  # between a video's two segments, at most this share of the video, so both stay near the habit
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -66,6 +71,7 @@ class SyntheticConfig(DatasetOptions):
         "context": Range(0.0, 1.0),
         "camera_pan": Range(0.0, 0.08),  # the largest pan and zoom that keep the pattern inside the centre crop
         "camera_zoom": Range(0.0, 0.2),
+        "habit_spread": Range(0.0, 1.0),
     }
     num_classes: int = 10
     train_per_class: int = 30
@@ -75,7 +81,10 @@ class SyntheticConfig(DatasetOptions):
     width: int = 96
     height: int = 72
     fps: int = 8
-    salient_fraction: tuple[float, float] = (0.15, 0.35)  # share of each video inside salient segments
+    # range of the classes' salient shares: each class's share of its videos inside salient segments is spread
+    # over it (brief actions are hard to find, long ones easy); a video's share varies around its class's
+    salient_fraction: tuple[float, float] = (0.08, 0.45)
+    habit_spread: float = 0.1  # how far a habitual class's segments stray from its typical place (std, video lengths)
     shot_frames: int = 24  # mean shot length: a video cuts to a new scene every this many frames (± 50%)
     context: float = 0.5  # share of a class's shots filmed in one of its two home scenes (else any scene)
     camera_pan: float = 0.05  # how far the camera wanders, as a fraction of the shorter side (at most)
@@ -197,6 +206,31 @@ def class_styles(num_classes: int) -> list[ClassStyle]:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassHabit:
+    """Where and for how long one class's action happens: ``place`` is the typical centre of its salient frames
+    (a share of the video's length) or ``None`` for a class that acts anywhere; ``share`` the mean share of its
+    videos inside salient segments."""
+
+    kind: str  # one of HABIT_KINDS
+    place: float | None
+    share: float
+
+
+def class_habits(cfg: SyntheticConfig) -> list[ClassHabit]:
+    """One habit per class, a fixed draw (independent of ``--seed``, as the class looks are): the kinds of
+    :data:`HABIT_KINDS` dealt in turn, places drawn from :data:`HABIT_PLACES`, and shares spread evenly over
+    ``cfg.salient_fraction`` (one stratum per class, shuffled), so that the classes range from brief and hard to
+    long and easy."""
+    rng = np.random.default_rng(_HABIT_SEED)
+    n, (lo, hi) = cfg.num_classes, cfg.salient_fraction
+    kinds = [HABIT_KINDS[i % len(HABIT_KINDS)] for i in rng.permutation(n)]
+    strata = (rng.permutation(n) + rng.uniform(0, 1, n)) / n
+    return [ClassHabit(kind=kind, place=float(rng.uniform(*HABIT_PLACES[kind])) if kind in HABIT_PLACES else None,
+                       share=float(lo + (hi - lo) * u))
+            for kind, u in zip(kinds, strata, strict=True)]
+
+
+@dataclasses.dataclass(frozen=True)
 class Assets:
     """What all videos of a dataset share: class looks, scene textures and a bank of noise frames."""
 
@@ -246,20 +280,25 @@ def make_assets(cfg: SyntheticConfig, *, seed: int) -> Assets:
 # ---------------------------------------------------------------------------------------------- planning
 
 
-def plan_segments(rng: np.random.Generator, length: int, fraction: float) -> tuple[tuple[int, int], ...]:
+def plan_segments(rng: np.random.Generator, length: int, fraction: float, *, place: float | None = None,
+                  spread: float = 0.0) -> tuple[tuple[int, int], ...]:
     """One or two disjoint, non-adjacent frame ranges covering ``round(fraction * length)`` frames (at least
-    one, and never the whole video), placed uniformly at random."""
+    one, and never the whole video). The span from the first segment's start to the last one's end lies
+    uniformly at random when ``place`` is ``None``, else centred on a draw from N(``place``, ``spread``) (shares
+    of the length), moved inside the video where it would stick out."""
     total = int(np.clip(round(fraction * length), 1, length - 1))
     free = length - total
-    if total >= 2 and free >= 2 and rng.random() < 0.5:
-        shortest = max(1, total // 3)  # no sliver segments
-        first = int(rng.integers(shortest, total - shortest + 1))
-        cuts = np.sort(rng.integers(0, free, size=2))  # free - 1 frames to spread, plus one gap frame
-        a1 = int(cuts[0])
-        a2 = a1 + first + int(cuts[1] - cuts[0]) + 1
-        return (a1, a1 + first), (a2, a2 + total - first)
-    a = int(rng.integers(0, free + 1))
-    return ((a, a + total),)
+    two = total >= 2 and free >= 2 and rng.random() < 0.5
+    first = int(rng.integers(max(1, total // 3), total - max(1, total // 3) + 1)) if two else total  # no slivers
+    gap = int(rng.integers(1, max(1, min(free - 1, round(_MAX_GAP * length))) + 1)) if two else 0
+    span = total + gap
+    if place is None:
+        start = int(rng.integers(0, length - span + 1))
+    else:
+        start = int(np.clip(round(rng.normal(place, spread) * length - span / 2), 0, length - span))
+    if not two:
+        return ((start, start + total),)
+    return (start, start + first), (start + first + gap, start + span)
 
 
 def plan_shots(rng: np.random.Generator, length: int, mean: int) -> list[int]:
@@ -287,13 +326,16 @@ def _sprite(rng: np.random.Generator, colour: tuple[float, float, float], size: 
 
 
 def plan_video(
-    cfg: SyntheticConfig, *, seed: int, index: int, label: int, subset: str, styles: list[ClassStyle]
+    cfg: SyntheticConfig, *, seed: int, index: int, label: int, subset: str, styles: list[ClassStyle],
+    habit: ClassHabit,
 ) -> VideoPlan:
-    """Draw one video's length, segments and appearance from a generator seeded by ``(seed, index)`` only,
-    so a video does not change when others are added, removed or generated in another order."""
+    """Draw one video's length, segments (after its class's ``habit``) and appearance from a generator seeded by
+    ``(seed, index)`` only, so a video does not change when others are added, removed or generated in another
+    order."""
     rng = np.random.default_rng([seed, 2, index])
     length = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
-    segments = plan_segments(rng, length, rng.uniform(*cfg.salient_fraction))
+    segments = plan_segments(rng, length, habit.share * rng.uniform(*_SHARE_JITTER), place=habit.place,
+                             spread=cfg.habit_spread)
     size = min(cfg.width, cfg.height)
     shots = tuple(
         Shot(
@@ -337,7 +379,7 @@ def plan_video(
 
 def plan_dataset(cfg: SyntheticConfig, *, seed: int) -> list[VideoPlan]:
     """All videos; which id is which class and split is shuffled so ids carry no information."""
-    styles = class_styles(cfg.num_classes)
+    styles, habits = class_styles(cfg.num_classes), class_habits(cfg)
     slots = [
         (subset, label)
         for subset, per_class in (("training", cfg.train_per_class), ("validation", cfg.val_per_class))
@@ -346,7 +388,8 @@ def plan_dataset(cfg: SyntheticConfig, *, seed: int) -> list[VideoPlan]:
     ]
     order = np.random.default_rng([seed, 0]).permutation(len(slots))
     return [
-        plan_video(cfg, seed=seed, index=i, label=slots[j][1], subset=slots[j][0], styles=styles)
+        plan_video(cfg, seed=seed, index=i, label=slots[j][1], subset=slots[j][0], styles=styles,
+                   habit=habits[slots[j][1]])
         for i, j in enumerate(order)
     ]
 
@@ -523,6 +566,7 @@ def annotation_json(plans: list[VideoPlan], *, cfg: SyntheticConfig, seed: int) 
     }
     generator = {"name": "samplerbench.synthetic", "version": GENERATOR_VERSION, "seed": seed}
     generator["config"] = dataclasses.asdict(cfg)
+    generator["habits"] = {name: dataclasses.asdict(h) for name, h in zip(names, class_habits(cfg), strict=True)}
     doc = {"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database, "generator": generator}
     return json.dumps(doc, separators=(",", ":"))
 
@@ -603,7 +647,9 @@ def preview(cfg: SyntheticConfig, *, seed: int, index: int, path: Path, frames: 
                      f"{'SALIENT' if is_salient else 'not salient'}", fontsize=7,
                      color="tab:red" if is_salient else "black")
         ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle(f"{plan.video_id}: class {assets.styles[plan.label].name} (home scenes {home[0]} and {home[1]}), "
+    habit = class_habits(cfg)[plan.label]
+    fig.suptitle(f"{plan.video_id}: class {assets.styles[plan.label].name} (acts {habit.kind}, home scenes {home[0]} "
+                 f"and {home[1]}), "
                  f"{plan.length} frames, salient {', '.join(f'{a}-{b - 1}' for a, b in plan.segments)}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from math import prod
 from typing import Any
 
@@ -203,3 +203,46 @@ def measure_throughput(
             _synchronize(device)
             durations.append(clock() - start)
     return Timing.from_durations(durations, items_per_call=items_per_call)
+
+
+def measure_interleaved(
+    steps: Mapping[str, Callable[[], None]],
+    *,
+    reference: str,
+    items_per_call: int,
+    device: torch.device,
+    warmup: int = 2,
+    min_rounds: int = 5,
+    min_seconds: float = MIN_TIMED_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Timing]:
+    """Times several pipelines against one ``reference`` among them, so that a machine whose speed drifts (other
+    jobs, clocks, caches) moves them all alike: after ``warmup`` untimed calls of each, every round calls each
+    step once (each round starting one step further on), until ``min_rounds`` rounds and ``min_seconds`` of timed
+    work per step on average. A step's figure is the reference's median call time times the median over rounds
+    of its call time over the reference's in that round, its spread the interquartile range of that ratio over
+    its median; the reference's own are those of :meth:`Timing.from_durations`. Two steps doing the same work
+    thus get the same figure up to the noise within rounds, not the drift between them."""
+    names = list(steps)
+    if reference not in steps:
+        raise ValueError(f"reference {reference!r} is not among the steps {names}")
+    durations: dict[str, list[float]] = {name: [] for name in names}
+    with torch.inference_mode():
+        for step in steps.values():
+            for _ in range(warmup):
+                step()
+        _synchronize(device)
+        rounds = 0
+        while rounds < min_rounds or sum(map(sum, durations.values())) < min_seconds * len(names):
+            for name in names[rounds % len(names):] + names[: rounds % len(names)]:
+                start = clock()
+                steps[name]()
+                _synchronize(device)
+                durations[name].append(clock() - start)
+            rounds += 1
+    ref = Timing.from_durations(durations[reference], items_per_call=items_per_call)
+    timings = {}
+    for name in names:
+        ratio = Timing.from_durations(np.divide(durations[name], durations[reference]), items_per_call=items_per_call)
+        timings[name] = ref if name == reference else dataclasses.replace(ratio, seconds=ref.seconds * ratio.seconds)
+    return timings

@@ -30,6 +30,7 @@ from samplerbench.bank import read_bank
 from samplerbench.bankrun import export_bank
 from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import RunConfig, build_config
+from samplerbench.cost import measure_interleaved
 from samplerbench.datasets.base import FrameFolder
 from samplerbench.decode import (
     PIXEL_TOLERANCE,
@@ -47,7 +48,7 @@ from samplerbench.pipeline import Outputs, Pipeline
 from samplerbench.recognizers.backbones import FEM_ARCHS
 from samplerbench.samplers import list_samplers
 from samplerbench.stagelog import StageLog, progress_bars
-from samplerbench.throughput import decode_timing, sampler_throughput
+from samplerbench.throughput import decode_timing, pipeline_step
 from samplerbench.timeline import presample_indices
 
 PACKAGES = ("torch", "torchvision", "decord", "decord2", "av", "torchcodec", "numpy")
@@ -268,15 +269,16 @@ class Doctor:
 
     def throughput(self) -> str:
         cfg = self.cfg
-        rates = []
+        frames, steps = self.pipe.split("val").frames[0 : cfg.cost.batch], {}
         for name in ("dense", "nsnet"):
             sampler, _ = self.pipe.sampler(name, fem=self.fem, rec=self.rec)
-            timing = sampler_throughput(
-                sampler=sampler, frames=self.pipe.split("val").frames[0 : cfg.cost.batch], k=cfg.sampling.main_budget,
-                recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem.res,
-                num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=1, min_seconds=0.0,
+            steps[name] = pipeline_step(
+                sampler=sampler, frames=frames, k=cfg.sampling.main_budget, recognizer=self.rec.model,
+                fem=self.fem.model, fem_res=cfg.fem.res, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
                 compile_model=cfg.compile)
-            rates.append(f"{name} {timing.items_per_s:.0f}")
+        timings = measure_interleaved(steps, reference="dense", items_per_call=len(frames),
+                                      device=torch.device(cfg.device), min_rounds=1, min_seconds=0.0)
+        rates = [f"{name} {timing.items_per_s:.0f}" for name, timing in timings.items()]
         path, n = self._first_video()
         dec = decode_timing([(path, n)], cfg.data.frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
                             decoder=cfg.data.decoder, device=cfg.device if cfg.data.decoder != "cpu" else "cpu",

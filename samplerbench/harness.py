@@ -7,6 +7,7 @@ import dataclasses
 import platform
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor
 from samplerbench import distributed
 from samplerbench.cache import stage_key
 from samplerbench.config import RunConfig
-from samplerbench.cost import MIN_TIMED_SECONDS, Timing, pipeline_gflops
+from samplerbench.cost import MIN_TIMED_SECONDS, Timing, measure_interleaved, pipeline_gflops
 from samplerbench.decode import probe
 from samplerbench.errors import UserError
 from samplerbench.evaluate import Evaluation, combine_fits, evaluate_selection
@@ -26,8 +27,8 @@ from samplerbench.throughput import (
     decode_timing,
     decoded_frames,
     end_to_end_rate,
-    head_throughput,
-    sampler_throughput,
+    head_step,
+    pipeline_step,
 )
 
 DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
@@ -57,6 +58,7 @@ class Evaluator:
     fem: Outputs
     machine: str
     decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
+    THROUGHPUT_STAGE: ClassVar[str] = "throughput"  # the name its timings are cached under
 
     def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
         return self.score(sampler.select(bank, k), rec=rec)
@@ -80,23 +82,41 @@ class Evaluator:
         return pipeline_gflops(sampler, frames=cfg.data.frames, budget=k, rec=(cfg.recognizer.arch, cfg.recognizer.res),
                                fem=(cfg.fem.arch, cfg.fem.res))
 
-    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
-        """Timed batches of the pipeline, cached per machine; ``None`` for the oracle, which needs labels and
-        is not deployable."""
-        if sampler.uses_labels_at_eval:
-            return None
+    def timed_batch(self) -> int:
+        """Val videos per timed call: ``cost.batch``, or all of them when there are fewer."""
+        return min(self.cfg.cost.batch, len(self.rec.val_logits))
+
+    def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
+        """One timed batch of ``sampler``'s pipeline at budget ``k``: FEM, selection and recognizer on cached frames."""
+        cfg, batch = self.cfg, slice(0, self.timed_batch())
+        return pipeline_step(sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
+                             motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
+                             recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem.res,
+                             num_classes=self.rec.val_logits.shape[-1], device=cfg.device, compile_model=cfg.compile)
+
+    def throughputs(self, pipelines: list[tuple[str, Sampler, int]]) -> dict[tuple[str, int], Timing]:
+        """Timed batches of every ``(label, sampler, K)`` pipeline, interleaved round by round against dense (else the
+        first) so that the machine's drift cancels (:func:`~samplerbench.cost.measure_interleaved`); cached per
+        machine under the set of pipelines. The oracle is left out: it needs labels and is not deployable."""
+        timed = [(label, sampler, k) for label, sampler, k in pipelines if not sampler.uses_labels_at_eval]
+        if not timed:
+            return {}
         cfg = self.cfg
-        options = cfg.sampling.options.get(sampler.name)  # in the key only when set: older keys stay valid
-        key = stage_key("throughput", label=label, k=k, machine=self.machine, rec=self.rec.key, fem=self.fem.key,
-                        batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
-                        compile=cfg.compile, device=cfg.device, **({"options": options} if options else {}))
-        batch = slice(0, cfg.cost.batch)
-        return self._timed(f"throughput {label} K={k}", key, lambda: sampler_throughput(
-            sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
-            motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
-            recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem.res,
-            num_classes=self.rec.val_logits.shape[-1], device=cfg.device, min_iters=cfg.cost.iters,
-            compile_model=cfg.compile))
+        names = [f"{label} K={k}" for label, _, k in timed]
+        options = {s.name: cfg.sampling.options[s.name] for _, s, _ in timed if s.name in cfg.sampling.options}
+        key = stage_key(self.THROUGHPUT_STAGE, pipelines=names, machine=self.machine, rec=self.rec.key,
+                        fem=self.fem.key, batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
+                        compile=cfg.compile, device=cfg.device, options=options)
+        reference = next((n for n, (_, s, _) in zip(names, timed, strict=True) if s.keeps_all), names[0])
+
+        def measure() -> dict:
+            steps = {n: self.step(sampler, k) for n, (_, sampler, k) in zip(names, timed, strict=True)}
+            timings = measure_interleaved(steps, reference=reference, items_per_call=self.timed_batch(),
+                                          device=torch.device(cfg.device), min_rounds=cfg.cost.iters)
+            return {n: dataclasses.asdict(t) for n, t in timings.items()}
+
+        measured = self._timed(f"throughput {len(names)} pipelines", key, measure)
+        return {(label, k): Timing(**measured[n]) for n, (label, _, k) in zip(names, timed, strict=True)}
 
     def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
         """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos (with
@@ -120,9 +140,9 @@ class Evaluator:
                                  successors=successors, decoder=decoder, device=device)
 
         label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
-        return self._timed(f"throughput decode {label}", key, measure)
+        return Timing(**self._timed(f"throughput decode {label}", key, lambda: dataclasses.asdict(measure())))
 
-    def _timed(self, label: str, key: str, measure: Callable[[], Timing]) -> Timing:
+    def _timed(self, label: str, key: str, measure: Callable[[], dict]) -> dict:
         """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
         cached in the ``throughput`` stage under rank 0's ``key`` (it names rank 0's machine, which another
         node's ranks do not share); ``cfg.remeasure`` drops the cached figure first."""
@@ -131,32 +151,25 @@ class Evaluator:
             self.pipe.cache.path("throughput", key).unlink(missing_ok=True)
 
         def compute() -> dict:
-            return distributed.broadcast(dataclasses.asdict(measure()) if distributed.is_main() else None)
+            return distributed.broadcast(measure() if distributed.is_main() else None)
 
-        return Timing(**self.pipe.cached(label, "throughput", key, compute))
+        return self.pipe.cached(label, "throughput", key, compute)
 
 
 @dataclasses.dataclass
 class BankEvaluator(Evaluator):
     """A run on a frame bank (``--dataset bank``): nothing is decoded and the backbones are unknown, so the cost
-    columns cover the samplers' heads alone (:func:`~samplerbench.throughput.head_throughput`)."""
+    columns cover the samplers' heads alone (:func:`~samplerbench.throughput.head_step`)."""
 
     decodes = False
+    THROUGHPUT_STAGE: ClassVar[str] = "bank throughput"
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         return sampler.gflops(self.cfg.data.frames)
 
-    def throughput(self, label: str, sampler: Sampler, k: int) -> Timing | None:
-        if sampler.uses_labels_at_eval:
-            return None
-        cfg = self.cfg
-        key = stage_key("bank throughput", label=label, k=k, machine=self.machine, fem=self.fem.key,
-                        batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
-                        device=cfg.device, options=cfg.sampling.options.get(sampler.name))
-        fem = self.fem.val_feats[: cfg.cost.batch]
-        return self._timed(f"throughput {label} K={k}", key, lambda: head_throughput(
-            sampler=sampler, fem=fem, k=k, num_classes=self.rec.val_logits.shape[-1], device=cfg.device,
-            min_iters=cfg.cost.iters))
+    def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
+        return head_step(sampler=sampler, fem=self.fem.val_feats[: self.timed_batch()], k=k,
+                         num_classes=self.rec.val_logits.shape[-1], device=self.cfg.device)
 
 
 def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
@@ -219,7 +232,7 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dic
     oracle's, which picks with the labels and this run's recognizer, no upper bound for any other recognizer) by
     (label, K), and the decoding cost behind the end-to-end figures (one row per frame count)."""
     cfg = b.cfg
-    rows, scores, selected, successors = [], {}, {}, {}
+    rows, scores, selected, successors, pipelines, decodes = [], {}, {}, {}, [], []
     for label, name, fields in entries:
         fits, bank = b.pipe.fits(name, fem=b.fem, rec=b.rec, **fields)
         sampler = fits[0]
@@ -232,10 +245,14 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dic
                 selected[(label, k)] = index
             decoded = decoded_frames(sampler, t=cfg.data.frames, k=k) if b.decodes else None
             successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
+            pipelines.append((label, sampler, k))
             rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
                              fits=len(fits), **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
-                             reads_labels=sampler.uses_labels_at_eval,
-                             **timing_columns(b.throughput(label, sampler, k), decoded=decoded)))
+                             reads_labels=sampler.uses_labels_at_eval))
+            decodes.append(decoded)
+    timings = b.throughputs(pipelines)
+    for row, decoded in zip(rows, decodes, strict=True):
+        row.update(timing_columns(timings.get((row["sampler"], row["budget_K"])), decoded=decoded))
     decode = {n: b.decode_cost(n, successors=successors[n])
               for n in sorted({r["decoded_frames"] for r in rows} - {None})}
     add_speedups(rows, {n: t.seconds for n, t in decode.items()})

@@ -169,13 +169,15 @@ def decode_note(decode: list[dict]) -> str:
     return f"Decoding per video {where}, median over val videos: " + "; ".join(parts) + "."
 
 
-PIPELINE_COST_NOTE = (" videos/s: the median over the timed batches of FEM on T frames + sampler + recognizer on K "
-                      "frames, decoding excluded. e2e: one process decoding the frames the pipeline needs (T; K for "
-                      "samplers that choose without reading frames), then the same compute: 1 / (decode s + 1 / "
-                      "videos/s). ")
+PIPELINE_COST_NOTE = (" videos/s: FEM on T frames + sampler + recognizer on K frames, decoding excluded, timed in "
+                      "rounds of one batch per pipeline: dense's (else the first row's) median batch time times the "
+                      "median per-round ratio of the row's to it. e2e: one process decoding the frames the pipeline "
+                      "needs (T; K for samplers that choose without reading frames), then the same compute: "
+                      "1 / (decode s + 1 / videos/s). ")
 BANK_COST_NOTE = (" Frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's FEM and "
-                  "recognizer are unknown); videos/s: the median over the timed batches of each sampler's selection "
-                  "on the bank's FEM features; nothing is decoded, so there is no e2e column. ")
+                  "recognizer are unknown); videos/s: each sampler's selection on the bank's FEM features, timed in "
+                  "rounds of one batch per row: dense's (else the first row's) median batch time times the median "
+                  "per-round ratio of the row's to it; nothing is decoded, so there is no e2e column. ")
 
 
 def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: list[dict] | None = None, *,
@@ -210,8 +212,9 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         "# Samplers × budgets",
         header,
         FLOP_NOTE + (BANK_COST_NOTE if bank else PIPELINE_COST_NOTE)
-        + f"† = the batches' interquartile range exceeds {LARGE_SPREAD:.0%} of that median (`--remeasure` times "
-        "again). Speed-ups are over dense; (FLOPs) is dense's GFLOPs over the row's. Empty where not measured (the "
+        + f"† = the interquartile range of those ratios (the reference's: of its batch times) exceeds "
+        f"{LARGE_SPREAD:.0%} of their median (`--remeasure` times again). Speed-ups are over dense; (FLOPs) is "
+        "dense's GFLOPs over the row's. Empty where not measured (the "
         "oracle reads labels and is not deployable). Reference row of Δ: uniform at the same K. "
         f"{ci_note(max(r.get('fits') or 1 for r in rows))} {RESOLVED_NOTE} "
         f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}) among the deployable samplers "

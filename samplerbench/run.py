@@ -18,6 +18,7 @@ from samplerbench.cache import code_digest, file_digest
 from samplerbench.checkpoint import write_checkpoints
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.errors import UserError
+from samplerbench.estimate import estimate, minutes, record, source_fingerprint
 from samplerbench.evaluate import first_fits
 from samplerbench.harness import (
     BANK,
@@ -47,8 +48,17 @@ def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, over
     (:func:`samplerbench.runfolder.run_folder`, subject to :func:`samplerbench.runfolder.check` unless ``overwrite``).
     ``quiet``: no stage lines or progress bars (ranks other than 0 are always quiet)."""
     quiet = quiet or not distributed.is_main()
+    machine, source = machine_name(cfg.device), source_fingerprint()
+    guess = estimate(cfg, cache_dir=Path(cache_dir), machine=machine, source=source)
+    if not quiet:
+        tqdm.write(f"expected run time: about {minutes(guess.total)}, from {guess.source}" if guess else
+                   "expected run time: unknown, this machine has not run this setting yet (it will know next time)")
+    log = StageLog(quiet=quiet, expected=dict(guess.stages) if guess else None)
     with progress_bars(not quiet):
-        return _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=StageLog(quiet=quiet), overwrite=overwrite)
+        folder = _run(cfg, out=Path(out), cache_dir=Path(cache_dir), log=log, overwrite=overwrite)
+    if distributed.is_main():
+        record(cfg, cache_dir=Path(cache_dir), machine=machine, source=source, stages=log.records)
+    return folder
 
 
 def weight_digests(cfg: RunConfig) -> dict[str, str]:

@@ -45,6 +45,19 @@ class StageLog:
 
     records: list[dict] = dataclasses.field(default_factory=list)
     quiet: bool = False
+    # stage name -> seconds it is expected to take (one "run" entry for a whole-run figure), or None for no
+    # estimate; each line then says the time elapsed since the log began against the time expected in all,
+    # updated as stages end (a stage that takes longer or shorter than expected moves it)
+    expected: dict[str, float] | None = None
+    began: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def expected_total(self) -> float:
+        """Seconds since the log began plus what the stages not yet run are expected to take (a whole-run figure:
+        what is left of it)."""
+        elapsed = time.perf_counter() - self.began
+        expected = self.expected or {}
+        left = sum(v for k, v in expected.items() if k != "run")
+        return elapsed + left + max(expected.get("run", 0.0) - elapsed, 0.0)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[dict]:
@@ -58,6 +71,16 @@ class StageLog:
         rates = {unit: round(info[unit] / seconds, 1) for unit in ("videos", "frames") if unit in info and seconds}
         info.update({f"{unit}_per_s": rate for unit, rate in rates.items()})
         self.records.append(info)
+        if self.expected is not None:
+            self.expected.pop(name, None)
         if not self.quiet:
             origin = "cache" if info["cached"] else ", ".join(["computed", *(f"{r:,} {u}/s" for u, r in rates.items())])
-            tqdm.write(f"[{name:<28}] {info['seconds']:8.2f} s  ({origin})")
+            clock = (f"  [{clock_time(time.perf_counter() - self.began)} of ~{clock_time(self.expected_total())}]"
+                     if self.expected is not None else "")
+            tqdm.write(f"[{name:<28}] {info['seconds']:8.2f} s  ({origin}){clock}")
+
+
+def clock_time(seconds: float) -> str:
+    """``m:ss``."""
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"

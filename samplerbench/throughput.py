@@ -1,13 +1,14 @@
 """Videos/s of a sampling pipeline, timed on the chosen device, and the cost of decoding its frames.
 
-:func:`sampler_throughput` times FEM (on T frames, if read) + selection + recognizer (on K); decoding is timed
-apart (:func:`decode_timing`) and :func:`end_to_end_rate` adds the two. On CUDA: bf16 autocast, channels_last,
-every call synchronised."""
+:func:`pipeline_step` is one batch of FEM (on T frames, if read) + selection + recognizer (on K), which the
+harness times interleaved with the other pipelines (:func:`~samplerbench.cost.measure_interleaved`); decoding is
+timed apart (:func:`decode_timing`) and :func:`end_to_end_rate` adds the two. On CUDA: bf16 autocast,
+channels_last, every call synchronised."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ from samplerbench.samplers import FrameBank, Sampler
 from samplerbench.timeline import presample_indices
 
 
-def sampler_throughput(
+def pipeline_step(
     *,
     sampler: Sampler,
     frames: Tensor,
@@ -32,12 +33,11 @@ def sampler_throughput(
     fem_res: int,
     num_classes: int,
     device: str,
-    min_iters: int,
-    min_seconds: float = MIN_TIMED_SECONDS,
     compile_model: bool = False,
-) -> Timing:
-    """Timing of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call);
-    ``motion`` ``[B, T]`` for samplers that read it. The sampler is moved to ``device``."""
+) -> Callable[[], None]:
+    """One timed call of ``sampler`` + recognizer on ``frames`` (uint8 ``[B, T, 3, H, W]``, one batch per call), for
+    :func:`~samplerbench.cost.measure_interleaved`; ``motion`` ``[B, T]`` for samplers that read it. The sampler
+    and models are moved to ``device``."""
     dev = torch.device(device)
     sampler.to(dev)
     rec, autocast, _ = fast_path(recognizer.to(dev).eval(), device, compile_model=compile_model)
@@ -56,7 +56,7 @@ def sampler_throughput(
             bank = FrameBank(fem=feats, num_classes=num_classes, motion=moved)
             rec(x[rows, sampler.select(bank, k)].flatten(0, 1))
 
-    return measure_throughput(step, items_per_call=b, device=dev, min_iters=min_iters, min_seconds=min_seconds)
+    return step
 
 
 def decoded_frames(sampler: Sampler, *, t: int, k: int) -> int:
@@ -104,12 +104,10 @@ def end_to_end_rate(*, decode_s_per_video: float, videos_per_s: float) -> float:
     return 1.0 / (decode_s_per_video + 1.0 / videos_per_s)
 
 
-def head_throughput(*, sampler: Sampler, fem: Tensor, k: int, num_classes: int, device: str, min_iters: int,
-                    min_seconds: float = MIN_TIMED_SECONDS) -> Timing:
-    """Timing of ``sampler``'s selection alone on FEM features ``fem`` ``[B, T, D]`` that exist already (a frame
-    bank's, :mod:`samplerbench.bank`): no FEM, no recognizer, no decoding, so it covers the sampler heads only."""
+def head_step(*, sampler: Sampler, fem: Tensor, k: int, num_classes: int, device: str) -> Callable[[], None]:
+    """One timed call of ``sampler``'s selection alone on FEM features ``fem`` ``[B, T, D]`` that exist already (a
+    frame bank's, :mod:`samplerbench.bank`): no FEM, no recognizer, no decoding, so it covers the sampler heads only."""
     dev = torch.device(device)
     sampler.to(dev)
     bank = FrameBank(fem=fem.to(dev, torch.promote_types(fem.dtype, torch.float32)), num_classes=num_classes)
-    return measure_throughput(lambda: sampler.select(bank, k), items_per_call=len(fem), device=dev,
-                              min_iters=min_iters, min_seconds=min_seconds)
+    return lambda: sampler.select(bank, k)

@@ -134,7 +134,7 @@ def test_bench_decode_stage_frame_folders(benchmark, frame_folder, workers):
 
 @pytest.mark.parametrize(
     ("arch", "res"),
-    [("mobilenet_v2", 48), ("resnet18", 48), ("mobilenet_v2", 224), ("resnet101", 224)],
+    [("mobilenet_v2", 24), ("resnet18", 48), ("mobilenet_v2", 224), ("resnet101", 224)],
     ids=["fem-default", "recognizer-default", "fem-paper", "recognizer-paper"],
 )
 def test_bench_backbone_inference(benchmark, arch, res):

@@ -12,6 +12,7 @@ from samplerbench.cost import (
     backbone_gflops,
     count_gflops,
     flop_analysis,
+    measure_interleaved,
     measure_throughput,
     video_gflops,
 )
@@ -187,3 +188,49 @@ def test_spread_is_the_interquartile_range_over_the_median() -> None:
     assert timing.spread == pytest.approx((4.0 - 2.0) / 3.0)
     assert Timing.from_durations([0.2], items_per_call=1) == Timing(seconds=0.2, spread=0.0, iterations=1,
                                                                     items_per_call=1)
+
+
+class DriftingMachine:
+    """A fake clock on a machine whose speed changes: a call of work ``w`` lasts ``w × speed`` and the speed is
+    ``speeds[i]`` during the i-th call, warm-ups included; records the order of the calls."""
+
+    def __init__(self, speeds: list[float]) -> None:
+        self.now, self.speeds, self.calls = 0.0, iter(speeds), []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, name: str, work: float):
+        def call() -> None:
+            self.calls.append(name)
+            self.now += work * next(self.speeds)
+        return call
+
+
+def test_interleaved_timing_cancels_drift_between_rounds() -> None:
+    """Two pipelines of equal work timed while the machine slows down round after round (each round 1.5× slower
+    than the one before, as another job takes the cores) get the same figure, the reference's median time times
+    their work ratio; timed one after the other they would differ by the drift."""
+    machine = DriftingMachine([1.0] * 6 + [1.5**r for r in range(6) for _ in range(3)])
+    steps = {"dense": machine.step("dense", 0.4), "a": machine.step("a", 0.1), "b": machine.step("b", 0.1)}
+    timings = measure_interleaved(steps, reference="dense", items_per_call=8, device=torch.device("cpu"),
+                                  warmup=2, min_rounds=6, min_seconds=0.0, clock=machine)
+    assert machine.calls[:6] == ["dense", "dense", "a", "a", "b", "b"]  # warm-ups, untimed
+    assert machine.calls[6:15] == ["dense", "a", "b", "a", "b", "dense", "b", "dense", "a"]  # each round starts later
+    dense = Timing.from_durations([0.4 * 1.5**r for r in range(6)], items_per_call=8)
+    assert (timings["dense"].seconds, timings["dense"].spread) == (pytest.approx(dense.seconds),
+                                                                   pytest.approx(dense.spread))
+    for name in ("a", "b"):
+        assert timings[name].seconds == pytest.approx(dense.seconds / 4)
+        assert (timings[name].spread, timings[name].iterations) == (pytest.approx(0.0), 6)
+
+
+def test_interleaved_timing_runs_until_the_rounds_and_the_mean_timed_seconds() -> None:
+    machine = DriftingMachine([1.0] * 1000)
+    steps = {"slow": machine.step("slow", 0.3), "fast": machine.step("fast", 0.1)}
+    timings = measure_interleaved(steps, reference="slow", items_per_call=2, device=torch.device("cpu"), warmup=0,
+                                  min_rounds=2, min_seconds=1.0, clock=machine)
+    assert timings["fast"].iterations == 5  # 5 rounds × 0.4 s = 2 s = 1 s per step on average
+    assert timings["fast"].items_per_s == pytest.approx(20.0) and timings["slow"].items_per_s == pytest.approx(2 / 0.3)
+    with pytest.raises(ValueError, match="reference"):
+        measure_interleaved(steps, reference="dense", items_per_call=2, device=torch.device("cpu"))

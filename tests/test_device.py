@@ -17,11 +17,12 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from samplerbench.cost import measure_interleaved
 from samplerbench.fusion import FUSIONS, fuse_scores, fuse_select
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class, list_samplers
 from samplerbench.samplers.base import constructor_fields
-from samplerbench.throughput import sampler_throughput
+from samplerbench.throughput import pipeline_step
 
 META = torch.device("meta")
 B, T, K, D, C = 3, 8, 3, 12, 4
@@ -144,15 +145,16 @@ def test_to_moves_a_fitted_sampler_and_returns_it():
 
 @pytest.mark.parametrize("name", ["dense", "uniform", "mgsampler", "nsnet"])
 def test_the_timed_pipeline_stays_on_its_device(name):
-    """What ``sampler_throughput`` times per batch (FEM, selection, the recognizer on the kept frames) runs
-    on the timing device: the step would otherwise copy through the host."""
+    """What ``pipeline_step`` times per batch (FEM, selection, the recognizer on the kept frames) runs on the
+    timing device: the step would otherwise copy through the host."""
     torch.manual_seed(0)
     rec = FrameClassifier(arch="resnet18", num_classes=C)
     fem = FrameClassifier(arch="mobilenet_v2", num_classes=C)
     frames = torch.randint(0, 256, (2, T, 3, 16, 16), dtype=torch.uint8)
     sampler = build(name, dim=FEM_DIM)
     with DeviceMixing():
-        timing = sampler_throughput(sampler=sampler, frames=frames, k=K, recognizer=rec, fem=fem, fem_res=8,
-                                    motion=torch.rand(2, T) if sampler.needs_motion else None, num_classes=C,
-                                    device="meta", min_iters=1, min_seconds=0.0)
-    assert timing.iterations >= 1
+        step = pipeline_step(sampler=sampler, frames=frames, k=K, recognizer=rec, fem=fem, fem_res=8,
+                             motion=torch.rand(2, T) if sampler.needs_motion else None, num_classes=C, device="meta")
+        timing = measure_interleaved({name: step}, reference=name, items_per_call=2, device=torch.device("meta"),
+                                     min_rounds=1, min_seconds=0.0)
+    assert timing[name].iterations >= 1

@@ -17,8 +17,10 @@ from samplerbench.datasets.activitynet import ANNOTATION_FILE
 from samplerbench.datasets.base import DatasetIndex, get_dataset, run_options
 from samplerbench.datasets.synthetic import (
     COLOURS,
+    HABIT_PLACES,
     SyntheticConfig,
     VideoPlan,
+    class_habits,
     class_styles,
     dataset_root,
     generate,
@@ -188,15 +190,60 @@ def test_the_camera_moves_the_picture() -> None:
 
 
 @pytest.mark.parametrize("length", [2, 3, 10, 120])
-def test_plan_segments(length: int) -> None:
+@pytest.mark.parametrize("place", [None, 0.0, 0.5, 1.0])
+def test_plan_segments(length: int, place: float | None) -> None:
     rng = np.random.default_rng(length)
     for fraction in (0.01, 0.2, 0.5, 0.99):
-        segments = plan_segments(rng, length, fraction)
-        covered = sum(b - a for a, b in segments)
-        assert 1 <= covered <= length - 1 and 1 <= len(segments) <= 2
-        assert all(0 <= a < b <= length for a, b in segments)
-        if len(segments) == 2:
-            assert segments[0][1] < segments[1][0]  # a gap: two segments, not one
+        for _ in range(20):
+            segments = plan_segments(rng, length, fraction, place=place, spread=0.3)
+            covered = sum(b - a for a, b in segments)
+            assert covered == int(np.clip(round(fraction * length), 1, length - 1)) and 1 <= len(segments) <= 2
+            assert all(0 <= a < b <= length for a, b in segments)
+            if len(segments) == 2:
+                assert segments[0][1] < segments[1][0]  # a gap: two segments, not one
+
+
+def class_curves(plans: list[VideoPlan], classes: int, bins: int = 10) -> np.ndarray:
+    """``[classes, bins]``: the share of salient frames in each tenth of the videos' length, per class."""
+    curves = np.zeros((classes, bins))
+    counts = np.zeros(classes)
+    for plan in plans:
+        frames = np.arange(plan.length)
+        where = frames * bins // plan.length
+        salient = salient_frames(plan, frames)
+        curves[plan.label] += [salient[where == b].mean() if (where == b).any() else 0 for b in range(bins)]
+        counts[plan.label] += 1
+    return curves / counts[:, None]
+
+
+def test_classes_have_temporal_habits_and_shares() -> None:
+    """The default dataset's classes (Fig. 1 of the supplementary averages saliency over a class): an early class's
+    salient frames sit in the first half, a late one's in the second, an "anywhere" one's spread across the video;
+    and each class's share of salient frames is its own, spread over the configured range."""
+    config = SyntheticConfig()
+    habits = class_habits(config)
+    assert {h.kind for h in habits} == {"early", "late", "anywhere"}
+    assert habits == class_habits(config)  # a fixed draw, whatever the seed
+    curves = class_curves(plan_dataset(config, seed=0), config.num_classes)
+    for habit, curve in zip(habits, curves, strict=True):
+        first, second = curve[:5].sum(), curve[5:].sum()
+        if habit.kind == "early":
+            assert first > 4 * second and HABIT_PLACES["early"][0] <= habit.place <= HABIT_PLACES["early"][1]
+        elif habit.kind == "late":
+            assert second > 4 * first
+        else:
+            assert 0.5 < first / second < 2 and curve[2:8].min() > 0.25 * curve.max()
+        assert abs(curve.mean() - habit.share) < 0.25 * habit.share  # the share shows in the videos
+    shares = sorted(h.share for h in habits)
+    lo, hi = config.salient_fraction
+    assert lo <= shares[0] < lo + (hi - lo) / config.num_classes and shares[-1] > hi - (hi - lo) / config.num_classes
+
+
+def test_annotations_name_each_class_habit(built: tuple[DatasetIndex, Path]) -> None:
+    annotations = dataset_root(TINY, seed=0, cache_dir=built[1]) / ANNOTATION_FILE
+    habits = json.loads(annotations.read_text())["generator"]["habits"]
+    assert list(habits) == [s.name for s in class_styles(TINY.num_classes)]
+    assert [h["kind"] for h in habits.values()] == [h.kind for h in class_habits(TINY)]
 
 
 def test_invalid_config_is_a_user_error(tmp_path: Path) -> None:
@@ -206,7 +253,7 @@ def test_invalid_config_is_a_user_error(tmp_path: Path) -> None:
             get_dataset("synthetic")(build_config(data={"options": {"synthetic": options}}), tmp_path)
     with pytest.raises(UserError, match="min_frames"):
         dataclasses.replace(TINY, min_frames=20)
-    for field, value in (("context", 1.5), ("camera_pan", -0.1), ("camera_zoom", 0.3)):
+    for field, value in (("context", 1.5), ("camera_pan", -0.1), ("camera_zoom", 0.3), ("habit_spread", -0.1)):
         with pytest.raises(UserError, match=field):
             dataclasses.replace(TINY, **{field: value})
 

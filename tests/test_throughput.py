@@ -106,12 +106,12 @@ def test_remeasure_replaces_the_cached_figure(tmp_path):
         return Evaluator(cfg=pipe.cfg, pipe=pipe, rec=None, fem=None, machine="test machine")
 
     def timing(seconds: float):
-        return lambda: Timing(seconds=seconds, spread=0.0, iterations=3, items_per_call=1)
+        return lambda: {"seconds": seconds}
 
-    assert evaluator(False)._timed("throughput x", "key", timing(1.0)).seconds == 1.0
-    assert evaluator(False)._timed("throughput x", "key", timing(2.0)).seconds == 1.0  # from the cache
-    assert evaluator(True)._timed("throughput x", "key", timing(3.0)).seconds == 3.0
-    assert evaluator(False)._timed("throughput x", "key", timing(4.0)).seconds == 3.0  # the new figure, cached
+    assert evaluator(False)._timed("throughput x", "key", timing(1.0))["seconds"] == 1.0
+    assert evaluator(False)._timed("throughput x", "key", timing(2.0))["seconds"] == 1.0  # from the cache
+    assert evaluator(True)._timed("throughput x", "key", timing(3.0))["seconds"] == 3.0
+    assert evaluator(False)._timed("throughput x", "key", timing(4.0))["seconds"] == 3.0  # the new figure, cached
     assert [s["cached"] for s in log.records] == [False, True, False, True]
 
 
