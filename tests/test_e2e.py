@@ -52,8 +52,11 @@ def test_every_result_file_is_written(tiny):
         assert 0 < row["pseudo_label_precision"] <= 100 and 0 < row["pseudo_label_recall"] <= 100
     assert all(0 <= row["fem_frame_top1"] <= 100 for row in tables["fem"])
     assert all(0 <= row["rec_frame_top1"] <= 100 for row in tables["recognizer"])
-    ap = {level: info["ap"] for level, info in meta["saliency"].items()}  # per-class AP in %, as mAP is
+    saliency = meta["saliency"]
+    ap = {level: saliency[level]["ap"] for level in ("easy", "middle", "hard")}  # per-class AP in %, as mAP is
     assert 0 <= ap["hard"] <= ap["middle"] <= ap["easy"] <= 100 and ap["easy"] > 1
+    for rho in [*saliency["easy"]["rho"].values(), *saliency["all"]["rho"].values()]:  # per-video, against Guid.
+        assert -1 <= rho["lo"] <= rho["mean"] <= rho["hi"] <= 1 and rho["videos"] > 0
 
 
 def test_identical_rerun_reuses_every_stage(tiny):
