@@ -61,8 +61,8 @@ def ci_note(fits: int) -> str:
             "(reverse-percentile) intervals.")
     if fits > 1:
         note += (f" A sampler trained by SGD is fitted {fits} times on the same features (training seeds apart): its "
-                 "score is their mean ± their std, and each resample also draws one of its fits, so its CI and Δ "
-                 "cover one fit's training randomness as well as the choice of val videos.")
+                 "cell reads \"mean ± std over the fits [CI]\", and each resample also draws one of its fits, so its "
+                 "CI and Δ cover one fit's training randomness as well as the choice of val videos.")
     return note
 
 
@@ -189,7 +189,7 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         {
             "sampler": r["sampler"],
             "K": r["budget_K"],
-            "mAP % ± fits' std [95% CI]": _ci(r["mAP"], r.get("mAP_lo"), r.get("mAP_hi"), std=r.get("mAP_fit_std")),
+            "mAP % [95% CI]": _ci(r["mAP"], r.get("mAP_lo"), r.get("mAP_hi"), std=r.get("mAP_fit_std")),
             "ΔmAP vs uniform [95% CI]": _delta(r.get("dmAP_vs_uniform"), r.get("dmAP_lo"), r.get("dmAP_hi")),
             "mAP (ANet) %": _num(r["mAP_anet"], 1),
             "top-1 %": _num(r["top1"], 1),
