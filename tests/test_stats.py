@@ -90,7 +90,7 @@ def test_deterministic_given_seed() -> None:
 def test_no_reference_means_no_difference_fields() -> None:
     targets, scores = _data()
     out = paired_bootstrap({"better": scores["better"]}, targets, resamples=50)
-    assert set(out["better"]) == {"mAP", "lo", "hi"}
+    assert set(out["better"]) == {"mAP", "lo", "hi", "fits"}
 
 
 def test_other_metric_goes_through_the_generic_path() -> None:
