@@ -67,7 +67,8 @@ def test_decode_timing_decodes_each_video_at_the_segment_centres(tmp_path, monke
 
     def recording(path, indices, **kwargs):
         calls.append((path, indices.tolist(), kwargs))
-        return real(path, indices, **kwargs | {"decoder": "cpu"})  # what was asked is recorded; torchcodec may be absent
+        # what was asked is recorded; the decoding itself is the CPU's, as torchcodec may be absent
+        return real(path, indices, **kwargs | {"decoder": "cpu"})
 
     real = throughput.decode_clip
     monkeypatch.setattr(throughput, "decode_clip", recording)
