@@ -50,9 +50,10 @@ def stage_key(stage: str, **parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-# Modules of settings, messages and the cache itself (whose format is CACHE_FORMAT), not computation: editing
-# them changes no stage's result.
-NOT_CODE = frozenset({"samplerbench.cache", "samplerbench.config", "samplerbench.errors", "samplerbench.stagelog"})
+# Modules of settings, messages, run-time estimates and the cache itself (whose format is CACHE_FORMAT), not
+# computation: editing them changes no stage's result.
+NOT_CODE = frozenset({"samplerbench.cache", "samplerbench.config", "samplerbench.errors", "samplerbench.stagelog",
+                      "samplerbench.estimate"})
 
 
 def code_modules(*roots: types.ModuleType) -> list[str]:
