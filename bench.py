@@ -1,4 +1,4 @@
-"""``python bench.py [flags]`` == ``samplerbench [flags]``: see samplerbench/run.py for what a run does."""
+"""``python bench.py [flags]`` == ``samplerbench [flags]``: see samplerbench/runs/benchmark.py for what a run does."""
 
 import sys
 

@@ -20,10 +20,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.base import DatasetIndex, DatasetOptions, VideoRecord, register_dataset
 from samplerbench.datasets.layout import FRAME_DIR, data_root, existing, find_video, frame_folder, list_videos
 from samplerbench.datasets.parsing import BadEntry, check_entries, read_text
-from samplerbench.errors import UserError
 
 ANNOTATION_FILE = "activity_net.v1-3.min.json"
 SUBSETS = {"training": "train", "validation": "val"}

@@ -1,5 +1,5 @@
-"""``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.bank`) instead of videos; records list
-its videos and labels, and the run reads features from the bank (:class:`~samplerbench.bankrun.BankPipeline`)."""
+"""``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.formats.bank`) instead of videos; records list
+its videos and labels, and the run reads features from the bank (:class:`~samplerbench.stages.banks.BankPipeline`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from samplerbench.bank import Bank, read_bank
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.base import DatasetIndex, DatasetOptions, VideoRecord, register_dataset
-from samplerbench.errors import UserError
+from samplerbench.formats.bank import Bank, read_bank
 
 NAME = "bank"
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from samplerbench.config import check_fields, option_fields
-from samplerbench.errors import UserError
+from samplerbench.core.errors import UserError
+from samplerbench.core.fields import check_fields, option_fields
 
 MISSING = "missing file"  # the skip reason of a record whose video file or frame folder is absent
 
@@ -79,7 +79,7 @@ class DatasetIndex:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DatasetOptions:
     """An adapter's own settings (``[data.options.<dataset>]`` in a config file), checked when built: types
-    and ranges (the class's ``RANGES``) by :func:`~samplerbench.config.check_fields`, the rest by a subclass's
+    and ranges (the class's ``RANGES``) by :func:`~samplerbench.core.fields.check_fields`, the rest by a subclass's
     ``__post_init__``. The base class holds none."""
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
 """Finding a dataset on disk: the data root, its annotation files and each record's video file. A missing path
-is one :class:`~samplerbench.errors.UserError` naming it and showing the adapter's whole expected layout."""
+is one :class:`~samplerbench.core.errors.UserError` naming it and showing the adapter's whole expected layout."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.base import DatasetOptions, FrameFolder
 from samplerbench.datasets.parsing import BadEntry
-from samplerbench.errors import UserError
 
 VIDEO_EXTENSIONS = ("mp4", "mkv", "webm", "avi", "mov")
 FRAME_DIR = "rawframes"  # mmaction2's folder of frame folders, beside the videos

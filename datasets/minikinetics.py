@@ -15,6 +15,7 @@ import io
 import math
 from pathlib import Path
 
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import (
     FRAME_DIR,
@@ -27,7 +28,6 @@ from samplerbench.datasets.layout import (
     split_lists,
 )
 from samplerbench.datasets.parsing import BadEntry, read_text, records_from_lists, split_labels
-from samplerbench.errors import UserError
 
 CSV_FILES = ("train.csv", "validate.csv")
 ID_LISTS = {"train": "train_ytid_list.txt", "val": "val_ytid_list.txt"}

@@ -1,6 +1,6 @@
 """Parsing helpers shared by the adapters: numbered lines, class lists, and what to do with bad entries.
 
-A malformed entry is a :class:`~samplerbench.errors.UserError` naming the file and entry (a silently
+A malformed entry is a :class:`~samplerbench.core.errors.UserError` naming the file and entry (a silently
 shrunken dataset makes accuracies incomparable); ``--lenient`` skips it and the run report lists it. Files
 are read through :func:`read_text` (drops a UTF-8 BOM) and split with ``str.splitlines`` (CRLF, CR, LF)."""
 
@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.errors import UserError
 
 MAX_LISTED = 5  # malformed entries quoted in one error message
 

@@ -6,7 +6,7 @@ class-independent distractor blobs, camera motion and pixel noise. README, "The 
 describes each layer and why it is there.
 
 Annotations are written in ActivityNet v1.3 format (read back with :func:`parse_activitynet`); a segment
-``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (:func:`samplerbench.timeline.frame_times`). A seed
+``[a/fps, b/fps]`` covers exactly frames ``a .. b-1`` (:func:`samplerbench.core.timeline.frame_times`). A seed
 reproduces byte-identical files, whatever the worker count."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import ClassVar
 import av
 import numpy as np
 
-from samplerbench.cache import atomic_write, stage_key
-from samplerbench.config import Range
+from samplerbench.core.errors import UserError
+from samplerbench.core.fields import Range
+from samplerbench.core.stagelog import progress
 from samplerbench.datasets.activitynet import ANNOTATION_FILE, parse_activitynet
 from samplerbench.datasets.base import DatasetIndex, DatasetOptions, register_dataset
-from samplerbench.errors import UserError
-from samplerbench.stagelog import progress
+from samplerbench.formats.cache import atomic_write, stage_key
 
 GENERATOR_VERSION = 3  # bump when the generated content changes, so cached datasets are regenerated
 

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from samplerbench.config import Range
+from samplerbench.core.fields import Range
 from samplerbench.datasets.base import DatasetIndex, VideoRecord, register_dataset
 from samplerbench.datasets.layout import FRAME_DIR, data_root, existing, frame_folder, is_frame_folder, split_lists
 from samplerbench.datasets.listfile import ListOptions

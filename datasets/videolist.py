@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.base import DatasetIndex
 from samplerbench.datasets.parsing import read_lines
-from samplerbench.errors import UserError
 
 SPLITS = ("train", "val")
 QUOTED = 5  # ids quoted in an error message

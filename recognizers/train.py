@@ -15,12 +15,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
-from samplerbench import distributed
+from samplerbench.core import distributed
+from samplerbench.core.sgd import Fit, soft_targets, train_epochs
+from samplerbench.core.stagelog import progress
+from samplerbench.core.workers import context, init_worker
+from samplerbench.formats.store import FrameSource
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.sgd import Fit, soft_targets, train_epochs
-from samplerbench.stagelog import progress
-from samplerbench.store import FrameSource
-from samplerbench.workers import context, init_worker
 
 
 def resize_frames(frames: Tensor, resolution: int) -> Tensor:
@@ -111,7 +111,8 @@ def train_frame_classifier(
     workers: int = 0,
     compile_model: bool = False,
 ) -> Fit:
-    """Train in place by :mod:`samplerbench.sgd`'s rule with SGD (momentum 0.9, one-cycle over ``max_epochs``, flips).
+    """Train in place by :mod:`samplerbench.core.sgd`'s rule with SGD (momentum 0.9, one-cycle over
+    ``max_epochs``, flips).
 
     The held-out loss is a video's (logits averaged over ``heldout_segments`` centre frames), so "w/o TSN" and
     "w/ TSN" stop alike. Augmentation is keyed by (seed, epoch, row), independent of the torchrun rank.
@@ -119,7 +120,7 @@ def train_frame_classifier(
     Args:
         frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per view), read per step by ``workers``.
         labels: multi-hot ``[N, C]``.
-        heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.sgd.heldout_videos`).
+        heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.core.sgd.heldout_videos`).
         heldout_segments: the parts of a held-out row whose centre frames its held-out loss reads (the run's K).
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from samplerbench.config import option_fields
-from samplerbench.errors import UserError
-from samplerbench.selection import check_budget, topk_sorted
+from samplerbench.core.errors import UserError
+from samplerbench.core.fields import option_fields
+from samplerbench.measures.topk import check_budget, topk_sorted
 
 ENTRY_POINT_GROUP = "samplerbench.samplers"
 
@@ -30,7 +30,8 @@ class FrameBank:
 
     Attributes:
         fem: FEM features of every frame, ``[B, T, D]`` float.
-        motion: ``[B, T]`` float (:mod:`samplerbench.motion`) for samplers that declare ``needs_motion``; else ``None``.
+        motion: ``[B, T]`` float (:mod:`samplerbench.measures.motion`) for samplers that declare ``needs_motion``;
+        else ``None``.
         labels: multi-hot targets ``[B, C]`` float; training split only (and the oracle's eval bank).
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
@@ -188,7 +189,7 @@ def field_values(sampler: Sampler) -> dict[str, Any]:
 
 def check_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` for sampler ``name``, checked against its init fields and types
-    (:func:`~samplerbench.config.option_fields`) and by building the sampler; returns the conformed options, else a
+    (:func:`~samplerbench.core.fields.option_fields`) and by building the sampler; returns the conformed options, else a
     one-line :class:`UserError` naming sampler and field."""
     cls = get_sampler_class(name)
     where = f"sampling.options.{name}"

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from samplerbench.errors import UserError
-from samplerbench.fusion import ranks
+from samplerbench.core.errors import UserError
+from samplerbench.measures.fusion import ranks
 
 GUIDINGS: tuple[str, ...] = ("prototype", "response")
 ROW_CHUNK = 1024  # videos per vectorised block: bounds the [rows, T, C] / [rows, T, F] temporaries

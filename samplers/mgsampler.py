@@ -1,7 +1,7 @@
 """MGSampler (Zhi et al., ICCV 2021): motion-guided sampling, training-free, as MCG-NJU/MGSampler's code does it.
 
 Motion (``FrameBank.motion``) is 1 − SSIM between each pre-sampled frame and the video's next frame
-(:func:`samplerbench.decode.decode_motion`); it is square-rooted, normalised and accumulated, and for every
+(:func:`samplerbench.stages.decode.decode_motion`); it is square-rooted, normalised and accumulated, and for every
 quantile (j + 0.5)/K the frame with the nearest cumulative motion is kept.
 
 Differences from the original: candidates are the T pre-sampled frames; a static video is weighted uniformly;
@@ -14,7 +14,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from samplerbench.motion import OPS_PER_PIXEL
+from samplerbench.measures.motion import OPS_PER_PIXEL
 from samplerbench.samplers.base import FrameBank, Sampler, check_budget, register_sampler
 
 
@@ -63,7 +63,7 @@ class MGSampler(Sampler):
         return quantile_indices(self.scores(batch), k)
 
     def gflops(self, frames: int) -> float:
-        """1 − SSIM of ``frames`` adjacent pairs, :data:`~samplerbench.motion.OPS_PER_PIXEL` per pixel (the
+        """1 − SSIM of ``frames`` adjacent pairs, :data:`~samplerbench.measures.motion.OPS_PER_PIXEL` per pixel (the
         decoding of the successors is in the decode cost, not here)."""
         if self.frame_size is None:
             raise RuntimeError("mgsampler: frame size unknown; pass frame_size=(H, W)")

@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from samplerbench.errors import UserError
-from samplerbench.fusion import check_fusion, fuse_scores, fuse_select
+from samplerbench.core.errors import UserError
+from samplerbench.core.sgd import soft_targets
+from samplerbench.measures.fusion import check_fusion, fuse_scores, fuse_select
 from samplerbench.samplers.base import FrameBank, check_budget, register_sampler
 from samplerbench.samplers.guiding import (
     GUIDINGS,
@@ -40,7 +41,6 @@ from samplerbench.samplers.guiding import (
     ns_pseudo_labels,
 )
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
-from samplerbench.sgd import soft_targets
 
 
 def sinusoidal_encoding(t: int, d: int, *, device: torch.device | str | None = None) -> Tensor:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from samplerbench.metrics import video_scores
+from samplerbench.measures.metrics import video_scores
 from samplerbench.samplers.base import FrameBank, register_sampler
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 

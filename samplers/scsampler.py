@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from samplerbench.core.sgd import soft_targets
 from samplerbench.samplers.base import FrameBank, register_sampler
 from samplerbench.samplers.guiding import check_choice
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
-from samplerbench.sgd import soft_targets
 
 LOSSES: tuple[str, ...] = ("ce", "rank")
 

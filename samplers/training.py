@@ -3,7 +3,7 @@ per-epoch temporal random shift, input standardisation, checkpoints.
 
 Each sampler trains by its own paper's (or its authors' code's) schedule by default: the schedule fields'
 defaults are NSNet's (supplementary A.1) and a subclass redeclares the ones its paper sets otherwise. The suite's
-held-out early stopping (:mod:`samplerbench.sgd`) is an option (``early_stop``), never a default."""
+held-out early stopping (:mod:`samplerbench.core.sgd`) is an option (``early_stop``), never a default."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from samplerbench import distributed
+from samplerbench.core import distributed
+from samplerbench.core.sgd import Fit, Schedule, heldout_videos, train_epochs
 from samplerbench.samplers.base import FrameBank, Sampler
 from samplerbench.samplers.shift import shift_views, video_runs
-from samplerbench.sgd import Fit, Schedule, heldout_videos, train_epochs
 
 EVAL_CHUNK = 4096  # videos per forward pass at evaluation: bounds memory, not a loop over videos
 
@@ -63,7 +63,7 @@ def fit_sgd(
     seed: int,
     device: str,
 ) -> Fit:
-    """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by :func:`~samplerbench.sgd.train_epochs`
+    """Mini-batch SGD over the ``rows`` rows of ``epoch_tensors(epoch)`` by :func:`~samplerbench.core.sgd.train_epochs`
     as ``schedule`` says, stopped early on the mean ``loss_fn(net, *batch)`` of the ``heldout`` rows when they are
     given; random numbers a loss needs must be among its tensors."""
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
@@ -107,10 +107,10 @@ class Standardize(nn.Module):
 
 @dataclasses.dataclass(kw_only=True, eq=False)
 class TrainableSampler(Sampler):
-    """A sampler whose network is trained by :func:`~samplerbench.sgd.train_epochs` as its :meth:`schedule` says.
+    """A sampler whose network is trained by :func:`~samplerbench.core.sgd.train_epochs` as its :meth:`schedule` says.
     Subclasses implement :meth:`build_net`, :meth:`prepare`, :meth:`training_tensors` and :meth:`training_loss`;
     ``fit`` is deterministic given ``seed`` and leaves the caller's random state alone. ``temporal_shift``: see
-    :mod:`.shift`. The schedule fields are :class:`~samplerbench.sgd.Schedule`'s; their defaults here are NSNet's
+    :mod:`.shift`. The schedule fields are :class:`~samplerbench.core.sgd.Schedule`'s; their defaults here are NSNet's
     (supplementary A.1: SGD momentum 0.9, batch 64, lr 1e-2 ×0.1 after epochs 50 and 75 of 120, every training
     video, final weights)."""
 
@@ -222,7 +222,7 @@ class TrainableSampler(Sampler):
 
     def head_gflops(self, module: nn.Module, frames: int) -> float:
         """fvcore-convention GFLOPs of ``module`` on one video of ``frames`` FEM features."""
-        from samplerbench.cost import count_gflops  # lazy: cost.py pulls in fvcore
+        from samplerbench.measures.cost import count_gflops  # lazy: cost.py pulls in fvcore
 
         assert self.dims is not None
         example = torch.zeros(1, frames, self.dims[0], device=self.device)

@@ -70,7 +70,7 @@ class Backend:
             vr = self.decord.VideoReader(str(path), ctx=self.decord.cpu(0), num_threads=1)
             return len(vr), float(vr.get_avg_fps()), vr
         if self.name == "pyav":
-            from samplerbench.decode import _av_probe
+            from samplerbench.stages.decode import _av_probe
 
             n, fps = _av_probe(path)
             return n, fps, None
@@ -83,7 +83,7 @@ class Backend:
         if self.name in ("decord", "decord2"):
             return reader.get_batch(indices.tolist()).asnumpy()
         if self.name == "pyav":
-            from samplerbench.decode import _decode_av
+            from samplerbench.stages.decode import _decode_av
 
             return _decode_av(path, indices)
         return reader.get_frames_at(indices.tolist()).data.permute(0, 2, 3, 1).numpy()
@@ -99,7 +99,7 @@ def rss_mb() -> float:
 
 
 def worker(name: str, videos: list[Path], out: Path, rss_decodes: int) -> None:
-    from samplerbench.timeline import presample_indices
+    from samplerbench.core.timeline import presample_indices
 
     backend = Backend(name)
     report: dict = {"backend": name, "version": backend.version, "videos": {}}

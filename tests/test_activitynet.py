@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from samplerbench.config import build_config
+from samplerbench.core.errors import UserError
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.activitynet import parse_activitynet
-from samplerbench.errors import UserError
 
 TAXONOMY = [
     {"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None},

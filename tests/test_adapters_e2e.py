@@ -12,7 +12,7 @@ import pytest
 from datasetfiles import MAKERS
 
 from samplerbench.config import build_config
-from samplerbench.run import run
+from samplerbench.runs.benchmark import run
 
 pytestmark = pytest.mark.slow
 

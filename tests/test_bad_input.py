@@ -20,9 +20,12 @@ import torch
 import torchvision
 from runconfigs import MICRO
 
-from samplerbench import cache, cli, errors, preflight, store
+from samplerbench import cli
 from samplerbench.cli import main
-from samplerbench.store import FrameStore
+from samplerbench.core import errors
+from samplerbench.formats import cache, store
+from samplerbench.formats.store import FrameStore
+from samplerbench.stages import preflight
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Frame banks (:mod:`samplerbench.bank`): written and read back memory-mapped, and every way a bank can be
+"""Frame banks (:mod:`samplerbench.formats.bank`): written and read back memory-mapped, and every way a bank can be
 wrong is one line naming the file and the entry (or, with ``lenient``, a skip list)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samplerbench.bank import SPLITS, BankSplit, read_bank, write_bank
 from samplerbench.cli import main
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.bank import bank_index
-from samplerbench.errors import UserError
+from samplerbench.formats.bank import SPLITS, BankSplit, read_bank, write_bank
 
 N, T, DF, DR, C = 6, 4, 5, 3, 2
 

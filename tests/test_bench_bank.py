@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from numpy.lib.format import open_memmap
 
-from samplerbench.bank import write_index
+from samplerbench.formats.bank import write_index
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.benchmark

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from samplerbench.metrics import mean_average_precision, video_scores
-from samplerbench.stats import paired_bootstrap
+from samplerbench.measures.metrics import mean_average_precision, video_scores
+from samplerbench.measures.stats import paired_bootstrap
 
 pytestmark = pytest.mark.benchmark
 

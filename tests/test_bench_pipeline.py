@@ -11,14 +11,14 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg
 
+from samplerbench.core.timeline import presample_indices
 from samplerbench.datasets.base import FrameFolder, VideoRecord
 from samplerbench.datasets.synthetic import write_mp4
-from samplerbench.decode import decode_clip, decode_records
-from samplerbench.fusion import fuse_select
-from samplerbench.metrics import video_scores
+from samplerbench.measures.fusion import fuse_select
+from samplerbench.measures.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, get_sampler
-from samplerbench.timeline import presample_indices
+from samplerbench.stages.decode import decode_clip, decode_records
 
 pytestmark = pytest.mark.benchmark
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from samplerbench.config import build_config
-from samplerbench.cost import measure_interleaved
+from samplerbench.evaluation.throughput import pipeline_step
+from samplerbench.measures.cost import measure_interleaved
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
 from samplerbench.samplers.base import constructor_fields
-from samplerbench.throughput import pipeline_step
 
 pytestmark = pytest.mark.benchmark
 

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 import torch
 
-from samplerbench import cache
-from samplerbench.cache import StageCache, atomic_write, code_modules, source_hash, stage_key
+from samplerbench.core.errors import UserError
 from samplerbench.datasets.synthetic import SyntheticConfig
-from samplerbench.errors import UserError
+from samplerbench.formats import cache
+from samplerbench.formats.cache import StageCache, atomic_write, code_modules, source_hash, stage_key
 
 
 def test_stage_key_is_stable_and_sensitive():
@@ -39,7 +39,7 @@ def test_source_hash_follows_the_code_a_stage_runs(monkeypatch):
     before = [source_hash(m) for m in stages]
     assert before == [source_hash(m) for m in stages]  # stable
     for edited, changed in (("samplerbench.samplers.nsnet", {nsnet}), ("samplerbench.samplers.training",
-                            {nsnet, scsampler}), ("samplerbench.sgd", {nsnet, scsampler, train}),
+                            {nsnet, scsampler}), ("samplerbench.core.sgd", {nsnet, scsampler, train}),
                             ("samplerbench.recognizers.backbones", {train}), ("samplerbench.config", set())):
         with monkeypatch.context() as m:
             _edited(m, edited)
@@ -52,7 +52,7 @@ def test_code_modules_reach_what_a_sampler_imports():
 
     names = code_modules(nsnet)
     assert {"samplerbench.samplers.nsnet", "samplerbench.samplers.guiding", "samplerbench.samplers.training",
-            "samplerbench.sgd"} <= set(names)
+            "samplerbench.core.sgd"} <= set(names)
     assert "samplerbench.config" not in names and "samplerbench.samplers.uniform" not in names
 
 

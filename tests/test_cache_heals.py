@@ -12,14 +12,14 @@ import pytest
 import torch
 from runconfigs import MICRO
 
-from samplerbench import cache as cache_module
-from samplerbench import store
-from samplerbench.cache import StageCache
 from samplerbench.cli import main
 from samplerbench.config import build_config
-from samplerbench.errors import UserError
-from samplerbench.pipeline import Pipeline
-from samplerbench.stagelog import StageLog
+from samplerbench.core.errors import UserError
+from samplerbench.core.stagelog import StageLog
+from samplerbench.formats import cache as cache_module
+from samplerbench.formats import store
+from samplerbench.formats.cache import StageCache
+from samplerbench.stages.pipeline import Pipeline
 
 STAGE_KINDS = ("model", "outputs", "sampler", "throughput")
 

@@ -57,7 +57,7 @@ def test_bench_py_is_the_console_script():
 
 def test_progress_bars_follow_quiet(capsys):
     """``--quiet`` (and ranks other than 0 under torchrun) turn the bars off; they are on by default."""
-    from samplerbench.stagelog import progress, progress_bars
+    from samplerbench.core.stagelog import progress, progress_bars
 
     assert list(progress(range(3), desc="visible")) == [0, 1, 2]
     assert "visible" in capsys.readouterr().err

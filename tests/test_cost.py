@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samplerbench.cost import (
+from samplerbench.measures.cost import (
     Timing,
     backbone_gflops,
     count_gflops,

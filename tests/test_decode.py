@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from samplerbench.core.timeline import frame_times, presample_indices, salient_mask
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import (
+from samplerbench.stages.decode import (
     CRASHED,
     DecodeError,
     _run_isolated,
@@ -22,7 +23,6 @@ from samplerbench.decode import (
     probe_many,
     resize_crop,
 )
-from samplerbench.timeline import frame_times, presample_indices, salient_mask
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 FPS = 4

@@ -11,8 +11,8 @@ import torch
 from datasetfiles import make_list
 
 from samplerbench.config import build_config
-from samplerbench.harness import dataset_warnings
-from samplerbench.run import run
+from samplerbench.evaluation.evaluator import dataset_warnings
+from samplerbench.runs.benchmark import run
 
 CLASSES = ("run", "jump", "swim")
 

@@ -17,12 +17,12 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from samplerbench.cost import measure_interleaved
-from samplerbench.fusion import FUSIONS, fuse_scores, fuse_select
+from samplerbench.evaluation.throughput import pipeline_step
+from samplerbench.measures.cost import measure_interleaved
+from samplerbench.measures.fusion import FUSIONS, fuse_scores, fuse_select
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.samplers import FrameBank, Sampler, get_sampler_class, list_samplers
 from samplerbench.samplers.base import constructor_fields
-from samplerbench.throughput import pipeline_step
 
 META = torch.device("meta")
 B, T, K, D, C = 3, 8, 3, 12, 4

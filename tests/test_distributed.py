@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import torch
 
-from samplerbench.store import FrameStore
+from samplerbench.formats.store import FrameStore
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
 
-from samplerbench import distributed
-from samplerbench.distributed import GlobalBatchNorm2d, GlobalDraws
+from samplerbench.core import distributed
+from samplerbench.core.distributed import GlobalBatchNorm2d, GlobalDraws
 
 WORLD = 2
 BATCH = 6

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samplerbench import doctor as doctor_module
 from samplerbench.cli import main
-from samplerbench.doctor import Check, Doctor, doctor_config
 from samplerbench.recognizers.backbones import FEM_ARCHS
+from samplerbench.runs import doctor as doctor_module
+from samplerbench.runs.doctor import Check, Doctor, doctor_config
 from samplerbench.samplers import list_samplers
 
 STATUS = ("ok ", "FAIL", "skip")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from samplerbench.config import build_config, load_config_file
-from samplerbench.report import SUMMARY_COLUMNS
-from samplerbench.run import run
+from samplerbench.report.write import SUMMARY_COLUMNS
+from samplerbench.runs.benchmark import run
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from samplerbench.config import build_config
-from samplerbench.estimate import REFERENCE_SECONDS, estimate, minutes, record
-from samplerbench.stagelog import StageLog, clock_time
+from samplerbench.core.stagelog import StageLog, clock_time
+from samplerbench.stages.estimate import REFERENCE_SECONDS, estimate, minutes, record
 
 MACHINE, SOURCE = "test machine", "source-1"
 

@@ -17,13 +17,13 @@ from videofiles import write_frames
 
 from samplerbench.cli import build_parser, config_from_args
 from samplerbench.config import build_config
+from samplerbench.core.errors import UserError
+from samplerbench.core.timeline import presample_indices
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import FrameFolder, VideoRecord
 from samplerbench.datasets.synthetic import write_mp4
-from samplerbench.decode import decode_clip, decode_motion, decode_records, decode_stream, view_indices
-from samplerbench.errors import UserError
-from samplerbench.run import run
-from samplerbench.timeline import presample_indices
+from samplerbench.runs.benchmark import run
+from samplerbench.stages.decode import decode_clip, decode_motion, decode_records, decode_stream, view_indices
 
 
 def index(dataset: str, root: Path, **overrides):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from samplerbench.errors import UserError
-from samplerbench.fusion import FUSIONS, fuse_scores, fuse_select, normalise_attention, union_quotas
+from samplerbench.core.errors import UserError
+from samplerbench.measures.fusion import FUSIONS, fuse_scores, fuse_select, normalise_attention, union_quotas
 
 # One video, T = 6.  π^f = [0, 2, 4, 3, 5, 1];  π^v = [1, 3, 5, 2, 0, 4] (frames 0 and 4 tie at 0.05).
 SF = torch.tensor([[0.9, 0.1, 0.8, 0.3, 0.7, 0.2]])
@@ -186,7 +186,7 @@ def test_bad_arguments():
 
 
 def test_unions_effective_alpha_is_what_its_quotas_take():
-    from samplerbench.fusion import union_effective_alpha
+    from samplerbench.measures.fusion import union_effective_alpha
 
     # α = 0.6: K=4 takes ⌈2.4⌉ = 3 + ⌈1.6⌉ = 2 > 4, so π^f (remainder .4 < .5) gives one back: 2 + 2
     assert [union_effective_alpha(k, 0.6) for k in (1, 2, 4, 5, 8, 10)] == [1.0, 0.5, 0.5, 0.6, 0.625, 0.6]

@@ -11,14 +11,14 @@ import pytest
 import torch
 from videofiles import write_clip
 
-from samplerbench import decode
 from samplerbench.cli import main
 from samplerbench.config import build_config
+from samplerbench.core.errors import UserError
+from samplerbench.core.stagelog import StageLog
 from samplerbench.datasets.synthetic import SyntheticConfig, generate
-from samplerbench.decode import PIXEL_TOLERANCE, _cpu_frames, _decode_video, decode_clip, view_indices
-from samplerbench.errors import UserError
-from samplerbench.pipeline import Pipeline
-from samplerbench.stagelog import StageLog
+from samplerbench.stages import decode
+from samplerbench.stages.decode import PIXEL_TOLERANCE, _cpu_frames, _decode_video, decode_clip, view_indices
+from samplerbench.stages.pipeline import Pipeline
 
 SIZE = dict(short_side=40, crop=32)
 

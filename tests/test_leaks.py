@@ -10,8 +10,8 @@ import pytest
 from datasetfiles import MAKERS
 
 from samplerbench.config import build_config
+from samplerbench.core.errors import UserError
 from samplerbench.datasets import get_dataset
-from samplerbench.errors import UserError
 
 KINETICS = "passing American football (in game)"
 

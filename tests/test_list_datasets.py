@@ -9,9 +9,9 @@ import pytest
 from datasetfiles import MAKERS, make_list, make_minikinetics, make_ucf101
 
 from samplerbench.config import build_config
+from samplerbench.core.errors import UserError
 from samplerbench.datasets import get_dataset, preset_layer
 from samplerbench.datasets.parsing import BadEntry, parse_class_list, split_labels
-from samplerbench.errors import UserError
 
 
 def index(dataset: str, root: Path, **overrides):

@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from samplerbench.errors import UserError
-from samplerbench.metrics import (
+from samplerbench.core.errors import UserError
+from samplerbench.measures.metrics import (
     anet_average_precision,
     anet_interpolated_ap,
     frame_top1,
@@ -194,7 +194,7 @@ def test_label_agreement_is_nan_without_annotations_or_predictions():
 
 
 def test_rank_correlation_per_video_and_a_smoothing_without_lag():
-    from samplerbench.metrics import rank_correlation, zero_phase_ema
+    from samplerbench.measures.metrics import rank_correlation, zero_phase_ema
 
     a = torch.tensor([[1.0, 2, 3, 4], [1.0, 2, 3, 4], [5.0, 5, 5, 5]])
     b = torch.tensor([[10.0, 20, 30, 40], [4.0, 3, 2, 1], [1.0, 2, 3, 4]])

@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy.ndimage import uniform_filter
 
+from samplerbench.core.timeline import presample_indices
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import decode_motion, motion_stream, view_indices
-from samplerbench.motion import gray, pair_motion, ssim, successor_pairs
-from samplerbench.timeline import presample_indices
+from samplerbench.measures.motion import gray, pair_motion, ssim, successor_pairs
+from samplerbench.stages.decode import decode_motion, motion_stream, view_indices
 
 
 def skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from banks import C, D, T, eval_view, salient_bank, video_map, wide_bank
 
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
-from samplerbench.errors import UserError
+from samplerbench.core.errors import UserError
 from samplerbench.samplers.base import FrameBank, get_sampler
 from samplerbench.samplers.guiding import (
     class_prototypes,
@@ -172,7 +172,7 @@ def encoder_width_gflops(t: int, width: int, layers: int, projected_from: int | 
 def test_nsnet_at_the_fem_width_has_no_projection_and_counts_the_head_at_that_width():
     """``d="fem"`` (supplementary A.1, the paper preset): the encoder works at the features' own width D, with
     per-head width D/h and FFN hidden D; GFLOPs count the head at the width used."""
-    pytest.importorskip("samplerbench.cost")
+    pytest.importorskip("samplerbench.measures.cost")
     bank = salient_bank(40, seed=0)
     wide = NSNetSampler(**{**SMALL, "epochs": 1, "d": "fem", "heads": 4, "layers": 2})
     wide.fit(bank)
@@ -219,7 +219,7 @@ def test_non_salient_supervision_options(non_salient):
 
 
 def test_the_tables_say_what_is_this_suites_reading():
-    from samplerbench.paper import nsnet_reading
+    from samplerbench.tables.paper import nsnet_reading
 
     default = nsnet_reading(NSNetSampler())
     for phrase in ("this suite's reading", "min-max-normalised guiding score is at least 0.5", "`topk`",

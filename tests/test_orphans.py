@@ -19,7 +19,7 @@ SCRIPT = '''
 import ctypes, os, sys
 from pathlib import Path
 
-from samplerbench import decode
+from samplerbench.stages import decode
 
 
 def job(folder):

@@ -12,15 +12,15 @@ from datasetfiles import make_list
 
 from samplerbench.cli import main
 from samplerbench.config import build_config
+from samplerbench.core.errors import UserError
+from samplerbench.core.stagelog import StageLog
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.datasets.videolist import read_video_list, restrict
-from samplerbench.errors import UserError
-from samplerbench.metrics import MAP_DEFINITIONS
-from samplerbench.pipeline import Pipeline
-from samplerbench.protocol import protocol_card, protocol_markdown
-from samplerbench.run import run
-from samplerbench.selection_json import dumps, video_selection
-from samplerbench.stagelog import StageLog
+from samplerbench.evaluation.protocol import protocol_card, protocol_markdown
+from samplerbench.formats.selections import dumps, video_selection
+from samplerbench.measures.metrics import MAP_DEFINITIONS
+from samplerbench.runs.benchmark import run
+from samplerbench.stages.pipeline import Pipeline
 
 
 def dataset(train: int = 3, val: int = 4) -> DatasetIndex:

@@ -6,7 +6,9 @@ import pytest
 import torch
 import torchvision
 
-from samplerbench.errors import UserError
+from samplerbench.core.errors import UserError
+from samplerbench.core.sgd import soft_targets
+from samplerbench.formats.store import TensorFrames
 from samplerbench.recognizers.backbones import FEM_ARCHS, FrameClassifier, load_weights
 from samplerbench.recognizers.train import (
     _pick_frames,
@@ -14,8 +16,6 @@ from samplerbench.recognizers.train import (
     fast_path,
     train_frame_classifier,
 )
-from samplerbench.sgd import soft_targets
-from samplerbench.store import TensorFrames
 
 
 @pytest.mark.parametrize("arch", ["resnet18", *FEM_ARCHS])

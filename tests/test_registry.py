@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from samplerbench.errors import UserError
+from samplerbench.core.errors import UserError
 from samplerbench.samplers import FrameBank, Sampler, base, get_sampler, list_samplers, register_sampler
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from samplerbench import metrics, report
 from samplerbench.config import build_config
+from samplerbench.measures import metrics
+from samplerbench.report import write as report
 
 ABLATION_ROWS = [{"guiding": "response", "mAP": 50.0, "paper_mAP": 74.1},
                  {"guiding": "prototype", "mAP": 52.0, "paper_mAP": 74.7}]

@@ -76,9 +76,10 @@ def test_killed_run_resumes_from_completed_stages(tmp_path: Path, sig: signal.Si
 DECODE = """
 import json, sys, time
 from pathlib import Path
-from samplerbench import pipeline, store
+from samplerbench.stages import pipeline
+from samplerbench.formats import store
 from samplerbench.config import build_config
-from samplerbench.stagelog import StageLog
+from samplerbench.core.stagelog import StageLog
 
 store.SHARD_VIDEOS = 4  # the tiny preset's 40 training videos in 10 shards
 delay, decode = float(sys.argv[2]), pipeline.decode_stream
@@ -123,7 +124,7 @@ def test_a_decode_killed_half_way_resumes_from_its_finished_shards(tmp_path: Pat
     fresh = decode_train(tmp_path / "fresh", delay=0.0)
     out_fresh, err = fresh.communicate(timeout=300)
     assert fresh.returncode == 0, err
-    from samplerbench.store import FrameStore
+    from samplerbench.formats.store import FrameStore
 
     resumed, whole = FrameStore(json.loads(out)["store"]), FrameStore(json.loads(out_fresh)["store"])
     assert resumed.column("video_ids") == whole.column("video_ids") and torch.equal(resumed[:], whole[:])

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from samplerbench import runfolder
 from samplerbench.cli import main
 from samplerbench.config import build_config
-from samplerbench.errors import UserError
+from samplerbench.core.errors import UserError
+from samplerbench.formats import runfolder
 
 DEFAULT_RUN = {"preset": "default", "dataset": "synthetic", "frames": 16, "budgets": [1, 2, 4, 8], "seed": 0}
 
@@ -88,8 +88,8 @@ def test_overwrite_lets_a_run_past_the_door(tmp_path, monkeypatch, capsys, how):
         reached.update(seed=cfg.seed, overwrite=overwrite)
         return folder
 
-    monkeypatch.setattr("samplerbench.run.run", run)
-    monkeypatch.setattr("samplerbench.report.final_line", lambda folder: f"results written to {folder}/")
+    monkeypatch.setattr("samplerbench.runs.benchmark.run", run)
+    monkeypatch.setattr("samplerbench.report.write.final_line", lambda folder: f"results written to {folder}/")
     (tmp_path / "c.toml").write_text("overwrite = true\n")
     given = ["--overwrite"] if how == "flag" else ["--config", str(tmp_path / "c.toml")]
     assert main(["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from samplerbench.config import build_config, load_config_file
-from samplerbench.run import run
+from samplerbench.runs.benchmark import run
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import samplerbench.samplers.oracle
 import samplerbench.samplers.random
 import samplerbench.samplers.scsampler
 import samplerbench.samplers.uniform  # noqa: F401 - importing registers the samplers
-from samplerbench.errors import UserError
+from samplerbench.core.errors import UserError
 from samplerbench.samplers.base import (
     FrameBank,
     Sampler,
@@ -204,7 +204,7 @@ def test_mgsampler_gflops_counts_the_motion_measure():
 
 @pytest.mark.parametrize("case", ["nsnet", "scsampler", "ocsampler"])
 def test_head_gflops(case):
-    pytest.importorskip("samplerbench.cost")
+    pytest.importorskip("samplerbench.measures.cost")
     assert fitted(case, 8).gflops(8) > 0
 
 

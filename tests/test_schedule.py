@@ -1,5 +1,5 @@
-"""Training schedules (samplerbench.sgd.Schedule): each trainable sampler's paper schedule by default, the learning-rate
-curves, gradient clipping, and the held-out rule as an option."""
+"""Training schedules (samplerbench.core.sgd.Schedule): each trainable sampler's paper schedule by default, the
+learning-rate curves, gradient clipping, and the held-out rule as an option."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from banks import salient_bank
 from torch import nn
 
+from samplerbench.core.sgd import Schedule, train_epochs
 from samplerbench.samplers import get_sampler
-from samplerbench.sgd import Schedule, train_epochs
 
 PAPER = {  # what each paper (or its authors' code) trains with, read off the sources the docstrings name
     "nsnet": dict(epochs=120, batch_size=64, lr=1e-2, momentum=0.9, weight_decay=0.0, lr_decay="step",

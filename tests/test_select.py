@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from samplerbench.checkpoint import FRAME_CLASSIFIER, SAMPLER
 from samplerbench.cli import main
 from samplerbench.config import build_config
-from samplerbench.decode import probe
-from samplerbench.errors import UserError
-from samplerbench.infer import load_sampler
-from samplerbench.pipeline import Pipeline
-from samplerbench.run import run
-from samplerbench.stagelog import StageLog
-from samplerbench.timeline import presample_indices
+from samplerbench.core.errors import UserError
+from samplerbench.core.stagelog import StageLog
+from samplerbench.core.timeline import presample_indices
+from samplerbench.runs.benchmark import run
+from samplerbench.runs.select import load_sampler
+from samplerbench.stages.checkpoint import FRAME_CLASSIFIER, SAMPLER
+from samplerbench.stages.decode import probe
+from samplerbench.stages.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
 

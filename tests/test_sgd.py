@@ -1,4 +1,4 @@
-"""The one training rule (samplerbench.sgd): the held-out slice of the training videos, early stopping on its
+"""The one training rule (samplerbench.core.sgd): the held-out slice of the training videos, early stopping on its
 loss with the best epoch's weights restored, and a sampler's fit that never trains on the slice."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import torch
 from banks import salient_bank
 from torch import nn
 
+from samplerbench.core.sgd import heldout_videos, soft_targets, train_epochs
 from samplerbench.samplers import get_sampler
 from samplerbench.samplers.training import HELDOUT_EPOCH, epoch_generator
-from samplerbench.sgd import heldout_videos, soft_targets, train_epochs
 
 IDS = [f"v{i // 2}" for i in range(200)]  # 100 videos, two rows (temporal-shift views) each
 

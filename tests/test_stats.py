@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samplerbench import stats
-from samplerbench.metrics import mean_average_precision, top1_accuracy
-from samplerbench.stats import paired_bootstrap, resampled_average_precision
+from samplerbench.measures import stats
+from samplerbench.measures.metrics import mean_average_precision, top1_accuracy
+from samplerbench.measures.stats import paired_bootstrap, resampled_average_precision
 
 
 def _data(n: int = 360, c: int = 10, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:

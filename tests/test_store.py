@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from samplerbench import store
-from samplerbench.errors import UserError, environment_faults
-from samplerbench.store import FrameStore, ShardWriter, TensorFrames
+from samplerbench.core.errors import UserError, environment_faults
+from samplerbench.formats import store
+from samplerbench.formats.store import FrameStore, ShardWriter, TensorFrames
 
 SHAPE = (4, 3, 6, 5)  # T, 3, H, W
 

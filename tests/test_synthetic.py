@@ -13,6 +13,8 @@ import pytest
 
 from samplerbench.cli import main
 from samplerbench.config import RunConfig, build_config
+from samplerbench.core.errors import UserError
+from samplerbench.core.timeline import frame_times, salient_mask
 from samplerbench.datasets.activitynet import ANNOTATION_FILE
 from samplerbench.datasets.base import DatasetIndex, get_dataset, run_options
 from samplerbench.datasets.synthetic import (
@@ -30,8 +32,6 @@ from samplerbench.datasets.synthetic import (
     salient_frames,
     video_frames,
 )
-from samplerbench.errors import UserError
-from samplerbench.timeline import frame_times, salient_mask
 
 TINY = SyntheticConfig(
     num_classes=3, train_per_class=3, val_per_class=1, min_frames=4, max_frames=14, width=32, height=24, fps=4

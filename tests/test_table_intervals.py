@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from samplerbench import report
-from samplerbench.harness import add_reference_intervals
+from samplerbench.evaluation.evaluator import add_reference_intervals
+from samplerbench.report import write as report
 
 
 def _bench(targets: np.ndarray) -> SimpleNamespace:

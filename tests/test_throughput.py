@@ -8,17 +8,17 @@ import dataclasses
 import pytest
 from videofiles import write_clip
 
-from samplerbench import throughput
 from samplerbench.cli import build_parser, config_from_args
 from samplerbench.config import build_config
-from samplerbench.cost import Timing
-from samplerbench.harness import Evaluator, add_speedups, timing_columns
-from samplerbench.pipeline import Pipeline
-from samplerbench.report import main_markdown
+from samplerbench.core.stagelog import StageLog
+from samplerbench.core.timeline import presample_indices
+from samplerbench.evaluation import throughput
+from samplerbench.evaluation.evaluator import Evaluator, add_speedups, timing_columns
+from samplerbench.evaluation.throughput import decode_timing, decoded_frames, end_to_end_rate
+from samplerbench.measures.cost import Timing
+from samplerbench.report.write import main_markdown
 from samplerbench.samplers import get_sampler, list_samplers
-from samplerbench.stagelog import StageLog
-from samplerbench.throughput import decode_timing, decoded_frames, end_to_end_rate
-from samplerbench.timeline import presample_indices
+from samplerbench.stages.pipeline import Pipeline
 
 T, K = 16, 4
 DECODES_2T = {"mgsampler"}  # every pre-sampled frame and its successor, for the motion between them

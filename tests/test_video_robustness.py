@@ -14,7 +14,7 @@ import torch
 from videofiles import BLUE, FPS, write_audio_only, write_clip, write_truncated
 
 from samplerbench.datasets.base import VideoRecord
-from samplerbench.decode import _decode_av, decode_clip, decode_records, decode_stream, probe_many
+from samplerbench.stages.decode import _decode_av, decode_clip, decode_records, decode_stream, probe_many
 
 READABLE = {  # name: (file, codec)
     "mkv": ("clip.mkv", "libx264"),

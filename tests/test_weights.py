@@ -14,8 +14,7 @@ import torchvision
 
 from samplerbench.cli import build_parser, config_from_args, main
 from samplerbench.config import build_config, load_config_file
-from samplerbench.errors import UserError
-from samplerbench.paper import ablation_tables, trained_backbones
+from samplerbench.core.errors import UserError
 from samplerbench.recognizers.backbones import (
     FrameClassifier,
     fetch_command,
@@ -24,7 +23,8 @@ from samplerbench.recognizers.backbones import (
     require_weights,
     weights_identity,
 )
-from samplerbench.run import weight_digests
+from samplerbench.runs.benchmark import weight_digests
+from samplerbench.tables.paper import ablation_tables, trained_backbones
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the name torchvision gives ResNet-18's ImageNet weights
 

@@ -1,0 +1,345 @@
+"""The generic harness: scores any set of samplers on one dataset (metrics, GFLOPs, cached throughput,
+paired CIs) through an :class:`Evaluator`; knows no particular sampler (:mod:`samplerbench.tables.paper` builds on
+it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from samplerbench.config import RunConfig
+from samplerbench.core import distributed
+from samplerbench.core.errors import UserError
+from samplerbench.evaluation.throughput import (
+    decode_timing,
+    decoded_frames,
+    end_to_end_rate,
+    head_step,
+    pipeline_step,
+)
+from samplerbench.formats.cache import stage_key
+from samplerbench.measures.cost import MIN_TIMED_SECONDS, Timing, measure_interleaved, pipeline_gflops
+from samplerbench.measures.evaluate import Evaluation, combine_fits, evaluate_selection
+from samplerbench.measures.stats import paired_bootstrap
+from samplerbench.samplers import Sampler, get_sampler_class
+from samplerbench.stages.decode import probe
+from samplerbench.stages.pipeline import Outputs, Pipeline
+
+DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
+
+
+BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
+
+
+BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
+
+
+def machine_name(device: str) -> str:
+    """What produced the timings: the GPU's name on CUDA, else the CPU and its core count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU x{torch.get_num_threads()} threads ({platform.node()})"
+
+
+@dataclasses.dataclass
+class Evaluator:
+    """What every table scores a sampler with: the run's config and pipeline, its main recognizer and FEM;
+    a selection's metrics, GFLOPs and (cached, per machine) throughput."""
+
+    cfg: RunConfig
+    pipe: Pipeline
+    rec: Outputs
+    fem: Outputs
+    machine: str
+    decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
+    THROUGHPUT_STAGE: ClassVar[str] = "throughput"  # the name its timings are cached under
+
+    def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
+        return self.score(sampler.select(bank, k), rec=rec)
+
+    def evaluate_fits(self, samplers: list[Sampler], bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
+        """Every fit of one sampler variant (:meth:`~samplerbench.stages.pipeline.Pipeline.fits`) scored and combined
+        (:func:`~samplerbench.measures.evaluate.combine_fits`)."""
+        return combine_fits([self.evaluate(s, bank, k, rec=rec) for s in samplers])
+
+    def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
+        """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
+        rec, val = rec or self.rec, self.pipe.split("val")
+        head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
+        return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
+                                  aggregation=self.cfg.sampling.aggregation, feats=rec.val_feats,
+                                  head=None if head is None else (head.weight.detach(), head.bias.detach()))
+
+    def gflops(self, sampler: Sampler, k: int) -> float:
+        """The sampler's pipeline per video at budget ``k`` (:func:`~samplerbench.measures.cost.pipeline_gflops`)."""
+        cfg = self.cfg
+        return pipeline_gflops(sampler, frames=cfg.data.frames, budget=k, rec=(cfg.recognizer.arch, cfg.recognizer.res),
+                               fem=(cfg.fem.arch, cfg.fem.res))
+
+    def timed_batch(self) -> int:
+        """Val videos per timed call: ``cost.batch``, or all of them when there are fewer."""
+        return min(self.cfg.cost.batch, len(self.rec.val_logits))
+
+    def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
+        """One timed batch of ``sampler``'s pipeline at budget ``k``: FEM, selection and recognizer on cached frames."""
+        cfg, batch = self.cfg, slice(0, self.timed_batch())
+        return pipeline_step(sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
+                             motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
+                             recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem.res,
+                             num_classes=self.rec.val_logits.shape[-1], device=cfg.device, compile_model=cfg.compile)
+
+    def throughputs(self, pipelines: list[tuple[str, Sampler, int]]) -> dict[tuple[str, int], Timing]:
+        """Timed batches of every ``(label, sampler, K)`` pipeline, interleaved round by round against dense (else the
+        first) so that the machine's drift cancels (:func:`~samplerbench.measures.cost.measure_interleaved`); cached per
+        machine under the set of pipelines. The oracle is left out: it needs labels and is not deployable."""
+        timed = [(label, sampler, k) for label, sampler, k in pipelines if not sampler.uses_labels_at_eval]
+        if not timed:
+            return {}
+        cfg = self.cfg
+        names = [f"{label} K={k}" for label, _, k in timed]
+        options = {s.name: cfg.sampling.options[s.name] for _, s, _ in timed if s.name in cfg.sampling.options}
+        key = stage_key(self.THROUGHPUT_STAGE, pipelines=names, machine=self.machine, rec=self.rec.key,
+                        fem=self.fem.key, batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
+                        compile=cfg.compile, device=cfg.device, options=options)
+        reference = next((n for n, (_, s, _) in zip(names, timed, strict=True) if s.keeps_all), names[0])
+
+        def measure() -> dict:
+            steps = {n: self.step(sampler, k) for n, (_, sampler, k) in zip(names, timed, strict=True)}
+            timings = measure_interleaved(steps, reference=reference, items_per_call=self.timed_batch(),
+                                          device=torch.device(cfg.device), min_rounds=cfg.cost.iters)
+            return {n: dataclasses.asdict(t) for n, t in timings.items()}
+
+        measured = self._timed(f"throughput {len(names)} pipelines", key, measure)
+        return {(label, k): Timing(**measured[n]) for n, (label, _, k) in zip(names, timed, strict=True)}
+
+    def decode_cost(self, frames: int, *, successors: bool = False) -> Timing:
+        """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos (with
+        ``successors``: mgsampler's frame pairs and motion) by the run's decoder, cached per machine: the CPU's,
+        or with ``data.decoder = "torchcodec"`` the run's device's, where decoding, resizing and cropping run."""
+        cfg, val = self.cfg, self.pipe.split("val")
+        decoder = cfg.data.decoder
+        device = cfg.device if decoder != "cpu" else "cpu"
+        key = stage_key("decode cost", frames=frames, machine=machine_name(device), split=val.key, videos=DECODE_VIDEOS,
+                        min_seconds=MIN_TIMED_SECONDS, **({"successors": True} if successors else {}),
+                        **({"decoder": decoder, "device": device} if decoder != "cpu" else {}))
+
+        def measure() -> Timing:
+            readable = set(val.video_ids)
+            records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
+            probed = {r.source: probe(r.source) for r in records}
+            videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
+            if not videos:
+                raise UserError("the val videos decoded earlier can no longer be read; cannot time their decoding")
+            return decode_timing(videos, frames, short_side=cfg.data.short_side, crop=cfg.recognizer.res,
+                                 successors=successors, decoder=decoder, device=device)
+
+        label = f"{frames // 2} frames + successors" if successors else f"{frames} frames"
+        return Timing(**self._timed(f"throughput decode {label}", key, lambda: dataclasses.asdict(measure())))
+
+    def _timed(self, label: str, key: str, measure: Callable[[], dict]) -> dict:
+        """``measure()`` run by rank 0 alone while the other ranks wait (they would compete for the machine),
+        cached in the ``throughput`` stage under rank 0's ``key`` (it names rank 0's machine, which another
+        node's ranks do not share); ``cfg.remeasure`` drops the cached figure first."""
+        key = distributed.broadcast(key)
+        if self.cfg.remeasure and distributed.is_main():
+            self.pipe.cache.path("throughput", key).unlink(missing_ok=True)
+
+        def compute() -> dict:
+            return distributed.broadcast(measure() if distributed.is_main() else None)
+
+        return self.pipe.cached(label, "throughput", key, compute)
+
+
+@dataclasses.dataclass
+class BankEvaluator(Evaluator):
+    """A run on a frame bank (``--dataset bank``): nothing is decoded and the backbones are unknown, so the cost
+    columns cover the samplers' heads alone (:func:`~samplerbench.evaluation.throughput.head_step`)."""
+
+    decodes = False
+    THROUGHPUT_STAGE: ClassVar[str] = "bank throughput"
+
+    def gflops(self, sampler: Sampler, k: int) -> float:
+        return sampler.gflops(self.cfg.data.frames)
+
+    def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
+        return head_step(sampler=sampler, fem=self.fem.val_feats[: self.timed_batch()], k=k,
+                         num_classes=self.rec.val_logits.shape[-1], device=self.cfg.device)
+
+
+def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
+    """What a run on a frame bank leaves out, one line each, for the tables and run.json; a :class:`UserError` for
+    a ``--sampler`` that needs decoded frames (motion) or the recognizer's head (``max_features``). Default-list
+    samplers that read motion are removed from ``names`` in place."""
+    motion = [n for n in names if get_sampler_class(n).needs_motion]
+    if motion and cfg.sampling.samplers:
+        raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
+                        "does not hold; leave it out")
+    if cfg.sampling.aggregation == "max_features":
+        raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
+                        "not hold; use mean_softmax or mean_logits")
+    names[:] = [n for n in names if n not in motion]
+    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
+             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
+    notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
+              for n in motion]
+    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.report.tables))
+    if skipped:
+        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
+    return notes
+
+
+def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
+    """A row's measured throughput columns; empty (``None``) where nothing was measured."""
+    if timing is None:
+        return dict.fromkeys(("videos_per_s", "timing_spread", "timed_iters", "decoded_frames"))
+    return dict(videos_per_s=timing.items_per_s, timing_spread=timing.spread, timed_iters=timing.iterations,
+                decoded_frames=decoded)
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    return value / reference if value and reference else None
+
+
+def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None:
+    """Complete the rows' cost columns: the end-to-end rate (decoding ``decoded_frames`` frames, seconds per
+    video by frame count in ``decode_s_per_video``, then the measured compute) and the speed-ups over dense,
+    measured, end to end, and from the FLOP counts."""
+    for r in rows:
+        measured = r["decoded_frames"] is not None
+        r["decode_s_per_video"] = decode_s_per_video[r["decoded_frames"]] if measured else None
+        r["videos_per_s_e2e"] = end_to_end_rate(decode_s_per_video=r["decode_s_per_video"],
+                                                videos_per_s=r["videos_per_s"]) if measured else None
+    dense = next((r for r in rows if r["sampler"] == "dense"), {})
+    for r in rows:
+        r["speedup_vs_dense"] = _ratio(r["videos_per_s"], dense.get("videos_per_s"))
+        r["speedup_flops"] = _ratio(dense.get("gflops_per_video"), r["gflops_per_video"])
+        r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
+
+
+Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, constructor fields)
+
+
+def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dict, dict, list[dict]]:
+    """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. A sampler trained by
+    SGD is scored over its fits (metrics averaged; scores ``[F, N, C]``); cost and selections are its first fit's.
+    Returns the rows, the val scores and the val positions ``[N, K]`` kept (for ``--export-selections``; not the
+    oracle's, which picks with the labels and this run's recognizer, no upper bound for any other recognizer) by
+    (label, K), and the decoding cost behind the end-to-end figures (one row per frame count)."""
+    cfg = b.cfg
+    rows, scores, selected, successors, pipelines, decodes = [], {}, {}, {}, [], []
+    for label, name, fields in entries:
+        fits, bank = b.pipe.fits(name, fem=b.fem, rec=b.rec, **fields)
+        sampler = fits[0]
+        for k in [cfg.data.frames] if sampler.keeps_all else cfg.sampling.budgets:
+            indices = [s.select(bank, k) for s in fits]
+            index = indices[0]
+            ev = combine_fits([b.score(i) for i in indices])
+            scores[(label, k)] = ev.scores
+            if not sampler.uses_labels_at_eval:
+                selected[(label, k)] = index
+            decoded = decoded_frames(sampler, t=cfg.data.frames, k=k) if b.decodes else None
+            successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
+            pipelines.append((label, sampler, k))
+            rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
+                             fits=len(fits), **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
+                             reads_labels=sampler.uses_labels_at_eval))
+            decodes.append(decoded)
+    timings = b.throughputs(pipelines)
+    for row, decoded in zip(rows, decodes, strict=True):
+        row.update(timing_columns(timings.get((row["sampler"], row["budget_K"])), decoded=decoded))
+    decode = {n: b.decode_cost(n, successors=successors[n])
+              for n in sorted({r["decoded_frames"] for r in rows} - {None})}
+    add_speedups(rows, {n: t.seconds for n, t in decode.items()})
+    on_device = {"decoder": cfg.data.decoder, "device": cfg.device} if cfg.data.decoder != "cpu" else {}
+    decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
+                        timed_decodes=t.iterations, **on_device) for n, t in decode.items()]
+    return rows, scores, selected, decode_rows
+
+
+def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
+    """:func:`~samplerbench.measures.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against
+    ``reference``,
+    with the run's resample count and seed: every call resamples the same videos."""
+    targets = b.pipe.split("val").targets.numpy()
+    return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.report.bootstrap, seed=b.cfg.seed)
+
+
+def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
+    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
+    with b.pipe.log.stage("bootstrap"):
+        for k in sorted({r["budget_K"] for r in rows}):
+            stats = bootstrap(b, {label: s for (label, kk), s in scores.items() if kk == k}, "uniform")
+            for r in rows:
+                if r["budget_K"] == k:
+                    st = stats[r["sampler"]]
+                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], mAP_fit_std=st.get("fit_std"),
+                             dmAP_vs_uniform=st.get("diff"), dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
+
+
+def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],
+                            reference: int | None) -> list[dict]:
+    """An ablation table's ``rows`` with every score column ``col`` given its 95% CI (``col_lo``, ``col_hi``), its
+    std over fits (``col_std``, ``None`` for one fit) and, if ``reference`` (a row index) is given, the paired
+    difference from that row (``col_delta``, ``col_delta_lo``, ``col_delta_hi``; that row marked ``reference:
+    True``). ``scores[i]``: column -> row ``i``'s val scores, ``[N, C]`` or ``[F, N, C]`` for F fits."""
+    for col in scores[0]:
+        stats = bootstrap(b, {str(i): s[col] for i, s in enumerate(scores)}, str(reference))
+        for i, r in enumerate(rows):
+            st = stats[str(i)]
+            r.update({f"{col}_lo": st["lo"], f"{col}_hi": st["hi"], f"{col}_std": st.get("fit_std")})
+            if "diff" in st:
+                r.update({f"{col}_delta": st["diff"], f"{col}_delta_lo": st["diff_lo"],
+                          f"{col}_delta_hi": st["diff_hi"]})
+    for i, r in enumerate(rows):
+        r["reference"] = i == reference
+    return rows
+
+
+def skip_notices(videos: int, entries: int, folder: Path) -> list[str]:
+    """Console lines saying how much of the dataset a run leaves out and where the list is, printed even with
+    ``--quiet``: accuracies over a silently smaller dataset would be compared as if complete."""
+    lines = []
+    if videos:
+        lines.append(f"{videos} video{'s' if videos != 1 else ''} skipped as unreadable "
+                     f"(see {folder / 'skipped.csv'} for the reasons)")
+    if entries:
+        lines.append(f"{entries} malformed annotation entr{'ies' if entries != 1 else 'y'} skipped (--lenient; "
+                     f"see dataset.skipped_annotations in {folder / 'run.json'})")
+    return lines
+
+
+def dataset_warnings(classes: tuple[str, ...], *, train: torch.Tensor, val: torch.Tensor) -> list[str]:
+    """Why this dataset's scores would be degenerate, one line each (none if sound), from the decoded ``train`` and
+    ``val`` targets: fewer than two validation classes, classes without a negative validation video (AP 100
+    whatever the ranking), classes without validation or training videos."""
+    def named(columns: np.ndarray) -> str:
+        shown = ", ".join(repr(classes[c]) for c in columns[:5])
+        return shown + (f" and {len(columns) - 5} more" if len(columns) > 5 else "")
+
+    lines = []
+    val_count = val.sum(dim=0).numpy()
+    present, absent = np.flatnonzero(val_count > 0), np.flatnonzero(val_count == 0)
+    untrained = np.flatnonzero(train.sum(dim=0).numpy() == 0)
+    everywhere = np.flatnonzero(val_count == len(val)) if len(val) else np.zeros(0, dtype=np.int64)
+    if len(present) < 2:
+        lines.append(f"the validation videos show {len(present)} class(es) ({named(present)}) of {len(classes)}: every "
+                     "sampler scores a trivially perfect mAP and top-1, which says nothing about it")
+    elif len(everywhere) == len(present):
+        lines.append(f"every class shown is positive in every validation video ({named(everywhere)}): every sampler "
+                     "scores a trivially perfect mAP, which says nothing about it")
+    elif len(everywhere):
+        lines.append(f"{len(everywhere)} class(es) positive in every validation video ({named(everywhere)}): no "
+                     "negative to rank, so their AP is 100 whatever the sampler")
+    if len(present) >= 2 and len(absent):
+        lines.append(f"{len(absent)} class(es) without a validation video ({named(absent)}): no AP, left out of "
+                     "the mAP")
+    if len(untrained):
+        lines.append(f"{len(untrained)} class(es) without a training video ({named(untrained)}): never learned")
+    return lines
