@@ -19,8 +19,6 @@ from samplerbench.core import distributed
 from samplerbench.core.errors import UserError
 from samplerbench.evaluation.throughput import (
     decode_timing,
-    decoded_frames,
-    end_to_end_rate,
     head_step,
     pipeline_step,
 )
@@ -195,92 +193,12 @@ def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
     return notes
 
 
-def timing_columns(timing: Timing | None, *, decoded: int) -> dict:
-    """A row's measured throughput columns; empty (``None``) where nothing was measured."""
-    if timing is None:
-        return dict.fromkeys(("videos_per_s", "timing_spread", "timed_iters", "decoded_frames"))
-    return dict(videos_per_s=timing.items_per_s, timing_spread=timing.spread, timed_iters=timing.iterations,
-                decoded_frames=decoded)
-
-
-def _ratio(value: float | None, reference: float | None) -> float | None:
-    return value / reference if value and reference else None
-
-
-def add_speedups(rows: list[dict], decode_s_per_video: dict[int, float]) -> None:
-    """Complete the rows' cost columns: the end-to-end rate (decoding ``decoded_frames`` frames, seconds per
-    video by frame count in ``decode_s_per_video``, then the measured compute) and the speed-ups over dense,
-    measured, end to end, and from the FLOP counts."""
-    for r in rows:
-        measured = r["decoded_frames"] is not None
-        r["decode_s_per_video"] = decode_s_per_video[r["decoded_frames"]] if measured else None
-        r["videos_per_s_e2e"] = end_to_end_rate(decode_s_per_video=r["decode_s_per_video"],
-                                                videos_per_s=r["videos_per_s"]) if measured else None
-    dense = next((r for r in rows if r["sampler"] == "dense"), {})
-    for r in rows:
-        r["speedup_vs_dense"] = _ratio(r["videos_per_s"], dense.get("videos_per_s"))
-        r["speedup_flops"] = _ratio(dense.get("gflops_per_video"), r["gflops_per_video"])
-        r["speedup_e2e_vs_dense"] = _ratio(r["videos_per_s_e2e"], dense.get("videos_per_s_e2e"))
-
-
-Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, constructor fields)
-
-
-def main_comparison(b: Evaluator, entries: list[Entry]) -> tuple[list[dict], dict, dict, list[dict]]:
-    """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. A sampler trained by
-    SGD is scored over its fits (metrics averaged; scores ``[F, N, C]``); cost and selections are its first fit's.
-    Returns the rows, the val scores and the val positions ``[N, K]`` kept (for ``--export-selections``; not the
-    oracle's, which picks with the labels and this run's recognizer, no upper bound for any other recognizer) by
-    (label, K), and the decoding cost behind the end-to-end figures (one row per frame count)."""
-    cfg = b.cfg
-    rows, scores, selected, successors, pipelines, decodes = [], {}, {}, {}, [], []
-    for label, name, fields in entries:
-        fits, bank = b.pipe.fits(name, fem=b.fem, rec=b.rec, **fields)
-        sampler = fits[0]
-        for k in [cfg.data.frames] if sampler.keeps_all else cfg.sampling.budgets:
-            indices = [s.select(bank, k) for s in fits]
-            index = indices[0]
-            ev = combine_fits([b.score(i) for i in indices])
-            scores[(label, k)] = ev.scores
-            if not sampler.uses_labels_at_eval:
-                selected[(label, k)] = index
-            decoded = decoded_frames(sampler, t=cfg.data.frames, k=k) if b.decodes else None
-            successors[decoded] = sampler.needs_motion  # mgsampler's 2T: T frames and the successor of each
-            pipelines.append((label, sampler, k))
-            rows.append(dict(dataset=cfg.data.dataset, sampler=label, frames_T=cfg.data.frames, budget_K=k,
-                             fits=len(fits), **ev.metrics(), gflops_per_video=b.gflops(sampler, k),
-                             reads_labels=sampler.uses_labels_at_eval))
-            decodes.append(decoded)
-    timings = b.throughputs(pipelines)
-    for row, decoded in zip(rows, decodes, strict=True):
-        row.update(timing_columns(timings.get((row["sampler"], row["budget_K"])), decoded=decoded))
-    decode = {n: b.decode_cost(n, successors=successors[n])
-              for n in sorted({r["decoded_frames"] for r in rows} - {None})}
-    add_speedups(rows, {n: t.seconds for n, t in decode.items()})
-    on_device = {"decoder": cfg.data.decoder, "device": cfg.device} if cfg.data.decoder != "cpu" else {}
-    decode_rows = [dict(frames=n, successors=successors[n], s_per_video=t.seconds, spread=t.spread,
-                        timed_decodes=t.iterations, **on_device) for n, t in decode.items()]
-    return rows, scores, selected, decode_rows
-
-
 def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
     """:func:`~samplerbench.measures.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against
     ``reference``,
     with the run's resample count and seed: every call resamples the same videos."""
     targets = b.pipe.split("val").targets.numpy()
     return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.report.bootstrap, seed=b.cfg.seed)
-
-
-def add_confidence_intervals(b: Evaluator, rows: list[dict], scores: dict) -> None:
-    """Paired bootstrap over val videos, per budget: each row's mAP CI and its difference from uniform's."""
-    with b.pipe.log.stage("bootstrap"):
-        for k in sorted({r["budget_K"] for r in rows}):
-            stats = bootstrap(b, {label: s for (label, kk), s in scores.items() if kk == k}, "uniform")
-            for r in rows:
-                if r["budget_K"] == k:
-                    st = stats[r["sampler"]]
-                    r.update(mAP_lo=st["lo"], mAP_hi=st["hi"], mAP_fit_std=st.get("fit_std"),
-                             dmAP_vs_uniform=st.get("diff"), dmAP_lo=st.get("diff_lo"), dmAP_hi=st.get("diff_hi"))
 
 
 def add_reference_intervals(b: Evaluator, rows: list[dict], scores: list[dict[str, np.ndarray]],

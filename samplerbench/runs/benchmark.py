@@ -21,11 +21,9 @@ from samplerbench.evaluation.evaluator import (
     BANK_SKIPPED_TABLES,
     BankEvaluator,
     Evaluator,
-    add_confidence_intervals,
     bank_notes,
     dataset_warnings,
     machine_name,
-    main_comparison,
     skip_notices,
 )
 from samplerbench.evaluation.protocol import protocol_card
@@ -43,6 +41,7 @@ from samplerbench.stages.estimate import estimate, minutes, record, source_finge
 from samplerbench.stages.pipeline import Pipeline, sampler_batches
 from samplerbench.stages.preflight import check_memory
 from samplerbench.tables import paper
+from samplerbench.tables.main import add_confidence_intervals, main_comparison, main_entries
 
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, overwrite: bool = False) -> Path:
@@ -106,7 +105,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
                                                           machine=machine_name(cfg.device))
 
-    entries = paper.main_entries(names)
+    entries = main_entries(names)
     rows, scores, selected, decode = main_comparison(evaluator, entries)
     add_confidence_intervals(evaluator, rows, scores)
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):

@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 from samplerbench.config import RunConfig
-from samplerbench.evaluation.evaluator import Entry, Evaluator, add_reference_intervals
+from samplerbench.evaluation.evaluator import Evaluator, add_reference_intervals
 from samplerbench.evaluation.result import Table
 from samplerbench.measures.cost import FLOP_NOTE, backbone_gflops
 from samplerbench.measures.evaluate import Evaluation, combine_fits
@@ -32,15 +32,6 @@ FROM_SCRATCH_FEM = ("not comparable: this FEM is trained from scratch here, so t
                     "trained (fem_frame_top1), not by the backbone; the paper's FEMs start from ImageNet")
 WEAKER_RECOGNIZER = ("not comparable: a weaker recognizer (rec_frame_top1) than the row above ({above}), where the "
                      "paper's row is a stronger one")
-WITHOUT_NS = "nsnet (w/o NS)"
-
-
-def main_entries(names: list[str]) -> list[Entry]:
-    """The main table's rows: the samplers ``names``, plus NSNet without its NS supervision beside NSNet."""
-    entries = [(n, n, {}) for n in names]
-    if "nsnet" in names:
-        entries.append((WITHOUT_NS, "nsnet", {"no_ns": True}))
-    return entries
 
 
 def _position(items: tuple | list, item) -> int | None:
