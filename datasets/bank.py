@@ -1,5 +1,5 @@
 """``--dataset bank --data-root DIR``: a frame bank (:mod:`samplerbench.formats.bank`) instead of videos; records list
-its videos and labels, and the run reads features from the bank (:class:`~samplerbench.stages.banks.BankPipeline`)."""
+its videos and labels, and the run reads features from the bank (:class:`~samplerbench.stages.banks.BankSource`)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,6 @@ def open_bank(cfg) -> Bank:
     return read_bank(cfg.data.root, lenient=cfg.data.lenient)
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, features="bank")
 def build(cfg, cache_dir: Path, options: DatasetOptions) -> DatasetIndex:
     return bank_index(open_bank(cfg))

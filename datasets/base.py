@@ -106,20 +106,24 @@ class DatasetSpec:
     build: DatasetBuilder
     options: type[DatasetOptions] = DatasetOptions
     paper_fem_res: int = PAPER_FEM_RES
+    # what a run reads the records' features from: "videos" (decoded, backbones trained) or "bank" (a frame
+    # bank's rows); the stages' feature source of that kind serves them
+    features: str = "videos"
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(name: str, *, options: type[DatasetOptions] = DatasetOptions,
-                     paper_fem_res: int = PAPER_FEM_RES) -> Callable[[DatasetBuilder], DatasetBuilder]:
+                     paper_fem_res: int = PAPER_FEM_RES,
+                     features: str = "videos") -> Callable[[DatasetBuilder], DatasetBuilder]:
     """Function decorator: ``@register_dataset("ucf101", options=UCF101Options)``; the adapter is called with
     its checked ``options`` (:func:`dataset_options`)."""
 
     def wrap(fn: DatasetBuilder) -> DatasetBuilder:
         if name in _REGISTRY:
             raise ValueError(f"a dataset named {name!r} is already registered")
-        _REGISTRY[name] = DatasetSpec(build=fn, options=options, paper_fem_res=paper_fem_res)
+        _REGISTRY[name] = DatasetSpec(build=fn, options=options, paper_fem_res=paper_fem_res, features=features)
         return fn
 
     return wrap

@@ -1,5 +1,5 @@
 """samplerbench: train and compare frame samplers for efficient untrimmed-video recognition."""
 
-from samplerbench.samplers import FrameBank, Sampler, get_sampler, list_samplers, register_sampler
+from samplerbench.samplers import FrameFeatures, Sampler, get_sampler, list_samplers, register_sampler
 
-__all__ = ["FrameBank", "Sampler", "get_sampler", "list_samplers", "register_sampler"]
+__all__ = ["FrameFeatures", "Sampler", "get_sampler", "list_samplers", "register_sampler"]

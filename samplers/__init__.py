@@ -11,7 +11,7 @@ from samplerbench.samplers import (  # noqa: F401
     uniform,
 )
 from samplerbench.samplers.base import (
-    FrameBank,
+    FrameFeatures,
     Sampler,
     get_sampler,
     get_sampler_class,
@@ -19,4 +19,4 @@ from samplerbench.samplers.base import (
     register_sampler,
 )
 
-__all__ = ["FrameBank", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler"]
+__all__ = ["FrameFeatures", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler"]

@@ -1,7 +1,7 @@
 """The sampler interface and its registry.
 
-A sampler sees T uniformly pre-sampled frames of a video through a :class:`FrameBank` and keeps K. Labels
-and recognizer outputs are in the bank on the training split only, except for samplers that declare
+A sampler sees T uniformly pre-sampled frames of a video through a :class:`FrameFeatures` and keeps K. Labels
+and recognizer outputs are in the features on the training split only, except for samplers that declare
 ``uses_labels_at_eval`` (the oracle upper bound). Registration mirrors torchvision's ``register_model``;
 other packages register through the entry-point group ``samplerbench.samplers``."""
 
@@ -25,14 +25,14 @@ ENTRY_POINT_GROUP = "samplerbench.samplers"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FrameBank:
+class FrameFeatures:
     """A batch of B videos, T pre-sampled frames each, as cached by the pipeline. It holds no pixels.
 
     Attributes:
         fem: FEM features of every frame, ``[B, T, D]`` float.
         motion: ``[B, T]`` float (:mod:`samplerbench.measures.motion`) for samplers that declare ``needs_motion``;
         else ``None``.
-        labels: multi-hot targets ``[B, C]`` float; training split only (and the oracle's eval bank).
+        labels: multi-hot targets ``[B, C]`` float; training split only (and in the oracle's evaluation features).
         rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
         num_classes: C, so that samplers can size their heads before seeing labels.
@@ -55,8 +55,8 @@ class FrameBank:
     def num_frames(self) -> int:
         return self.fem.shape[1]
 
-    def take(self, rows: Tensor) -> FrameBank:
-        """The bank of the rows ``rows`` selects (indices, or a ``[B]`` bool mask), every field alike."""
+    def take(self, rows: Tensor) -> FrameFeatures:
+        """The features of the rows ``rows`` selects (indices, or a ``[B]`` bool mask), every field alike."""
         index = torch.arange(self.batch_size, device=rows.device)[rows]
         values = {name: value[index.to(value.device)] for name in (*FRAME_FIELDS, "labels")
                   if (value := getattr(self, name)) is not None}
@@ -64,13 +64,13 @@ class FrameBank:
         return dataclasses.replace(self, **values, video_ids=ids)
 
     def require(self, *names: str, who: str) -> None:
-        """Fail loudly when a sampler is handed a bank without the fields it needs."""
+        """Fail loudly when a sampler is handed features without the fields it needs."""
         missing = [n for n in names if getattr(self, n) is None]
         if missing:
-            raise ValueError(f"sampler {who!r} needs FrameBank fields {missing}, which this bank lacks")
+            raise ValueError(f"sampler {who!r} needs FrameFeatures fields {missing}, which these features lack")
 
 
-FRAME_FIELDS = ("fem", "motion", "rec_logits", "rec_feats")  # the FrameBank fields with a value per frame
+FRAME_FIELDS = ("fem", "motion", "rec_logits", "rec_feats")  # the FrameFeatures fields with a value per frame
 
 
 class Sampler(abc.ABC):
@@ -78,23 +78,23 @@ class Sampler(abc.ABC):
 
     Subclasses implement :meth:`scores`; :meth:`select` keeps the top-K by score unless overridden. Every sampler
     is a keyword-only dataclass whose init fields are its options (:func:`constructor_fields`). Both methods
-    create every tensor on the bank's device and return their result there."""
+    create every tensor on the features' device and return their result there."""
 
     name: ClassVar[str]
     trainable: ClassVar[bool] = False
     uses_labels_at_eval: ClassVar[bool] = False
-    needs_motion: ClassVar[bool] = False  # reads FrameBank.motion: its pipeline decodes each frame's successor
+    needs_motion: ClassVar[bool] = False  # reads FrameFeatures.motion: its pipeline decodes each frame's successor
     keeps_all: ClassVar[bool] = False  # dense: ignores K, reported once at K = T
     uses_fem: ClassVar[bool] = False  # reads FEM features: its cost includes the FEM on all T frames
 
-    def fit(self, train: FrameBank) -> None:  # noqa: B027 - a no-op is the right default
+    def fit(self, train: FrameFeatures) -> None:  # noqa: B027 - a no-op is the right default
         """Learn from the training split; training-free samplers keep this no-op."""
 
     @abc.abstractmethod
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         """Saliency ``[B, T]``, higher = keep."""
 
-    def select(self, batch: FrameBank, k: int) -> Tensor:
+    def select(self, batch: FrameFeatures, k: int) -> Tensor:
         """``[B, K]`` distinct frame indices in ascending (temporal) order."""
         check_budget(k, batch.num_frames)
         return topk_sorted(self.scores(batch), k)

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
+from samplerbench.samplers.base import FrameFeatures, Sampler, register_sampler
 
 
 @register_sampler("dense")
@@ -17,8 +17,8 @@ class DenseSampler(Sampler):
 
     keeps_all = True
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         return torch.ones(batch.batch_size, batch.num_frames, device=batch.fem.device)
 
-    def select(self, batch: FrameBank, k: int) -> Tensor:
+    def select(self, batch: FrameFeatures, k: int) -> Tensor:
         return torch.arange(batch.num_frames, device=batch.fem.device).expand(batch.batch_size, -1).clone()

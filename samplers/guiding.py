@@ -90,7 +90,7 @@ def guiding_scores(
     """Dispatch on the guiding kind; ``prototypes`` is required for ``"prototype"``."""
     if guiding == "prototype":
         if prototypes is None:
-            raise ValueError("prototype guiding needs class prototypes: fit on a training bank first")
+            raise ValueError("prototype guiding needs class prototypes: fit on training features first")
         return prototype_guiding(rec_feats, labels, prototypes)
     if guiding == "response":
         return response_guiding(rec_logits, labels)

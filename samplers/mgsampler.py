@@ -1,6 +1,6 @@
 """MGSampler (Zhi et al., ICCV 2021): motion-guided sampling, training-free, as MCG-NJU/MGSampler's code does it.
 
-Motion (``FrameBank.motion``) is 1 − SSIM between each pre-sampled frame and the video's next frame
+Motion (``FrameFeatures.motion``) is 1 − SSIM between each pre-sampled frame and the video's next frame
 (:func:`samplerbench.stages.decode.decode_motion`); it is square-rooted, normalised and accumulated, and for every
 quantile (j + 0.5)/K the frame with the nearest cumulative motion is kept.
 
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from samplerbench.measures.motion import OPS_PER_PIXEL
-from samplerbench.samplers.base import FrameBank, Sampler, check_budget, register_sampler
+from samplerbench.samplers.base import FrameFeatures, Sampler, check_budget, register_sampler
 
 
 def distinct_in_range(indices: Tensor, t: int) -> Tensor:
@@ -54,11 +54,11 @@ class MGSampler(Sampler):
     needs_motion = True
     frame_size: tuple[int, int] | None = None
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         batch.require("motion", who=self.name)
         return batch.motion
 
-    def select(self, batch: FrameBank, k: int) -> Tensor:
+    def select(self, batch: FrameFeatures, k: int) -> Tensor:
         check_budget(k, batch.num_frames)
         return quantile_indices(self.scores(batch), k)
 

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from samplerbench.core.errors import UserError
 from samplerbench.core.sgd import soft_targets
 from samplerbench.measures.fusion import check_fusion, fuse_scores, fuse_select
-from samplerbench.samplers.base import FrameBank, check_budget, register_sampler
+from samplerbench.samplers.base import FrameFeatures, check_budget, register_sampler
 from samplerbench.samplers.guiding import (
     GUIDINGS,
     PSEUDO_RULES,
@@ -158,15 +158,15 @@ class NSNetSampler(TrainableSampler):
             attention_dropout=self.attention_dropout, fc_dropout=self.fc_dropout,
         )
 
-    def class_prototypes(self, train: FrameBank) -> Tensor | None:
-        """The prototype of every class from the training bank (supplementary A.1); ``None`` for response
+    def class_prototypes(self, train: FrameFeatures) -> Tensor | None:
+        """The prototype of every class from the training features (supplementary A.1); ``None`` for response
         guiding, which needs none."""
         if self.guiding != "prototype":
             return None
         train.require("labels", "rec_logits", "rec_feats", who=self.name)
         return class_prototypes(train.rec_logits, train.rec_feats, train.labels.float(), eps=self.eps)
 
-    def pseudo_labels(self, train: FrameBank, *, prototypes: Tensor | None = None) -> Tensor:
+    def pseudo_labels(self, train: FrameFeatures, *, prototypes: Tensor | None = None) -> Tensor:
         """The binary NS pseudo labels ``[N, T]`` of the training frames: the Frame Scrutinize targets, from
         the guiding score of the recognizer's outputs and the video labels (never from annotated segments).
         ``prototypes``: computed from ``train`` itself when not given."""
@@ -180,11 +180,11 @@ class NSNetSampler(TrainableSampler):
         return ns_pseudo_labels(guiding, rule=self.pseudo_rule, threshold=self.pseudo_threshold,
                                 ratio=self.pseudo_ratio)
 
-    def prepare(self, train: FrameBank) -> None:
+    def prepare(self, train: FrameFeatures) -> None:
         """The class prototypes, once, from every view of every training video."""
         self.prototypes = self.class_prototypes(train)
 
-    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+    def training_tensors(self, train: FrameFeatures, *, draws: torch.Generator) -> tuple[Tensor, ...]:
         """FEM features, soft video targets over C+1 classes, and the NS pseudo labels of every frame of the
         epoch's rows (their guiding score against the prototypes of :meth:`prepare`)."""
         dtype = training_dtype(train.fem)
@@ -212,19 +212,19 @@ class NSNetSampler(TrainableSampler):
         fs = F.binary_cross_entropy_with_logits(fs_logits, pseudo)
         return self.fs_weight * fs + self.vg_weight * vg
 
-    def branch_scores(self, batch: FrameBank) -> tuple[Tensor, Tensor]:
+    def branch_scores(self, batch: FrameFeatures) -> tuple[Tensor, Tensor]:
         """``(s^f, s^v)``, ``[B, T]`` each, in eval mode."""
         sf, sv = self.infer(batch.fem, lambda net, fem: net(fem))
         return sf, sv
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         """The saliency curve for plots: α·s^f + (1-α)·s^v/max(s^v), or s^v alone for ``no_ns``."""
         sf, sv = self.branch_scores(batch)
         if self.no_ns:
             return sv
         return fuse_scores(sf, sv, fusion="add", alpha=self.alpha)
 
-    def select(self, batch: FrameBank, k: int) -> Tensor:
+    def select(self, batch: FrameFeatures, k: int) -> Tensor:
         """The two branches fused by ``self.fusion`` (``"vg"`` for ``no_ns``: its FS head is untrained)."""
         check_budget(k, batch.num_frames)
         sf, sv = self.branch_scores(batch)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from samplerbench.measures.metrics import video_scores
-from samplerbench.samplers.base import FrameBank, register_sampler
+from samplerbench.samplers.base import FrameFeatures, register_sampler
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 
 EXACT_ORDERS = 8  # up to K = 8 the set's probability sums all K! orders (K = 8: 40,320), as the original
@@ -100,7 +100,7 @@ class OCSampler(TrainableSampler):
     def build_net(self, in_dim: int, num_classes: int) -> PolicyHead:
         return PolicyHead(in_dim)
 
-    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+    def training_tensors(self, train: FrameFeatures, *, draws: torch.Generator) -> tuple[Tensor, ...]:
         """FEM features, the recognizer's logits, and the epoch's draws: Gumbel noise ``[N, T]`` for the
         policy's sample, uniforms ``[N, K]`` for the baseline's."""
         dtype = training_dtype(train.fem)
@@ -119,7 +119,7 @@ class OCSampler(TrainableSampler):
         entropy = -(log_pi.exp() * log_pi).sum(dim=1)
         return -(reward * set_log_prob(log_pi.exp().gather(1, drawn)) + self.explore_rate * entropy).mean()
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         """π, the policy's probability of each frame."""
         (out,) = self.infer(batch.fem, lambda net, fem: (net(fem).softmax(dim=1),))
         return out

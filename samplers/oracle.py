@@ -10,7 +10,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
+from samplerbench.samplers.base import FrameFeatures, Sampler, register_sampler
 from samplerbench.samplers.guiding import GUIDINGS, check_choice, class_prototypes, guiding_scores
 
 
@@ -28,7 +28,7 @@ class OracleSampler(Sampler):
     def __post_init__(self) -> None:
         check_choice("guiding score", self.guiding, GUIDINGS)
 
-    def fit(self, train: FrameBank) -> None:
+    def fit(self, train: FrameFeatures) -> None:
         if self.guiding == "prototype":
             train.require("labels", "rec_logits", "rec_feats", who=self.name)
             self.prototypes = class_prototypes(train.rec_logits, train.rec_feats, train.labels, eps=self.eps)
@@ -38,7 +38,7 @@ class OracleSampler(Sampler):
             self.prototypes = self.prototypes.to(device)
         return self
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         batch.require("labels", "rec_logits", "rec_feats", who=self.name)
         return guiding_scores(
             self.guiding, rec_logits=batch.rec_logits, rec_feats=batch.rec_feats, labels=batch.labels,

@@ -8,18 +8,18 @@ import zlib
 import torch
 from torch import Tensor
 
-from samplerbench.samplers.base import FrameBank, Sampler, register_sampler
+from samplerbench.samplers.base import FrameFeatures, Sampler, register_sampler
 
 
 @register_sampler("random")
 @dataclasses.dataclass(kw_only=True, eq=False)
 class RandomSampler(Sampler):
-    """Training-free. Each video's draw is seeded by ``seed`` and its id (else its bank position), so a video gets
-    the same frames whatever made the bank; draws are made on the CPU (a CUDA generator would differ)."""
+    """Training-free. Each video's draw is seeded by ``seed`` and its id (else its row), so a video gets
+    the same frames whatever made the features; draws are made on the CPU (a CUDA generator would differ)."""
 
     seed: int = 0
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         ids = batch.video_ids or [str(i) for i in range(batch.batch_size)]
         out = torch.empty(batch.batch_size, batch.num_frames)
         for i, video_id in enumerate(ids):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from samplerbench.core.sgd import soft_targets
-from samplerbench.samplers.base import FrameBank, register_sampler
+from samplerbench.samplers.base import FrameFeatures, register_sampler
 from samplerbench.samplers.guiding import check_choice
 from samplerbench.samplers.training import Standardize, TrainableSampler, training_dtype
 
@@ -87,7 +87,7 @@ class SCSampler(TrainableSampler):
     def build_net(self, in_dim: int, num_classes: int) -> LightHead:
         return LightHead(in_dim, num_classes, dropout=self.dropout)
 
-    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+    def training_tensors(self, train: FrameFeatures, *, draws: torch.Generator) -> tuple[Tensor, ...]:
         """FEM features and the video's soft label (ce), or FEM features, the recognizer's logits and the
         multi-hot labels (rank)."""
         dtype = training_dtype(train.fem)
@@ -102,7 +102,7 @@ class SCSampler(TrainableSampler):
         real, labels = targets
         return saliency_rank_loss(net(fem), real, labels, margin=self.rank_margin)
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         """The largest class logit of each frame."""
         (out,) = self.infer(batch.fem, lambda net, fem: (net(fem).amax(dim=2),))
         return out

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from samplerbench.core import distributed
 from samplerbench.core.sgd import Fit, Schedule, heldout_videos, train_epochs
-from samplerbench.samplers.base import FrameBank, Sampler
+from samplerbench.samplers.base import FrameFeatures, Sampler
 from samplerbench.samplers.shift import shift_views, video_runs
 
 EVAL_CHUNK = 4096  # videos per forward pass at evaluation: bounds memory, not a loop over videos
@@ -139,13 +139,13 @@ class TrainableSampler(Sampler):
     def build_net(self, in_dim: int, num_classes: int) -> nn.Module:
         """A fresh network; its first module must be a :class:`Standardize` named ``standardize``."""
 
-    def prepare(self, train: FrameBank) -> None:
-        """What training computes once from the whole training bank (every view of every video) before the
+    def prepare(self, train: FrameFeatures) -> None:
+        """What training computes once from the whole training split's features (every view of every video) before the
         epochs, e.g. NSNet's class prototypes; nothing by default."""
 
     @abc.abstractmethod
-    def training_tensors(self, train: FrameBank, *, draws: torch.Generator) -> tuple[Tensor, ...]:
-        """Row-aligned tensors the loss reads in one epoch, FEM features first: ``train`` is the epoch's bank
+    def training_tensors(self, train: FrameFeatures, *, draws: torch.Generator) -> tuple[Tensor, ...]:
+        """Row-aligned tensors the loss reads in one epoch, FEM features first: ``train`` is the epoch's features
         (one row per video under temporal shift), ``draws`` the epoch's CPU generator for any random numbers the
         loss needs: a draw inside the step would differ between torchrun's world sizes."""
 
@@ -168,7 +168,7 @@ class TrainableSampler(Sampler):
                         warmup_epochs=self.warmup_epochs, clip_grad_norm=self.clip_grad_norm,
                         early_stop=self.early_stop, patience=self.patience, holdout_fraction=self.holdout_fraction)
 
-    def fit(self, train: FrameBank) -> None:
+    def fit(self, train: FrameFeatures) -> None:
         train.require("labels", "rec_logits", "rec_feats", who=self.name)
         schedule = self.schedule()
         ids = train.video_ids or tuple(str(row) for row in range(train.batch_size))
@@ -183,8 +183,8 @@ class TrainableSampler(Sampler):
             self.net = net = self.build_net(*self.dims).to(self.device, training_dtype(train.fem))
             net.standardize.set_statistics(fitted.fem)
 
-            def tensors(bank: FrameBank, draws: torch.Generator) -> tuple[Tensor, ...]:
-                return self.training_tensors(shift_views(bank, draws) if self.temporal_shift else bank, draws=draws)
+            def tensors(feats: FrameFeatures, draws: torch.Generator) -> tuple[Tensor, ...]:
+                return self.training_tensors(shift_views(feats, draws) if self.temporal_shift else feats, draws=draws)
 
             held_tensors = tensors(heldout, epoch_generator(self.seed, HELDOUT_EPOCH)) if heldout.batch_size else None
             self.training = fit_sgd(
@@ -209,7 +209,7 @@ class TrainableSampler(Sampler):
         self, fem: Tensor, forward: Callable[[nn.Module, Tensor], tuple[Tensor, ...]]
     ) -> tuple[Tensor, ...]:
         """``forward(net, fem_chunk)`` in eval mode without autograd, batched in chunks; float32 results on the
-        device of ``fem``. The network runs on its own device, so a CPU bank (the cached features) is scored
+        device of ``fem``. The network runs on its own device, so CPU features (the cached ones) is scored
         by a GPU network chunk by chunk; with ``fem`` on the network's device nothing is copied."""
         net = self.fitted_net().eval()
         with torch.inference_mode():

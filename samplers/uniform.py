@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from samplerbench.samplers.base import FrameBank, Sampler, check_budget, register_sampler
+from samplerbench.samplers.base import FrameFeatures, Sampler, check_budget, register_sampler
 
 
 def uniform_indices(t: int, k: int, *, device: torch.device | str | None = None) -> Tensor:
@@ -20,10 +20,10 @@ def uniform_indices(t: int, k: int, *, device: torch.device | str | None = None)
 class UniformSampler(Sampler):
     """Training-free; the baseline every learned sampler must beat."""
 
-    def scores(self, batch: FrameBank) -> Tensor:
+    def scores(self, batch: FrameFeatures) -> Tensor:
         # Uniform has no saliency; a flat score says "no preference" to anything that reads scores.
         return torch.zeros(batch.batch_size, batch.num_frames, device=batch.fem.device)
 
-    def select(self, batch: FrameBank, k: int) -> Tensor:
+    def select(self, batch: FrameFeatures, k: int) -> Tensor:
         check_budget(k, batch.num_frames)
         return uniform_indices(batch.num_frames, k, device=batch.fem.device).expand(batch.batch_size, k).clone()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from sklearn.metrics import average_precision_score
 
-from samplerbench.samplers import FrameBank
+from samplerbench.samplers import FrameFeatures
 
 C, T, D, F = 4, 16, 24, 12  # classes, frames, FEM width, recognizer feature width
 SALIENT = 3  # frames per video that show the action
 
 
-def salient_bank(n: int, *, seed: int, with_labels: bool = True, width: int = D) -> FrameBank:
+def salient_bank(n: int, *, seed: int, with_labels: bool = True, width: int = D) -> FrameFeatures:
     """Videos of one class each; SALIENT consecutive frames show it, the rest is shared background; ``width``: the
     FEM features' width.
 
@@ -38,22 +38,22 @@ def salient_bank(n: int, *, seed: int, with_labels: bool = True, width: int = D)
     feats = feats + 0.3 * torch.randn(n, T, F, generator=gen)
     labels = onehot(y, C).float()
     keep = dict(labels=labels, rec_logits=logits, rec_feats=feats) if with_labels else {}
-    return FrameBank(fem=fem, num_classes=C, **keep)
+    return FrameFeatures(fem=fem, num_classes=C, **keep)
 
 
-def video_map(bank: FrameBank, selected: torch.Tensor) -> float:
+def video_map(bank: FrameFeatures, selected: torch.Tensor) -> float:
     """mAP of the video score = mean per-frame softmax over the selected frames (how the suite evaluates)."""
     probs = bank.rec_logits.softmax(dim=2)
     picked = probs.gather(1, selected[..., None].expand(-1, -1, C)).mean(dim=1)
     return float(average_precision_score(bank.labels.numpy(), picked.numpy(), average="macro"))
 
 
-def eval_view(bank: FrameBank) -> FrameBank:
+def eval_view(bank: FrameFeatures) -> FrameFeatures:
     """What a sampler sees of a bank at evaluation: its FEM features."""
-    return FrameBank(fem=bank.fem, num_classes=bank.num_classes)
+    return FrameFeatures(fem=bank.fem, num_classes=bank.num_classes)
 
 
-def wide_bank(n: int, *, seed: int, width: int, classes: int = 10, snr: float = 0.2) -> FrameBank:
+def wide_bank(n: int, *, seed: int, width: int, classes: int = 10, snr: float = 0.2) -> FrameFeatures:
     """A bank at the width of a real FEM: ``classes`` classes, each video's 4 consecutive salient frames show its
     class embedding at ``snr`` of the noise, the rest a shared background; the recognizer is confident on salient
     frames only. Faint evidence in wide features: what makes NSNet's encoder at the FEM's width unstable."""
@@ -67,4 +67,4 @@ def wide_bank(n: int, *, seed: int, width: int, classes: int = 10, snr: float = 
     onehot = torch.nn.functional.one_hot(y, classes).float()
     logits = s * 4.0 * onehot[:, None] + torch.randn(n, T, classes, generator=gen)
     feats = s * embedding[y][:, None, :F] + 0.3 * torch.randn(n, T, F, generator=gen)
-    return FrameBank(fem=fem, num_classes=classes, labels=onehot, rec_logits=logits, rec_feats=feats)
+    return FrameFeatures(fem=fem, num_classes=classes, labels=onehot, rec_logits=logits, rec_feats=feats)

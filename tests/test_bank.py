@@ -3,6 +3,7 @@ wrong is one line naming the file and the entry (or, with ``lenient``, a skip li
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -45,6 +46,38 @@ def test_a_bank_reads_back_memory_mapped_as_written(bank: Path) -> None:
     index = bank_index(read)  # a training video's consecutive rows (its views) are one record
     assert len(index.split("train")) == N // 2 and len(index.split("val")) == N
     assert index.split("val")[1].labels == (1,)
+
+
+@pytest.fixture
+def motion_bank(tmp_path: Path) -> Path:
+    """A bank that carries per-frame motion, as ``--export-bank`` writes one."""
+    gen = np.random.default_rng(7)
+    splits = {s: dataclasses.replace(bank_split(N, s[0], i), motion=gen.random((N, T)).astype(np.float32))
+              for i, s in enumerate(SPLITS)}
+    write_bank(tmp_path / "mbank", classes=("a", "b"), splits=splits, producer={"tool": "test"})
+    return tmp_path / "mbank"
+
+
+def test_motion_is_optional_and_reads_back_when_written(bank: Path, motion_bank: Path) -> None:
+    assert not read_bank(bank).has_motion and read_bank(bank).splits["val"].motion is None
+    read = read_bank(motion_bank)
+    assert read.has_motion and read.splits["val"].motion.shape == (N, T)
+    assert json.loads((motion_bank / "index.json").read_text())["splits"]["val"]["files"]["motion"]["shape"] == [N, T]
+
+
+def test_a_damaged_motion_array_is_one_line(motion_bank: Path) -> None:
+    np.save(motion_bank / "val" / "motion.npy", np.zeros((N, T + 1), dtype=np.float32))
+    with pytest.raises(UserError, match=r"val/motion\.npy: shape \(6, 5\) disagrees with index\.json"):
+        read_bank(motion_bank)
+
+
+def test_mgsampler_runs_on_a_bank_that_carries_motion(motion_bank: Path, tmp_path: Path) -> None:
+    argv = ["--dataset", "bank", "--data-root", str(motion_bank), "--preset", "tiny", "--frames", str(T), "--budget",
+            "2", "--sampler", "uniform,mgsampler", "--tables", "main", "--device", "cpu", "--cache-dir",
+            str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    summary = (tmp_path / "out" / "bank-tiny" / "summary.csv").read_text()
+    assert "mgsampler" in summary
 
 
 def test_an_array_whose_shape_disagrees_with_the_index_is_named(bank: Path) -> None:
@@ -116,12 +149,12 @@ def test_the_cli_refuses_a_bad_bank_in_one_line_with_status_2(bank: Path, tmp_pa
     assert "\n" not in err and "val/rec_logits.npy: shape" in err
 
 
-def test_a_bank_run_refuses_a_sampler_that_reads_motion(bank: Path, tmp_path: Path, capsys) -> None:
+def test_a_bank_without_motion_refuses_a_sampler_that_reads_it(bank: Path, tmp_path: Path, capsys) -> None:
     argv = ["--dataset", "bank", "--data-root", str(bank), "--preset", "tiny", "--frames", str(T), "--budget", "2",
             "--sampler", "uniform,mgsampler", "--device", "cpu", "--cache-dir", str(tmp_path / "cache"),
             "--out", str(tmp_path / "out"), "--quiet"]
     assert main(argv) == 2
-    assert "--sampler mgsampler: reads motion" in capsys.readouterr().err
+    assert "--sampler mgsampler: reads per-frame motion, which the bank" in capsys.readouterr().err
 
 
 def test_lenient_skips_an_unlabelled_validation_row_and_the_card_counts_the_rest(bank: Path) -> None:

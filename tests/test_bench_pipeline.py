@@ -17,7 +17,7 @@ from samplerbench.datasets.synthetic import write_mp4
 from samplerbench.measures.fusion import fuse_select
 from samplerbench.measures.metrics import video_scores
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.samplers import FrameBank, get_sampler
+from samplerbench.samplers import FrameFeatures, get_sampler
 from samplerbench.stages.decode import decode_clip, decode_records
 
 pytestmark = pytest.mark.benchmark
@@ -40,7 +40,7 @@ def cached_logits() -> torch.Tensor:
 
 def test_bench_uniform_select_and_score(benchmark, cached_logits):
     """Selection + evaluation on cached tensors for uniform (target: >= 50,000 videos/s)."""
-    bank = FrameBank(fem=torch.zeros(B, T, 1), num_classes=C)
+    bank = FrameFeatures(fem=torch.zeros(B, T, 1), num_classes=C)
     sampler = get_sampler("uniform")
     benchmark.pedantic(lambda: video_scores(cached_logits, sampler.select(bank, K)), rounds=5, warmup_rounds=1)
     rate = _rate(benchmark, B)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from samplerbench.config import build_config
-from samplerbench.evaluation.throughput import pipeline_step
 from samplerbench.measures.cost import measure_interleaved
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
+from samplerbench.samplers import FrameFeatures, Sampler, get_sampler_class
 from samplerbench.samplers.base import constructor_fields
+from samplerbench.stages.throughput import pipeline_step
 
 pytestmark = pytest.mark.benchmark
 
@@ -30,7 +30,7 @@ def fitted(name: str, **fields) -> Sampler:
     cls = get_sampler_class(name)
     sampler = cls(**{k: v for k, v in {"epochs": 1, "seed": 0}.items() if k in constructor_fields(cls)} | fields)
     if sampler.trainable:
-        sampler.fit(FrameBank(fem=torch.rand(32, T, FEM_DIM, generator=gen), num_classes=C,
+        sampler.fit(FrameFeatures(fem=torch.rand(32, T, FEM_DIM, generator=gen), num_classes=C,
                               labels=torch.nn.functional.one_hot(torch.arange(32) % C, C).float(),
                               rec_logits=torch.randn(32, T, C, generator=gen),
                               rec_feats=torch.randn(32, T, 512, generator=gen),

@@ -17,12 +17,12 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from samplerbench.evaluation.throughput import pipeline_step
 from samplerbench.measures.cost import measure_interleaved
 from samplerbench.measures.fusion import FUSIONS, fuse_scores, fuse_select
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.samplers import FrameBank, Sampler, get_sampler_class, list_samplers
+from samplerbench.samplers import FrameFeatures, Sampler, get_sampler_class, list_samplers
 from samplerbench.samplers.base import constructor_fields
+from samplerbench.stages.throughput import pipeline_step
 
 META = torch.device("meta")
 B, T, K, D, C = 3, 8, 3, 12, 4
@@ -56,9 +56,9 @@ class DeviceMixing(TorchDispatchMode):
         return out
 
 
-def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameBank:
+def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameFeatures:
     gen = torch.Generator().manual_seed(seed)
-    return FrameBank(
+    return FrameFeatures(
         fem=torch.rand(n, T, dim, generator=gen),
         num_classes=C,
         motion=torch.rand(n, T, generator=gen),
@@ -69,11 +69,11 @@ def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameBank:
     )
 
 
-def meta_bank(sampler: Sampler) -> FrameBank:
+def meta_bank(sampler: Sampler) -> FrameFeatures:
     """The evaluation bank the pipeline would build for ``sampler`` (labels only for the oracle), on meta."""
     bank = cpu_bank(B, seed=1)
     privileged = sampler.uses_labels_at_eval
-    return FrameBank(
+    return FrameFeatures(
         fem=bank.fem.to(META), num_classes=C, video_ids=bank.video_ids,
         motion=bank.motion.to(META) if sampler.needs_motion else None,
         labels=bank.labels.to(META) if privileged else None,

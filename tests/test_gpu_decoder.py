@@ -81,10 +81,10 @@ def test_decoder_is_checked_and_in_the_decode_key_only_when_not_cpu(tmp_path, ca
     with pytest.raises(UserError, match="--decoder nvdec: valid: cpu, torchcodec"):
         build_config("tiny", data={"decoder": "nvdec"})
     log = StageLog(quiet=True)
-    cpu = Pipeline(build_config("tiny"), cache_dir=tmp_path, log=log)._decode_params("val")
+    cpu = Pipeline(build_config("tiny"), cache_dir=tmp_path, log=log).source._decode_params("val")
     gpu = Pipeline(build_config("tiny", data={"decoder": "torchcodec"}), cache_dir=tmp_path, log=log)
     assert "decoder" not in cpu  # keys of runs before the option stay valid
-    assert gpu._decode_params("val") == cpu | {"decoder": "torchcodec"}
+    assert gpu.source._decode_params("val") == cpu | {"decoder": "torchcodec"}
 
 
 def _torchcodec_loads() -> bool:

@@ -12,7 +12,7 @@ from banks import C, D, T, eval_view, salient_bank, video_map, wide_bank
 import samplerbench.samplers.oracle
 import samplerbench.samplers.random  # noqa: F401 - importing registers the samplers
 from samplerbench.core.errors import UserError
-from samplerbench.samplers.base import FrameBank, get_sampler
+from samplerbench.samplers.base import FrameFeatures, get_sampler
 from samplerbench.samplers.guiding import (
     class_prototypes,
     ns_pseudo_labels,
@@ -104,7 +104,7 @@ def test_pseudo_labels():
 
 
 @pytest.fixture(scope="module")
-def banks() -> tuple[FrameBank, FrameBank]:
+def banks() -> tuple[FrameFeatures, FrameFeatures]:
     return salient_bank(160, seed=0), salient_bank(80, seed=1)
 
 

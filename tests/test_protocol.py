@@ -76,8 +76,8 @@ def test_the_pipeline_indexes_the_listed_videos_only(tmp_path):
     ids = write_list(tmp_path / "ids.txt", "clips/va2.mp4\nclips/va0.mp4\n")
     cfg = build_config("tiny", data={"dataset": "list", "root": str(root), "video_list": str(ids)})
     pipe = Pipeline(cfg, cache_dir=tmp_path / "cache", log=StageLog(quiet=True))
-    assert [r.video_id for r in pipe.index().split("val")] == ["clips/va0.mp4", "clips/va2.mp4"]
-    assert len(pipe.index().split("train")) == 4 and pipe.video_list().restricted == ("val",)
+    assert [r.video_id for r in pipe.source.index().split("val")] == ["clips/va0.mp4", "clips/va2.mp4"]
+    assert len(pipe.source.index().split("train")) == 4 and pipe.source.video_list().restricted == ("val",)
     assert Pipeline(build_config("tiny", data={"dataset": "list", "root": str(root)}), cache_dir=tmp_path / "cache",
                     log=StageLog(quiet=True)).video_list() is None
 

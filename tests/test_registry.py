@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from samplerbench.core.errors import UserError
-from samplerbench.samplers import FrameBank, Sampler, base, get_sampler, list_samplers, register_sampler
+from samplerbench.samplers import FrameFeatures, Sampler, base, get_sampler, list_samplers, register_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_entry_point_sampler_from_another_package(tmp_path, monkeypatch, clean_r
     base._entry_points_loaded = False
     assert "last_frames" in list_samplers()
     sampler = get_sampler("last_frames")
-    bank = FrameBank(fem=torch.randn(2, 6, 4), num_classes=3)
+    bank = FrameFeatures(fem=torch.randn(2, 6, 4), num_classes=3)
     assert sampler.select(bank, 2).tolist() == [[4, 5], [4, 5]]
 
 
@@ -109,4 +109,4 @@ def test_readme_example_runs(clean_registry):
     fem = torch.zeros(1, 5, 3)
     fem[0, 3] = 10.0
     fem[0, 1] = 5.0
-    assert sampler.select(FrameBank(fem=fem, num_classes=2), 2).tolist() == [[1, 3]]
+    assert sampler.select(FrameFeatures(fem=fem, num_classes=2), 2).tolist() == [[1, 3]]

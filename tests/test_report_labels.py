@@ -17,14 +17,14 @@ ABLATION_ROWS = [{"guiding": "response", "mAP": 50.0, "paper_mAP": 74.1},
 
 def test_a_smoke_test_says_so_first_and_prints_no_paper_figures():
     tiny = build_config("tiny")
-    header = report.table_header(tiny, "a machine", ["2 class(es) without a validation video"])
+    header = report.table_header(tiny, "a machine", ["2 class(es) without a validation video"], features="f")
     first, provenance, warning = header.split("\n\n")
     assert first.startswith("**Smoke test** (preset `tiny`)") and "say nothing about the samplers" in first
     assert "preset `tiny`" in provenance and warning == "**Warning:** 2 class(es) without a validation video."
     assert report.printed_rows(ABLATION_ROWS, tiny) == [{"guiding": "response", "mAP": 50.0},
                                                         {"guiding": "prototype", "mAP": 52.0}]
     assert report.paper_caveat(tiny) == ""
-    assert not report.table_header(build_config(), "a machine", []).startswith("**Smoke test**")
+    assert not report.table_header(build_config(), "a machine", [], features="f").startswith("**Smoke test**")
 
 
 @pytest.mark.parametrize(("dataset", "caveat"), [("synthetic", True), ("fcvid", True), ("activitynet", False)])

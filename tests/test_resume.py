@@ -92,7 +92,7 @@ def slowed(*args, **kwargs):
 pipeline.decode_stream = slowed
 pipe = pipeline.Pipeline(build_config("tiny", device="cpu", workers=1), cache_dir=Path(sys.argv[1]),
                          log=StageLog(quiet=True))
-split = pipe.split("train")
+split = pipe.source.split("train")
 print(json.dumps({"stages": pipe.log.records, "store": str(split.frames.root)}))
 """
 

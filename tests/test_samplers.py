@@ -18,7 +18,7 @@ import samplerbench.samplers.scsampler
 import samplerbench.samplers.uniform  # noqa: F401 - importing registers the samplers
 from samplerbench.core.errors import UserError
 from samplerbench.samplers.base import (
-    FrameBank,
+    FrameFeatures,
     Sampler,
     get_sampler,
     list_samplers,
@@ -51,12 +51,12 @@ def registry_name(case: str) -> str:
     return case.split("_")[0] if case.startswith(("oracle_", "nsnet_")) else case
 
 
-def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameBank:
+def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameFeatures:
     gen = torch.Generator().manual_seed(seed)
     labels = torch.nn.functional.one_hot(torch.arange(n) % C, C).float()
     if n > 1:
         labels[0, (1 if C > 1 else 0)] = 1.0  # one multi-label video
-    return FrameBank(
+    return FrameFeatures(
         fem=torch.rand(n, t, D, generator=gen) * 3,
         num_classes=C,
         motion=torch.rand(n, t, generator=gen),
@@ -66,10 +66,10 @@ def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameBank:
     )
 
 
-def eval_bank(sampler: Sampler, n: int, t: int, seed: int) -> FrameBank:
+def eval_bank(sampler: Sampler, n: int, t: int, seed: int) -> FrameFeatures:
     """What the pipeline hands a sampler at evaluation: labels only to the oracle, motion only on request."""
     bank = make_bank(n, t, seed=seed)
-    return FrameBank(
+    return FrameFeatures(
         fem=bank.fem,
         num_classes=C,
         motion=bank.motion if sampler.needs_motion else None,
@@ -212,7 +212,7 @@ def test_head_gflops(case):
 def test_float64_features_train_and_reload_a_float64_network(case):
     """``--dtype float64`` banks: the network trains in float64, and its checkpoint reloads as float64."""
     bank = make_bank(20, 8, seed=0)
-    bank64 = FrameBank(**{**vars(bank), "fem": bank.fem.double()})
+    bank64 = FrameFeatures(**{**vars(bank), "fem": bank.fem.double()})
     sampler = get_sampler(registry_name(case), **SAMPLERS[case])
     sampler.fit(bank64)
     assert all(p.dtype == torch.float64 for p in sampler.fitted_net().parameters())
@@ -220,7 +220,7 @@ def test_float64_features_train_and_reload_a_float64_network(case):
     restored.load_state_dict(sampler.state_dict())
     assert restored.fitted_net().standardize.mean.dtype == torch.float64
     batch = eval_bank(sampler, 5, 8, seed=2)
-    batch64 = FrameBank(**{**vars(batch), "fem": batch.fem.double()})
+    batch64 = FrameFeatures(**{**vars(batch), "fem": batch.fem.double()})
     assert torch.equal(sampler.scores(batch64), restored.scores(batch64))
 
 
@@ -229,20 +229,20 @@ def test_random_draws_follow_the_video_not_its_features():
     ids the position in the bank is the key."""
     sampler = get_sampler("random", seed=3)
     ids = ("v_a", "v_b", "v_c")
-    first = sampler.select(FrameBank(fem=torch.rand(3, 8, D), num_classes=C, video_ids=ids), 3)
-    other_fem = FrameBank(fem=torch.rand(3, 8, 5).double(), num_classes=C, video_ids=ids)
+    first = sampler.select(FrameFeatures(fem=torch.rand(3, 8, D), num_classes=C, video_ids=ids), 3)
+    other_fem = FrameFeatures(fem=torch.rand(3, 8, 5).double(), num_classes=C, video_ids=ids)
     assert torch.equal(sampler.select(other_fem, 3), first)
-    reordered = FrameBank(fem=torch.rand(3, 8, D), num_classes=C, video_ids=ids[::-1])
+    reordered = FrameFeatures(fem=torch.rand(3, 8, D), num_classes=C, video_ids=ids[::-1])
     assert torch.equal(sampler.select(reordered, 3), first.flip(0))
     assert not torch.equal(first[0], first[1])  # videos draw independently
     assert not torch.equal(get_sampler("random", seed=4).select(other_fem, 3), first)
-    positional = FrameBank(fem=torch.rand(3, 8, D), num_classes=C)
-    assert torch.equal(sampler.select(positional, 3), sampler.select(FrameBank(fem=torch.zeros(3, 8, 1),
+    positional = FrameFeatures(fem=torch.rand(3, 8, D), num_classes=C)
+    assert torch.equal(sampler.select(positional, 3), sampler.select(FrameFeatures(fem=torch.zeros(3, 8, 1),
                                                                                num_classes=C), 3))
 
 
 def test_half_precision_features_train_in_float32():
     bank = make_bank(20, 8, seed=0)
     sampler = get_sampler("nsnet", **SAMPLERS["nsnet"])
-    sampler.fit(FrameBank(**{**vars(bank), "fem": bank.fem.half()}))
+    sampler.fit(FrameFeatures(**{**vars(bank), "fem": bank.fem.half()}))
     assert all(p.dtype == torch.float32 for p in sampler.fitted_net().parameters())

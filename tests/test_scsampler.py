@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from samplerbench.samplers import FrameBank, get_sampler
+from samplerbench.samplers import FrameFeatures, get_sampler
 from samplerbench.samplers.scsampler import saliency_rank_loss, time_averaged_ce
 
 
@@ -52,7 +52,7 @@ def test_ranking_loss_reproduces_ar_nets_own_example():
 @pytest.mark.parametrize("name", ["scsampler", "scsampler_rank"])
 def test_saliency_is_the_largest_class_logit(name):
     gen = torch.Generator().manual_seed(0)
-    bank = FrameBank(fem=torch.randn(12, 4, 6, generator=gen), num_classes=3,
+    bank = FrameFeatures(fem=torch.randn(12, 4, 6, generator=gen), num_classes=3,
                      labels=torch.nn.functional.one_hot(torch.arange(12) % 3, 3).float(),
                      rec_logits=torch.randn(12, 4, 3, generator=gen), rec_feats=torch.randn(12, 4, 5, generator=gen))
     sampler = get_sampler(name, epochs=2, batch_size=4, seed=0)

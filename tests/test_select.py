@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
                        cost={"iters": 1}, device="cpu")
     folder = run(cfg, out=root / "out", cache_dir=root / "cache", quiet=True)
     pipe = Pipeline(cfg, cache_dir=root / "cache", log=StageLog(quiet=True))
-    videos = {r.video_id: r.path for r in pipe.index().split("val")}
+    videos = {r.video_id: r.path for r in pipe.source.index().split("val")}
     lengths = {vid: probe(path)[0] for vid, path in videos.items()}
     return SimpleNamespace(cfg=cfg, root=root, folder=folder, pipe=pipe, videos=videos, lengths=lengths)
 
@@ -101,10 +101,10 @@ def test_a_checkpoint_selects_what_the_benchmark_selected(trained, name):
     features, MGSampler from the motion it measures while decoding the new videos. The run's
     ``--export-selections`` file holds the same objects, named by video id instead of path."""
     pipe, cfg = trained.pipe, trained.cfg
-    sampler, bank = pipe.sampler(name, fem=pipe.outputs("fem", cfg.fem.arch),
-                                 rec=pipe.outputs("recognizer", cfg.recognizer.arch))
+    sampler, bank = pipe.sampler(name, fem=pipe.source.outputs("fem", cfg.fem.arch),
+                                 rec=pipe.source.outputs("recognizer", cfg.recognizer.arch))
     positions = sampler.select(bank, 2).numpy()
-    val_ids = pipe.split("val").video_ids
+    val_ids = pipe.source.split("val").video_ids
     trained_sampler = load_sampler(trained.folder / f"checkpoints/{name}.pt")
     out = trained_sampler.select_videos([trained.videos[v] for v in val_ids], 2, top5=True)
     predictions = json.loads((trained.folder / f"predictions/{name}_K2.json").read_text())["results"]

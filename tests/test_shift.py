@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import torch
 
-from samplerbench.samplers import FrameBank, get_sampler
+from samplerbench.samplers import FrameFeatures, get_sampler
 from samplerbench.samplers.shift import shift_views, shifted_rows, video_runs
 from samplerbench.samplers.training import epoch_generator
 
 T, C = 4, 2
 
 
-def views_bank() -> FrameBank:
+def views_bank() -> FrameFeatures:
     """Video "a" decoded in 3 views (rows 0-2), video "b" in 2 (rows 3-4); feature 10·row + t names each frame."""
     rows = torch.arange(5, dtype=torch.float32)
     fem = (10 * rows[:, None] + torch.arange(T))[..., None]  # [5, T, 1]
     labels = torch.tensor([[1.0, 0]] * 3 + [[0, 1.0]] * 2)
-    return FrameBank(fem=fem, num_classes=C, labels=labels, rec_logits=fem.expand(5, T, C).clone(),
+    return FrameFeatures(fem=fem, num_classes=C, labels=labels, rec_logits=fem.expand(5, T, C).clone(),
                      rec_feats=-fem, video_ids=("a", "a", "a", "b", "b"))
 
 
@@ -47,9 +47,9 @@ def test_every_view_is_drawn_evenly_over_epochs():
 
 
 def test_one_view_per_video_is_the_bank_itself():
-    bank = FrameBank(fem=torch.rand(3, T, 2), num_classes=C, video_ids=("a", "b", "c"))
+    bank = FrameFeatures(fem=torch.rand(3, T, 2), num_classes=C, video_ids=("a", "b", "c"))
     assert shift_views(bank, epoch_generator(0, 0)) is bank
-    without_ids = FrameBank(fem=torch.rand(3, T, 2), num_classes=C)
+    without_ids = FrameFeatures(fem=torch.rand(3, T, 2), num_classes=C)
     assert video_runs(without_ids)[1].tolist() == [1, 1, 1]
 
 

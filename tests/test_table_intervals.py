@@ -17,7 +17,7 @@ def _bench(targets: np.ndarray) -> SimpleNamespace:
     """The parts of a run's Bench that the bootstrap reads: the val targets, the resample count and the seed."""
     split = SimpleNamespace(targets=torch.from_numpy(targets))
     cfg = SimpleNamespace(report=SimpleNamespace(bootstrap=200), seed=0)
-    return SimpleNamespace(pipe=SimpleNamespace(split=lambda subset: split), cfg=cfg)
+    return SimpleNamespace(pipe=SimpleNamespace(source=SimpleNamespace(split=lambda subset: split)), cfg=cfg)
 
 
 def _scores(n: int = 240, c: int = 8) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -8,7 +8,6 @@ import dataclasses
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,26 +16,18 @@ from torch import Tensor
 from samplerbench.config import RunConfig
 from samplerbench.core import distributed
 from samplerbench.core.errors import UserError
-from samplerbench.evaluation.throughput import (
-    decode_timing,
-    head_step,
-    pipeline_step,
-)
 from samplerbench.formats.cache import stage_key
-from samplerbench.measures.cost import MIN_TIMED_SECONDS, Timing, measure_interleaved, pipeline_gflops
+from samplerbench.measures.cost import MIN_TIMED_SECONDS, Timing, measure_interleaved
 from samplerbench.measures.evaluate import Evaluation, combine_fits, evaluate_selection
 from samplerbench.measures.stats import paired_bootstrap
-from samplerbench.samplers import Sampler, get_sampler_class
+from samplerbench.samplers import Sampler
 from samplerbench.stages.decode import probe
 from samplerbench.stages.pipeline import Outputs, Pipeline
+from samplerbench.stages.throughput import (
+    decode_timing,
+)
 
 DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones, in record order
-
-
-BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
-
-
-BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
 
 
 def machine_name(device: str) -> str:
@@ -56,8 +47,11 @@ class Evaluator:
     rec: Outputs
     fem: Outputs
     machine: str
-    decodes = True  # rows have decoding and end-to-end columns (not a dataclass field: no annotation)
-    THROUGHPUT_STAGE: ClassVar[str] = "throughput"  # the name its timings are cached under
+
+    @property
+    def decodes(self) -> bool:
+        """Whether rows have decoding and end-to-end columns: the run's features come from decoded videos."""
+        return self.pipe.source.decodes
 
     def evaluate(self, sampler: Sampler, bank, k: int, *, rec: Outputs | None = None) -> Evaluation:
         return self.score(sampler.select(bank, k), rec=rec)
@@ -69,29 +63,23 @@ class Evaluator:
 
     def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
         """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
-        rec, val = rec or self.rec, self.pipe.split("val")
-        head = None if rec.model is None else rec.model.head  # a bank's recognizer has none
+        rec, val = rec or self.rec, self.pipe.source.split("val")
+        head = None if rec.model is None else rec.model.head  # unknown where the source has no model (a bank's)
         return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
                                   aggregation=self.cfg.sampling.aggregation, feats=rec.val_feats,
                                   head=None if head is None else (head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
-        """The sampler's pipeline per video at budget ``k`` (:func:`~samplerbench.measures.cost.pipeline_gflops`)."""
-        cfg = self.cfg
-        return pipeline_gflops(sampler, frames=cfg.data.frames, budget=k, rec=(cfg.recognizer.arch, cfg.recognizer.res),
-                               fem=(cfg.fem.arch, cfg.fem.res))
+        """The sampler's pipeline per video at budget ``k``, as the feature source prices it."""
+        return self.pipe.source.gflops(sampler, k)
 
     def timed_batch(self) -> int:
         """Val videos per timed call: ``cost.batch``, or all of them when there are fewer."""
         return min(self.cfg.cost.batch, len(self.rec.val_logits))
 
     def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
-        """One timed batch of ``sampler``'s pipeline at budget ``k``: FEM, selection and recognizer on cached frames."""
-        cfg, batch = self.cfg, slice(0, self.timed_batch())
-        return pipeline_step(sampler=sampler, frames=self.pipe.split("val").frames[batch], k=k,
-                             motion=self.pipe.motion("val")[batch] if sampler.needs_motion else None,
-                             recognizer=self.rec.model, fem=self.fem.model, fem_res=cfg.fem.res,
-                             num_classes=self.rec.val_logits.shape[-1], device=cfg.device, compile_model=cfg.compile)
+        """One timed batch of ``sampler``'s pipeline at budget ``k``, as the feature source runs it."""
+        return self.pipe.source.timed_step(sampler, k, batch=self.timed_batch(), rec=self.rec, fem=self.fem)
 
     def throughputs(self, pipelines: list[tuple[str, Sampler, int]]) -> dict[tuple[str, int], Timing]:
         """Timed batches of every ``(label, sampler, K)`` pipeline, interleaved round by round against dense (else the
@@ -103,7 +91,7 @@ class Evaluator:
         cfg = self.cfg
         names = [f"{label} K={k}" for label, _, k in timed]
         options = {s.name: cfg.sampling.options[s.name] for _, s, _ in timed if s.name in cfg.sampling.options}
-        key = stage_key(self.THROUGHPUT_STAGE, pipelines=names, machine=self.machine, rec=self.rec.key,
+        key = stage_key("throughput", pipelines=names, machine=self.machine, rec=self.rec.key,
                         fem=self.fem.key, batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
                         compile=cfg.compile, device=cfg.device, options=options)
         reference = next((n for n, (_, s, _) in zip(names, timed, strict=True) if s.keeps_all), names[0])
@@ -121,7 +109,7 @@ class Evaluator:
         """Seconds per video to decode ``frames`` frames of the first :data:`DECODE_VIDEOS` readable val videos (with
         ``successors``: mgsampler's frame pairs and motion) by the run's decoder, cached per machine: the CPU's,
         or with ``data.decoder = "torchcodec"`` the run's device's, where decoding, resizing and cropping run."""
-        cfg, val = self.cfg, self.pipe.split("val")
+        cfg, val = self.cfg, self.pipe.source.split("val")
         decoder = cfg.data.decoder
         device = cfg.device if decoder != "cpu" else "cpu"
         key = stage_key("decode cost", frames=frames, machine=machine_name(device), split=val.key, videos=DECODE_VIDEOS,
@@ -130,7 +118,7 @@ class Evaluator:
 
         def measure() -> Timing:
             readable = set(val.video_ids)
-            records = [r for r in self.pipe.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
+            records = [r for r in self.pipe.source.index().split("val") if r.video_id in readable][:DECODE_VIDEOS]
             probed = {r.source: probe(r.source) for r in records}
             videos = [(path, info[0]) for path, info in probed.items() if not isinstance(info, str)]
             if not videos:
@@ -155,49 +143,11 @@ class Evaluator:
         return self.pipe.cached(label, "throughput", key, compute)
 
 
-@dataclasses.dataclass
-class BankEvaluator(Evaluator):
-    """A run on a frame bank (``--dataset bank``): nothing is decoded and the backbones are unknown, so the cost
-    columns cover the samplers' heads alone (:func:`~samplerbench.evaluation.throughput.head_step`)."""
-
-    decodes = False
-    THROUGHPUT_STAGE: ClassVar[str] = "bank throughput"
-
-    def gflops(self, sampler: Sampler, k: int) -> float:
-        return sampler.gflops(self.cfg.data.frames)
-
-    def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
-        return head_step(sampler=sampler, fem=self.fem.val_feats[: self.timed_batch()], k=k,
-                         num_classes=self.rec.val_logits.shape[-1], device=self.cfg.device)
-
-
-def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
-    """What a run on a frame bank leaves out, one line each, for the tables and run.json; a :class:`UserError` for
-    a ``--sampler`` that needs decoded frames (motion) or the recognizer's head (``max_features``). Default-list
-    samplers that read motion are removed from ``names`` in place."""
-    motion = [n for n in names if get_sampler_class(n).needs_motion]
-    if motion and cfg.sampling.samplers:
-        raise UserError(f"--sampler {', '.join(motion)}: reads motion between decoded frames, which a frame bank "
-                        "does not hold; leave it out")
-    if cfg.sampling.aggregation == "max_features":
-        raise UserError("--aggregation max_features needs the recognizer's classifier head, which a frame bank does "
-                        "not hold; use mean_softmax or mean_logits")
-    names[:] = [n for n in names if n not in motion]
-    notes = ["frame bank: GFLOPs/video and videos/s cover the sampler heads alone (the bank's backbones are unknown: "
-             "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
-    notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
-              for n in motion]
-    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.report.tables))
-    if skipped:
-        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
-    return notes
-
-
 def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:
     """:func:`~samplerbench.measures.stats.paired_bootstrap` of val ``scores`` (label -> ``[N, C]``) against
     ``reference``,
     with the run's resample count and seed: every call resamples the same videos."""
-    targets = b.pipe.split("val").targets.numpy()
+    targets = b.pipe.source.split("val").targets.numpy()
     return paired_bootstrap(scores, targets, reference=reference, resamples=b.cfg.report.bootstrap, seed=b.cfg.seed)
 
 

@@ -33,6 +33,8 @@ class RunResult:
     cfg: RunConfig
     data: DatasetIndex
     machine: str
+    features: str  # what made the per-frame features (the feature source's description), for every table's header
+    decodes: bool  # the features come from decoded videos: the cost columns cover the whole pipeline
     main: list[dict[str, Any]]
     decode: list[dict[str, Any]]
     tables: list[Table] = dataclasses.field(default_factory=list)

@@ -9,8 +9,11 @@ A bank is a folder::
     <bank>/<split>/labels.npy              [N, C]         uint8 | bool                  multi-hot labels (0/1)
     <bank>/<split>/salient.npy             [N, T]         bool                          frame in an annotated segment
     <bank>/<split>/video_ids.json          [N] strings                                  one id per row
+    <bank>/<split>/motion.npy              [N, T]         float16 | float32 | float64   per-frame motion (optional)
 
-for ``train`` and ``val`` (a training video may fill several rows: its views). The reader checks every float
+for ``train`` and ``val`` (a training video may fill several rows: its views). ``motion`` (MGSampler's, between
+each pre-sampled frame and its successor) is optional: a bank without it serves every sampler but those that read
+motion. The reader checks every float
 array for NaN/inf, reading the bank once; a bad row is an error naming file and row (skipped if ``lenient``).
 """
 
@@ -40,6 +43,7 @@ ARRAYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "labels": (("classes",), ("uint8", "bool")),
     "salient": (("frames",), ("bool",)),
 }
+OPTIONAL_ARRAYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {"motion": (("frames",), FLOAT_DTYPES)}
 ROW_CHUNK = 1024  # rows checked for NaN / inf at a time: bounds the check's memory, not a loop over videos
 
 
@@ -53,6 +57,7 @@ class BankSplit:
     labels: np.ndarray
     salient: np.ndarray
     video_ids: tuple[str, ...]
+    motion: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -70,6 +75,11 @@ class Bank:
     fingerprint: str  # changes whenever index.json or any array file changes: for cache keys
     skipped: tuple[tuple[str, str], ...] = ()  # (entry, reason), lenient mode
 
+    @property
+    def has_motion(self) -> bool:
+        """Whether every split holds per-frame motion."""
+        return all(split.motion is not None for split in self.splits.values())
+
 
 def _file(split: str, name: str) -> str:
     return f"{split}/{name}.npy"
@@ -84,7 +94,8 @@ def write_index(folder: Path, *, classes: Sequence[str], video_ids: Mapping[str,
     splits, dims = {}, {}
     for split in SPLITS:
         files = {}
-        for name in ARRAYS:
+        optional = [name for name in OPTIONAL_ARRAYS if (folder / _file(split, name)).exists()]
+        for name in [*ARRAYS, *optional]:
             array = np.load(folder / _file(split, name), mmap_mode="r")
             files[name] = {"path": _file(split, name), "dtype": str(array.dtype), "shape": list(array.shape)}
         dims.update(frames=files["salient"]["shape"][1], fem_dim=files["fem_features"]["shape"][2],
@@ -105,8 +116,10 @@ def write_bank(folder: Path, *, classes: Sequence[str], splits: Mapping[str, Ban
     folder = Path(folder)
     for split in SPLITS:
         (folder / split).mkdir(parents=True, exist_ok=True)
-        for name in ARRAYS:
-            np.save(folder / _file(split, name), np.ascontiguousarray(getattr(splits[split], name)))
+        for name in [*ARRAYS, *OPTIONAL_ARRAYS]:
+            array = getattr(splits[split], name)
+            if array is not None:
+                np.save(folder / _file(split, name), np.ascontiguousarray(array))
     return write_index(folder, classes=classes, video_ids={s: splits[s].video_ids for s in SPLITS}, producer=producer)
 
 
@@ -162,7 +175,7 @@ def _load_array(root: Path, index: dict[str, Any], split: str, name: str) -> np.
         raise UserError(f"{path}: missing (listed as {where})") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: not a .npy array ({exc})") from None
-    dims, dtypes = ARRAYS[name]
+    dims, dtypes = (ARRAYS | OPTIONAL_ARRAYS)[name]
     expected = (index["splits"][split]["rows"], *(len(index["classes"]) if d == "classes" else index[d] for d in dims))
     if tuple(array.shape) != expected:
         named = " × ".join(["rows", *dims])
@@ -209,8 +222,9 @@ def _video_ids(root: Path, index: dict[str, Any], split: str) -> tuple[str, ...]
 def _fingerprint(root: Path, index: dict[str, Any]) -> str:
     stats = []
     for split in SPLITS:
-        for name in (*ARRAYS, "video_ids"):
-            rel = index["splits"][split]["files"][name]["path"] if name in ARRAYS else \
+        files = index["splits"][split]["files"]
+        for name in (*ARRAYS, *(n for n in OPTIONAL_ARRAYS if n in files), "video_ids"):
+            rel = files[name]["path"] if name != "video_ids" else \
                 index["splits"][split].get("video_ids", f"{split}/video_ids.json")
             st = os.stat(root / rel)
             stats.append((rel, st.st_size, st.st_mtime_ns))
@@ -226,7 +240,8 @@ def read_bank(root: Path | str, *, lenient: bool = False) -> Bank:
     index = _index(root)
     splits, skipped = {}, []
     for split in SPLITS:
-        arrays = {name: _load_array(root, index, split, name) for name in ARRAYS}
+        listed = [name for name in OPTIONAL_ARRAYS if name in index["splits"][split]["files"]]
+        arrays = {name: _load_array(root, index, split, name) for name in [*ARRAYS, *listed]}
         ids = _video_ids(root, index, split)
         drop: set[int] = set()
         files = {name: root / index["splits"][split]["files"][name]["path"] for name in arrays}

@@ -14,18 +14,8 @@ from tqdm import tqdm
 
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.core import distributed
-from samplerbench.core.errors import UserError
 from samplerbench.core.stagelog import StageLog, progress_bars, warn
-from samplerbench.evaluation.evaluator import (
-    BANK,
-    BANK_SKIPPED_TABLES,
-    BankEvaluator,
-    Evaluator,
-    bank_notes,
-    dataset_warnings,
-    machine_name,
-    skip_notices,
-)
+from samplerbench.evaluation.evaluator import Evaluator, dataset_warnings, machine_name, skip_notices
 from samplerbench.evaluation.protocol import protocol_card
 from samplerbench.evaluation.result import RunResult
 from samplerbench.formats.cache import code_digest, file_digest
@@ -35,11 +25,10 @@ from samplerbench.measures.metrics import check_aggregation, pareto_flags
 from samplerbench.recognizers.backbones import IMAGENET, require_weights
 from samplerbench.report import write as report
 from samplerbench.samplers import list_samplers
-from samplerbench.stages.banks import BankPipeline, export_bank
+from samplerbench.stages.banks import export_bank
 from samplerbench.stages.checkpoint import write_checkpoints
 from samplerbench.stages.estimate import estimate, minutes, record, source_fingerprint
 from samplerbench.stages.pipeline import Pipeline, sampler_batches
-from samplerbench.stages.preflight import check_memory
 from samplerbench.tables import paper
 from samplerbench.tables.main import add_confidence_intervals, main_comparison, main_entries
 
@@ -76,34 +65,28 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     names = list(cfg.sampling.samplers) or list_samplers()
     for batch in (cfg.recognizer.batch, cfg.fem.batch, *sampler_batches(cfg, names)):
         distributed.local_batch(batch)
-    on_bank = cfg.data.dataset == BANK
-    banked = bank_notes(cfg, names) if on_bank else []
-    ablations = paper.ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
+    pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
+    source = pipe.source
+    ablations, left_out = paper.ablation_tables(cfg, names, decodes=source.decodes)
     require_weights((arch, getattr(cfg, role).weights)
-                    for role, archs in paper.trained_backbones(cfg, ablations).items()
-                    if getattr(cfg, role).weights and not on_bank for arch in archs)
+                    for role, archs in paper.trained_backbones(cfg, ablations, decodes=source.decodes).items()
+                    if getattr(cfg, role).weights for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    pipe = (BankPipeline if on_bank else Pipeline)(cfg, cache_dir=cache_dir, log=log)
-    data = pipe.index()
-    if isinstance(pipe, BankPipeline) and pipe.bank().frames != cfg.data.frames:
-        raise UserError(f"--frames {cfg.data.frames}: the bank {cfg.data.root} holds T = {pipe.bank().frames} "
-                        f"frames per video (its index.json); pass --frames {pipe.bank().frames}")
-    if not on_bank:  # a bank's outputs are memory-mapped, not held
-        check_memory(cfg, train_rows=len(data.split("train")) * cfg.data.train_views, val_rows=len(data.split("val")),
-                     classes=len(data.classes))
+    data = source.index()
+    left_out = source.check(names) + left_out  # what this source cannot serve, and the memory the run needs
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
-        pipe.split(subset)
+        source.split(subset)
     folder = run_folder(out, cfg)
-    skipped = pipe.split("train").skipped + pipe.split("val").skipped
+    skipped = source.split("train").skipped + source.split("val").skipped
     for line in skip_notices(len(skipped), len(data.skipped), folder) if distributed.is_main() else ():
         tqdm.write(line)
-    notes = banked + dataset_warnings(data.classes, train=pipe.split("train").targets, val=pipe.split("val").targets)
+    notes = left_out + dataset_warnings(data.classes, train=source.split("train").targets,
+                                        val=source.split("val").targets)
     for line in notes if distributed.is_main() else ():
         warn(line)
-    rec, fem = (pipe.outputs(role, getattr(cfg, role).arch, tsn=getattr(cfg, role).tsn) for role in WEIGHT_ROLES)
-    evaluator = (BankEvaluator if on_bank else Evaluator)(cfg=cfg, pipe=pipe, rec=rec, fem=fem,
-                                                          machine=machine_name(cfg.device))
+    rec, fem = (source.outputs(role, getattr(cfg, role).arch, tsn=getattr(cfg, role).tsn) for role in WEIGHT_ROLES)
+    evaluator = Evaluator(cfg=cfg, pipe=pipe, rec=rec, fem=fem, machine=machine_name(cfg.device))
 
     entries = main_entries(names)
     rows, scores, selected, decode = main_comparison(evaluator, entries)
@@ -114,20 +97,20 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     curves = paper.saliency_curves(evaluator) if "saliency" in ablations else None
     reading = paper.nsnet_reading(paper.nsnet(evaluator)[0]) if "nsnet" in names else None
 
-    val = pipe.split("val")
+    val = source.split("val")
     exported = None
     if cfg.report.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
         exported = dict(selections=selected, order=[r.video_id for r in data.split("val")],
-                        video_ids=val.video_ids, probed=pipe.probes("val") | reasons, t=cfg.data.frames)
+                        video_ids=val.video_ids, probed=source.probes("val") | reasons, t=cfg.data.frames)
     if not distributed.is_main():
         return folder
-    card = protocol_card(cfg, data=data, video_list=pipe.video_list(),
-                         read={s: len(set(pipe.split(s).video_ids)) for s in ("train", "val")},
-                         skipped={s: pipe.split(s).skipped for s in ("train", "val")})
+    card = protocol_card(cfg, data=data, video_list=source.video_list(),
+                         read={s: len(set(source.split(s).video_ids)) for s in ("train", "val")},
+                         skipped={s: source.split(s).skipped for s in ("train", "val")})
     with staged(folder, cfg, overwrite=overwrite) as staging:
-        checkpoints = []  # a bank run's samplers lack the backbones a checkpoint names (select runs the FEM)
-        if not on_bank:
+        checkpoints = []  # a checkpoint names the backbones (select runs the FEM): features not from videos lack them
+        if source.decodes:
             with log.stage("checkpoints") as st:
                 checkpoints, written = write_checkpoints(staging / "checkpoints", pipe.fitted,
                                                          previous=folder / "checkpoints", cfg=cfg,
@@ -135,13 +118,15 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
                 st["cached"] = written == 0
         if cfg.report.export_bank:
             with log.stage("export bank"):
-                export_bank(pipe, staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
-        result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, main=rows, decode=decode, tables=tables,
+                export_bank(source, staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
+        result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, features=source.describe(),
+                           decodes=source.decodes, main=rows, decode=decode, tables=tables,
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,
                            predictions=first_fits(scores) if cfg.report.export_predictions else None,
                            video_ids=val.video_ids, selections=exported, checkpoints=checkpoints,
-                           code=code_digest(sys.modules[__name__]), weights={} if on_bank else weight_digests(cfg))
+                           code=code_digest(sys.modules[__name__]),
+                           weights=weight_digests(cfg) if source.decodes else {})
         with log.stage("report"):
             report.write_all(staging, result)
     return folder

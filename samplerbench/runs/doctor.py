@@ -32,7 +32,6 @@ from samplerbench.core.stagelog import StageLog, progress_bars
 from samplerbench.core.timeline import presample_indices
 from samplerbench.datasets.base import FrameFolder
 from samplerbench.evaluation.evaluator import machine_name
-from samplerbench.evaluation.throughput import decode_timing, pipeline_step
 from samplerbench.formats.bank import read_bank
 from samplerbench.measures.cost import measure_interleaved
 from samplerbench.recognizers.backbones import FEM_ARCHS
@@ -50,6 +49,7 @@ from samplerbench.stages.decode import (
     torchcodec_frames,
 )
 from samplerbench.stages.pipeline import Outputs, Pipeline
+from samplerbench.stages.throughput import decode_timing, pipeline_step
 
 PACKAGES = ("torch", "torchvision", "decord", "decord2", "av", "torchcodec", "numpy")
 FIXES = {
@@ -159,11 +159,11 @@ class Doctor:
 
     # -- the checks ---------------------------------------------------------------------------------------
     def generate(self) -> str:
-        data = self.pipe.index()
+        data = self.pipe.source.index()
         return f"{len(data.split('train'))} train + {len(data.split('val'))} val synthetic H.264 videos"
 
     def _first_video(self) -> tuple[Path, int]:
-        record = self.pipe.index().split("val")[0]
+        record = self.pipe.source.index().split("val")[0]
         info = probe(record.path)
         if isinstance(info, str):
             raise AssertionError(f"{record.path}: {info}")
@@ -209,8 +209,8 @@ class Doctor:
     def frame_store(self) -> str:
         """Both splits decoded into the store by worker processes, one row read back against a direct decode."""
         cfg = self.cfg
-        train, val = self.pipe.split("train"), self.pipe.split("val")
-        record = next(r for r in self.pipe.index().split("val") if r.video_id == val.video_ids[0])
+        train, val = self.pipe.source.split("train"), self.pipe.source.split("val")
+        record = next(r for r in self.pipe.source.index().split("val") if r.video_id == val.video_ids[0])
         n = probe(record.path)[0]
         direct = decode_clip(record.path, presample_indices(n, cfg.data.frames), short_side=cfg.data.short_side,
                              crop=cfg.recognizer.res, device=cfg.device, decoder=cfg.data.decoder)
@@ -222,7 +222,7 @@ class Doctor:
 
     def backbone(self, role: str, arch: str) -> Callable[[], str]:
         def run() -> str:
-            out = self.pipe.outputs(role, arch)
+            out = self.pipe.source.outputs(role, arch)
             _finite(arch, out.train_feats, out.val_logits, torch.tensor(out.training.losses))
             mode = "bf16 autocast, channels_last" if self.cfg.device.startswith("cuda") else "float32"
             return (f"{out.training.epochs} epoch, loss {out.training.losses[-1]:.3f}, features "
@@ -233,11 +233,11 @@ class Doctor:
     def sampler(self, name: str, fields: dict) -> Callable[[], str]:
         def run() -> str:
             k = self.cfg.sampling.main_budget
-            sampler, bank = self.pipe.sampler(name, fem=self.fem, rec=self.rec, **fields)
-            index = sampler.select(bank, k).cpu()
+            sampler, feats = self.pipe.sampler(name, fem=self.fem, rec=self.rec, **fields)
+            index = sampler.select(feats, k).cpu()
             t = self.cfg.data.frames
             width = t if sampler.keeps_all else k
-            if index.shape != (len(bank.fem), width) or index.min() < 0 or index.max() >= t:
+            if index.shape != (len(feats.fem), width) or index.min() < 0 or index.max() >= t:
                 raise AssertionError(f"select gave {tuple(index.shape)} indices in [{index.min()}, {index.max()}]")
             if not (index.diff(dim=1) > 0).all():
                 raise AssertionError("selected indices are not sorted and distinct")
@@ -248,20 +248,20 @@ class Doctor:
 
     @property
     def rec(self) -> Outputs:
-        return self.pipe.outputs("recognizer", self.cfg.recognizer.arch)
+        return self.pipe.source.outputs("recognizer", self.cfg.recognizer.arch)
 
     @property
     def fem(self) -> Outputs:
-        return self.pipe.outputs("fem", self.cfg.fem.arch)
+        return self.pipe.source.outputs("fem", self.cfg.fem.arch)
 
     def select(self) -> str:
         """Checkpoints written as a run writes them, loaded by ``samplerbench select``'s code, used on videos."""
         cfg = self.cfg
         folder = self.root / "checkpoints"
         write_checkpoints(folder, self.pipe.fitted, previous=self.root / "none", cfg=cfg,
-                          classes=self.pipe.index().classes, fem=self.fem, rec=self.rec)
+                          classes=self.pipe.source.index().classes, fem=self.fem, rec=self.rec)
         trained = load_sampler(folder / "nsnet.pt", device=cfg.device)
-        videos = [r.path for r in self.pipe.index().split("val")[:2]]
+        videos = [r.path for r in self.pipe.source.index().split("val")[:2]]
         chosen = trained.select_videos(videos, cfg.sampling.main_budget, top5=True)
         if any("skipped" in c for c in chosen):
             raise AssertionError(f"skipped: {[c.get('skipped') for c in chosen]}")
@@ -269,7 +269,7 @@ class Doctor:
 
     def throughput(self) -> str:
         cfg = self.cfg
-        frames, steps = self.pipe.split("val").frames[0 : cfg.cost.batch], {}
+        frames, steps = self.pipe.source.split("val").frames[0 : cfg.cost.batch], {}
         for name in ("dense", "nsnet"):
             sampler, _ = self.pipe.sampler(name, fem=self.fem, rec=self.rec)
             steps[name] = pipeline_step(
@@ -287,7 +287,7 @@ class Doctor:
 
     def bank(self) -> str:
         folder = self.root / "bank"
-        export_bank(self.pipe, folder, fem=self.fem, rec=self.rec)
+        export_bank(self.pipe.source, folder, fem=self.fem, rec=self.rec)
         bank = read_bank(folder)
         val = bank.splits["val"]
         if not np.array_equal(np.asarray(val.fem_features), self.fem.val_feats.numpy()):

@@ -19,7 +19,7 @@ from samplerbench.measures.metrics import video_scores
 from samplerbench.measures.topk import check_budget
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import extract_outputs
-from samplerbench.samplers import FrameBank, Sampler
+from samplerbench.samplers import FrameFeatures, Sampler
 from samplerbench.stages.checkpoint import (
     SAMPLER,
     build_sampler,
@@ -96,7 +96,7 @@ class TrainedSampler:
             return []
         feats, _ = extract_outputs(self.fem, TensorFrames(frames), resolution=self.fem_res, device=self.device,
                                    desc="features")
-        bank = FrameBank(fem=feats, num_classes=len(self.classes), video_ids=video_ids, motion=motion)
+        bank = FrameFeatures(fem=feats, num_classes=len(self.classes), video_ids=video_ids, motion=motion)
         positions = self.sampler.select(bank, k)
         tops: list[list[dict]] = [[] for _ in positions]
         if top5:

@@ -4,9 +4,9 @@ against dense), and paired confidence intervals against uniform."""
 from __future__ import annotations
 
 from samplerbench.evaluation.evaluator import Evaluator, bootstrap
-from samplerbench.evaluation.throughput import decoded_frames, end_to_end_rate
 from samplerbench.measures.cost import Timing
 from samplerbench.measures.evaluate import combine_fits
+from samplerbench.stages.throughput import decoded_frames, end_to_end_rate
 
 WITHOUT_NS = "nsnet (w/o NS)"
 Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, constructor fields)

@@ -13,7 +13,7 @@ from samplerbench.measures.cost import FLOP_NOTE, backbone_gflops
 from samplerbench.measures.evaluate import Evaluation, combine_fits
 from samplerbench.measures.fusion import FUSIONS, fuse_select, union_effective_alpha
 from samplerbench.measures.metrics import frame_top1, label_agreement, per_class_average_precision, saliency_by_class
-from samplerbench.samplers import FrameBank, Sampler, get_sampler_class
+from samplerbench.samplers import FrameFeatures, Sampler, get_sampler_class
 from samplerbench.samplers.base import field_values
 from samplerbench.samplers.guiding import PSEUDO_RULES
 from samplerbench.samplers.nsnet import FEM_WIDTH, NON_SALIENT, NSNetSampler
@@ -39,19 +39,19 @@ def _position(items: tuple | list, item) -> int | None:
 
 
 def nsnet(b: Evaluator, *, fem: Outputs | None = None, rec: Outputs | None = None,
-           **fields: Any) -> tuple[Sampler, FrameBank]:
+           **fields: Any) -> tuple[Sampler, FrameFeatures]:
     """The fitted NSNet of this variant (constructor ``fields``; the run's FEM and recognizer unless given): its
     first fit, the one the run's checkpoints hold."""
     return b.pipe.sampler("nsnet", fem=fem or b.fem, rec=rec or b.rec, **fields)
 
 
 def nsnet_fits(b: Evaluator, *, fem: Outputs | None = None, rec: Outputs | None = None,
-               **fields: Any) -> tuple[list[Sampler], FrameBank]:
+               **fields: Any) -> tuple[list[Sampler], FrameFeatures]:
     """Every fit of this NSNet variant (:meth:`~samplerbench.stages.pipeline.Pipeline.fits`)."""
     return b.pipe.fits("nsnet", fem=fem or b.fem, rec=rec or b.rec, **fields)
 
 
-def branch_evaluations(b: Evaluator, fits: list[Sampler], bank: FrameBank, k: int,
+def branch_evaluations(b: Evaluator, fits: list[Sampler], bank: FrameFeatures, k: int,
                        fusions: tuple[str, ...]) -> dict[str, Evaluation]:
     """Each of ``fusions`` of every fit's two branch scores, scored and combined over the fits."""
     branches = [s.branch_scores(bank) for s in fits]
@@ -64,10 +64,10 @@ def table_guiding(b: Evaluator) -> list[dict]:
     guiding saliency score in FS module"), the fused NSNet beside it, and how well its NS pseudo labels agree with
     the annotated segments; reference row: the run's NSNet's guiding score."""
     k, rows, scores, guidings = b.cfg.sampling.main_budget, [], [], ("response", "prototype")
-    train_bank = b.pipe.banks(get_sampler_class("nsnet"), fem=b.fem, rec=b.rec)[0]
+    train_bank = b.pipe.features(get_sampler_class("nsnet"), fem=b.fem, rec=b.rec)[0]
     for g in guidings:
         fits, bank = nsnet_fits(b, guiding=g)
-        precision, recall = label_agreement(fits[0].pseudo_labels(train_bank), b.pipe.split("train").salient)
+        precision, recall = label_agreement(fits[0].pseudo_labels(train_bank), b.pipe.source.split("train").salient)
         ev = branch_evaluations(b, fits, bank, k, ("fs", fits[0].fusion))
         fs, fused = ev["fs"], ev[fits[0].fusion]
         scores.append({"fs_mAP": fs.scores, "fused_mAP": fused.scores})
@@ -91,9 +91,9 @@ def table_fusion(b: Evaluator) -> list[dict]:
 
 def table_fem(b: Evaluator) -> list[dict]:
     """NSNet on each FEM backbone; reference row: the run's FEM."""
-    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
+    cfg, rows, scores, val = b.cfg, [], [], b.pipe.source.split("val")
     for arch in cfg.report.fem_archs:
-        fem = b.pipe.outputs("fem", arch)
+        fem = b.pipe.source.outputs("fem", arch)
         paper = PAPER_FEM.get(arch, (None, None))
         ev = b.evaluate_fits(*nsnet_fits(b, fem=fem), cfg.sampling.main_budget)
         scores.append({"mAP": ev.scores})
@@ -108,9 +108,9 @@ def table_fem(b: Evaluator) -> list[dict]:
 
 def table_recognizer(b: Evaluator) -> list[dict]:
     """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
-    cfg, rows, scores, val = b.cfg, [], [], b.pipe.split("val")
+    cfg, rows, scores, val = b.cfg, [], [], b.pipe.source.split("val")
     for i, (arch, tsn) in enumerate(cfg.report.recognizer_variants):
-        rec = b.pipe.outputs("recognizer", arch, tsn=tsn)
+        rec = b.pipe.source.outputs("recognizer", arch, tsn=tsn)
         uniform, ubank = b.pipe.sampler("uniform", fem=b.fem, rec=rec)
         paper = PAPER_RECOGNIZER[i] if i < len(PAPER_RECOGNIZER) else (None, None, None)
         ns = b.evaluate_fits(*nsnet_fits(b, rec=rec), cfg.sampling.main_budget, rec=rec)
@@ -139,23 +139,35 @@ def saliency_curves(b: Evaluator) -> dict:
     ns, bank = nsnet(b)
     oracle, obank = b.pipe.sampler("oracle", fem=b.fem, rec=b.rec)
     wo_ns, wbank = nsnet(b, no_ns=True)
-    targets = b.pipe.split("val").targets
+    targets = b.pipe.source.split("val").targets
     return saliency_by_class(
         {"Guid.": oracle.scores(obank), "w/o NS": wo_ns.scores(wbank), "NSNet": ns.scores(bank)},
         targets=targets, class_ap=per_class_average_precision(b.evaluate(ns, bank, k).scores, targets.numpy()),
-        classes=b.pipe.index().classes)
+        classes=b.pipe.source.index().classes)
 
 
-def ablation_tables(cfg: RunConfig, names: list[str]) -> set[str]:
-    """The tables besides ``main`` that a run of samplers ``names`` writes: NSNet's ablations need NSNet among
-    them, and Fig. 1 needs the oracle too."""
+# Tables that train further backbones on decoded frames: a run whose features come from elsewhere leaves them out
+FRAME_TABLES = ("fem", "recognizer")
+
+
+def ablation_tables(cfg: RunConfig, names: list[str], *, decodes: bool) -> tuple[set[str], list[str]]:
+    """The tables besides ``main`` that a run of samplers ``names`` writes (NSNet's ablations need NSNet among them,
+    Fig. 1 needs the oracle too, and Tables 3 and 4 decoded videos: ``decodes``), and a note naming those the
+    run's settings asked for but it leaves out for want of decoded videos (none or one line)."""
     if "nsnet" not in names:
-        return set()
-    return {t for t in cfg.report.tables if t != "main" and (t != "saliency" or "oracle" in names)}
+        return set(), []
+    wanted = {t for t in cfg.report.tables if t != "main" and (t != "saliency" or "oracle" in names)}
+    skipped = [] if decodes else sorted(wanted & set(FRAME_TABLES))
+    note = [f"table(s) {', '.join(skipped)} left out: they train backbones on decoded videos, which this run does not "
+            "read"]
+    return wanted - set(skipped), note if skipped else []
 
 
-def trained_backbones(cfg: RunConfig, ablations: set[str]) -> dict[str, list[str]]:
-    """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written."""
+def trained_backbones(cfg: RunConfig, ablations: set[str], *, decodes: bool) -> dict[str, list[str]]:
+    """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written; none
+    when the run's features do not come from decoded videos (``decodes``)."""
+    if not decodes:
+        return {"recognizer": [], "fem": []}
     return {
         "recognizer": [cfg.recognizer.arch,
                        *([a for a, _ in cfg.report.recognizer_variants] if "recognizer" in ablations else [])],

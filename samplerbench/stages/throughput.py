@@ -19,7 +19,7 @@ from samplerbench.core.timeline import presample_indices
 from samplerbench.measures.cost import MIN_TIMED_SECONDS, Timing, measure_throughput
 from samplerbench.recognizers.backbones import FrameClassifier
 from samplerbench.recognizers.train import fast_path, resize_frames
-from samplerbench.samplers import FrameBank, Sampler
+from samplerbench.samplers import FrameFeatures, Sampler
 from samplerbench.stages.decode import decode_clip, decode_motion
 
 
@@ -55,7 +55,7 @@ def pipeline_step(
         with autocast:
             feats = (fem_net(fem_x.flatten(0, 1))[0].float().view(b, t, -1) if fem_net is not None
                      else torch.zeros(b, t, 1, device=dev))
-            bank = FrameBank(fem=feats, num_classes=num_classes, motion=moved)
+            bank = FrameFeatures(fem=feats, num_classes=num_classes, motion=moved)
             rec(x[rows, sampler.select(bank, k)].flatten(0, 1))
 
     return step
@@ -106,11 +106,13 @@ def end_to_end_rate(*, decode_s_per_video: float, videos_per_s: float) -> float:
     return 1.0 / (decode_s_per_video + 1.0 / videos_per_s)
 
 
-def head_step(*, sampler: Sampler, fem: Tensor, k: int, num_classes: int, device: str) -> Callable[[], None]:
-    """One timed call of ``sampler``'s selection alone on FEM features ``fem`` ``[B, T, D]`` that exist already (a
-    frame bank's, :mod:`samplerbench.formats.bank`): no FEM, no recognizer, no decoding, so it covers the sampler
-    heads only."""
+def head_step(*, sampler: Sampler, fem: Tensor, k: int, num_classes: int, device: str,
+              motion: Tensor | None = None) -> Callable[[], None]:
+    """One timed call of ``sampler``'s selection alone on FEM features ``fem`` ``[B, T, D]`` (and ``motion`` ``[B, T]``
+    for samplers that read it) that exist already (a frame bank's, :mod:`samplerbench.formats.bank`): no FEM, no
+    recognizer, no decoding, so it covers the sampler heads only."""
     dev = torch.device(device)
     sampler.to(dev)
-    bank = FrameBank(fem=fem.to(dev, torch.promote_types(fem.dtype, torch.float32)), num_classes=num_classes)
+    bank = FrameFeatures(fem=fem.to(dev, torch.promote_types(fem.dtype, torch.float32)), num_classes=num_classes,
+                     motion=None if motion is None else motion.to(dev))
     return lambda: sampler.select(bank, k)
