@@ -2,7 +2,7 @@
 
 Every video is one class, shown strongly only inside one or two annotated *salient segments* (a
 ``salient_fraction`` of it); the other frames carry weak but correct evidence (class-linked scenes), plus
-class-independent distractor blobs, camera motion and pixel noise. README, "The synthetic dataset",
+class-independent distractor blobs, camera motion and pixel noise. docs/datasets.md, "The synthetic dataset",
 describes each layer and why it is there.
 
 Annotations are written in ActivityNet v1.3 format (read back with :func:`parse_activitynet`); a segment

@@ -14,7 +14,7 @@
 norm is clipped at ``clip_grad_norm`` = 5, without which the encoder at the FEM's width does not train at lr 1e-2.
 Where the paper is silent (pseudo-label rule, non-salient target, loss weights, heads/layers, encoder dropout,
 positional encoding, multi-label targets, ``no_ns``, temporal shift, clipping) each choice is a constructor field;
-the README lists them. Non-obvious details: the
+docs/samplers.md lists them. Non-obvious details: the
 complementary weights come from the attention before dropout, so they sum to exactly 1; with T = 1 the
 non-salient term is dropped; ``scores`` is the ``add`` fusion whatever fusion ``select`` uses."""
 

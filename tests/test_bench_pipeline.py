@@ -1,6 +1,6 @@
 """Speed of the pipeline's pieces (pytest-benchmark): selection on cached tensors, decoding, backbones.
 
-Run with ``pytest -m benchmark --benchmark-enable``; the README's "Performance" section lists the figures
+Run with ``pytest -m benchmark --benchmark-enable``; docs/performance.md lists the figures
 measured on the reference 2-core machine. Rates are printed in each benchmark's ``extra_info``.
 """
 

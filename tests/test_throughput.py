@@ -12,11 +12,11 @@ from samplerbench.cli import build_parser, config_from_args
 from samplerbench.config import build_config
 from samplerbench.core.stagelog import StageLog
 from samplerbench.core.timeline import presample_indices
-from samplerbench.stages import throughput
 from samplerbench.evaluation.evaluator import Evaluator
 from samplerbench.measures.cost import Timing
 from samplerbench.report.write import main_markdown
 from samplerbench.samplers import get_sampler, list_samplers
+from samplerbench.stages import throughput
 from samplerbench.stages.pipeline import Pipeline
 from samplerbench.stages.throughput import decode_timing, decoded_frames, end_to_end_rate
 from samplerbench.tables.main import add_speedups, timing_columns

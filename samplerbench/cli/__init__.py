@@ -164,7 +164,7 @@ def add_run_flags(p: ArgumentParser) -> None:
     p.add_argument("--sampler", type=_names, default=None, metavar="A,B|all",
                    help="samplers to compare (default: all registered)")
     p.add_argument("--dataset", default=None, help=f"dataset adapter (default: synthetic); one of {list_datasets()}")
-    p.add_argument("--data-root", default=None, help="folder of a real dataset (see README for each layout)")
+    p.add_argument("--data-root", default=None, help="folder of a real dataset (see docs/datasets.md for each layout)")
     p.add_argument("--annotations", default=None, help="annotation file (default: the dataset's own, in --data-root)")
     p.add_argument("--classes", default=None, metavar="FILE",
                    help="class list, one name per line (fcvid, list, ucf101)")
@@ -227,7 +227,7 @@ def add_run_flags(p: ArgumentParser) -> None:
                         "samplerbench select prints them")
     p.add_argument("--export-bank", action="store_true", default=None,
                    help="write <run folder>/bank/: the per-frame features, logits, labels and salient masks of both "
-                        "splits as a frame bank that --dataset bank --data-root reads (README, Frame banks)")
+                        "splits as a frame bank that --dataset bank --data-root reads (docs/datasets.md, Frame banks)")
     p.add_argument("--quiet", action="store_true", default=None, help="no per-stage lines or progress bars")
     p.add_argument("--list", action="store_true", help="list samplers, datasets, presets, backbones and exit")
 

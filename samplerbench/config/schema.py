@@ -83,8 +83,8 @@ class SamplingConfig:
     samplers: tuple[str, ...] = ()  # empty = every registered sampler
     budgets: tuple[int, ...] = (1, 2, 4, 8)  # K values swept
     main_budget: int = 4  # the K of the headline comparison and the ablation tables: one of the budgets
-    # Each trainable sampler trains by its own paper's schedule (its constructor's defaults: README, "Samplers");
-    # these override that schedule's epochs, batch and lr for every trainable sampler (None: each its own).
+    # Each trainable sampler trains by its own paper's schedule (its constructor's defaults: docs/results.md,
+    # "Training"); these override that schedule's epochs, batch and lr for every trainable sampler (None: each its own).
     epochs: int | None = None
     batch: int | None = None
     lr: float | None = None

@@ -22,7 +22,8 @@ from samplerbench.measures.evaluate import Evaluation, combine_fits, evaluate_se
 from samplerbench.measures.stats import paired_bootstrap
 from samplerbench.samplers import Sampler
 from samplerbench.stages.decode import probe
-from samplerbench.stages.pipeline import Outputs, Pipeline
+from samplerbench.stages.pipeline import Pipeline
+from samplerbench.stages.source import Outputs
 from samplerbench.stages.throughput import (
     decode_timing,
 )

@@ -137,9 +137,9 @@ def _read_json(path: Path, *, missing: str) -> Any:
 def _index(root: Path) -> dict[str, Any]:
     path = root / INDEX
     if not root.is_dir():
-        raise UserError(f"--data-root {root}: no such folder (a bank is a folder with {INDEX}; see README, "
+        raise UserError(f"--data-root {root}: no such folder (a bank is a folder with {INDEX}; see docs/datasets.md, "
                         "Frame banks)")
-    index = _read_json(path, missing=f"; a bank folder holds {INDEX} (see README, Frame banks)")
+    index = _read_json(path, missing=f"; a bank folder holds {INDEX} (see docs/datasets.md, Frame banks)")
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise UserError(f"{path}: not a frame bank index (expected \"format\": \"{FORMAT}\")")
     if index.get("version") != VERSION:

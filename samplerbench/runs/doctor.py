@@ -48,7 +48,8 @@ from samplerbench.stages.decode import (
     resize_crop,
     torchcodec_frames,
 )
-from samplerbench.stages.pipeline import Outputs, Pipeline
+from samplerbench.stages.pipeline import Pipeline
+from samplerbench.stages.source import Outputs
 from samplerbench.stages.throughput import decode_timing, pipeline_step
 
 PACKAGES = ("torch", "torchvision", "decord", "decord2", "av", "torchcodec", "numpy")

@@ -25,7 +25,8 @@ from samplerbench.formats.runfolder import slug
 from samplerbench.recognizers.backbones import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier
 from samplerbench.samplers import Sampler, get_sampler_class
 from samplerbench.samplers.base import constructor_fields, field_values
-from samplerbench.stages.pipeline import Fitted, Outputs
+from samplerbench.stages.pipeline import Fitted
+from samplerbench.stages.source import Outputs
 
 FRAME_CLASSIFIER = "samplerbench/frame-classifier"
 SAMPLER = "samplerbench/sampler"

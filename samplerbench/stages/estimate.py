@@ -20,8 +20,8 @@ from samplerbench.config import RunConfig
 from samplerbench.formats.cache import atomic_write, stage_key
 
 HISTORY_FILE = "timings.json"
-# The whole default and tiny runs on the synthetic dataset, on the reference machine (2 CPU cores, README
-# "Performance"): from an empty cache, and again with every stage cached.
+# The whole default and tiny runs on the synthetic dataset, on the reference machine (2 CPU cores, docs/performance.md,
+# "Whole runs and the test suite"): from an empty cache, and again with every stage cached.
 REFERENCE_SECONDS = {"default": {"computed": 595.0, "cached": 12.0}, "tiny": {"computed": 27.0, "cached": 5.0}}
 REFERENCE_MACHINE = "the reference machine (2 CPU cores)"
 

@@ -17,7 +17,7 @@ from samplerbench.samplers import FrameFeatures, Sampler, get_sampler_class
 from samplerbench.samplers.base import field_values
 from samplerbench.samplers.guiding import PSEUDO_RULES
 from samplerbench.samplers.nsnet import FEM_WIDTH, NON_SALIENT, NSNetSampler
-from samplerbench.stages.pipeline import Outputs
+from samplerbench.stages.source import Outputs
 
 # The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows except in
 # a smoke test, with a note on datasets other than ActivityNet (report.printed_rows, report.paper_caveat).
@@ -224,8 +224,8 @@ def nsnet_reading(sampler: NSNetSampler) -> str:
     def others(chosen: str, valid: tuple[str, ...]) -> str:
         return ", ".join(f"`{v}`" for v in valid if v != chosen)
 
-    return ("NSNet here is this suite's reading where no public text is specific (README: \"NSNet: this suite's "
-            f"reading\"): NS pseudo labels = {rule} (`pseudo_rule = {fields['pseudo_rule']}`; also "
+    return ("NSNet here is this suite's reading where no public text is specific (docs/samplers.md: \"NSNet: this "
+            f"suite's reading\"): NS pseudo labels = {rule} (`pseudo_rule = {fields['pseudo_rule']}`; also "
             f"{others(fields['pseudo_rule'], PSEUDO_RULES)}); the non-salient representation is "
             f"{target[fields['non_salient']]} (`non_salient = {fields['non_salient']}`; also "
             f"{others(fields['non_salient'], NON_SALIENT)}); FS loss = binary cross-entropy against them, weighted "
