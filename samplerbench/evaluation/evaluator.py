@@ -1,6 +1,6 @@
-"""The generic harness: scores any set of samplers on one dataset (metrics, GFLOPs, cached throughput,
-paired CIs) through an :class:`Evaluator`; knows no particular sampler (:mod:`samplerbench.tables.paper` builds on
-it)."""
+"""Scoring any sampler on one run's features: metrics, GFLOPs, throughput timed interleaved (cached per machine),
+paired bootstrap intervals. No sampler is named here: timing picks its reference by a class flag (``keeps_all``), and
+the tables (:mod:`samplerbench.tables`) choose what to compare against."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The NSNet paper's ablations (Tables 1–4, Fig. 1) beside its ActivityNet figures, built on
-:mod:`samplerbench.evaluation.evaluator` and the public sampler API alone. A run without NSNet writes none of these."""
+"""The NSNet paper's ablations (Tables 1–4, Fig. 1) beside its ActivityNet figures: NSNet variants fitted by the
+run's pipeline (``b.pipe``: its fits, features and splits), scored by the
+:class:`~samplerbench.evaluation.evaluator.Evaluator`, and NSNet's own API (branch scores, pseudo labels) for what
+only NSNet has. A run without NSNet writes none of these."""
 
 from __future__ import annotations
 
