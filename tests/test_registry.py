@@ -1,4 +1,5 @@
-"""The sampler registry: built-ins, duplicates, and third-party samplers through entry points."""
+"""The generic registry, and each of its uses: samplers (built-ins, duplicates, third-party samplers through entry
+points), datasets, tables, aggregations and fusions."""
 
 from __future__ import annotations
 
@@ -13,9 +14,63 @@ import pytest
 import torch
 
 from samplerbench.core.errors import UserError
+from samplerbench.core.registry import Registry
 from samplerbench.samplers import FrameBank, Sampler, base, get_sampler, list_samplers, register_sampler
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_registry_decorator_and_call_register_in_order():
+    reg: Registry[object] = Registry("colour")
+
+    @reg.register("red")
+    def red():
+        return "red"
+
+    blue = reg.register("blue", object())
+    assert reg.get("red") is red and reg.get("blue") is blue
+    assert reg.names() == ["red", "blue"] and list(reg) == ["red", "blue"]
+    assert reg.items() == [("red", red), ("blue", blue)]
+    assert "red" in reg and "green" not in reg
+
+
+def test_registry_sorted_names():
+    reg: Registry[int] = Registry("number", sort=True)
+    for name in ("two", "one", "three"):
+        reg.register(name, len(name))
+    assert reg.names() == ["one", "three", "two"]
+
+
+def test_registry_refuses_a_taken_name_but_not_the_same_object():
+    reg: Registry[object] = Registry("colour")
+    red = reg.register("red", object())
+    assert reg.register("red", red) is red  # a module imported twice registers the same object again
+    with pytest.raises(ValueError, match="a colour named 'red' is already registered"):
+        reg.register("red", object())
+    assert reg.get("red") is red
+
+
+def test_registry_unknown_name_is_one_line_with_did_you_mean():
+    reg: Registry[int] = Registry("sampler")
+    for i, name in enumerate(("nsnet", "uniform", "dense")):
+        reg.register(name, i)
+    with pytest.raises(UserError) as err:
+        reg.get("nsnte")
+    assert str(err.value) == "unknown sampler 'nsnte'; did you mean 'nsnet'? valid: nsnet, uniform, dense"
+    with pytest.raises(UserError) as err:
+        reg.get("zzz")
+    assert str(err.value) == "unknown sampler 'zzz'; valid: nsnet, uniform, dense"
+
+
+def test_registry_check_runs_before_storing():
+    def positive(name: str, value: int) -> None:
+        if value <= 0:
+            raise TypeError(f"{name}: not positive")
+
+    reg: Registry[int] = Registry("count", check=positive)
+    with pytest.raises(TypeError, match="bad: not positive"):
+        reg.register("bad", -1)
+    assert "bad" not in reg and reg.register("good", 3) == 3
 
 
 @pytest.fixture
