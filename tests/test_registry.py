@@ -15,7 +15,8 @@ import torch
 
 from samplerbench.core.errors import UserError
 from samplerbench.core.registry import Registry
-from samplerbench.samplers import FrameBank, Sampler, base, get_sampler, list_samplers, register_sampler
+from samplerbench.samplers import FrameBank, Sampler, get_sampler, list_samplers, register_sampler
+from samplerbench.samplers.base import SAMPLERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,13 +75,10 @@ def test_registry_check_runs_before_storing():
 
 
 @pytest.fixture
-def clean_registry():
-    before = dict(base._REGISTRY)
-    loaded = base._entry_points_loaded
-    yield
-    base._REGISTRY.clear()
-    base._REGISTRY.update(before)
-    base._entry_points_loaded = loaded
+def clean_registry(monkeypatch):
+    """The sampler registry as it was before the test, whatever the test registers or loads."""
+    monkeypatch.setattr(SAMPLERS, "_entries", dict(SAMPLERS._entries))
+    monkeypatch.setattr(SAMPLERS, "_group_loaded", SAMPLERS._group_loaded)
 
 
 def test_builtins_are_registered():
@@ -139,7 +137,7 @@ def _plugin(tmp_path: Path) -> Path:
 
 def test_entry_point_sampler_from_another_package(tmp_path, monkeypatch, clean_registry):
     monkeypatch.syspath_prepend(str(_plugin(tmp_path)))
-    base._entry_points_loaded = False
+    SAMPLERS._group_loaded = False
     assert "last_frames" in list_samplers()
     sampler = get_sampler("last_frames")
     bank = FrameBank(fem=torch.randn(2, 6, 4), num_classes=3)
