@@ -352,5 +352,5 @@ def test_aggregation_from_a_flag_or_a_file_is_checked(tmp_path):
     with pytest.raises(UserError, match="invalid choice: 'median'"):
         build_parser().parse_args(["--aggregation", "median"])
     (tmp_path / "a.toml").write_text('preset = "tiny"\naggregation = "median"\n')
-    with pytest.raises(UserError, match="aggregation = 'median': valid: mean_softmax, mean_logits, max_features"):
+    with pytest.raises(UserError, match="unknown aggregation 'median'; valid: mean_softmax, mean_logits, max_features"):
         config_from_args(build_parser().parse_args(["--config", str(tmp_path / "a.toml"), "--device", "cpu"]))

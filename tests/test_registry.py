@@ -15,6 +15,9 @@ import torch
 
 from samplerbench.core.errors import UserError
 from samplerbench.core.registry import Registry
+from samplerbench.datasets import dataset_spec
+from samplerbench.measures.fusion import check_fusion
+from samplerbench.measures.metrics import check_aggregation
 from samplerbench.samplers import FrameBank, Sampler, get_sampler, list_samplers, register_sampler
 from samplerbench.samplers.base import SAMPLERS
 
@@ -163,3 +166,22 @@ def test_readme_example_runs(clean_registry):
     fem[0, 3] = 10.0
     fem[0, 1] = 5.0
     assert sampler.select(FrameBank(fem=fem, num_classes=2), 2).tolist() == [[1, 3]]
+
+
+@pytest.mark.parametrize(
+    ("lookup", "message"),
+    [
+        (lambda: get_sampler("nsnte"), "unknown sampler 'nsnte'; did you mean 'nsnet'? valid: dense, mgsampler, "),
+        (lambda: dataset_spec("ucf110"), "unknown dataset 'ucf110'; did you mean 'ucf101'? valid: activitynet, "),
+        (lambda: check_aggregation("mean_softmx"),
+         "unknown aggregation 'mean_softmx'; did you mean 'mean_softmax'? valid: mean_softmax, mean_logits, "
+         "max_features"),
+        (lambda: check_fusion("unoin"),
+         "unknown fusion 'unoin'; did you mean 'union'? valid: add, mul, max, join, intersection, union, fs, vg"),
+    ],
+    ids=["sampler", "dataset", "aggregation", "fusion"],
+)
+def test_each_registry_says_did_you_mean(lookup, message):
+    with pytest.raises(UserError) as err:
+        lookup()
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -191,7 +191,7 @@ def add_run_flags(p: ArgumentParser) -> None:
                    metavar="SAMPLER.FIELD=VALUE",
                    help="a constructor field of one sampler, e.g. nsnet.d=256 (repeat the flag for several); "
                         "overrides [sampling.options.SAMPLER] of --config and the preset, field by field")
-    p.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
+    p.add_argument("--aggregation", default=None, choices=AGGREGATIONS.names(),
                    help="how the K kept frames' recognizer outputs make the video score (default: mean_softmax)")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
                    help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")

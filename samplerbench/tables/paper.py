@@ -80,13 +80,13 @@ def table_fusion(b: Evaluator) -> list[dict]:
     """The trained NSNet's branches under every fusion, over its fits; reference row: its own fusion."""
     k = b.cfg.sampling.main_budget
     fits, bank = nsnet_fits(b)
-    evaluations = branch_evaluations(b, fits, bank, k, FUSIONS)
+    evaluations = branch_evaluations(b, fits, bank, k, tuple(FUSIONS))
     rows, scores = [], []
     for fusion, ev in evaluations.items():
         scores.append({"mAP": ev.scores})
         rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
                          paper_mAP=PAPER_FUSION.get(fusion)))
-    return add_reference_intervals(b, rows, scores, _position(FUSIONS, fits[0].fusion))
+    return add_reference_intervals(b, rows, scores, _position(FUSIONS.names(), fits[0].fusion))
 
 
 def table_fem(b: Evaluator) -> list[dict]:
