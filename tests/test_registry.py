@@ -3,23 +3,37 @@ points), datasets, tables, aggregations and fusions."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from samplerbench.cli import main
+from samplerbench.config import build_config
 from samplerbench.core.errors import UserError
 from samplerbench.core.registry import Registry
 from samplerbench.datasets import dataset_spec
+from samplerbench.evaluation.result import Table
 from samplerbench.measures.fusion import check_fusion
 from samplerbench.measures.metrics import check_aggregation
 from samplerbench.samplers import FrameBank, Sampler, get_sampler, list_samplers, register_sampler
 from samplerbench.samplers.base import SAMPLERS
+from samplerbench.tables import (
+    TABLES,
+    build_tables,
+    chosen_tables,
+    extra_networks,
+    frameless_notes,
+    run_tables,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,3 +199,56 @@ def test_each_registry_says_did_you_mean(lookup, message):
     with pytest.raises(UserError) as err:
         lookup()
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+@pytest.fixture
+def clean_tables(monkeypatch):
+    """The table registry as it was before the test."""
+    monkeypatch.setattr(TABLES, "_entries", dict(TABLES._entries))
+
+
+def test_a_table_registers_itself_from_its_own_module(tmp_path, clean_tables, capsys):
+    """A new module with a decorated function is all a table needs: the run writes it, the command line names it."""
+    path = tmp_path / "my_tables.py"
+    path.write_text(textwrap.dedent('''
+        from samplerbench.tables import register_table
+
+        @register_table("budgets", filename="budgets.md", title="Budgets (main K={k})", note="one row per K",
+                        needs=("uniform",))
+        def budgets(b):
+            return [{"K": k} for k in b.cfg.sampling.budgets]
+    '''))
+    spec = importlib.util.spec_from_file_location("my_tables", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+    cfg = build_config("tiny")
+    written = run_tables(cfg, ["uniform", "nsnet", "oracle"])
+    assert [t.name for t in written] == ["main", "guiding", "fusion", "fem", "recognizer", "saliency", "budgets"]
+    assert "budgets" not in [t.name for t in run_tables(cfg, ["nsnet"])]  # it needs uniform
+    only = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, tables=("budgets",)))
+    assert [t.name for t in run_tables(only, ["uniform"])] == ["budgets"]
+    assert build_tables(SimpleNamespace(cfg=cfg), [TABLES.get("budgets")]) == [
+        Table(name="budgets", filename="budgets.md", title=f"Budgets (main K={cfg.sampling.main_budget})",
+              note="one row per K", rows=[{"K": k} for k in cfg.sampling.budgets])]
+    assert main(["--list"]) == 0 and "budgets" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_a_bank_run_leaves_out_the_tables_that_train_on_frames():
+    cfg = build_config("tiny")
+    names = ["uniform", "nsnet", "oracle"]
+    assert [t.name for t in run_tables(cfg, names, frames=False)] == ["main", "guiding", "fusion", "saliency"]
+    assert frameless_notes(cfg) == ["frame bank: table(s) fem, recognizer left out: they train backbones on decoded "
+                                    "frames"]
+    main_only = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, tables=("main",)))
+    assert frameless_notes(main_only) == [] and extra_networks(main_only, chosen_tables(main_only)) == []
+    assert extra_networks(cfg, chosen_tables(cfg)) == [
+        *(("fem", arch, False) for arch in cfg.report.fem_archs),
+        *(("recognizer", arch, tsn) for arch, tsn in cfg.report.recognizer_variants)]
+
+
+def test_unknown_table_is_one_line_with_did_you_mean():
+    cfg = build_config("tiny")
+    with pytest.raises(UserError) as err:
+        chosen_tables(dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, tables=("main", "guidng"))))
+    assert str(err.value) == ("unknown table 'guidng'; did you mean 'guiding'? valid: main, guiding, fusion, fem, "
+                              "recognizer, saliency")

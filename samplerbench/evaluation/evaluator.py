@@ -36,9 +36,6 @@ DECODE_VIDEOS = 8  # val videos whose decoding is timed: the first readable ones
 BANK = "bank"  # the dataset adapter of frame banks (--dataset bank)
 
 
-BANK_SKIPPED_TABLES = frozenset({"fem", "recognizer"})  # they train backbones on frames, which a bank lacks
-
-
 def machine_name(device: str) -> str:
     """What produced the timings: the GPU's name on CUDA, else the CPU and its core count."""
     if device.startswith("cuda"):
@@ -187,9 +184,6 @@ def bank_notes(cfg: RunConfig, names: list[str]) -> list[str]:
              "add T × FEM + K × recognizer per frame for a pipeline's cost); nothing is decoded, so no e2e column"]
     notes += [f"frame bank: {n} left out: it reads motion between decoded frames, which a bank does not hold"
               for n in motion]
-    skipped = sorted(BANK_SKIPPED_TABLES & set(cfg.report.tables))
-    if skipped:
-        notes.append(f"frame bank: table(s) {', '.join(skipped)} left out: they train backbones on decoded frames")
     return notes
 
 

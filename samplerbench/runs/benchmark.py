@@ -18,7 +18,6 @@ from samplerbench.core.errors import UserError
 from samplerbench.core.stagelog import StageLog, progress_bars, warn
 from samplerbench.evaluation.evaluator import (
     BANK,
-    BANK_SKIPPED_TABLES,
     BankEvaluator,
     Evaluator,
     bank_notes,
@@ -40,7 +39,15 @@ from samplerbench.stages.checkpoint import write_checkpoints
 from samplerbench.stages.estimate import estimate, minutes, record, source_fingerprint
 from samplerbench.stages.pipeline import Pipeline, sampler_batches
 from samplerbench.stages.preflight import check_memory
-from samplerbench.tables import paper
+from samplerbench.tables import (
+    build_tables,
+    chosen_tables,
+    extra_networks,
+    frameless_notes,
+    paper,
+    run_tables,
+    trained_backbones,
+)
 from samplerbench.tables.main import add_confidence_intervals, main_comparison, main_entries
 
 
@@ -77,10 +84,10 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     for batch in (cfg.recognizer.batch, cfg.fem.batch, *sampler_batches(cfg, names)):
         distributed.local_batch(batch)
     on_bank = cfg.data.dataset == BANK
-    banked = bank_notes(cfg, names) if on_bank else []
-    ablations = paper.ablation_tables(cfg, names) - (BANK_SKIPPED_TABLES if on_bank else set())
+    banked = bank_notes(cfg, names) + frameless_notes(cfg) if on_bank else []
+    written = run_tables(cfg, names, frames=not on_bank)
     require_weights((arch, getattr(cfg, role).weights)
-                    for role, archs in paper.trained_backbones(cfg, ablations).items()
+                    for role, archs in trained_backbones(cfg, written).items()
                     if getattr(cfg, role).weights and not on_bank for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -90,7 +97,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         raise UserError(f"--frames {cfg.data.frames}: the bank {cfg.data.root} holds T = {pipe.bank().frames} "
                         f"frames per video (its index.json); pass --frames {pipe.bank().frames}")
     if not on_bank:  # a bank's outputs are memory-mapped, not held
-        check_memory(cfg, train_rows=len(data.split("train")) * cfg.data.train_views, val_rows=len(data.split("val")),
+        check_memory(cfg, extra=extra_networks(cfg, chosen_tables(cfg)),
+                     train_rows=len(data.split("train")) * cfg.data.train_views, val_rows=len(data.split("val")),
                      classes=len(data.classes))
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         pipe.split(subset)
@@ -110,8 +118,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     add_confidence_intervals(evaluator, rows, scores)
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
-    tables = paper.tables(evaluator, ablations)
-    curves = paper.saliency_curves(evaluator) if "saliency" in ablations else None
+    tables = build_tables(evaluator, written)
+    curves = paper.saliency_curves(evaluator) if "saliency" in {spec.name for spec in written} else None
     reading = paper.nsnet_reading(paper.nsnet(evaluator)[0]) if "nsnet" in names else None
 
     val = pipe.split("val")
