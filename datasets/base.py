@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from samplerbench.core.errors import UserError
 from samplerbench.core.fields import check_fields, option_fields
+from samplerbench.core.registry import Registry
 
 MISSING = "missing file"  # the skip reason of a record whose video file or frame folder is absent
 
@@ -111,33 +112,31 @@ class DatasetSpec:
     features: str = "videos"
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset", sort=True)  # every adapter by name, sorted
 
 
 def register_dataset(name: str, *, options: type[DatasetOptions] = DatasetOptions,
                      paper_fem_res: int = PAPER_FEM_RES,
                      features: str = "videos") -> Callable[[DatasetBuilder], DatasetBuilder]:
     """Function decorator: ``@register_dataset("ucf101", options=UCF101Options)``; the adapter is called with
-    its checked ``options`` (:func:`dataset_options`)."""
+    its checked ``options`` (:func:`dataset_options`). A name can be registered once."""
 
     def wrap(fn: DatasetBuilder) -> DatasetBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"a dataset named {name!r} is already registered")
-        _REGISTRY[name] = DatasetSpec(build=fn, options=options, paper_fem_res=paper_fem_res, features=features)
+        DATASETS.register(name, DatasetSpec(build=fn, options=options, paper_fem_res=paper_fem_res,
+                                            features=features))
         return fn
 
     return wrap
 
 
 def list_datasets() -> list[str]:
-    return sorted(_REGISTRY)
+    """Every registered adapter's name, sorted."""
+    return DATASETS.names()
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown dataset {name!r}; valid: {', '.join(list_datasets())}") from None
+    """The adapter registered as ``name``, else a one-line :class:`UserError` (did you mean)."""
+    return DATASETS.get(name)
 
 
 def dataset_options(name: str, values: Mapping[str, Any]) -> DatasetOptions:

@@ -11,7 +11,6 @@ import abc
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -19,6 +18,7 @@ from torch import Tensor
 
 from samplerbench.core.errors import UserError
 from samplerbench.core.fields import option_fields
+from samplerbench.core.registry import Registry
 from samplerbench.measures.topk import check_budget, topk_sorted
 
 ENTRY_POINT_GROUP = "samplerbench.samplers"
@@ -116,54 +116,36 @@ class Sampler(abc.ABC):
         """Restore what :meth:`state_dict` returned."""
 
 
+def _check_sampler_class(name: str, cls: type[Sampler]) -> None:
+    """What :data:`SAMPLERS` holds: a :class:`Sampler` dataclass, which takes ``name`` as its ``name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+        raise TypeError(f"@register_sampler({name!r}) must decorate a Sampler subclass, got {cls!r}")
+    if "__dataclass_fields__" not in vars(cls):
+        raise TypeError(f"@register_sampler({name!r}): {cls.__name__} must be a dataclass "
+                        "(@dataclasses.dataclass(kw_only=True, eq=False) below the decorator)")
+    cls.name = name
+
+
+# Every sampler, built-in and from the entry points of ENTRY_POINT_GROUP (an undecorated Sampler class an entry point
+# names is registered under the entry point's name), by name, sorted.
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler", sort=True, entry_points=ENTRY_POINT_GROUP,
+                                             check=_check_sampler_class)
 S = TypeVar("S", bound=type[Sampler])
-_REGISTRY: dict[str, type[Sampler]] = {}
-_entry_points_loaded = False
 
 
 def register_sampler(name: str) -> Callable[[S], S]:
     """Class decorator: ``@register_sampler("uniform")``. A name can be registered once."""
-
-    def wrap(cls: S) -> S:
-        if name in _REGISTRY:
-            raise ValueError(f"a sampler named {name!r} is already registered ({_REGISTRY[name].__module__})")
-        if not (isinstance(cls, type) and issubclass(cls, Sampler)):
-            raise TypeError(f"@register_sampler({name!r}) must decorate a Sampler subclass, got {cls!r}")
-        if "__dataclass_fields__" not in vars(cls):
-            raise TypeError(f"@register_sampler({name!r}): {cls.__name__} must be a dataclass "
-                            "(@dataclasses.dataclass(kw_only=True, eq=False) below the decorator)")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
-
-
-def _load_entry_points() -> None:
-    """Import third-party samplers once (their ``@register_sampler`` runs); an undecorated Sampler class an entry
-    point names is registered under the entry point's name."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        if isinstance(obj, type) and issubclass(obj, Sampler) and ep.name not in _REGISTRY:
-            register_sampler(ep.name)(obj)
+    return SAMPLERS.register(name)
 
 
 def list_samplers() -> list[str]:
     """Every registered sampler name, built-in and from entry points, sorted."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return SAMPLERS.names()
 
 
 def get_sampler_class(name: str) -> type[Sampler]:
-    _load_entry_points()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown sampler {name!r}; valid: {', '.join(list_samplers())}") from None
+    """The sampler class registered as ``name``, else a one-line :class:`UserError` (did you mean)."""
+    return SAMPLERS.get(name)
 
 
 def get_sampler(name: str, **kwargs) -> Sampler:

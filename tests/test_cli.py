@@ -22,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
         (["--budget", "0"], "budgets = (0,): each value must be at least 1"),
         (["--frames", "0"], "frames = 0: must be at least 1"),
         (["--sampler", "uniform,nope"], "unknown sampler 'nope'; valid: dense, mgsampler, nsnet"),
-        (["--dataset", "kinetics9000"], "unknown dataset 'kinetics9000'; valid: activitynet"),
-        (["--tables", "main,bogus"], "unknown table(s) ['bogus']"),
+        (["--sampler", "uniform,nsnte"], "unknown sampler 'nsnte'; did you mean 'nsnet'? valid: dense, mgsampler"),
+        (["--dataset", "kinetics9000"],
+         "unknown dataset 'kinetics9000'; did you mean 'minikinetics'? valid: activitynet"),
+        (["--tables", "main,bogus"], "unknown table 'bogus'; valid: main, guiding, fusion, fem, recognizer, saliency"),
+        (["--tables", "main,fusoin"], "unknown table 'fusoin'; did you mean 'fusion'? valid: main, guiding"),
         (["--dataset", "activitynet"], "activity_net.v1-3.min.json"),
     ],
 )

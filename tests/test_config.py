@@ -15,6 +15,7 @@ from samplerbench.core.errors import UserError
 from samplerbench.datasets import dataset_options
 from samplerbench.datasets.synthetic import SyntheticConfig
 from samplerbench.datasets.ucf101 import UCF101Options
+from samplerbench.tables import chosen_tables
 
 
 def test_every_preset_builds():
@@ -147,8 +148,11 @@ def test_an_old_run_json_loads_to_the_same_run(tmp_path):
     cfg = build_config(file_values=load_config_file(tmp_path / "run.json"))
     # its sampler_batch and sampler_lr set every sampler's, as they did then (now each has its own schedule)
     sampling = dataclasses.replace(build_config("tiny").sampling, batch=64, lr=0.01)
+    # it lists every table by name, as "all" was then; now the default () says so
+    report = dataclasses.replace(build_config("tiny").report, tables=tuple(old["tables"]))
+    assert chosen_tables(cfg) == chosen_tables(build_config("tiny"))
     assert cfg == dataclasses.replace(build_config("tiny", seed=3, workers=2), data=dataclasses.replace(
-        cfg.data, options={"synthetic": old["synthetic"]}), sampling=sampling)
+        cfg.data, options={"synthetic": old["synthetic"]}), sampling=sampling, report=report)
     same = dataset_options("synthetic", build_config("tiny").data.options["synthetic"])
     assert dataset_options("synthetic", cfg.data.options["synthetic"]) == same  # the same generated videos
 
@@ -273,9 +277,13 @@ def test_missing_config_file(tmp_path):
         load_config_file(tmp_path / "nope.toml")
 
 
-def test_unknown_table_is_rejected_wherever_it_comes_from():
-    with pytest.raises(UserError, match=r"unknown table\(s\) \['bogus'\]"):
-        build_config(report={"tables": ("main", "bogus")})
+def test_unknown_table_is_rejected_wherever_it_comes_from(tmp_path):
+    """The config layer lies below the tables' registry: a run and the command line check the names."""
+    with pytest.raises(UserError, match="unknown table 'bogus'; valid: main, guiding"):
+        chosen_tables(build_config(report={"tables": ("main", "bogus")}))
+    (tmp_path / "t.toml").write_text('preset = "tiny"\n[report]\ntables = ["main", "fusoin"]\n')
+    with pytest.raises(UserError, match=r"unknown table 'fusoin'; did you mean 'fusion'\?"):
+        config_from_args(build_parser().parse_args(["--config", str(tmp_path / "t.toml"), "--device", "cpu"]))
 
 
 def test_dtype_is_checked_and_reaches_the_config(tmp_path):
@@ -352,5 +360,5 @@ def test_aggregation_from_a_flag_or_a_file_is_checked(tmp_path):
     with pytest.raises(UserError, match="invalid choice: 'median'"):
         build_parser().parse_args(["--aggregation", "median"])
     (tmp_path / "a.toml").write_text('preset = "tiny"\naggregation = "median"\n')
-    with pytest.raises(UserError, match="aggregation = 'median': valid: mean_softmax, mean_logits, max_features"):
+    with pytest.raises(UserError, match="unknown aggregation 'median'; valid: mean_softmax, mean_logits, max_features"):
         config_from_args(build_parser().parse_args(["--config", str(tmp_path / "a.toml"), "--device", "cpu"]))

@@ -61,7 +61,7 @@ def test_aggregations_hand_worked() -> None:
         out = video_scores(logits, index, aggregation=aggregation, frame_feats=feats, head=head)
         torch.testing.assert_close(out, torch.tensor([expected]), msg=aggregation)
     assert torch.equal(video_scores(logits, index), video_scores(logits, index, aggregation="mean_softmax"))
-    with pytest.raises(UserError, match="aggregation = 'median': valid: mean_softmax, mean_logits, max_features"):
+    with pytest.raises(UserError, match="unknown aggregation 'median'; valid: mean_softmax, mean_logits, max_features"):
         video_scores(logits, index, aggregation="median")
 
 

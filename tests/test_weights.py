@@ -24,7 +24,7 @@ from samplerbench.recognizers.backbones import (
     weights_identity,
 )
 from samplerbench.runs.benchmark import weight_digests
-from samplerbench.tables.paper import ablation_tables, trained_backbones
+from samplerbench.tables import run_tables, trained_backbones
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the name torchvision gives ResNet-18's ImageNet weights
 
@@ -78,16 +78,13 @@ def test_run_json_tells_imagenet_from_scratch() -> None:
 def test_every_backbone_a_run_trains_is_checked() -> None:
     """With "imagenet", each architecture loads its own file: Table 3's FEMs and Table 4's recognizers too."""
     cfg = build_config("paper")
-
-    def backbones(config, names):
-        return trained_backbones(config, ablation_tables(config, names, decodes=True)[0], decodes=True)
-
-    every = backbones(cfg, ["uniform", "oracle", "nsnet"])
+    every = trained_backbones(cfg, run_tables(cfg, ["uniform", "oracle", "nsnet"]))
     assert every == {"recognizer": ["resnet101", "resnet101", "resnet101", "resnet152"],
                      "fem": ["mobilenet_v2", "shufflenet_v2_x1_0", "mobilenet_v2", "efficientnet_b0"]}
-    assert backbones(cfg, ["uniform"]) == {"recognizer": ["resnet101"], "fem": ["mobilenet_v2"]}
+    assert trained_backbones(cfg, run_tables(cfg, ["uniform"])) == {"recognizer": ["resnet101"],
+                                                                        "fem": ["mobilenet_v2"]}
     main_only = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, tables=("main",)))
-    assert backbones(main_only, ["nsnet"])["recognizer"] == ["resnet101"]
+    assert trained_backbones(main_only, run_tables(main_only, ["nsnet"]))["recognizer"] == ["resnet101"]
 
 
 def test_missing_imagenet_files_stop_the_run_before_any_work(torch_home: Path, tmp_path: Path, capsys) -> None:

@@ -28,7 +28,6 @@ from samplerbench.config import (
     NO_WEIGHTS,
     OUTPUT_SETTINGS,
     PRESETS,
-    TABLE_NAMES,
     WEIGHT_ROLES,
     DataConfig,
     RunConfig,
@@ -46,6 +45,7 @@ from samplerbench.recognizers.backbones import FEM_ARCHS, RECOGNIZER_ARCHS
 from samplerbench.samplers import get_sampler_class, list_samplers
 from samplerbench.samplers.base import RUN_FIELDS, check_options
 from samplerbench.stages.preflight import check_memory, check_writable, expected_rows
+from samplerbench.tables import TABLES, chosen_tables, extra_networks
 
 
 def default_cache_dir() -> Path:
@@ -191,10 +191,10 @@ def add_run_flags(p: ArgumentParser) -> None:
                    metavar="SAMPLER.FIELD=VALUE",
                    help="a constructor field of one sampler, e.g. nsnet.d=256 (repeat the flag for several); "
                         "overrides [sampling.options.SAMPLER] of --config and the preset, field by field")
-    p.add_argument("--aggregation", default=None, choices=AGGREGATIONS,
+    p.add_argument("--aggregation", default=None, choices=AGGREGATIONS.names(),
                    help="how the K kept frames' recognizer outputs make the video score (default: mean_softmax)")
     p.add_argument("--tables", type=_names, default=None, metavar="main,...|all",
-                   help=f"tables to write: {','.join(TABLE_NAMES)} (default: all)")
+                   help=f"tables to write: {','.join(TABLES.names())} (default: all)")
     p.add_argument("--out", default=None,
                    help="results root; a run writes <out>/<dataset>/, or <out>/<dataset>-<preset>/ for a preset "
                         "other than default (default: results)")
@@ -281,20 +281,18 @@ def add_select_flags(p: ArgumentParser) -> None:
 
 
 def check_names(cfg: RunConfig) -> None:
-    """Every registry name in ``cfg`` is registered, every sampler and dataset option is a field of its
-    sampler's or adapter's, of its type and accepted by it, and the aggregation is one of
-    :data:`~samplerbench.measures.metrics.AGGREGATIONS`, whether they came from a flag, a file or a preset."""
+    """Every registry name in ``cfg`` (dataset, samplers, tables, aggregation) is registered, every backbone is
+    known, and every sampler and dataset option is a field of its sampler's or adapter's, of its type and accepted
+    by it, whether they came from a flag, a file or a preset."""
+    dataset_spec(cfg.data.dataset)
+    for name in cfg.sampling.samplers:
+        get_sampler_class(name)
+    chosen_tables(cfg)
     backbones = RECOGNIZER_ARCHS + FEM_ARCHS
-    named = [
-        ("dataset", (cfg.data.dataset,), list_datasets()),
-        ("sampler", cfg.sampling.samplers, list_samplers()),
-        ("backbone", (cfg.recognizer.arch, cfg.fem.arch, *cfg.report.fem_archs,
-                      *(a for a, _ in cfg.report.recognizer_variants)), backbones),
-    ]
-    for what, names, valid in named:
-        for name in names:
-            if name not in valid:
-                raise UserError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
+    for name in (cfg.recognizer.arch, cfg.fem.arch, *cfg.report.fem_archs,
+                 *(a for a, _ in cfg.report.recognizer_variants)):
+        if name not in backbones:
+            raise UserError(f"unknown backbone {name!r}; valid: {', '.join(backbones)}")
     check_option_tables(dataclasses.asdict(cfg))
     check_aggregation(cfg.sampling.aggregation)
 
@@ -333,9 +331,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     options: dict[str, dict[str, object]] = {}
     for name, field, value in args.sampler_option or ():
         options.setdefault(name, {})[field] = value
-    tables = TABLE_NAMES if args.tables == ("all",) else args.tables
-    if args.dataset is not None and args.dataset not in list_datasets():  # before the paper preset looks it up
-        raise UserError(f"unknown dataset {args.dataset!r}; valid: {', '.join(list_datasets())}")
+    tables = () if args.tables == ("all",) else args.tables
+    if args.dataset is not None:  # before the paper preset looks it up
+        dataset_spec(args.dataset)
     dataset = args.dataset or file_values.get("data", {}).get("dataset") or DataConfig.dataset
     dataset_flags = dict(annotations=args.annotations, classes=args.classes, train_list=args.train_list,
                          val_list=args.val_list, split=args.split)
@@ -363,7 +361,7 @@ def print_listing() -> None:
     print("presets:    " + ", ".join(PRESETS))
     print("recognizer: " + ", ".join(RECOGNIZER_ARCHS))
     print("fem:        " + ", ".join(FEM_ARCHS))
-    print("tables:     " + ", ".join(TABLE_NAMES))
+    print("tables:     " + ", ".join(TABLES.names()))
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -376,7 +374,8 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out or "results")
     overwrite = bool(args.overwrite)
     train_rows, val_rows, classes = expected_rows(cfg)
-    check_memory(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes)
+    check_memory(cfg, extra=extra_networks(cfg, chosen_tables(cfg)), train_rows=train_rows, val_rows=val_rows,
+                 classes=classes)
     if os.environ.get("RANK", "0") == "0":  # the process that writes (torchrun's rank 0)
         folder = runfolder.run_folder(out, cfg)
         check_writable(folder, "--out")

@@ -10,11 +10,11 @@ from samplerbench.config.schema import (
     DTYPES,
     NO_WEIGHTS,
     OUTPUT_SETTINGS,
-    TABLE_NAMES,
     WEIGHT_ROLES,
     BackboneConfig,
     CostConfig,
     DataConfig,
+    Network,
     ReportConfig,
     RunConfig,
     SamplingConfig,
@@ -22,6 +22,6 @@ from samplerbench.config.schema import (
 
 __all__ = [
     "DECODERS", "DTYPES", "LEGACY_KEYS", "NO_WEIGHTS", "OUTPUT_SETTINGS", "PRESETS", "SMOKE_TEST_PRESETS",
-    "TABLE_NAMES", "WEIGHT_ROLES", "BackboneConfig", "CostConfig", "DataConfig", "ReportConfig", "RunConfig",
+    "WEIGHT_ROLES", "BackboneConfig", "CostConfig", "DataConfig", "Network", "ReportConfig", "RunConfig",
     "SamplingConfig", "build_config", "load_config_file", "merge", "nest_legacy", "put_weights", "run_config",
 ]

@@ -50,12 +50,12 @@ def stage_key(stage: str, **parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-# Modules of settings, messages, run-time estimates and the cache itself (whose format is CACHE_FORMAT), not
-# computation: editing them changes no stage's result.
+# Modules of settings, messages, run-time estimates, the registry of names and the cache itself (whose format is
+# CACHE_FORMAT), not computation: editing them changes no stage's result.
 NOT_CODE = frozenset({
     "samplerbench.config", "samplerbench.config.schema", "samplerbench.config.presets", "samplerbench.config.legacy",
     "samplerbench.config.files", "samplerbench.core.fields", "samplerbench.core.errors", "samplerbench.core.stagelog",
-    "samplerbench.formats.cache", "samplerbench.stages.estimate",
+    "samplerbench.core.registry", "samplerbench.formats.cache", "samplerbench.stages.estimate",
 })
 
 

@@ -17,10 +17,17 @@ import torch
 from torch import Tensor
 
 from samplerbench.core.errors import UserError
+from samplerbench.core.registry import Registry
 from samplerbench.measures.topk import check_budget, topk_sorted
 
-FUSIONS: tuple[str, ...] = ("add", "mul", "max", "join", "intersection", "union", "fs", "vg")
-SCORE_FUSIONS: tuple[str, ...] = ("add", "mul", "max")
+# A fusion: ``fn(sf, sv, k, alpha) -> [B, K]`` frame indices (``alpha`` weighs the branches in ``add`` and ``union``,
+# the others take it and ignore it); registered in the order of Table 2's rows.
+Fusion = Callable[[Tensor, Tensor, int, float], Tensor]
+FUSIONS: Registry[Fusion] = Registry("fusion")
+# A score fusion: ``fn(sf, svn, alpha) -> [B, T]`` fused scores, ``svn`` the normalised attention; each is also the
+# fusion that keeps its top K.
+ScoreFusion = Callable[[Tensor, Tensor, float], Tensor]
+SCORE_FUSIONS: Registry[ScoreFusion] = Registry("score fusion")
 
 
 def normalise_attention(sv: Tensor) -> Tensor:
@@ -28,16 +35,39 @@ def normalise_attention(sv: Tensor) -> Tensor:
     return sv / sv.amax(dim=1, keepdim=True).clamp_min(torch.finfo(sv.dtype).tiny)
 
 
+def score_fusion(name: str) -> Callable[[ScoreFusion], ScoreFusion]:
+    """Function decorator: registers the score fusion ``name`` in :data:`SCORE_FUSIONS`, and its top K in
+    :data:`FUSIONS`."""
+
+    def wrap(fn: ScoreFusion) -> ScoreFusion:
+        SCORE_FUSIONS.register(name, fn)
+        FUSIONS.register(name, lambda sf, sv, k, alpha: topk_sorted(fn(sf, normalise_attention(sv), alpha), k))
+        return fn
+
+    return wrap
+
+
+@score_fusion("add")
+def add(sf: Tensor, svn: Tensor, alpha: float) -> Tensor:
+    """α·sf + (1-α)·sv."""
+    return alpha * sf + (1.0 - alpha) * svn
+
+
+@score_fusion("mul")
+def mul(sf: Tensor, svn: Tensor, alpha: float) -> Tensor:
+    """sf·sv."""
+    return sf * svn
+
+
+@score_fusion("max")
+def maximum(sf: Tensor, svn: Tensor, alpha: float) -> Tensor:
+    """max(sf, sv)."""
+    return torch.maximum(sf, svn)
+
+
 def fuse_scores(sf: Tensor, sv: Tensor, *, fusion: str, alpha: float = 0.6) -> Tensor:
-    """The fused per-frame score ``[B, T]`` of a score fusion: ``add`` α·sf + (1-α)·sv, ``mul``, ``max``."""
-    svn = normalise_attention(sv)
-    if fusion == "add":
-        return alpha * sf + (1.0 - alpha) * svn
-    if fusion == "mul":
-        return sf * svn
-    if fusion == "max":
-        return torch.maximum(sf, svn)
-    raise UserError(f"unknown score fusion {fusion!r}; valid: {', '.join(SCORE_FUSIONS)}")
+    """The fused per-frame score ``[B, T]`` of a score fusion (:data:`SCORE_FUSIONS`): ``add``, ``mul``, ``max``."""
+    return SCORE_FUSIONS.get(fusion)(sf, normalise_attention(sv), alpha)
 
 
 def ranks(scores: Tensor) -> Tensor:
@@ -52,7 +82,8 @@ def smallest_sorted(key: Tensor, k: int) -> Tensor:
     return torch.sort(key, dim=1, stable=True).indices[:, :k].sort(dim=1).values
 
 
-def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
+@FUSIONS.register("join")
+def join(sf: Tensor, sv: Tensor, k: int, alpha: float) -> Tensor:
     """The 2T scores of both branches in one list, sorted descending; the first K distinct frames met (the same
     frames as ``max``). Ties go to the lower frame index, then to ``sf``."""
     b, t = sf.shape
@@ -61,7 +92,8 @@ def join(sf: Tensor, sv: Tensor, k: int) -> Tensor:
     return smallest_sorted(first_seen, k)
 
 
-def intersection(sf: Tensor, sv: Tensor, k: int) -> Tensor:
+@FUSIONS.register("intersection")
+def intersection(sf: Tensor, sv: Tensor, k: int, alpha: float) -> Tensor:
     """Frames in both branches' top-L lists, growing L one list at a time until K frames agree.
 
     We read the supplementary's I(K+i') as the intersection of the grown prefixes (π^f, then π^v, by turns):
@@ -92,7 +124,8 @@ def union_effective_alpha(k: int, alpha: float) -> float:
     return (kf - (gives_back == "f")) / k
 
 
-def union(sf: Tensor, sv: Tensor, k: int, *, alpha: float = 0.6) -> Tensor:
+@FUSIONS.register("union")
+def union(sf: Tensor, sv: Tensor, k: int, alpha: float) -> Tensor:
     """⌈Kα⌉ top frames of π^f ∪ ⌈K(1-α)⌉ top frames of π^v, filled up to K from π^f in order; on overflow one
     branch gives back its last quota frame (:func:`union_quotas`)."""
     rank_f, rank_v = ranks(sf), ranks(sv)
@@ -110,23 +143,21 @@ def union(sf: Tensor, sv: Tensor, k: int, *, alpha: float = 0.6) -> Tensor:
     return smallest_sorted(key, k)
 
 
-def _score_fusion(fusion: str) -> Callable[[Tensor, Tensor, int, float], Tensor]:
-    return lambda sf, sv, k, alpha: topk_sorted(fuse_scores(sf, sv, fusion=fusion, alpha=alpha), k)
+@FUSIONS.register("fs")
+def frame_scrutinize(sf: Tensor, sv: Tensor, k: int, alpha: float) -> Tensor:
+    """The FS branch alone."""
+    return topk_sorted(sf, k)
 
 
-_SELECTORS: dict[str, Callable[[Tensor, Tensor, int, float], Tensor]] = {
-    **{name: _score_fusion(name) for name in SCORE_FUSIONS},
-    "join": lambda sf, sv, k, alpha: join(sf, sv, k),
-    "intersection": lambda sf, sv, k, alpha: intersection(sf, sv, k),
-    "union": lambda sf, sv, k, alpha: union(sf, sv, k, alpha=alpha),
-    "fs": lambda sf, sv, k, alpha: topk_sorted(sf, k),
-    "vg": lambda sf, sv, k, alpha: topk_sorted(sv, k),
-}
+@FUSIONS.register("vg")
+def video_glimpse(sf: Tensor, sv: Tensor, k: int, alpha: float) -> Tensor:
+    """The VG branch alone."""
+    return topk_sorted(sv, k)
 
 
 def check_fusion(fusion: str) -> None:
-    if fusion not in _SELECTORS:
-        raise UserError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+    """A one-line :class:`UserError` (did you mean) unless ``fusion`` is one of :data:`FUSIONS`."""
+    FUSIONS.get(fusion)
 
 
 def fuse_select(sf: Tensor, sv: Tensor, k: int, *, fusion: str, alpha: float = 0.6) -> Tensor:
@@ -138,4 +169,4 @@ def fuse_select(sf: Tensor, sv: Tensor, k: int, *, fusion: str, alpha: float = 0
     if not 0.0 <= alpha <= 1.0:
         raise UserError(f"fusion alpha={alpha} must lie in [0, 1]")
     check_budget(k, sf.shape[1])
-    return _SELECTORS[fusion](sf, sv, k, alpha)
+    return FUSIONS.get(fusion)(sf, sv, k, alpha)

@@ -7,6 +7,8 @@ headline number; :func:`mean_average_precision_anet` is the ActivityNet evaluato
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +16,8 @@ import scipy.stats
 import torch
 from torch import Tensor
 
-from samplerbench.core.errors import UserError
+from samplerbench.core.registry import Registry
 
-AGGREGATIONS: tuple[str, ...] = ("mean_softmax", "mean_logits", "max_features")
 # The two mAP columns in one line each, for a run's protocol card.
 MAP_DEFINITIONS = {
     "mAP": "mean over classes with a positive val video of scikit-learn's average precision (step-wise area "
@@ -24,11 +25,6 @@ MAP_DEFINITIONS = {
     "mAP (ANet)": "mean over the same classes of the ActivityNet classification evaluator's VOC-style interpolated "
                   "AP, in %",
 }
-
-
-def check_aggregation(name: str) -> None:
-    if name not in AGGREGATIONS:
-        raise UserError(f"aggregation = {name!r}: valid: {', '.join(AGGREGATIONS)}")
 
 
 def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
@@ -39,26 +35,48 @@ def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
     return per_frame.reshape(videos * frames, width).index_select(0, rows).view(videos, -1, width)
 
 
+# How the K selected frames' outputs become a video's class probabilities ``[B, C]`` (float32, rows summing to 1):
+# ``fn(frame_logits [B, T, C], index [B, K], *, frame_feats [B, T, F] | None, head (weight [C, F], bias [C]) | None)``,
+# in the order the CLI lists them.
+Aggregation = Callable[..., Tensor]
+AGGREGATIONS: Registry[Aggregation] = Registry("aggregation")
+
+
+@AGGREGATIONS.register("mean_softmax")
+def mean_softmax(frame_logits: Tensor, index: Tensor, **_: Any) -> Tensor:
+    """The mean of the frames' softmax (the default, the protocol of every committed result)."""
+    return torch.softmax(_selected(frame_logits, index), dim=-1, dtype=torch.float32).mean(dim=1)
+
+
+@AGGREGATIONS.register("mean_logits")
+def mean_logits(frame_logits: Tensor, index: Tensor, **_: Any) -> Tensor:
+    """The softmax of the frames' mean logit (AR-Net, SCSampler)."""
+    return torch.softmax(_selected(frame_logits, index).float().mean(dim=1), dim=-1)
+
+
+@AGGREGATIONS.register("max_features")
+def max_features(frame_logits: Tensor, index: Tensor, *, frame_feats: Tensor | None = None,
+                 head: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """``head`` on the element-wise max of the frames' features (OCSampler / FrameExit heads)."""
+    if frame_feats is None or head is None:
+        raise ValueError("max_features needs the frames' features and the recognizer's head")
+    weight, bias = head
+    pooled = _selected(frame_feats, index).float().amax(dim=1)
+    return torch.softmax(pooled @ weight.float().T + bias.float(), dim=-1)
+
+
+def check_aggregation(name: str) -> None:
+    """A one-line :class:`UserError` (did you mean) unless ``name`` is one of :data:`AGGREGATIONS`."""
+    AGGREGATIONS.get(name)
+
+
 def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mean_softmax",
                  frame_feats: Tensor | None = None, head: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Video-level class probabilities ``[B, C]`` (float32, rows summing to 1) from the K frames ``index`` ``[B, K]``
-    selects among ``frame_logits`` ``[B, T, C]`` (repeats allowed), aggregated by ``aggregation``.
-
-    ``"mean_softmax"`` (default, the protocol of every committed result): the mean of the frames' softmax.
-    ``"mean_logits"``: the softmax of their mean logit (AR-Net, SCSampler). ``"max_features"``: ``head``
-    (weight ``[C, F]``, bias ``[C]``) on the element-wise max of ``frame_feats`` ``[B, T, F]`` (OCSampler).
-    The softmax runs in float32 so that half-precision caches keep small probabilities."""
-    check_aggregation(aggregation)
-    if aggregation == "max_features":
-        if frame_feats is None or head is None:
-            raise ValueError("max_features needs the frames' features and the recognizer's head")
-        weight, bias = head
-        pooled = _selected(frame_feats, index).float().amax(dim=1)
-        return torch.softmax(pooled @ weight.float().T + bias.float(), dim=-1)
-    selected = _selected(frame_logits, index)
-    if aggregation == "mean_logits":
-        return torch.softmax(selected.float().mean(dim=1), dim=-1)
-    return torch.softmax(selected, dim=-1, dtype=torch.float32).mean(dim=1)
+    selects among ``frame_logits`` ``[B, T, C]`` (repeats allowed), aggregated by the :data:`AGGREGATIONS` entry
+    ``aggregation`` (``"max_features"`` reads ``frame_feats`` and ``head``). The softmax runs in float32 so that
+    half-precision caches keep small probabilities."""
+    return AGGREGATIONS.get(aggregation)(frame_logits, index, frame_feats=frame_feats, head=head)
 
 
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -29,7 +29,15 @@ from samplerbench.stages.banks import export_bank
 from samplerbench.stages.checkpoint import write_checkpoints
 from samplerbench.stages.estimate import estimate, minutes, record, source_fingerprint
 from samplerbench.stages.pipeline import Pipeline, sampler_batches
-from samplerbench.tables import paper
+from samplerbench.tables import (
+    build_tables,
+    chosen_tables,
+    extra_networks,
+    frameless_notes,
+    paper,
+    run_tables,
+    trained_backbones,
+)
 from samplerbench.tables.main import add_confidence_intervals, main_comparison, main_entries
 
 
@@ -67,14 +75,16 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
         distributed.local_batch(batch)
     pipe = Pipeline(cfg, cache_dir=cache_dir, log=log)
     source = pipe.source
-    ablations, left_out = paper.ablation_tables(cfg, names, decodes=source.decodes)
+    written = run_tables(cfg, names, frames=source.decodes)
     require_weights((arch, getattr(cfg, role).weights)
-                    for role, archs in paper.trained_backbones(cfg, ablations, decodes=source.decodes).items()
-                    if getattr(cfg, role).weights for arch in archs)
+                    for role, archs in trained_backbones(cfg, written).items()
+                    if getattr(cfg, role).weights and source.decodes for arch in archs)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     data = source.index()
-    left_out = source.check(names) + left_out  # what this source cannot serve, and the memory the run needs
+    # what this source cannot serve (and the memory the run will need), then the tables it leaves out
+    left_out = source.check(names, extra=extra_networks(cfg, chosen_tables(cfg))) + frameless_notes(
+        cfg, frames=source.decodes)
     for subset in ("train", "val"):  # decode first, so that a dataset with no readable video fails early
         source.split(subset)
     folder = run_folder(out, cfg)
@@ -93,8 +103,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     add_confidence_intervals(evaluator, rows, scores)
     for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
         row["pareto"] = flag
-    tables = paper.tables(evaluator, ablations)
-    curves = paper.saliency_curves(evaluator) if "saliency" in ablations else None
+    tables = build_tables(evaluator, written)
+    curves = paper.saliency_curves(evaluator) if "saliency" in {spec.name for spec in written} else None
     reading = paper.nsnet_reading(paper.nsnet(evaluator)[0]) if "nsnet" in names else None
 
     val = source.split("val")

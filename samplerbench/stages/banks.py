@@ -3,13 +3,14 @@ features written out as a bank (``--export-bank``). The format itself is :mod:`s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from samplerbench.config import Network
 from samplerbench.core.errors import UserError, environment_faults
 from samplerbench.datasets.bank import bank_index, open_bank
 from samplerbench.datasets.base import DatasetIndex
@@ -44,7 +45,7 @@ class BankSource(FeatureSource):
     def video_list(self) -> ListMatch | None:
         return None
 
-    def check(self, names: list[str]) -> list[str]:
+    def check(self, names: list[str], *, extra: Collection[Network]) -> list[str]:
         cfg, bank = self.cfg, self.bank()
         if bank.frames != cfg.data.frames:
             raise UserError(f"--frames {cfg.data.frames}: the bank {cfg.data.root} holds T = {bank.frames} frames per "

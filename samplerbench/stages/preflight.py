@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
 
-from samplerbench.config import WEIGHT_ROLES, RunConfig
+from samplerbench.config import WEIGHT_ROLES, Network, RunConfig
 from samplerbench.core.errors import EnvironmentFault, UserError, environment_error
 from samplerbench.datasets import run_options
 from samplerbench.recognizers.backbones import FrameClassifier
@@ -44,21 +45,20 @@ def _feature_dim(arch: str) -> int:
         return FrameClassifier(arch=arch, num_classes=1).feature_dim
 
 
-def held_networks(cfg: RunConfig) -> list[str]:
-    """The architecture of every recognizer and FEM whose outputs a run of ``cfg`` holds."""
+def held_networks(cfg: RunConfig, extra: Collection[Network]) -> list[str]:
+    """The architecture of every recognizer and FEM whose outputs a run of ``cfg`` holds: its own, and the ``extra``
+    ones its tables train (:func:`samplerbench.tables.extra_networks`)."""
     held = {(role, getattr(cfg, role).arch, getattr(cfg, role).tsn): getattr(cfg, role).arch for role in WEIGHT_ROLES}
-    if "fem" in cfg.report.tables:
-        held |= {("fem", arch, False): arch for arch in cfg.report.fem_archs}
-    if "recognizer" in cfg.report.tables:
-        held |= {("recognizer", arch, tsn): arch for arch, tsn in cfg.report.recognizer_variants}
+    held |= {network: network[1] for network in extra}
     return list(held.values())
 
 
-def output_bytes(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int, frames: int | None = None) -> int:
-    """Bytes of the per-frame outputs a run of ``cfg`` holds on one node (with ``frames`` = T instead of
-    ``cfg.data.frames`` when given); see the module note."""
+def output_bytes(cfg: RunConfig, *, extra: Collection[Network], train_rows: int, val_rows: int, classes: int,
+                 frames: int | None = None) -> int:
+    """Bytes of the per-frame outputs a run of ``cfg`` whose tables train the ``extra`` networks holds on one node
+    (with ``frames`` = T instead of ``cfg.data.frames`` when given); see the module note."""
     t = cfg.data.frames if frames is None else frames
-    per_frame = sum(_feature_dim(arch) + classes for arch in held_networks(cfg))
+    per_frame = sum(_feature_dim(arch) + classes for arch in held_networks(cfg, extra))
     itemsize = 8 if cfg.dtype == "float64" else 4
     return (train_rows + val_rows) * t * per_frame * itemsize * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
@@ -73,13 +73,15 @@ def expected_rows(cfg: RunConfig) -> tuple[int, int, int]:
     return cfg.data.train_views, 1, 1
 
 
-def check_memory(cfg: RunConfig, *, train_rows: int, val_rows: int, classes: int) -> None:
-    """A :class:`UserError` when the per-frame outputs alone would not fit in the memory available."""
+def check_memory(cfg: RunConfig, *, extra: Collection[Network], train_rows: int, val_rows: int, classes: int) -> None:
+    """A :class:`UserError` when the per-frame outputs alone (of the run's networks and the ``extra`` ones its
+    tables train) would not fit in the memory available."""
     available = available_memory()
-    need = output_bytes(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes)
+    need = output_bytes(cfg, extra=extra, train_rows=train_rows, val_rows=val_rows, classes=classes)
     if available is None or need <= available:
         return
-    fits = available // output_bytes(cfg, train_rows=train_rows, val_rows=val_rows, classes=classes, frames=1)
+    fits = available // output_bytes(cfg, extra=extra, train_rows=train_rows, val_rows=val_rows, classes=classes,
+                                     frames=1)
     advice = f"at most --frames {fits} fits (and K <= T)" if fits else "use fewer videos or fewer ablation tables"
     raise UserError(f"--frames {cfg.data.frames}: the per-frame features and logits of {train_rows} training and "
                     f"{val_rows} validation rows alone need {need / 2**30:.1f} GiB, but {available / 2**30:.1f} GiB "

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import ClassVar
 
 from torch import Tensor
 
-from samplerbench.config import RunConfig
+from samplerbench.config import Network, RunConfig
 from samplerbench.core.sgd import Fit
 from samplerbench.datasets.base import DatasetIndex
 from samplerbench.datasets.videolist import ListMatch
@@ -91,10 +91,11 @@ class FeatureSource(abc.ABC):
         """What made the features, for the line that opens every table."""
 
     @abc.abstractmethod
-    def check(self, names: list[str]) -> list[str]:
+    def check(self, names: list[str], *, extra: Collection[Network]) -> list[str]:
         """Before any work: a :class:`~samplerbench.core.errors.UserError` for what this source cannot serve to the
-        samplers ``names`` or the run's settings; returns what the run's tables must say it left out, one line
-        each (default-list samplers it cannot serve are removed from ``names`` in place)."""
+        samplers ``names`` or the run's settings, or for the memory it would need with the ``extra`` networks the
+        run's tables train; returns what the run's tables must say it left out, one line each (default-list
+        samplers it cannot serve are removed from ``names`` in place)."""
 
     @abc.abstractmethod
     def gflops(self, sampler: Sampler, k: int) -> float:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from samplerbench.config import Network
 from samplerbench.core import distributed
 from samplerbench.core.errors import UserError, environment_faults
 from samplerbench.core.sgd import Fit, heldout_videos
@@ -54,9 +55,9 @@ class VideoSource(FeatureSource):
 
     decodes: ClassVar[bool] = True
 
-    def check(self, names: list[str]) -> list[str]:
+    def check(self, names: list[str], *, extra: Collection[Network]) -> list[str]:
         data = self.index()
-        check_memory(self.cfg, train_rows=len(data.split("train")) * self.cfg.data.train_views,
+        check_memory(self.cfg, extra=extra, train_rows=len(data.split("train")) * self.cfg.data.train_views,
                      val_rows=len(data.split("val")), classes=len(data.classes))
         return []
 

@@ -7,6 +7,11 @@ from samplerbench.evaluation.evaluator import Evaluator, bootstrap
 from samplerbench.measures.cost import Timing
 from samplerbench.measures.evaluate import combine_fits
 from samplerbench.stages.throughput import decoded_frames, end_to_end_rate
+from samplerbench.tables.registry import TABLES, TableSpec
+
+# Every run computes this table (main_comparison; the report writes it, main.md and summary.csv): the registry holds its
+# name and its place, first.
+TABLES.register("main", TableSpec(name="main"))
 
 WITHOUT_NS = "nsnet (w/o NS)"
 Entry = tuple[str, str, dict]  # a main-table row's (label, registered sampler, constructor fields)

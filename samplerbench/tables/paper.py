@@ -8,9 +8,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from samplerbench.config import RunConfig
+from samplerbench.config import Network, RunConfig
 from samplerbench.evaluation.evaluator import Evaluator, add_reference_intervals
-from samplerbench.evaluation.result import Table
 from samplerbench.measures.cost import FLOP_NOTE, backbone_gflops
 from samplerbench.measures.evaluate import Evaluation, combine_fits
 from samplerbench.measures.fusion import FUSIONS, fuse_select, union_effective_alpha
@@ -20,6 +19,7 @@ from samplerbench.samplers.base import field_values
 from samplerbench.samplers.guiding import PSEUDO_RULES
 from samplerbench.samplers.nsnet import FEM_WIDTH, NON_SALIENT, NSNetSampler
 from samplerbench.stages.source import Outputs
+from samplerbench.tables.registry import TABLES, TableSpec, register_table
 
 # The paper's ActivityNet v1.3 figures (ResNet-101 recognizer, MobileNetV2 FEM), printed beside our rows except in
 # a smoke test, with a note on datasets other than ActivityNet (report.printed_rows, report.paper_caveat).
@@ -61,6 +61,14 @@ def branch_evaluations(b: Evaluator, fits: list[Sampler], bank: FrameFeatures, k
                                   for sf, sv in branches]) for fusion in fusions}
 
 
+@register_table(
+    "guiding", filename="table1_guiding.md", title="Table 1: guiding saliency score of the FS module (NSNet, K={k})",
+    note="NSNet trained with NS pseudo labels from the response-based or the prototype-based guiding score. fs_mAP: "
+         "the K frames the FS branch alone selects (top-K of s^f), the quantity of the paper's Table 1; fused_mAP: the "
+         "fused NSNet's selection, for reference. pseudo_label_precision / _recall: % of the training frames "
+         "labelled salient that lie in an annotated segment / % of annotated frames labelled salient (empty without "
+         "annotations); the labels come from the recognizer's outputs only.",
+    needs=("nsnet",))
 def table_guiding(b: Evaluator) -> list[dict]:
     """The FS branch's selection of NSNet trained with each guiding score (the supplementary's Table 1 scores "the
     guiding saliency score in FS module"), the fused NSNet beside it, and how well its NS pseudo labels agree with
@@ -78,19 +86,48 @@ def table_guiding(b: Evaluator) -> list[dict]:
     return add_reference_intervals(b, rows, scores, _position(guidings, nsnet(b)[0].guiding))
 
 
+def union_note(budgets: tuple[int, ...], alpha: float) -> str:
+    """What union's α = ``alpha`` amounts to at each budget
+    (:func:`~samplerbench.measures.fusion.union_effective_alpha`)."""
+    shares = ", ".join(f"K={k}: {union_effective_alpha(k, alpha):.3g}" for k in budgets)
+    return (f"Union takes ⌈Kα⌉ frames of π^f and ⌈K(1-α)⌉ of π^v, one fewer from the smaller remainder when they "
+            f"exceed K, so its effective α (π^f's share when the branches' top frames differ) at α = {alpha:g} is "
+            f"{shares}.")
+
+
+def fusion_note(b: Evaluator) -> str:
+    """Table 2's note, with what union's α amounts to at the run's budgets (:func:`union_note`)."""
+    return ("Score fusions (max, mul, add α=0.6) and index fusions (join, intersection, union α=0.6) of one trained "
+            "NSNet; fs/vg are the single branches. " + union_note(b.cfg.sampling.budgets, nsnet(b)[0].alpha))
+
+
+@register_table("fusion", filename="table2_fusion.md", title="Table 2: fusion of the FS and VG branches (NSNet, K={k})",
+                note=fusion_note, needs=("nsnet",))
 def table_fusion(b: Evaluator) -> list[dict]:
     """The trained NSNet's branches under every fusion, over its fits; reference row: its own fusion."""
     k = b.cfg.sampling.main_budget
     fits, bank = nsnet_fits(b)
-    evaluations = branch_evaluations(b, fits, bank, k, FUSIONS)
+    evaluations = branch_evaluations(b, fits, bank, k, tuple(FUSIONS))
     rows, scores = [], []
     for fusion, ev in evaluations.items():
         scores.append({"mAP": ev.scores})
         rows.append(dict(fusion=fusion, mAP=ev.mAP, salient_hit_rate=ev.salient_hit_rate,
                          paper_mAP=PAPER_FUSION.get(fusion)))
-    return add_reference_intervals(b, rows, scores, _position(FUSIONS, fits[0].fusion))
+    return add_reference_intervals(b, rows, scores, _position(FUSIONS.names(), fits[0].fusion))
 
 
+def fem_variants(cfg: RunConfig) -> list[Network]:
+    """Table 3's FEMs: ``report.fem_archs``."""
+    return [("fem", arch, False) for arch in cfg.report.fem_archs]
+
+
+@register_table(
+    "fem", filename="table3_fem.md", title="Table 3: FEM backbone (NSNet, K={k})",
+    note="fem_frame_top1: % of the FEM's own frame predictions on val frames inside annotated segments (all frames "
+         "without annotations) that name the video's class: a FEM near chance gives the sampler uninformative "
+         "features. GFLOPs per frame at this run's FEM resolution and at 224 px. epochs: as every trained model, until "
+         "its loss on held-out training videos stopped improving (at most fem.epochs). " + FLOP_NOTE,
+    needs=("nsnet",), trains=fem_variants)
 def table_fem(b: Evaluator) -> list[dict]:
     """NSNet on each FEM backbone; reference row: the run's FEM."""
     cfg, rows, scores, val = b.cfg, [], [], b.pipe.source.split("val")
@@ -108,6 +145,19 @@ def table_fem(b: Evaluator) -> list[dict]:
     return add_reference_intervals(b, rows, scores, _position(cfg.report.fem_archs, cfg.fem.arch))
 
 
+def recognizer_variants(cfg: RunConfig) -> list[Network]:
+    """Table 4's recognizers: ``report.recognizer_variants``."""
+    return [("recognizer", arch, tsn) for arch, tsn in cfg.report.recognizer_variants]
+
+
+@register_table(
+    "recognizer", filename="table4_recognizer.md", title="Table 4: recognizer backbone × training (K={k})",
+    note="'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits. The default preset uses "
+         "smaller ResNets than the paper (ResNet-101/152) and sets each of its rows beside the paper's row in the same "
+         "position. rec_frame_top1: % of the recognizer's val frame predictions inside annotated segments that name "
+         "the video's class. epochs: every row trains until its loss on held-out training videos stops improving (at "
+         "most recognizer.epochs).",
+    needs=("nsnet",), trains=recognizer_variants)
 def table_recognizer(b: Evaluator) -> list[dict]:
     """NSNet and uniform on each recognizer variant; reference row: the run's recognizer and training."""
     cfg, rows, scores, val = b.cfg, [], [], b.pipe.source.split("val")
@@ -148,67 +198,8 @@ def saliency_curves(b: Evaluator) -> dict:
         classes=b.pipe.source.index().classes)
 
 
-# Tables that train further backbones on decoded frames: a run whose features come from elsewhere leaves them out
-FRAME_TABLES = ("fem", "recognizer")
-
-
-def ablation_tables(cfg: RunConfig, names: list[str], *, decodes: bool) -> tuple[set[str], list[str]]:
-    """The tables besides ``main`` that a run of samplers ``names`` writes (NSNet's ablations need NSNet among them,
-    Fig. 1 needs the oracle too, and Tables 3 and 4 decoded videos: ``decodes``), and a note naming those the
-    run's settings asked for but it leaves out for want of decoded videos (none or one line)."""
-    if "nsnet" not in names:
-        return set(), []
-    wanted = {t for t in cfg.report.tables if t != "main" and (t != "saliency" or "oracle" in names)}
-    skipped = [] if decodes else sorted(wanted & set(FRAME_TABLES))
-    note = [f"table(s) {', '.join(skipped)} left out: they train backbones on decoded videos, which this run does not "
-            "read"]
-    return wanted - set(skipped), note if skipped else []
-
-
-def trained_backbones(cfg: RunConfig, ablations: set[str], *, decodes: bool) -> dict[str, list[str]]:
-    """Role -> every architecture a run trains for it: the main one, then Table 4's / Table 3's when written; none
-    when the run's features do not come from decoded videos (``decodes``)."""
-    if not decodes:
-        return {"recognizer": [], "fem": []}
-    return {
-        "recognizer": [cfg.recognizer.arch,
-                       *([a for a, _ in cfg.report.recognizer_variants] if "recognizer" in ablations else [])],
-        "fem": [cfg.fem.arch, *(cfg.report.fem_archs if "fem" in ablations else ())],
-    }
-
-
-TABLE_SPECS = {
-    "guiding": ("table1_guiding.md", "Table 1: guiding saliency score of the FS module (NSNet, K={k})",
-                "NSNet trained with NS pseudo labels from the response-based or the prototype-based guiding score. "
-                "fs_mAP: the K frames the FS branch alone selects (top-K of s^f), the quantity of the paper's Table "
-                "1; fused_mAP: the fused NSNet's selection, for reference. pseudo_label_precision / _recall: % of "
-                "the training frames labelled salient that lie in an annotated segment / % of annotated frames "
-                "labelled salient (empty without annotations); the labels come from the recognizer's outputs only."),
-    "fusion": ("table2_fusion.md", "Table 2: fusion of the FS and VG branches (NSNet, K={k})",
-               "Score fusions (max, mul, add α=0.6) and index fusions (join, intersection, union α=0.6) of one "
-               "trained NSNet; fs/vg are the single branches."),
-    "fem": ("table3_fem.md", "Table 3: FEM backbone (NSNet, K={k})",
-            "fem_frame_top1: % of the FEM's own frame predictions on val frames inside annotated segments (all "
-            "frames without annotations) that name the video's class: a FEM near chance gives the sampler "
-            "uninformative features. GFLOPs per frame at this run's FEM resolution and at 224 px. epochs: as "
-            "every trained model, until its loss on held-out training videos stopped improving (at most "
-            "fem.epochs). " + FLOP_NOTE),
-    "recognizer": ("table4_recognizer.md", "Table 4: recognizer backbone × training (K={k})",
-                   "'w/o TSN': one frame per video per step; 'w/ TSN': K segments, averaged logits. The default "
-                   "preset uses smaller ResNets than the paper (ResNet-101/152) and sets each of its rows beside "
-                   "the paper's row in the same position. rec_frame_top1: % of the recognizer's val frame "
-                   "predictions inside annotated segments that name the video's class. epochs: every row trains "
-                   "until its loss on held-out training videos stops improving (at most recognizer.epochs)."),
-}
-
-
-def union_note(budgets: tuple[int, ...], alpha: float) -> str:
-    """What union's α = ``alpha`` amounts to at each budget
-    (:func:`~samplerbench.measures.fusion.union_effective_alpha`)."""
-    shares = ", ".join(f"K={k}: {union_effective_alpha(k, alpha):.3g}" for k in budgets)
-    return (f"Union takes ⌈Kα⌉ frames of π^f and ⌈K(1-α)⌉ of π^v, one fewer from the smaller remainder when they "
-            f"exceed K, so its effective α (π^f's share when the branches' top frames differ) at α = {alpha:g} is "
-            f"{shares}.")
+# Fig. 1, which the run plots from saliency_curves: the oracle is its guiding variant
+TABLES.register("saliency", TableSpec(name="saliency", needs=frozenset({"nsnet", "oracle"})))
 
 
 def nsnet_reading(sampler: NSNetSampler) -> str:
@@ -238,16 +229,3 @@ def nsnet_reading(sampler: NSNetSampler) -> str:
             "epochs 50 and 75 of 120, every training video, final weights; clipping the gradients' norm "
             "(`clip_grad_norm`, 5 by default) is this suite's reading, without which the encoder at the FEM's "
             "width does not train at that lr.")
-
-
-def tables(b: Evaluator, wanted: set[str]) -> list[Table]:
-    """The ablation tables of ``wanted`` (names from :func:`ablation_tables`), in the paper's order."""
-    builders = {"guiding": table_guiding, "fusion": table_fusion, "fem": table_fem, "recognizer": table_recognizer}
-    out = []
-    for name, (filename, title, note) in TABLE_SPECS.items():
-        if name == "fusion":
-            note += " " + union_note(b.cfg.sampling.budgets, nsnet(b)[0].alpha)
-        if name in wanted:
-            out.append(Table(name=name, filename=filename, title=title.format(k=b.cfg.sampling.main_budget), note=note,
-                             rows=builders[name](b)))
-    return out
