@@ -18,7 +18,7 @@ from torchvision.transforms.v2 import functional as TF
 from samplerbench.core import distributed
 from samplerbench.core.sgd import Fit, Schedule, soft_targets, train_epochs
 from samplerbench.core.stagelog import progress
-from samplerbench.core.workers import context, init_worker
+from samplerbench.core.workers import IN_PROCESS, context, init_worker
 from samplerbench.formats.store import FrameSource
 from samplerbench.recognizers.backbones import FrameClassifier
 
@@ -71,9 +71,10 @@ class _Frames(Dataset):
 
 
 def _loader(dataset: Dataset, items: Iterable, *, workers: int, device: str) -> DataLoader:
-    """Items of ``dataset`` in the order of ``items``, read by ``workers`` processes (in this one for 0),
-    pinned for a CUDA device. The loader draws its worker seed from a generator of its own: from the global
-    one it would shift every dropout mask that training draws after it."""
+    """Items of ``dataset`` in the order of ``items``, read by ``workers`` processes (in this one for
+    :data:`~samplerbench.core.workers.IN_PROCESS`), pinned for a CUDA device. The loader draws its worker seed
+    from a generator of its own: from the global one it would shift every dropout mask that training draws after
+    it."""
     return DataLoader(dataset, sampler=items, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
                       pin_memory=device.startswith("cuda"), multiprocessing_context=context() if workers else None,
                       worker_init_fn=init_worker, generator=torch.Generator())
@@ -105,7 +106,7 @@ def train_frame_classifier(
     device: str,
     resolution: int,
     desc: str,
-    workers: int = 0,
+    workers: int,
     compile_model: bool = False,
 ) -> Fit:
     """Train in place as ``schedule`` says (:func:`~samplerbench.core.sgd.train_epochs`), with random flips.
@@ -157,8 +158,8 @@ def train_frame_classifier(
 
     def heldout_loss() -> tuple[float, int]:
         total = 0.0
-        for (rows, _, _), x in zip(held_items, _loader(_Batches(frames, resolution), held_items, workers=0,
-                                                        device=device), strict=True):
+        for (rows, _, _), x in zip(held_items, _loader(_Batches(frames, resolution), held_items,
+                                                        workers=IN_PROCESS, device=device), strict=True):
             logits = logits_of(fast, x, len(rows))
             total += F.cross_entropy(logits, targets[rows].to(device, logits.dtype), reduction="sum").item()
         return total, len(mine)
@@ -171,7 +172,7 @@ def train_frame_classifier(
 @torch.inference_mode()
 def extract_outputs(
     model: FrameClassifier, frames: FrameSource, *, resolution: int, device: str, batch_size: int = 256, desc: str,
-    workers: int = 0, compile_model: bool = False,
+    workers: int, compile_model: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every frame of ``frames``, in eval mode, in
     the model's floating-point type; ``batch_size`` frames at a time, read by ``workers`` loader processes."""
