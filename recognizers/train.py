@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from samplerbench.core import distributed
-from samplerbench.core.sgd import Fit, soft_targets, train_epochs
+from samplerbench.core.sgd import Fit, Schedule, soft_targets, train_epochs
 from samplerbench.core.stagelog import progress
-from samplerbench.core.workers import context, init_worker
+from samplerbench.core.workers import IN_PROCESS, context, init_worker
 from samplerbench.formats.store import FrameSource
 from samplerbench.recognizers.backbones import FrameClassifier
 
@@ -71,9 +71,10 @@ class _Frames(Dataset):
 
 
 def _loader(dataset: Dataset, items: Iterable, *, workers: int, device: str) -> DataLoader:
-    """Items of ``dataset`` in the order of ``items``, read by ``workers`` processes (in this one for 0),
-    pinned for a CUDA device. The loader draws its worker seed from a generator of its own: from the global
-    one it would shift every dropout mask that training draws after it."""
+    """Items of ``dataset`` in the order of ``items``, read by ``workers`` processes (in this one for
+    :data:`~samplerbench.core.workers.IN_PROCESS`), pinned for a CUDA device. The loader draws its worker seed
+    from a generator of its own: from the global one it would shift every dropout mask that training draws after
+    it."""
     return DataLoader(dataset, sampler=items, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
                       pin_memory=device.startswith("cuda"), multiprocessing_context=context() if workers else None,
                       worker_init_fn=init_worker, generator=torch.Generator())
@@ -97,22 +98,18 @@ def train_frame_classifier(
     frames: FrameSource,
     labels: Tensor,
     *,
+    schedule: Schedule,
     heldout: Tensor,
     heldout_segments: int,
     segments: int,
-    max_epochs: int,
-    patience: int,
-    lr: float,
-    batch_size: int,
     seed: int,
     device: str,
     resolution: int,
     desc: str,
-    workers: int = 0,
+    workers: int,
     compile_model: bool = False,
 ) -> Fit:
-    """Train in place by :mod:`samplerbench.core.sgd`'s rule with SGD (momentum 0.9, one-cycle over
-    ``max_epochs``, flips).
+    """Train in place as ``schedule`` says (:func:`~samplerbench.core.sgd.train_epochs`), with random flips.
 
     The held-out loss is a video's (logits averaged over ``heldout_segments`` centre frames), so "w/o TSN" and
     "w/ TSN" stop alike. Augmentation is keyed by (seed, epoch, row), independent of the torchrun rank.
@@ -120,21 +117,18 @@ def train_frame_classifier(
     Args:
         frames: uint8 ``[N, T, 3, H, W]`` training frames (one row per view), read per step by ``workers``.
         labels: multi-hot ``[N, C]``.
-        heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.core.sgd.heldout_videos`).
+        schedule: the optimiser, learning-rate curve, epochs, batch and stop rule (the backbones':
+            :func:`samplerbench.config.backbone_schedule`).
+        heldout: ``[N]`` bool, the rows never trained on (:func:`~samplerbench.core.sgd.heldout_rows` of ``schedule``).
         heldout_segments: the parts of a held-out row whose centre frames its held-out loss reads (the run's K).
         segments: 1 trains "w/o TSN"; K trains "w/ TSN" with K segments and averaged logits.
     """
-    local = distributed.local_batch(batch_size)
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     model.to(device).train()
     dtype = next(model.parameters()).dtype
     fast, autocast, fmt = fast_path(model, device, compile_model=compile_model)
     net = distributed.wrap(fast, device=device)
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4, nesterov=True)
     fit_rows, held_rows = (~heldout).nonzero().squeeze(1), heldout.nonzero().squeeze(1)
-    per_rank = -(-len(fit_rows) // distributed.world_size())
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max_epochs * max(1, -(-per_rank // local)),
-                                                pct_start=0.15)
     targets = soft_targets(labels)
     augment = torch.Generator().manual_seed(seed)
     # The loader's sampler: it iterates this list afresh each epoch, so each epoch refills it in place.
@@ -160,26 +154,25 @@ def train_frame_classifier(
     centres = _pick_frames(frames.shape[1], torch.full((1, heldout_segments), 0.5))
     mine = held_rows[distributed.shard(len(held_rows))]
     held_items = [(rows, centres.expand(len(rows), -1), torch.zeros(len(rows), dtype=torch.bool))
-                  for rows in mine.split(batch_size)]
+                  for rows in mine.split(schedule.batch_size)]
 
     def heldout_loss() -> tuple[float, int]:
         total = 0.0
-        for (rows, _, _), x in zip(held_items, _loader(_Batches(frames, resolution), held_items, workers=0,
-                                                        device=device), strict=True):
+        for (rows, _, _), x in zip(held_items, _loader(_Batches(frames, resolution), held_items,
+                                                        workers=IN_PROCESS, device=device), strict=True):
             logits = logits_of(fast, x, len(rows))
             total += F.cross_entropy(logits, targets[rows].to(device, logits.dtype), reduction="sum").item()
         return total, len(mine)
 
-    return train_epochs(model, opt, sched, loss=loss, epoch_inputs=epoch_inputs,
-                        heldout_loss=heldout_loss if len(held_rows) else None, rows=len(fit_rows),
-                        batch_size=batch_size, seed=seed, max_epochs=max_epochs, patience=patience,
-                        step_schedule=True, desc=desc)
+    return train_epochs(model, schedule=schedule, loss=loss, epoch_inputs=epoch_inputs,
+                        heldout_loss=heldout_loss if len(held_rows) else None, rows=len(fit_rows), seed=seed,
+                        desc=desc)
 
 
 @torch.inference_mode()
 def extract_outputs(
     model: FrameClassifier, frames: FrameSource, *, resolution: int, device: str, batch_size: int = 256, desc: str,
-    workers: int = 0, compile_model: bool = False,
+    workers: int, compile_model: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Per-frame (features ``[N,T,F]``, logits ``[N,T,C]``) of every frame of ``frames``, in eval mode, in
     the model's floating-point type; ``batch_size`` frames at a time, read by ``workers`` loader processes."""

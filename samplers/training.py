@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from samplerbench.core import distributed
-from samplerbench.core.sgd import Fit, Schedule, heldout_videos, train_epochs
+from samplerbench.core.sgd import Fit, Schedule, heldout_rows, train_epochs
 from samplerbench.samplers.base import FrameFeatures, Sampler
 from samplerbench.samplers.shift import shift_views, video_runs
 
@@ -68,7 +68,6 @@ def fit_sgd(
     given; random numbers a loss needs must be among its tensors."""
     torch.manual_seed(seed)  # dropout: the same stream on every rank (see distributed.GlobalDraws)
     objective = distributed.wrap(_Objective(net, loss_fn), device=device)
-    optimiser = schedule.optimiser(net.parameters())
 
     def epoch_inputs(epoch: int, batches: list[Tensor]) -> Iterable[tuple[Tensor, ...]]:
         tensors = epoch_tensors(epoch)
@@ -81,10 +80,8 @@ def fit_sgd(
                     for chunk in mine.split(EVAL_CHUNK))
         return total, len(mine)
 
-    return train_epochs(net, optimiser, schedule.scheduler(optimiser), loss=objective, epoch_inputs=epoch_inputs,
-                        heldout_loss=heldout_loss if heldout is not None else None, rows=rows,
-                        batch_size=schedule.batch_size, seed=seed, max_epochs=schedule.epochs,
-                        patience=schedule.patience, step_schedule=False, clip_grad_norm=schedule.clip_grad_norm)
+    return train_epochs(net, schedule=schedule, loss=objective, epoch_inputs=epoch_inputs,
+                        heldout_loss=heldout_loss if heldout is not None else None, rows=rows, seed=seed)
 
 
 class Standardize(nn.Module):
@@ -172,8 +169,7 @@ class TrainableSampler(Sampler):
         train.require("labels", "rec_logits", "rec_feats", who=self.name)
         schedule = self.schedule()
         ids = train.video_ids or tuple(str(row) for row in range(train.batch_size))
-        held = (heldout_videos(ids, fraction=self.holdout_fraction, seed=self.seed) if schedule.early_stop
-                else torch.zeros(len(ids), dtype=torch.bool))
+        held = heldout_rows(ids, schedule=schedule, seed=self.seed)
         fitted, heldout = train.take(~held), train.take(held)
         fork_devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         with torch.random.fork_rng(devices=fork_devices):

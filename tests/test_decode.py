@@ -112,7 +112,7 @@ def test_decode_clip_raises_decode_error(videos: dict[str, Path]) -> None:
 
 
 def test_probe_many_reasons(videos: dict[str, Path]) -> None:
-    result = probe_many(videos.values())
+    result = probe_many(videos.values(), workers=2)
     assert result[videos["good"]] == (12, FPS)
     assert result[videos["short"]] == (3, FPS)
     assert result[videos["empty"]] == "zero-byte file"
@@ -133,7 +133,7 @@ def decoded_times(records: list[VideoRecord], **kwargs) -> torch.Tensor:
 
 def test_decode_records_skips_unreadable_with_reasons(videos: dict[str, Path]) -> None:
     records = [record(name, path) for name, path in videos.items()]
-    split = decode_records(records, t=8, short_side=32, crop=24)
+    split = decode_records(records, t=8, short_side=32, crop=24, workers=2)
     assert split.video_ids == ["good", "short"]
     assert split.frames.shape == (2, 8, 3, 24, 24) and split.frames.dtype == torch.uint8
     assert split.labels == [(1,), (1,)]
@@ -144,7 +144,7 @@ def test_decode_records_skips_unreadable_with_reasons(videos: dict[str, Path]) -
     ]
     # good: 12 frames at 4 fps; T=8 centres are frames 0 2 3 5 6 8 9 11; salient inside [1 s, 2 s)
     expected = (np.array([0, 2, 3, 5, 6, 8, 9, 11]) + 0.5) / FPS
-    times = decoded_times(records, t=8, short_side=32, crop=24)
+    times = decoded_times(records, t=8, short_side=32, crop=24, workers=2)
     assert times[0].tolist() == pytest.approx(expected.tolist())
     assert split.salient[0].tolist() == [False, False, False, True, True, False, False, False]
     # short: 3 frames spliced to 8, still valid timestamps in order
@@ -154,17 +154,17 @@ def test_decode_records_skips_unreadable_with_reasons(videos: dict[str, Path]) -
 def test_decode_records_train_views_are_deterministic(videos: dict[str, Path]) -> None:
     records = [record("good", videos["good"]), record("short", videos["short"])]
     kwargs = dict(t=4, short_side=32, crop=24, views=3, seed=7, train=True)
-    a = decode_records(records, **kwargs)
+    a = decode_records(records, **kwargs, workers=2)
     b = decode_records(records[:1], **kwargs, workers=1)
     assert a.video_ids == ["good"] * 3 + ["short"] * 3 and torch.equal(a.frames[:3], b.frames)
-    times_a, times_b = decoded_times(records, **kwargs), decoded_times(records[:1], **kwargs, workers=1)
+    times_a, times_b = decoded_times(records, **kwargs, workers=2), decoded_times(records[:1], **kwargs, workers=1)
     assert torch.equal(times_a[:3], times_b)
     assert len({tuple(row.tolist()) for row in times_a[:3]}) > 1  # the views differ
-    assert not torch.equal(decoded_times(records[:1], **{**kwargs, "seed": 8}), times_b)
+    assert not torch.equal(decoded_times(records[:1], **{**kwargs, "seed": 8}, workers=1), times_b)
 
 
 def test_all_unreadable_gives_an_empty_split(videos: dict[str, Path]) -> None:
-    split = decode_records([record("missing", videos["missing"])], t=4, short_side=32, crop=24)
+    split = decode_records([record("missing", videos["missing"])], t=4, short_side=32, crop=24, workers=2)
     assert split.frames.shape == (0, 4, 3, 24, 24) and split.salient.shape == (0, 4) and len(split.skipped) == 1
 
 

@@ -172,7 +172,8 @@ def test_unreadable_frame_folders_are_skipped_with_a_reason(tmp_path: Path) -> N
     assert reasons["corrupt"].startswith("corrupt JPEG img_00005.jpg: ") and "\n" not in reasons["corrupt"]
     assert reasons["empty"] == "empty frame folder (no 'img_{:05d}.jpg' file)"
     assert reasons["gone"] == "missing frame folder"
-    (_, decoded), = [(r, v) for r, v in decode_stream([good], t=6, short_side=40, crop=32) if not isinstance(v, str)]
+    (_, decoded), = [(r, v) for r, v in decode_stream([good], t=6, short_side=40, crop=32, workers=2)
+                     if not isinstance(v, str)]
     assert np.allclose(decoded.times_s[0], (np.arange(6) + 0.5) / 30.0)  # the documented default fps
 
 

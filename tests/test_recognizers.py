@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from samplerbench.core.errors import UserError
-from samplerbench.core.sgd import soft_targets
+from samplerbench.core.sgd import Schedule, soft_targets
 from samplerbench.formats.store import TensorFrames
 from samplerbench.recognizers.backbones import FEM_ARCHS, FrameClassifier, load_weights
 from samplerbench.recognizers.train import (
@@ -53,10 +53,11 @@ def test_training_learns_a_separable_task(segments):
     targets = torch.nn.functional.one_hot(labels, 2).float()
     model = FrameClassifier(arch="resnet18", num_classes=2)
     heldout = torch.arange(48) // 2 % 4 == 0  # 12 rows, both classes
-    fit = train_frame_classifier(model, TensorFrames(frames), targets, heldout=heldout, heldout_segments=2,
-                                 segments=segments,
-                                 max_epochs=8, patience=8, lr=0.01, batch_size=8, seed=0, device="cpu",
-                                 resolution=32, desc="test")
+    schedule = Schedule(epochs=8, batch_size=8, lr=0.01, momentum=0.9, weight_decay=1e-4, nesterov=True,
+                        lr_decay="one_cycle", early_stop=True, patience=8)
+    fit = train_frame_classifier(model, TensorFrames(frames), targets, schedule=schedule, heldout=heldout,
+                                 heldout_segments=2, segments=segments, seed=0, device="cpu", resolution=32,
+                                 desc="test", workers=0)
     assert fit.epochs == 8 and len(fit.heldout) == 8 and fit.losses[-1] < fit.losses[0]
     # the held-out loss is a video's: logits of the 2 parts' centre frames (1 and 3 of T=4) averaged, and the
     # kept weights are the best monitored epoch's (the first half is warm-up)
@@ -65,7 +66,7 @@ def test_training_learns_a_separable_task(segments):
     video_loss = torch.nn.functional.cross_entropy(centre_logits.view(12, 2, 2).mean(1), targets[heldout])
     assert fit.best_epoch >= 4 and fit.heldout[fit.best_epoch] == min(fit.heldout[4:])
     assert video_loss.item() == pytest.approx(fit.heldout[fit.best_epoch], rel=1e-4, abs=1e-6)
-    feats, logits = extract_outputs(model, TensorFrames(frames), resolution=32, device="cpu", desc="test")
+    feats, logits = extract_outputs(model, TensorFrames(frames), resolution=32, device="cpu", desc="test", workers=0)
     assert feats.shape == (48, 4, 512) and logits.shape == (48, 4, 2)
     assert (logits.mean(1).argmax(-1) == labels).float().mean() >= 0.9
 

@@ -3,13 +3,17 @@ where they mean something, and the last line names the file to open and the head
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+from rows import main_row
 
 from samplerbench.config import build_config
+from samplerbench.evaluation.result import MainRow
 from samplerbench.measures import metrics
 from samplerbench.report import write as report
+from samplerbench.tables.main import add_pareto_flags
 
 ABLATION_ROWS = [{"guiding": "response", "mAP": 50.0, "paper_mAP": 74.1},
                  {"guiding": "prototype", "mAP": 52.0, "paper_mAP": 74.7}]
@@ -37,8 +41,8 @@ def test_paper_figures_beside_another_dataset_say_whose_they_are(dataset, caveat
     assert "paper (ActivityNet) mAP" in text
 
 
-def row(sampler: str, k: int, score: float, lo: float | None = None, hi: float | None = None) -> dict:
-    return {"sampler": sampler, "budget_K": k, "mAP": score, "mAP_lo": lo, "mAP_hi": hi, "top1": score / 2}
+def row(sampler: str, k: int, score: float, lo: float | None = None, hi: float | None = None) -> MainRow:
+    return main_row(sampler, k, mAP=score, mAP_lo=lo, mAP_hi=hi, top1=score / 2)
 
 
 ROWS = [row("dense", 16, 30.0), row("mgsampler", 4, 40.0, 35.0, 45.0), row("nsnet", 4, 55.3, 48.12, 60.2),
@@ -49,8 +53,8 @@ ROWS = [row("dense", 16, 30.0), row("mgsampler", 4, 40.0, 35.0, 45.0), row("nsne
     (ROWS, "mAP", False, "headline: nsnet K=4 mAP 55.3 [48.1, 60.2] vs uniform 27.1"),
     (ROWS, "mAP", True, "headline (smoke test, measures nothing): nsnet K=4 mAP 55.3 [48.1, 60.2] vs uniform 27.1"),
     (ROWS, "top1", False, "headline: nsnet K=4 top-1 27.6 vs uniform 13.6"),  # top-1 has no CI
-    ([r for r in ROWS if r["sampler"] != "uniform"], "mAP", False, "headline: nsnet K=4 mAP 55.3 [48.1, 60.2]"),
-    ([r for r in ROWS if r["sampler"] in ("dense", "oracle", "uniform")], "mAP", False, None),
+    ([r for r in ROWS if r.sampler != "uniform"], "mAP", False, "headline: nsnet K=4 mAP 55.3 [48.1, 60.2]"),
+    ([r for r in ROWS if r.sampler in ("dense", "oracle", "uniform")], "mAP", False, None),
 ], ids=["best sampler vs uniform", "smoke test", "top-1 dataset", "no uniform", "nothing but references"])
 def test_the_last_line_names_the_file_to_open_and_the_headline(tmp_path, rows, metric, smoke, line):
     """The headline is the best sampler at the main budget other than uniform (its reference), dense and the
@@ -61,8 +65,38 @@ def test_the_last_line_names_the_file_to_open_and_the_headline(tmp_path, rows, m
 
 
 def test_the_oracle_is_never_pareto_optimal_and_hides_no_sampler():
-    rows = [dict(sampler="uniform", gflops_per_video=1.0, mAP=30.0),
-            dict(sampler="nsnet", gflops_per_video=2.0, mAP=40.0),
-            dict(sampler="dense", gflops_per_video=4.0, mAP=35.0),
-            dict(sampler="oracle", gflops_per_video=1.0, mAP=90.0, reads_labels=True)]
-    assert metrics.pareto_flags(rows) == [True, True, False, False]
+    points = [(1.0, 30.0), (2.0, 40.0), (4.0, 35.0), None]  # uniform, nsnet, dense; the oracle is no operating point
+    assert metrics.pareto_flags(points) == [True, True, False, False]
+    rows = [main_row("uniform", gflops_per_video=1.0, mAP=30.0, top1=30.0),
+            main_row("nsnet", gflops_per_video=2.0, mAP=40.0, top1=20.0),
+            main_row("dense", gflops_per_video=4.0, mAP=35.0, top1=35.0),
+            main_row("oracle", gflops_per_video=1.0, mAP=90.0, top1=90.0, reads_labels=True)]
+    add_pareto_flags(rows, "mAP")
+    assert [r.pareto for r in rows] == [True, True, False, False]
+    add_pareto_flags(rows, "top1")  # the dataset's metric decides
+    assert [r.pareto for r in rows] == [True, False, True, False]
+
+
+def test_summary_csv_and_main_md_take_their_columns_from_the_row_type(tmp_path):
+    """summary.csv's header is MainRow's fields in order (but run.json's ``reads_labels``), top-1 first among the
+    scores of a top-1 dataset; main.md's columns are the row spec's, MAIN_COLUMNS."""
+    rows = [main_row("dense", 16, timed_iters=7, decoded_frames=16, videos_per_s=10.0),
+            main_row("oracle", 4, reads_labels=True)]
+    fields = [f.name for f in dataclasses.fields(MainRow)]
+    assert report.SUMMARY_COLUMNS == MainRow.summary_columns() == [f for f in fields if f != "reads_labels"]
+    for metric in ("mAP", "top1"):
+        report.summary_table(rows, metric).to_csv(tmp_path / "summary.csv", index=False, float_format="%.4f")
+        header, dense, oracle = (tmp_path / "summary.csv").read_text().splitlines()
+        columns = header.split(",")
+        assert columns == report.summary_columns(metric) and sorted(columns) == sorted(report.SUMMARY_COLUMNS)
+        first = "top1" if metric == "top1" else "mAP"
+        assert columns[columns.index("fits") + 1] == first
+        cells = dict(zip(columns, dense.split(","), strict=True))
+        assert (cells["timed_iters"], cells["decoded_frames"]) == ("7", "16")  # integers, though the oracle's are empty
+        assert dict(zip(columns, oracle.split(","), strict=True))["timed_iters"] == ""
+        text = report.main_markdown(rows, "header", metric)
+        table_header = next(line for line in text.splitlines() if line.startswith("| sampler"))
+        headers = [c.strip() for c in table_header.strip("|").split("|")]
+        assert headers == [c.header for c in report.main_columns(metric)]
+        assert sorted(headers) == sorted(c.header for c in report.MAIN_COLUMNS)
+        assert headers[2] == ("top-1 %" if metric == "top1" else "mAP % [95% CI]")

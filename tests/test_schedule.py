@@ -11,8 +11,13 @@ import torch
 from banks import salient_bank
 from torch import nn
 
-from samplerbench.core.sgd import Schedule, train_epochs
-from samplerbench.samplers import get_sampler
+from samplerbench.config import backbone_schedule, build_config, sampler_override
+from samplerbench.core.sgd import ONE_CYCLE_WARMUP, Schedule, ScheduleOverride, train_epochs
+from samplerbench.core.stagelog import StageLog
+from samplerbench.formats.store import TensorFrames
+from samplerbench.samplers import get_sampler, get_sampler_class
+from samplerbench.stages import pipeline, videos
+from samplerbench.stages.source import Split
 
 PAPER = {  # what each paper (or its authors' code) trains with, read off the sources the docstrings name
     "nsnet": dict(epochs=120, batch_size=64, lr=1e-2, momentum=0.9, weight_decay=0.0, lr_decay="step",
@@ -68,11 +73,10 @@ def test_clipping_bounds_each_step_and_the_norms_are_recorded() -> None:
     model = nn.Linear(4, 1)
     x, y = torch.randn(8, 4) * 100, torch.randn(8, 1) * 100
     before = model.weight.detach().clone()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    fit = train_epochs(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0), rows=8, batch_size=8,
-                       seed=0, loss=lambda rows: nn.functional.mse_loss(model(x[rows]), y[rows]),
-                       epoch_inputs=lambda epoch, batches: ((b,) for b in batches), heldout_loss=None,
-                       max_epochs=1, patience=1, step_schedule=False, clip_grad_norm=1e-3)
+    schedule = Schedule(epochs=1, batch_size=8, lr=1.0, momentum=0.0, clip_grad_norm=1e-3)
+    fit = train_epochs(model, schedule=schedule, rows=8, seed=0,
+                       loss=lambda rows: nn.functional.mse_loss(model(x[rows]), y[rows]),
+                       epoch_inputs=lambda epoch, batches: ((b,) for b in batches), heldout_loss=None)
     assert fit.grad_norms[0] > 1.0  # recorded before clipping
     assert float((model.weight.detach() - before).norm()) <= 1e-3 + 1e-9  # lr 1 × a gradient of norm ≤ 1e-3
 
@@ -94,3 +98,92 @@ def test_the_paper_schedule_trains_on_every_video_and_keeps_the_final_weights() 
     fit = sampler.training
     assert fit.epochs == 3 and fit.best_epoch == 2 and fit.heldout == []
     assert all(math.isfinite(g) for g in fit.grad_norms) and len(fit.grad_norms) == 3
+
+
+def test_one_cycle_steps_per_batch_and_nesterov_reaches_the_optimiser() -> None:
+    s = Schedule(epochs=4, batch_size=8, lr=0.1, nesterov=True, lr_decay="one_cycle", weight_decay=1e-4)
+    opt = s.optimiser(nn.Linear(2, 1).parameters())
+    assert opt.defaults["nesterov"] and opt.defaults["weight_decay"] == 1e-4
+    curve = s.scheduler(opt, steps_per_epoch=5)
+    assert s.per_step and isinstance(curve, torch.optim.lr_scheduler.OneCycleLR) and curve.total_steps == 20
+    assert "one-cycle" in s.describe() and "Nesterov momentum" in s.describe()
+    assert f"{ONE_CYCLE_WARMUP:.0%}" in s.describe()
+    with pytest.raises(ValueError, match="one_cycle"):
+        Schedule(epochs=4, batch_size=8, lr=0.1, lr_decay="one_cycle", milestones=(0.5,))
+    with pytest.raises(ValueError, match="nesterov"):
+        Schedule(epochs=4, batch_size=8, lr=0.1, nesterov=True, momentum=0.0)
+
+
+# -- what a run's config sets: the backbones' schedule and the samplers' overrides, carried to their trainers
+
+
+class _Stop(Exception):
+    """Raised by a stand-in trainer once it has what it was handed."""
+
+
+def _fake_splits(pipe: pipeline.Pipeline, *, videos: int = 8, classes: int = 2) -> None:
+    """Decoded splits of a few blank videos in ``pipe``'s memo, so that no video is generated nor decoded."""
+    t, res = pipe.cfg.data.frames, pipe.cfg.recognizer.res
+    for subset in ("train", "val"):
+        pipe._memo[("split", subset)] = Split(
+            key=f"fake {subset}", frames=TensorFrames(torch.zeros(videos, t, 3, res, res, dtype=torch.uint8)),
+            targets=torch.eye(classes)[torch.arange(videos) % classes],
+            salient=torch.zeros(videos, t, dtype=torch.bool), video_ids=[f"v{i}" for i in range(videos)], skipped=[])
+
+
+@pytest.mark.parametrize("role", ["recognizer", "fem"])
+def test_the_backbone_schedule_carries_every_setting_of_the_config_to_the_trainer(tmp_path, monkeypatch, role):
+    cfg = build_config("tiny", **{role: {"lr": 0.0123, "epochs": 5, "batch": 4}}, patience=2, holdout_fraction=0.25)
+    schedule = backbone_schedule(cfg, role)
+    assert (schedule.lr, schedule.epochs, schedule.batch_size) == (0.0123, 5, 4)
+    assert (schedule.early_stop, schedule.patience, schedule.holdout_fraction) == (True, 2, 0.25)
+    assert (schedule.lr_decay, schedule.nesterov, schedule.momentum, schedule.weight_decay) == \
+        ("one_cycle", True, 0.9, 1e-4)
+    handed = {}
+
+    def trainer(model, frames, labels, **kwargs):
+        handed.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(videos, "train_frame_classifier", trainer)
+    pipe = pipeline.Pipeline(cfg, cache_dir=tmp_path, log=StageLog(quiet=True))
+    _fake_splits(pipe)
+    with pytest.raises(_Stop):
+        pipe.source.outputs(role, getattr(cfg, role).arch)
+    assert handed["schedule"] == schedule
+    held = handed["heldout"]
+    assert held.dtype == torch.bool and held.sum() == 2  # round(0.25 · 8 videos)
+
+
+def test_the_runs_sampler_overrides_reach_every_trainable_sampler_below_its_options(tmp_path, monkeypatch):
+    cfg = build_config("tiny", sampling={"epochs": 7, "lr": 0.05, "early_stop": True}, patience=4,
+                       holdout_fraction=0.2)
+    assert sampler_override(cfg) == ScheduleOverride(epochs=7, lr=0.05, early_stop=True, patience=4,
+                                                     holdout_fraction=0.2)
+    assert sampler_override(build_config()).changes() == {}  # each sampler keeps its paper's
+    built = []
+
+    def recording(name: str):
+        cls = get_sampler_class(name)
+
+        class Recording(cls):
+            def __init__(self, **fields) -> None:
+                super().__init__(**fields)
+                built.append(self)
+
+        return Recording
+
+    def no_banks(*args, **kwargs):
+        raise _Stop
+
+    monkeypatch.setattr(pipeline, "get_sampler_class", recording)
+    monkeypatch.setattr(pipeline.Pipeline, "features", no_banks)
+    pipe = pipeline.Pipeline(cfg, cache_dir=tmp_path, log=StageLog(quiet=True))
+    for name, options in (("scsampler", {}), ("nsnet", {"lr": 0.5}), ("uniform", {})):
+        with pytest.raises(_Stop):
+            pipe._fit(name, None, None, {}, options, fit=0)
+    scsampler, nsnet, uniform = (s.schedule() if hasattr(s, "schedule") else s for s in built)
+    assert (scsampler.epochs, scsampler.lr, scsampler.batch_size) == (7, 0.05, 48)  # its paper's batch
+    assert (scsampler.early_stop, scsampler.patience, scsampler.holdout_fraction) == (True, 4, 0.2)
+    assert (nsnet.epochs, nsnet.lr) == (7, 0.5)  # a sampler's own option wins over the run's
+    assert not hasattr(uniform, "epochs")  # nothing to train: no schedule handed to it

@@ -9,7 +9,7 @@ import torch
 from banks import salient_bank
 from torch import nn
 
-from samplerbench.core.sgd import heldout_videos, soft_targets, train_epochs
+from samplerbench.core.sgd import Schedule, heldout_videos, soft_targets, train_epochs
 from samplerbench.samplers import get_sampler
 from samplerbench.samplers.training import HELDOUT_EPOCH, epoch_generator
 
@@ -46,7 +46,6 @@ def _scripted(heldout: list[float], *, patience: int, max_epochs: int):
     """Train a linear model with the held-out losses ``heldout`` (one per epoch); the weights after each epoch."""
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(16, 3), torch.randn(16, 1)
     after: list[torch.Tensor] = []
 
@@ -54,10 +53,10 @@ def _scripted(heldout: list[float], *, patience: int, max_epochs: int):
         after.append(model.weight.detach().clone())
         return heldout[len(after) - 1] * 4, 4
 
-    fit = train_epochs(model, opt, torch.optim.lr_scheduler.StepLR(opt, 100), rows=16, batch_size=4, seed=0,
+    schedule = Schedule(epochs=max_epochs, batch_size=4, lr=0.1, momentum=0.0, early_stop=True, patience=patience)
+    fit = train_epochs(model, schedule=schedule, rows=16, seed=0,
                        loss=lambda rows: nn.functional.mse_loss(model(x[rows]), y[rows]),
-                       epoch_inputs=lambda epoch, batches: ((b,) for b in batches),
-                       heldout_loss=heldout_loss, max_epochs=max_epochs, patience=patience, step_schedule=False)
+                       epoch_inputs=lambda epoch, batches: ((b,) for b in batches), heldout_loss=heldout_loss)
     return fit, model, after
 
 

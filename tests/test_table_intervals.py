@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from rows import main_row
 
 from samplerbench.evaluation.evaluator import add_reference_intervals
 from samplerbench.report import write as report
@@ -76,11 +77,8 @@ def test_without_the_runs_own_setting_among_the_rows_there_is_no_difference() ->
 @pytest.mark.parametrize(("lo", "hi", "marked"), [(0.1, 2.0, True), (-3.0, -0.2, True), (-0.1, 2.0, False),
                                                   (None, None, False)])
 def test_a_difference_is_resolved_when_its_ci_excludes_zero(lo, hi, marked) -> None:
-    row = {"sampler": "nsnet", "budget_K": 4, "mAP": 40.0, "mAP_lo": 35.0, "mAP_hi": 45.0, "dmAP_vs_uniform": 1.0,
-           "dmAP_lo": lo, "dmAP_hi": hi, "mAP_anet": 40.0, "top1": 30.0, "hit3": 50.0, "salient_hit_rate": 20.0,
-           "gflops_per_video": 1.0, "speedup_flops": 1.0, "videos_per_s": None, "timing_spread": None,
-           "timed_iters": None, "speedup_vs_dense": None, "videos_per_s_e2e": None, "speedup_e2e_vs_dense": None,
-           "pareto": False}
+    row = main_row("nsnet", mAP=40.0, mAP_lo=35.0, mAP_hi=45.0, dmAP_vs_uniform=1.0, dmAP_lo=lo, dmAP_hi=hi,
+                   speedup_flops=1.0)
     text = report.main_markdown([row], "header")
     line = next(line for line in text.splitlines() if line.startswith("| nsnet"))
     assert ("✓" in line) == marked and report.RESOLVED_NOTE in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from rows import main_row
 from videofiles import write_clip
 
 from samplerbench.cli import build_parser, config_from_args
@@ -13,13 +14,14 @@ from samplerbench.config import build_config
 from samplerbench.core.stagelog import StageLog
 from samplerbench.core.timeline import presample_indices
 from samplerbench.evaluation.evaluator import Evaluator
+from samplerbench.evaluation.result import DecodeRow, MainRow
 from samplerbench.measures.cost import Timing
 from samplerbench.report.write import main_markdown
 from samplerbench.samplers import get_sampler, list_samplers
 from samplerbench.stages import throughput
 from samplerbench.stages.pipeline import Pipeline
 from samplerbench.stages.throughput import decode_timing, decoded_frames, end_to_end_rate
-from samplerbench.tables.main import add_speedups, timing_columns
+from samplerbench.tables.main import add_speedups, add_timing
 
 T, K = 16, 4
 DECODES_2T = {"mgsampler"}  # every pre-sampled frame and its successor, for the motion between them
@@ -38,10 +40,12 @@ def test_end_to_end_rate_adds_decode_and_compute_time():
     assert end_to_end_rate(decode_s_per_video=0.3, videos_per_s=10.0) == pytest.approx(1 / (0.3 + 0.1))
 
 
-def _row(sampler: str, gflops: float, seconds_per_batch: float | None, decoded: int) -> dict:
+def _row(sampler: str, gflops: float, seconds_per_batch: float | None, decoded: int) -> MainRow:
     timing = None if seconds_per_batch is None else Timing(seconds=seconds_per_batch, spread=0.02, iterations=7,
                                                            items_per_call=8)
-    return dict(sampler=sampler, gflops_per_video=gflops, **timing_columns(timing, decoded=decoded))
+    row = main_row(sampler, gflops_per_video=gflops)
+    add_timing(row, timing, decoded=decoded)
+    return row
 
 
 def test_speedups_measured_end_to_end_and_from_flops():
@@ -49,17 +53,18 @@ def test_speedups_measured_end_to_end_and_from_flops():
             _row("oracle", 16.0, None, T)]
     add_speedups(rows, {2: 0.05, T: 0.4})
     dense, uniform, nsnet, oracle = rows
-    assert (dense["videos_per_s"], dense["timed_iters"], dense["timing_spread"]) == (10.0, 7, 0.02)
-    assert dense["videos_per_s_e2e"] == pytest.approx(1 / (0.4 + 0.1))  # decodes T, computes 0.1 s/video
-    assert uniform["decode_s_per_video"] == 0.05  # decodes only its K = 2 frames
-    assert uniform["videos_per_s_e2e"] == pytest.approx(1 / (0.05 + 0.0125))
-    assert (uniform["speedup_vs_dense"], uniform["speedup_flops"]) == (8.0, 8.0)
-    assert uniform["speedup_e2e_vs_dense"] == pytest.approx(0.5 / 0.0625)
-    assert (nsnet["speedup_vs_dense"], nsnet["speedup_flops"]) == (2.0, 4.0)
-    assert nsnet["speedup_e2e_vs_dense"] == pytest.approx(0.5 / 0.45)  # decoding all T frames eats the gain
-    assert oracle["speedup_flops"] == 1.0
-    assert all(oracle[c] is None for c in ("videos_per_s", "timed_iters", "decoded_frames", "decode_s_per_video",
-                                           "videos_per_s_e2e", "speedup_vs_dense", "speedup_e2e_vs_dense"))
+    assert (dense.videos_per_s, dense.timed_iters, dense.timing_spread) == (10.0, 7, 0.02)
+    assert dense.videos_per_s_e2e == pytest.approx(1 / (0.4 + 0.1))  # decodes T, computes 0.1 s/video
+    assert uniform.decode_s_per_video == 0.05  # decodes only its K = 2 frames
+    assert uniform.videos_per_s_e2e == pytest.approx(1 / (0.05 + 0.0125))
+    assert (uniform.speedup_vs_dense, uniform.speedup_flops) == (8.0, 8.0)
+    assert uniform.speedup_e2e_vs_dense == pytest.approx(0.5 / 0.0625)
+    assert (nsnet.speedup_vs_dense, nsnet.speedup_flops) == (2.0, 4.0)
+    assert nsnet.speedup_e2e_vs_dense == pytest.approx(0.5 / 0.45)  # decoding all T frames eats the gain
+    assert oracle.speedup_flops == 1.0
+    assert all(getattr(oracle, c) is None for c in ("videos_per_s", "timed_iters", "decoded_frames",
+                                                    "decode_s_per_video", "videos_per_s_e2e", "speedup_vs_dense",
+                                                    "speedup_e2e_vs_dense"))
 
 
 def test_decode_timing_decodes_each_video_at_the_segment_centres(tmp_path, monkeypatch):
@@ -125,12 +130,10 @@ def test_remeasure_flag():
 
 def test_main_table_marks_noisy_rates_and_states_the_timed_batches_and_decoding():
     rows = [_row("dense", 16.0, 0.8, T), _row("uniform", 2.0, 0.1, 2)]
-    rows[1]["timing_spread"] = 0.25  # the middle half of its batches spread over a quarter of the median
+    rows[1].timing_spread = 0.25  # the middle half of its batches spread over a quarter of the median
     add_speedups(rows, {2: 0.05, T: 0.4})
-    for r in rows:
-        r.update(budget_K=K, mAP=50.0, mAP_anet=50.0, top1=40.0, hit3=70.0, salient_hit_rate=30.0, pareto=False)
-    decode = [dict(frames=2, s_per_video=0.05, spread=0.3, timed_decodes=20),
-              dict(frames=32, successors=True, s_per_video=0.2, spread=0.1, timed_decodes=8)]
+    decode = [DecodeRow(frames=2, successors=False, s_per_video=0.05, spread=0.3, timed_decodes=20),
+              DecodeRow(frames=32, successors=True, s_per_video=0.2, spread=0.1, timed_decodes=8)]
     lines = main_markdown(rows, "header", decode=decode).splitlines()
     dense, uniform = ([cell.strip() for cell in line.split("|")] for line in lines if line.startswith("| ")
                       and line.split("|")[1].strip() in ("dense", "uniform"))
@@ -139,5 +142,5 @@ def test_main_table_marks_noisy_rates_and_states_the_timed_batches_and_decoding(
     assert "2 frames 50 ms (IQR 30%, 20 decodes)" in lines[-1]
     assert "16 frames + their successors and motion 200 ms (IQR 10%, 8 decodes)" in lines[-1]
     assert "Decoding per video on this machine's CPU" in lines[-1]
-    on_gpu = [d | {"decoder": "torchcodec", "device": "cuda"} for d in decode]  # --decoder torchcodec
+    on_gpu = [dataclasses.replace(d, decoder="torchcodec", device="cuda") for d in decode]  # --decoder torchcodec
     assert "Decoding per video by torchcodec on cuda, median" in main_markdown(rows, "h", decode=on_gpu)

@@ -51,7 +51,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_probe_reports_frames_or_a_reason(files: dict[str, Path]) -> None:
-    result = probe_many(files.values())
+    result = probe_many(files.values(), workers=2)
     for name in READABLE:
         assert result[files[name]] == (12, FPS), name
     assert result[files["three_frames"]] == (3, FPS)
@@ -90,14 +90,14 @@ def test_rotated_video_comes_out_upright_on_both_decoders(files: dict[str, Path]
 
 def test_decode_records_keeps_readable_and_lists_the_rest(files: dict[str, Path]) -> None:
     records = [VideoRecord(video_id=name, path=path, labels=(0,), subset="val") for name, path in files.items()]
-    split = decode_records(records, t=8, short_side=48, crop=48)
+    split = decode_records(records, t=8, short_side=48, crop=48, workers=2)
     readable = [*READABLE, "three_frames", "rotated"]
     assert split.video_ids == readable
     assert split.frames.shape == (len(readable), 8, 3, 48, 48)
     # 3 frames spliced to T=8: indices 0 0 0 1 1 2 2 2, so timestamps (i + 0.5) / FPS
     expected = (np.array([0, 0, 0, 1, 1, 2, 2, 2]) + 0.5) / FPS
     three = next(r for r in records if r.video_id == "three_frames")
-    [(_, decoded)] = decode_stream([three], t=8, short_side=48, crop=48)
+    [(_, decoded)] = decode_stream([three], t=8, short_side=48, crop=48, workers=2)
     assert decoded.times_s[0].tolist() == pytest.approx(expected.tolist())
     assert not split.salient.any()  # no segments, no salient frame
     reasons = {vid: reason for vid, _, reason in split.skipped}

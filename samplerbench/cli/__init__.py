@@ -277,6 +277,9 @@ def add_select_flags(p: ArgumentParser) -> None:
     p.add_argument("-k", "--budget", type=int, required=True, metavar="K", help="frames to keep per video")
     p.add_argument("--top5", action="store_true", help="add the recognizer's top-5 classes on the kept frames")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--workers", type=_at_least(1), default=None, metavar="N",
+                   help="processes that probe and decode the videos (default: as a run, the cores this process may "
+                        f"use; {distributed.local_cores()} here)")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="any file decord (or PyAV) reads")
 
 
@@ -406,7 +409,7 @@ def select_command(args: argparse.Namespace) -> int:
     from samplerbench.formats.selections import dumps
     from samplerbench.runs.select import load_sampler  # the models' imports only when selecting
 
-    trained = load_sampler(args.checkpoint, device=distributed.resolve_device(args.device))
+    trained = load_sampler(args.checkpoint, device=distributed.resolve_device(args.device), workers=args.workers)
     results = trained.select_videos(args.videos, args.budget, top5=args.top5)
     print(dumps(results))
     return 0 if any("skipped" not in r for r in results) else 1

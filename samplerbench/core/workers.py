@@ -14,6 +14,9 @@ from multiprocessing import forkserver
 import torch
 
 PRELOAD = ["samplerbench.stages.decode"]
+# A worker count: no worker process, the caller reads its items itself (held-out batches, frames already in memory).
+# A run's count is its config's ``workers`` (default :func:`~samplerbench.core.distributed.local_cores`).
+IN_PROCESS = 0
 
 
 def _die_with_main() -> None:

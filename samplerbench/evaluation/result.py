@@ -3,12 +3,80 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import Any
 
 import numpy as np
 
 from samplerbench.config import RunConfig
 from samplerbench.datasets.base import DatasetIndex
+
+IN_SUMMARY = "in_summary"  # a MainRow field's metadata: False for a field run.json's rows hold but summary.csv not
+
+
+@dataclasses.dataclass(kw_only=True)
+class MainRow:
+    """One row of the main table: a sampler (``sampler``: its label, e.g. ``nsnet (w/o NS)``) at budget ``budget_K``
+    of ``frames_T``. Its fields, in order, are ``summary.csv``'s columns (but those marked ``IN_SUMMARY: False``)
+    and run.json's main rows. :mod:`samplerbench.tables.main` builds it with the scores (the mean over ``fits``
+    fits) and GFLOPs, then fills the timing, cost, interval and Pareto columns in place; ``None`` where nothing was
+    measured (the oracle's timings) or defined (a Δ without a uniform row)."""
+
+    dataset: str
+    sampler: str
+    frames_T: int
+    budget_K: int
+    fits: int
+    mAP: float
+    mAP_fit_std: float | None = None
+    mAP_lo: float | None = None
+    mAP_hi: float | None = None
+    dmAP_vs_uniform: float | None = None
+    dmAP_lo: float | None = None
+    dmAP_hi: float | None = None
+    mAP_anet: float
+    top1: float
+    hit3: float
+    salient_hit_rate: float
+    gflops_per_video: float
+    videos_per_s: float | None = None
+    timing_spread: float | None = None
+    timed_iters: int | None = None
+    speedup_vs_dense: float | None = None
+    speedup_flops: float | None = None
+    decoded_frames: int | None = None
+    decode_s_per_video: float | None = None
+    videos_per_s_e2e: float | None = None
+    speedup_e2e_vs_dense: float | None = None
+    pareto: bool = False
+    # the oracle: an upper bound that reads the labels at evaluation, never timed nor Pareto-optimal
+    reads_labels: bool = dataclasses.field(default=False, metadata={IN_SUMMARY: False})
+
+    @classmethod
+    def summary_columns(cls) -> list[str]:
+        """``summary.csv``'s columns: the fields in order, but those marked ``IN_SUMMARY: False``."""
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get(IN_SUMMARY, True)]
+
+
+# MainRow's field names as attributes, for what reads them back as table columns (summary.csv): COLUMN.mAP == "mAP",
+# and a name that is no field fails where it is written.
+COLUMN = types.SimpleNamespace(**{f.name: f.name for f in dataclasses.fields(MainRow)})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DecodeRow:
+    """What decoding ``frames`` frames of a val video costs, behind the main table's end-to-end column: the median
+    seconds per video, the spread (interquartile range over the median) and the decodes timed. ``successors``:
+    mgsampler's pipeline (``frames`` / 2 frames, each with its successor, and their motion); ``decoder`` and
+    ``device``: where a run's ``data.decoder`` other than the CPU's decoded (``None``: the CPU decoders)."""
+
+    frames: int
+    successors: bool
+    s_per_video: float
+    spread: float
+    timed_decodes: int
+    decoder: str | None = None
+    device: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,8 +103,8 @@ class RunResult:
     machine: str
     features: str  # what made the per-frame features (the feature source's description), for every table's header
     decodes: bool  # the features come from decoded videos: the cost columns cover the whole pipeline
-    main: list[dict[str, Any]]
-    decode: list[dict[str, Any]]
+    main: list[MainRow]
+    decode: list[DecodeRow]
     tables: list[Table] = dataclasses.field(default_factory=list)
     curves: dict | None = None
     reading: str | None = None

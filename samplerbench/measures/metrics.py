@@ -7,7 +7,7 @@ headline number; :func:`mean_average_precision_anet` is the ActivityNet evaluato
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,17 +180,16 @@ def label_agreement(predicted: Tensor, salient: Tensor) -> tuple[float, float]:
     return precision, both / truth.sum().item() * 100.0
 
 
-def pareto_flags(rows: list[dict], metric: str = "mAP") -> list[bool]:
-    """A row is Pareto-optimal when no other row is at most as costly and at least as accurate (in ``metric``),
-    one strictly. Rows of samplers that read labels at evaluation (``reads_labels``: the oracle) are upper
-    bounds, not operating points: they are never marked and never hide another row."""
-    pts = [(r["gflops_per_video"], r[metric]) for r in rows if not r.get("reads_labels")]
+def pareto_flags(points: Sequence[tuple[float, float] | None]) -> list[bool]:
+    """Whether each operating point ``(cost, score)`` is Pareto-optimal: no other point is at most as costly and
+    at least as high, one strictly. ``None`` is no operating point (a sampler that reads labels at evaluation, the
+    oracle: an upper bound): never marked, and it hides no point."""
+    pts = [p for p in points if p is not None]
 
-    def optimal(row: dict) -> bool:
-        g, m = row["gflops_per_video"], row[metric]
-        return not any(g2 <= g and m2 >= m and (g2, m2) != (g, m) for g2, m2 in pts)
+    def optimal(cost: float, score: float) -> bool:
+        return not any(c <= cost and s >= score and (c, s) != (cost, score) for c, s in pts)
 
-    return [not r.get("reads_labels") and optimal(r) for r in rows]
+    return [p is not None and optimal(*p) for p in points]
 
 
 EMA_WEIGHT = 0.8  # the paper's Fig. 1 smoothing

@@ -15,12 +15,14 @@ from tabulate import tabulate
 
 from samplerbench.config import SMOKE_TEST_PRESETS, run_config
 from samplerbench.core.errors import UserError
+from samplerbench.evaluation.result import COLUMN
 from samplerbench.formats.cache import atomic_write
 from samplerbench.report.write import SMOKE_TEST_NOTE
 
-METRICS = ("mAP", "top1", "salient_hit_rate", "gflops_per_video")
-KEYS = ("dataset", "sampler", "frames_T", "budget_K")
-SETTING = ("preset", "dataset", "frames_T", "budgets")  # the part of a run's identity every heading names
+# summary.csv's columns that compare reads, named by the main table's row type (evaluation.result.MainRow)
+METRICS = (COLUMN.mAP, COLUMN.top1, COLUMN.salient_hit_rate, COLUMN.gflops_per_video)
+KEYS = (COLUMN.dataset, COLUMN.sampler, COLUMN.frames_T, COLUMN.budget_K)
+SETTING = ("preset", COLUMN.dataset, COLUMN.frames_T, "budgets")  # the part of a run's identity every heading names
 # Settings that change no number compare averages: where the run ran and how fast (device, processes, workers,
 # timing), which samplers and tables it wrote, how its intervals were drawn. The seed is what runs vary.
 NOT_IDENTITY = ("seed", "device", "workers", "remeasure", "report", "cost", "sampling.samplers")
@@ -56,7 +58,7 @@ def read_summary(path: Path) -> pd.DataFrame:
     missing = [c for c in (*KEYS, *METRICS) if c not in df.columns]
     if missing:
         raise UserError(f"{path} is not a samplerbench summary.csv: no column(s) {', '.join(missing)}")
-    text = [c for c in ("frames_T", "budget_K", *METRICS) if not pd.api.types.is_numeric_dtype(df[c])]
+    text = [c for c in (COLUMN.frames_T, COLUMN.budget_K, *METRICS) if not pd.api.types.is_numeric_dtype(df[c])]
     if text:
         raise UserError(f"{path}: column(s) {', '.join(text)} hold text where numbers belong")
     return df
@@ -68,7 +70,7 @@ def k_set(meta: dict, summary: pd.DataFrame) -> str:
     sampling = (run_config(meta["config"]) if isinstance(meta.get("config"), dict) else {}).get("sampling")
     budgets = sampling.get("budgets") if isinstance(sampling, dict) else None
     if not (isinstance(budgets, list) and budgets and all(isinstance(k, int) for k in budgets)):
-        budgets = summary["budget_K"].tolist()
+        budgets = summary[COLUMN.budget_K].tolist()
     return ",".join(str(k) for k in sorted(set(budgets)))
 
 
@@ -150,7 +152,7 @@ def describe_settings(runs: pd.DataFrame, *, most: int = 4) -> pd.Series:
         ident = ids[row["identity"]]
         extra = [f"{k}={ident.get(k, '—')}" for k in differ[:most]]
         extra += [f"and {len(differ) - most} more"] if len(differ) > most else []
-        return ", ".join([f"preset `{row['preset']}`, dataset {row['dataset']}, T={row['frames_T']}, "
+        return ", ".join([f"preset `{row['preset']}`, dataset {row[COLUMN.dataset]}, T={row[COLUMN.frames_T]}, "
                           f"K={row['budgets']}", *extra])
 
     return runs.apply(words, axis=1)
@@ -182,17 +184,17 @@ def paired_to_uniform(runs: pd.DataFrame) -> pd.Series:
     """Each row's mAP minus uniform's in the same run at the same K (NaN where the run has no uniform row): across
     seeds the data and backbones change and every sampler moves with them, so this paired difference varies far
     less between seeds than the mAP itself."""
-    uniform = runs[runs["sampler"] == "uniform"].set_index(["run", "budget_K"])["mAP"]
-    keys = pd.MultiIndex.from_frame(runs[["run", "budget_K"]])
-    return runs["mAP"] - uniform.reindex(keys).to_numpy()
+    uniform = runs[runs[COLUMN.sampler] == "uniform"].set_index(["run", COLUMN.budget_K])[COLUMN.mAP]
+    keys = pd.MultiIndex.from_frame(runs[["run", COLUMN.budget_K]])
+    return runs[COLUMN.mAP] - uniform.reindex(keys).to_numpy()
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per setting, sampler and K: mean and sample std (ddof=1) of each metric and of the per-run
     difference to uniform (:func:`paired_to_uniform`), and the run count."""
-    runs = runs.assign(dmAP_vs_uniform=paired_to_uniform(runs))
-    grouped = runs.groupby(["setting", *SETTING, "sampler", "budget_K"], sort=False)
-    out = grouped[[*METRICS, "dmAP_vs_uniform"]].agg(["mean", "std"])
+    runs = runs.assign(**{COLUMN.dmAP_vs_uniform: paired_to_uniform(runs)})
+    grouped = runs.groupby(["setting", *SETTING, COLUMN.sampler, COLUMN.budget_K], sort=False)
+    out = grouped[[*METRICS, COLUMN.dmAP_vs_uniform]].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["runs"] = grouped.size()
     out["seeds"] = grouped["seed"].apply(lambda s: ",".join(str(x) for x in sorted(s.dropna().unique())))
@@ -205,10 +207,12 @@ def table_markdown(agg: pd.DataFrame) -> str:
         return f"{row[f'{metric}_mean']:.{digits}f} ± {std:.{digits}f}" if pd.notna(std) else \
             f"{row[f'{metric}_mean']:.{digits}f}"
 
-    table = [{"dataset": r["dataset"], "sampler": r["sampler"], "K": r["budget_K"], "mAP %": pm(r, "mAP"),
-              "ΔmAP vs uniform, per run": pm(r, "dmAP_vs_uniform") if pd.notna(r["dmAP_vs_uniform_mean"]) else "",
-              "top-1 %": pm(r, "top1"), "salient-hit %": pm(r, "salient_hit_rate"),
-              "GFLOPs/video": f"{r['gflops_per_video_mean']:.3f}", "runs": r["runs"], "seeds": r["seeds"]}
+    delta = COLUMN.dmAP_vs_uniform
+    table = [{"dataset": r[COLUMN.dataset], "sampler": r[COLUMN.sampler], "K": r[COLUMN.budget_K],
+              "mAP %": pm(r, COLUMN.mAP),
+              "ΔmAP vs uniform, per run": pm(r, delta) if pd.notna(r[f"{delta}_mean"]) else "",
+              "top-1 %": pm(r, COLUMN.top1), "salient-hit %": pm(r, COLUMN.salient_hit_rate),
+              "GFLOPs/video": f"{r[f'{COLUMN.gflops_per_video}_mean']:.3f}", "runs": r["runs"], "seeds": r["seeds"]}
              for _, r in agg.iterrows()]
     return tabulate(table, headers="keys", tablefmt="github") + "\n"
 

@@ -12,7 +12,8 @@ import json
 import math
 import platform
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -28,21 +29,17 @@ from tabulate import tabulate
 from samplerbench.config import SMOKE_TEST_PRESETS, RunConfig
 from samplerbench.core import distributed
 from samplerbench.evaluation.protocol import protocol_markdown
-from samplerbench.evaluation.result import RunResult
+from samplerbench.evaluation.result import DecodeRow, MainRow, RunResult
 from samplerbench.formats.cache import atomic_write
 from samplerbench.formats.runfolder import slug
 from samplerbench.formats.selections import dumps, video_selection
 from samplerbench.measures.cost import FLOP_NOTE
 from samplerbench.measures.metrics import EMA_WEIGHT
 
-SUMMARY_COLUMNS = [
-    "dataset", "sampler", "frames_T", "budget_K", "fits", "mAP", "mAP_fit_std", "mAP_lo", "mAP_hi", "dmAP_vs_uniform",
-    "dmAP_lo",
-    "dmAP_hi", "mAP_anet", "top1", "hit3", "salient_hit_rate", "gflops_per_video", "videos_per_s", "timing_spread",
-    "timed_iters", "speedup_vs_dense", "speedup_flops", "decoded_frames", "decode_s_per_video", "videos_per_s_e2e",
-    "speedup_e2e_vs_dense", "pareto",
-]
-INT_COLUMNS = ("timed_iters", "decoded_frames")  # empty for the oracle, so pandas would write them as floats
+SUMMARY_COLUMNS = MainRow.summary_columns()
+# integer columns that may be empty (the oracle's timings), which pandas would write as floats
+INT_COLUMNS = [name for name, hint in typing.get_type_hints(MainRow).items()
+               if hint == int | None and name in SUMMARY_COLUMNS]
 PACKAGES = ("samplerbench", "torch", "torchvision", "decord", "av", "fvcore", "numpy", "pandas", "scikit-learn",
             "scipy")
 PUBLISHED_OCSAMPLER = ("OCSampler reports 76.9 mAP at 21.7 GFLOPs per video on ActivityNet (CVPR 2022, its own "
@@ -134,6 +131,14 @@ def summary_columns(metric: str) -> list[str]:
     return columns
 
 
+def summary_table(rows: list[MainRow], metric: str) -> pd.DataFrame:
+    """``summary.csv``: one line per row, in :func:`summary_columns` ``(metric)``, empty where a value is
+    ``None``."""
+    summary = pd.DataFrame([dataclasses.asdict(r) for r in rows]).reindex(columns=summary_columns(metric))
+    summary[INT_COLUMNS] = summary[INT_COLUMNS].astype("Int64")
+    return summary
+
+
 def _num(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -159,16 +164,14 @@ def _rate(value, spread) -> str:
     return _num(value, 1) + (" †" if spread is not None and spread > LARGE_SPREAD else "")
 
 
-def decode_note(decode: list[dict]) -> str:
+def decode_note(decode: list[DecodeRow]) -> str:
     """One line of what decoding costs per video, per frame count, behind the end-to-end column."""
-    def what(d: dict) -> str:
-        return f"{d['frames'] // 2} frames + their successors and motion" if d.get("successors") else \
-            f"{d['frames']} frames"
+    def what(d: DecodeRow) -> str:
+        return f"{d.frames // 2} frames + their successors and motion" if d.successors else f"{d.frames} frames"
 
-    parts = [f"{what(d)} {d['s_per_video'] * 1e3:.0f} ms (IQR {d['spread']:.0%}, {d['timed_decodes']} decodes)"
+    parts = [f"{what(d)} {d.s_per_video * 1e3:.0f} ms (IQR {d.spread:.0%}, {d.timed_decodes} decodes)"
              for d in decode]
-    where = f"by {decode[0]['decoder']} on {decode[0]['device']}" if decode[0].get("decoder") else \
-        "on this machine's CPU"
+    where = f"by {decode[0].decoder} on {decode[0].device}" if decode[0].decoder else "on this machine's CPU"
     return f"Decoding per video {where}, median over val videos: " + "; ".join(parts) + "."
 
 
@@ -183,35 +186,53 @@ HEADS_COST_NOTE = (" Frame bank: GFLOPs/video and videos/s cover the sampler hea
                   "per-round ratio of the row's to it; nothing is decoded, so there is no e2e column. ")
 
 
-def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: list[dict] | None = None, *,
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A column of main.md: its header and what a row's cell shows."""
+
+    header: str
+    cell: Callable[[MainRow], object]
+
+
+MAIN_COLUMNS: tuple[Column, ...] = (
+    Column("sampler", lambda r: r.sampler),
+    Column("K", lambda r: r.budget_K),
+    Column("mAP % [95% CI]", lambda r: _ci(r.mAP, r.mAP_lo, r.mAP_hi, std=r.mAP_fit_std)),
+    Column("ΔmAP vs uniform [95% CI]", lambda r: _delta(r.dmAP_vs_uniform, r.dmAP_lo, r.dmAP_hi)),
+    Column("mAP (ANet) %", lambda r: _num(r.mAP_anet, 1)),
+    Column("top-1 %", lambda r: _num(r.top1, 1)),
+    Column("hit@3 %", lambda r: _num(r.hit3, 1)),
+    Column("salient-hit %", lambda r: _num(r.salient_hit_rate, 1)),
+    Column("GFLOPs/video", lambda r: _num(r.gflops_per_video, 3)),
+    Column("speed-up (FLOPs)", lambda r: _num(r.speedup_flops, 2)),
+    Column("videos/s", lambda r: _rate(r.videos_per_s, r.timing_spread)),
+    Column("timed batches", lambda r: r.timed_iters or ""),
+    Column("speed-up vs dense", lambda r: _num(r.speedup_vs_dense, 2)),
+    Column("videos/s e2e", lambda r: _rate(r.videos_per_s_e2e, r.timing_spread)),
+    Column("e2e speed-up", lambda r: _num(r.speedup_e2e_vs_dense, 2)),
+    Column("Pareto", lambda r: "★" if r.pareto else ""),
+)
+TOP1_COLUMN = "top-1 %"  # moved up beside K where top-1 is the dataset's metric
+
+
+def main_columns(metric: str) -> list[Column]:
+    """main.md's columns: :data:`MAIN_COLUMNS`, with :data:`TOP1_COLUMN` the first score where ``metric`` is
+    ``"top1"``."""
+    if metric != "top1":
+        return list(MAIN_COLUMNS)
+    top1 = [c for c in MAIN_COLUMNS if c.header == TOP1_COLUMN]
+    rest = [c for c in MAIN_COLUMNS if c.header != TOP1_COLUMN]
+    return [*rest[:2], *top1, *rest[2:]]
+
+
+def main_markdown(rows: list[MainRow], header: str, metric: str = "mAP", decode: list[DecodeRow] | None = None, *,
                   decodes: bool = True) -> str:
-    """The samplers × budgets table; its first score column is ``metric`` ("mAP" or "top1"). ``decode``: the
-    decoding cost behind the end-to-end column, stated under the table. ``decodes``: ``False`` for features not
-    from decoded videos (a frame bank's), whose cost columns the note says cover the sampler heads alone
-    (:data:`HEADS_COST_NOTE`)."""
-    table = [
-        {
-            "sampler": r["sampler"],
-            "K": r["budget_K"],
-            "mAP % [95% CI]": _ci(r["mAP"], r.get("mAP_lo"), r.get("mAP_hi"), std=r.get("mAP_fit_std")),
-            "ΔmAP vs uniform [95% CI]": _delta(r.get("dmAP_vs_uniform"), r.get("dmAP_lo"), r.get("dmAP_hi")),
-            "mAP (ANet) %": _num(r["mAP_anet"], 1),
-            "top-1 %": _num(r["top1"], 1),
-            "hit@3 %": _num(r["hit3"], 1),
-            "salient-hit %": _num(r["salient_hit_rate"], 1),
-            "GFLOPs/video": _num(r["gflops_per_video"], 3),
-            "speed-up (FLOPs)": _num(r["speedup_flops"], 2),
-            "videos/s": _rate(r["videos_per_s"], r["timing_spread"]),
-            "timed batches": r["timed_iters"] or "",
-            "speed-up vs dense": _num(r["speedup_vs_dense"], 2),
-            "videos/s e2e": _rate(r["videos_per_s_e2e"], r["timing_spread"]),
-            "e2e speed-up": _num(r["speedup_e2e_vs_dense"], 2),
-            "Pareto": "★" if r["pareto"] else "",
-        }
-        for r in rows
-    ]
-    if metric == "top1":
-        table = [{"sampler": r["sampler"], "K": r["K"], "top-1 %": r["top-1 %"], **r} for r in table]
+    """The samplers × budgets table, one line per row in :func:`main_columns`; its first score column is
+    ``metric`` ("mAP" or "top1"). ``decode``: the decoding cost behind the end-to-end column, stated under the
+    table. ``decodes``: ``False`` for features not from decoded videos (a frame bank's), whose cost columns the
+    note says cover the sampler heads alone (:data:`HEADS_COST_NOTE`)."""
+    columns = main_columns(metric)
+    table = [{c.header: c.cell(r) for c in columns} for r in rows]
     return "\n\n".join([
         "# Samplers × budgets",
         header,
@@ -220,7 +241,7 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
         f"{LARGE_SPREAD:.0%} of their median (`--remeasure` times again). Speed-ups are over dense; (FLOPs) is "
         "dense's GFLOPs over the row's. Empty where not measured (the "
         "oracle reads labels and is not deployable). Reference row of Δ: uniform at the same K. "
-        f"{ci_note(max(r.get('fits') or 1 for r in rows))} {RESOLVED_NOTE} "
+        f"{ci_note(max(r.fits for r in rows))} {RESOLVED_NOTE} "
         f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}) among the deployable samplers "
         "(the oracle, an upper bound, is never marked). Salient-hit is empty for datasets "
         "without temporal annotations.",
@@ -229,18 +250,20 @@ def main_markdown(rows: list[dict], header: str, metric: str = "mAP", decode: li
     ]) + "\n"
 
 
-def headline(rows: list[dict], metric: str, budget: int) -> dict | None:
+def headline(rows: list[MainRow], metric: str, budget: int) -> dict | None:
     """The run's headline result: the row at the main ``budget`` that scores highest in ``metric`` (``mAP`` or
     ``top1``), :data:`NOT_HEADLINE` aside, with its 95% CI (``None`` for top-1, which has none) and uniform's
     score at the same K (``None`` when uniform was not run); ``None`` when no row qualifies."""
-    at_budget = {r["sampler"]: r for r in rows if r["budget_K"] == budget}
-    candidates = [r for name, r in at_budget.items() if name not in NOT_HEADLINE and not math.isnan(r[metric])]
+    at_budget = {r.sampler: r for r in rows if r.budget_K == budget}
+    candidates = [r for name, r in at_budget.items()
+                  if name not in NOT_HEADLINE and not math.isnan(getattr(r, metric))]
     if not candidates:
         return None
-    best = max(candidates, key=lambda r: r[metric])
+    best = max(candidates, key=lambda r: getattr(r, metric))
     uniform = at_budget.get("uniform")
-    return {"sampler": best["sampler"], "K": budget, "metric": metric, "value": best[metric],
-            "lo": best.get(f"{metric}_lo"), "hi": best.get(f"{metric}_hi"), "uniform": uniform and uniform[metric]}
+    return {"sampler": best.sampler, "K": budget, "metric": metric, "value": getattr(best, metric),
+            "lo": getattr(best, f"{metric}_lo", None), "hi": getattr(best, f"{metric}_hi", None),
+            "uniform": getattr(uniform, metric) if uniform else None}
 
 
 def final_line(folder: Path) -> str:
@@ -325,11 +348,11 @@ def plot_saliency(curves: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_map_vs_gflops(rows: list[dict], path: Path, title: str) -> None:
+def plot_map_vs_gflops(rows: list[MainRow], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, group in pd.DataFrame(rows).groupby("sampler", sort=False):
-        group = group.sort_values("gflops_per_video")
-        ax.plot(group["gflops_per_video"], group["mAP"], marker="o", label=name)
+    for name in dict.fromkeys(r.sampler for r in rows):
+        group = sorted((r for r in rows if r.sampler == name), key=lambda r: r.gflops_per_video)
+        ax.plot([r.gflops_per_video for r in group], [r.mAP for r in group], marker="o", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("GFLOPs / video (fvcore, 1 MAC = 1 flop)")
     ax.set_ylabel("mAP (%)")
@@ -392,15 +415,14 @@ def write_all(folder: Path, result: RunResult) -> None:
     cfg, data, reading, protocol = result.cfg, result.data, result.reading, result.protocol
     folder.mkdir(parents=True, exist_ok=True)
     header = table_header(cfg, result.machine, result.warnings, features=result.features)
-    rows = printed_rows(result.main, cfg)
+    rows = result.main  # no paper figures among them: nothing for printed_rows to drop
     tables = [dataclasses.replace(table, rows=printed_rows(table.rows, cfg)) for table in result.tables]
-    summary = pd.DataFrame(rows).reindex(columns=summary_columns(data.metric))
-    summary[list(INT_COLUMNS)] = summary[list(INT_COLUMNS)].astype("Int64")
+    summary = summary_table(rows, data.metric)
     atomic_write(folder / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False, float_format="%.4f"))
     oracle_note = ""
     if shows_paper_figures(cfg) and result.paper_oracle is not None:
         oracle_note = f"\n\nThe paper's oracle (Guid.) reaches {result.paper_oracle} mAP on ActivityNet."
-        if any(r["sampler"] == "ocsampler" for r in rows):
+        if any(r.sampler == "ocsampler" for r in rows):
             oracle_note += f" {PUBLISHED_OCSAMPLER}"
     card = f"\n\n{protocol_markdown(protocol, labels_file=LABELS_FILE)}" if protocol else ""
     main = main_markdown(rows, header + card, data.metric, result.decode,
@@ -447,7 +469,9 @@ def write_all(folder: Path, result: RunResult) -> None:
                     "val_videos": len(data.split("val")), "skipped_annotations": [list(s) for s in data.skipped]},
         "stages": result.stages,
         "skipped_videos": [list(s) for s in result.skipped],
-        "tables": {"main": rows, "decode": result.decode, **{table.name: table.rows for table in tables}},
+        "tables": {"main": [dataclasses.asdict(r) for r in rows],
+                   "decode": [dataclasses.asdict(d) for d in result.decode],
+                   **{table.name: table.rows for table in tables}},
         "saliency": result.curves,
         "checkpoints": result.checkpoints,
         "warnings": list(result.warnings),

@@ -21,7 +21,7 @@ from samplerbench.evaluation.result import RunResult
 from samplerbench.formats.cache import code_digest, file_digest
 from samplerbench.formats.runfolder import run_folder, staged
 from samplerbench.measures.evaluate import first_fits
-from samplerbench.measures.metrics import check_aggregation, pareto_flags
+from samplerbench.measures.metrics import check_aggregation
 from samplerbench.recognizers.backbones import IMAGENET, require_weights
 from samplerbench.report import write as report
 from samplerbench.samplers import list_samplers
@@ -38,7 +38,7 @@ from samplerbench.tables import (
     run_tables,
     trained_backbones,
 )
-from samplerbench.tables.main import add_confidence_intervals, main_comparison, main_entries
+from samplerbench.tables.main import add_confidence_intervals, add_pareto_flags, main_comparison, main_entries
 
 
 def run(cfg: RunConfig, *, out: Path, cache_dir: Path, quiet: bool = False, overwrite: bool = False) -> Path:
@@ -101,8 +101,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     entries = main_entries(names)
     rows, scores, selected, decode = main_comparison(evaluator, entries)
     add_confidence_intervals(evaluator, rows, scores)
-    for row, flag in zip(rows, pareto_flags(rows, data.metric), strict=True):
-        row["pareto"] = flag
+    add_pareto_flags(rows, data.metric)
     tables = build_tables(evaluator, written)
     curves = paper.saliency_curves(evaluator) if "saliency" in {spec.name for spec in written} else None
     reading = paper.nsnet_reading(paper.nsnet(evaluator)[0]) if "nsnet" in names else None

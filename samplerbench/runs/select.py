@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
+from samplerbench.core.distributed import local_cores
 from samplerbench.core.errors import UserError
+from samplerbench.core.workers import IN_PROCESS
 from samplerbench.datasets.base import VideoRecord
 from samplerbench.formats.selections import video_selection
 from samplerbench.formats.store import TensorFrames
@@ -34,7 +36,8 @@ TOP = 5  # classes reported with ``top5``
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainedSampler:
-    """A sampler with the FEM and recognizer it was trained with and the preprocessing of its run."""
+    """A sampler with the FEM and recognizer it was trained with and the preprocessing of its run; ``workers``: the
+    processes that probe and decode new videos (default: as a run's, the cores this process may use)."""
 
     sampler: Sampler
     fem: FrameClassifier
@@ -46,6 +49,7 @@ class TrainedSampler:
     fem_res: int
     rec_res: int
     device: str
+    workers: int = dataclasses.field(default_factory=local_cores)
     aggregation: str = "mean_softmax"  # how the run scored a video from its kept frames
 
     def select_video(self, video: Path | str, k: int, *, top5: bool = False) -> dict:
@@ -58,16 +62,17 @@ class TrainedSampler:
         T."""
         check_budget(k, self.frames)
         paths = [Path(v) for v in videos]
-        probed = probe_many(paths)
+        probed = probe_many(paths, workers=self.workers)
         readable = [p for p in dict.fromkeys(paths) if not isinstance(probed[p], str)]
         records = [VideoRecord(video_id=str(p), path=p, labels=(), subset="val") for p in readable]
-        decoded = decode_records(records, t=self.frames, short_side=self.short_side, crop=self.crop, probed=probed)
+        decoded = decode_records(records, t=self.frames, short_side=self.short_side, crop=self.crop, probed=probed,
+                                 workers=self.workers)
         reasons = {Path(path): reason for _, path, reason in decoded.skipped}
         reasons |= {p: info for p, info in probed.items() if isinstance(info, str)}
         motion = None
         if self.sampler.needs_motion:
             motions = {r.video_id: m for r, m in motion_stream(records, t=self.frames, short_side=self.short_side,
-                                                               crop=self.crop, probed=probed)}
+                                                               crop=self.crop, probed=probed, workers=self.workers)}
             reasons |= {Path(v): m for v, m in motions.items() if isinstance(m, str)}
             motion = torch.zeros(len(decoded.video_ids), self.frames)
             for row, video in enumerate(decoded.video_ids):
@@ -91,18 +96,18 @@ class TrainedSampler:
                 motion: torch.Tensor | None) -> list[tuple[list[int], list[dict]]]:
         """Per video of ``frames`` ``[N, T, 3, crop, crop]`` (and its ``motion`` ``[N, T]``, for samplers that
         read it): the selected positions among the T, and the top classes of the recognizer on them (empty
-        unless ``top5``)."""
+        unless ``top5``). The frames are in memory: the networks read them in this process."""
         if not len(frames):
             return []
         feats, _ = extract_outputs(self.fem, TensorFrames(frames), resolution=self.fem_res, device=self.device,
-                                   desc="features")
+                                   desc="features", workers=IN_PROCESS)
         bank = FrameFeatures(fem=feats, num_classes=len(self.classes), video_ids=video_ids, motion=motion)
         positions = self.sampler.select(bank, k)
         tops: list[list[dict]] = [[] for _ in positions]
         if top5:
             kept = frames[torch.arange(len(frames))[:, None], positions]  # [N, K, 3, crop, crop]
             feats, logits = extract_outputs(self.recognizer, TensorFrames(kept), resolution=self.rec_res,
-                                            device=self.device, desc="recognizer")
+                                            device=self.device, desc="recognizer", workers=IN_PROCESS)
             head = self.recognizer.head
             scores = video_scores(logits, torch.arange(kept.shape[1]).expand(len(kept), -1),
                                   aggregation=self.aggregation, frame_feats=feats,
@@ -113,9 +118,10 @@ class TrainedSampler:
         return list(zip(positions.tolist(), tops, strict=True))
 
 
-def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
+def load_sampler(path: Path | str, *, device: str = "cpu", workers: int | None = None) -> TrainedSampler:
     """A sampler checkpoint (``<out>/<dataset>/checkpoints/<sampler>.pt``) with the FEM and recognizer
-    checkpoints it references, ready for :meth:`TrainedSampler.select_video`."""
+    checkpoints it references, ready for :meth:`TrainedSampler.select_video`; decoding with ``workers`` processes
+    (``None``: :class:`TrainedSampler`'s default)."""
     path = Path(path)
     ckpt = load_checkpoint(path, SAMPLER)
     sampler = build_sampler(ckpt, device=device, path=path)
@@ -133,4 +139,5 @@ def load_sampler(path: Path | str, *, device: str = "cpu") -> TrainedSampler:
     return TrainedSampler(sampler=sampler, fem=fem, recognizer=recognizer, classes=tuple(rec_ckpt["classes"]),
                           frames=pre["frames"], short_side=pre["short_side"], crop=pre["crop"],
                           fem_res=fem_ckpt["preprocessing"]["resolution"], rec_res=pre["resolution"],
-                          device=device, aggregation=rec_ckpt.get("aggregation", "mean_softmax"))
+                          device=device, aggregation=rec_ckpt.get("aggregation", "mean_softmax"),
+                          **({} if workers is None else {"workers": workers}))

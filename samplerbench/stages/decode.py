@@ -341,9 +341,9 @@ def _run_isolated(fn: Callable[..., Any], jobs: Sequence[tuple], *, workers: int
     return results
 
 
-def probe_many(paths: Iterable[Source | str], *, workers: int = 2) -> dict[Source, tuple[int, float] | str]:
-    """:func:`probe` of every video file or frame folder, each in a worker process, so a file that crashes the
-    decoder is reported as :data:`CRASHED` instead of ending the caller."""
+def probe_many(paths: Iterable[Source | str], *, workers: int) -> dict[Source, tuple[int, float] | str]:
+    """:func:`probe` of every video file or frame folder, each in one of ``workers`` worker processes, so a file
+    that crashes the decoder is reported as :data:`CRASHED` instead of ending the caller."""
     paths = [p if isinstance(p, FrameFolder) else Path(p) for p in paths]
     results = _run_isolated(probe, [(p,) for p in paths], workers=workers, desc="probe")
     return dict(zip(paths, results, strict=True))
@@ -453,15 +453,16 @@ def decode_stream(
     views: int = 1,
     seed: int = 0,
     train: bool = False,
-    workers: int = 2,
+    workers: int,
     probed: Mapping[Source, tuple[int, float] | str] | None = None,
     device: str = "cpu",
     decoder: str = "cpu",
 ) -> Iterator[tuple[VideoRecord, DecodedVideo | str]]:
     """Decode ``t`` pre-sampled frames of every record, yielding ``(record, result)`` in record order (``result``
     is the reason when unreadable). Test: one view of segment centres; train: ``views`` shifts seeded by
-    ``(seed, video_id)``. ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs
-    and ``decoder`` (:func:`decode_clip`). The indices come from :func:`view_indices` whatever decodes them."""
+    ``(seed, video_id)``. ``workers``: the processes that probe and decode (a run's: its config's ``workers``);
+    ``probed``: :func:`probe_many`'s answer, if known; ``device``: for frame folders' JPEGs and ``decoder``
+    (:func:`decode_clip`). The indices come from :func:`view_indices` whatever decodes them."""
     if crop > short_side:
         raise UserError(f"the crop ({crop} px) must not exceed the resized shorter side ({short_side} px)")
     job = functools.partial(_decode_video, t=t, short_side=short_side, crop=crop, views=views, seed=seed, train=train,
@@ -484,7 +485,7 @@ def motion_stream(
     views: int = 1,
     seed: int = 0,
     train: bool = False,
-    workers: int = 2,
+    workers: int,
     probed: Mapping[Source, tuple[int, float] | str] | None = None,
     device: str = "cpu",
     decoder: str = "cpu",

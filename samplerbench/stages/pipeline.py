@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from samplerbench.config import RunConfig
+from samplerbench.config import RunConfig, sampler_override
 from samplerbench.core.sgd import Fit
 from samplerbench.core.stagelog import StageLog
 from samplerbench.datasets import dataset_spec
@@ -120,14 +120,13 @@ class Pipeline(Stages):
              fit: int) -> tuple[Sampler, FrameFeatures]:
         cfg = self.cfg
         cls = get_sampler_class(name)
-        schedule = dict(epochs=cfg.sampling.epochs, batch_size=cfg.sampling.batch, lr=cfg.sampling.lr)
-        if cfg.sampling.early_stop:
-            schedule |= dict(early_stop=True, patience=cfg.patience, holdout_fraction=cfg.holdout_fraction)
         common = dict(seed=fit_seed(cfg.seed, fit), device=cfg.device,
-                      frame_size=(cfg.recognizer.res, cfg.recognizer.res), train_budget=cfg.sampling.main_budget,
-                      **{k: v for k, v in schedule.items() if v is not None})
+                      frame_size=(cfg.recognizer.res, cfg.recognizer.res), train_budget=cfg.sampling.main_budget)
         accepted = constructor_fields(cls)
-        kwargs = {k: v for k, v in common.items() if k in accepted} | options | fields
+        # the run's settings that the sampler has a field for, then the run's schedule changes for a trainable one;
+        # its sampling.options and the variant's fields win over both
+        schedule = sampler_override(cfg).changes() if issubclass(cls, TrainableSampler) else {}
+        kwargs = {k: v for k, v in common.items() if k in accepted} | schedule | options | fields
         sampler = cls(**kwargs)
         train_feats, val_feats = self.features(cls, fem=fem, rec=rec)
         if cls.trainable:

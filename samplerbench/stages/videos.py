@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from samplerbench.config import Network
+from samplerbench.config import Network, backbone_schedule
 from samplerbench.core import distributed
 from samplerbench.core.errors import UserError, environment_faults
-from samplerbench.core.sgd import Fit, heldout_videos
+from samplerbench.core.sgd import Fit, heldout_rows
 from samplerbench.core.stagelog import warn
 from samplerbench.datasets import get_dataset
 from samplerbench.datasets.base import DatasetIndex, VideoRecord
@@ -233,22 +233,12 @@ class VideoSource(FeatureSource):
     def _outputs(self, role: str, arch: str, tsn: bool) -> Outputs:
         cfg, net = self.cfg, getattr(self.cfg, role)
         train, val = self.split("train"), self.split("val")
-        hyper = dict(
-            arch=arch,
-            segments=cfg.sampling.main_budget if tsn else 1,
-            max_epochs=net.epochs,
-            patience=cfg.patience,
-            holdout_fraction=cfg.holdout_fraction,
-            heldout_segments=cfg.sampling.main_budget,
-            lr=net.lr,
-            batch_size=net.batch,
-            resolution=net.res,
-            seed=cfg.seed,
-            weights=weights_identity(arch, net.weights),
-            dtype=cfg.dtype,
-            **({"compile": True} if cfg.compile else {}),  # compiled kernels round differently
-        )
-        key = stage_key(f"train/{role}", train=train.key, code=source_hash(frame_training), **hyper)
+        schedule = backbone_schedule(cfg, role)
+        segments = cfg.sampling.main_budget if tsn else 1
+        key = stage_key(f"train/{role}", train=train.key, code=source_hash(frame_training), arch=arch,
+                        schedule=schedule, segments=segments, heldout_segments=cfg.sampling.main_budget,
+                        resolution=net.res, seed=cfg.seed, weights=weights_identity(arch, net.weights), dtype=cfg.dtype,
+                        **({"compile": True} if cfg.compile else {}))  # compiled kernels round differently
         name = f"{role}/{arch}{'+tsn' if tsn else ''}"
         num_classes = train.targets.shape[1]
         dtype = getattr(torch, cfg.dtype)
@@ -259,20 +249,18 @@ class VideoSource(FeatureSource):
             if net.weights:
                 load_weights(model, net.weights)
             model.to(dtype)
-            heldout = heldout_videos(train.video_ids, fraction=cfg.holdout_fraction, seed=cfg.seed)
             training = train_frame_classifier(
-                model, train.frames, train.targets, heldout=heldout, heldout_segments=cfg.sampling.main_budget,
-                segments=hyper["segments"],
-                max_epochs=hyper["max_epochs"], patience=cfg.patience, lr=hyper["lr"], batch_size=hyper["batch_size"],
-                seed=cfg.seed, device=cfg.device, resolution=hyper["resolution"], desc=f"train {name}",
-                workers=cfg.workers, compile_model=cfg.compile)
+                model, train.frames, train.targets, schedule=schedule,
+                heldout=heldout_rows(train.video_ids, schedule=schedule, seed=cfg.seed),
+                heldout_segments=cfg.sampling.main_budget, segments=segments, seed=cfg.seed, device=cfg.device,
+                resolution=net.res, desc=f"train {name}", workers=cfg.workers, compile_model=cfg.compile)
             # DDP keeps the weights equal on every rank, but not BatchNorm's running statistics on CPU
             # (local batches): every rank continues with rank 0's model, the one in the cache.
             return distributed.broadcast({"model": model.state_dict(), "training": training.state()})
 
         state = self.stages.cached(f"train {name}", "model", key, fit,
                             work=lambda state: {"frames": len(state["training"]["losses"]) * len(train.frames)
-                                                * hyper["segments"]},
+                                                * segments},
                             summary=lambda state: Fit.from_state(state["training"]).summary())
         model = FrameClassifier(arch=arch, num_classes=num_classes).to(dtype)
         model.load_state_dict(state["model"])
@@ -283,7 +271,7 @@ class VideoSource(FeatureSource):
             feats = {}
             for subset, split in (("train", train), ("val", val)):
                 mine = split.frames.rows(split.frames.shard_rows(distributed.shard(split.frames.num_shards)))
-                part = extract_outputs(model, mine, resolution=hyper["resolution"], device=cfg.device,
+                part = extract_outputs(model, mine, resolution=net.res, device=cfg.device,
                                        desc=f"features {name} {subset}", workers=cfg.workers,
                                        compile_model=cfg.compile)
                 feats[f"{subset}_feats"], feats[f"{subset}_logits"] = (distributed.gather_rows(p) for p in part)
