@@ -44,8 +44,7 @@ class Budgeted:
         return [sorted(row[:n]) for row, n in zip(self.index.tolist(), self.count.tolist(), strict=True)]
 
 
-@functools.cache
-def _coarse_to_fine(t: int) -> tuple[int, ...]:
+def _coarse_to_fine(t: int) -> list[int]:
     mid = t // 2
     order = list(dict.fromkeys([mid, 0, t - 1]))[:t]
 
@@ -57,7 +56,12 @@ def _coarse_to_fine(t: int) -> tuple[int, ...]:
         gaps = [(a, b) for a, b in itertools.pairwise(kept) if b - a > 1]
         a, b = min(gaps, key=lambda g: (g[0] - g[1], abs(midpoint(*g) - mid), g[0]))
         order.append(midpoint(a, b))
-    return tuple(order)
+    return order
+
+
+@functools.cache
+def _order_on(t: int, device: torch.device) -> Tensor:
+    return torch.tensor(_coarse_to_fine(t), dtype=torch.long, device=device)
 
 
 def coarse_to_fine_order(t: int, *, device: torch.device | str | None = None) -> Tensor:
@@ -65,8 +69,9 @@ def coarse_to_fine_order(t: int, *, device: torch.device | str | None = None) ->
     last, then frames that bisect the halves). This suite's exact form: the middle is frame T // 2 (0-based), then
     the largest gap between frames already taken is bisected (midpoint rounded half to even; among equal gaps, the
     one whose midpoint is nearest the middle frame, then the earlier). It reproduces the official code's ActivityNet
-    order for T = 10, ``[5, 0, 9, 2, 7, 4, 6, 3, 8, 1]``."""
-    return torch.tensor(_coarse_to_fine(t), dtype=torch.long, device=device)
+    order for T = 10, ``[5, 0, 9, 2, 7, 4, 6, 3, 8, 1]``. One tensor per T and device, made once (a GPU's copy from
+    the host is not made on every batch): read it, never write to it."""
+    return _order_on(t, torch.device(device or "cpu"))
 
 
 def exit_counts(scores: Tensor, value: float) -> Tensor:
