@@ -82,10 +82,10 @@ def exit_counts(scores: Tensor, value: float) -> Tensor:
     return reached.int().argmax(dim=1) + 1  # argmax returns the first maximal entry
 
 
-def check_sweep(name: str, knob: str, sweep: tuple[float, ...]) -> None:
+def check_sweep(knob: str, sweep: tuple[float, ...]) -> None:
     """A sweep is at least one knob value in (0, 1], increasing; else a one-line :class:`UserError`."""
     if not sweep or any(not 0 < v <= 1 for v in sweep) or any(b <= a for a, b in itertools.pairwise(sweep)):
-        raise UserError(f"{name}: sweep = {list(sweep)}: give increasing {knob} values in (0, 1]")
+        raise UserError(f"sweep = {list(sweep)}: give increasing {knob} values in (0, 1]")
 
 
 @dataclasses.dataclass(kw_only=True, eq=False)
@@ -99,7 +99,7 @@ class AdaptiveSampler(Sampler):
     sweep: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        check_sweep(type(self).__name__, self.knob, self.sweep)
+        check_sweep(self.knob, self.sweep)
 
     @abc.abstractmethod
     def order(self, batch: FrameFeatures) -> Tensor:

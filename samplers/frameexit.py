@@ -13,9 +13,10 @@
     training  binary cross-entropy of every gate against labels made on the fly: exit (1) where the classification
               loss of the prediction at that step is at most ε_t, else continue (0)
 
-The video prediction is always the shared recognizer's (the mean softmax of its cached logits over the frames
-used): FrameExit's per-step classifiers, trained with its gates, are replaced by it so that one recognizer scores
-every sampler, and only the gates train, on the recognizer's frozen outputs (this suite's reading). What else is
+The video prediction is always the shared recognizer's over the frames used (scored by the run's aggregation; the
+gates' labels and the step-1 rule read the mean softmax of its cached logits): FrameExit's per-step classifiers,
+trained with its gates, are replaced by it so that one recognizer scores every sampler, and only the gates train,
+on the recognizer's frozen outputs (this suite's reading). What else is
 this suite's, not the paper's (docs/samplers.md, "Adaptive samplers"): the form of ε_t (``epsilon_rule``, ``beta``;
 the paper's exact rule could not be confirmed), the knob (the paper traces its curve by retraining with another
 trade-off β; here one trained gate set is swept over ``exit_threshold``), the standardised gate input (the code's
@@ -116,7 +117,7 @@ class FrameExit(TrainableSampler, AdaptiveSampler):
 
     def __post_init__(self) -> None:
         TrainableSampler.__post_init__(self)
-        check_sweep(self.name, self.knob, self.sweep)
+        check_sweep(self.knob, self.sweep)
         check_choice("frameexit epsilon_rule", self.epsilon_rule, EPSILON_RULES)
         if not 0 < self.first_threshold <= 1 or not self.beta > 0:
             raise ValueError(f"first_threshold = {self.first_threshold} must be in (0, 1] and beta = {self.beta} "
