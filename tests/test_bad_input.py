@@ -288,7 +288,7 @@ def test_sigterm_ends_like_ctrl_c(workspace, capsys, monkeypatch):
         files.atomic_write(workspace / "out" / "synthetic" / "main.md", write)
         return 0
 
-    monkeypatch.setitem(cli.COMMANDS, "run", run_until_terminated)
+    monkeypatch.setattr(cli.COMMANDS["run"], "command", run_until_terminated)
     before = snapshot(workspace)
     assert cli.main(["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache")]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
