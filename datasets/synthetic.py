@@ -28,10 +28,11 @@ import numpy as np
 
 from samplerbench.core.errors import UserError
 from samplerbench.core.fields import Range
+from samplerbench.core.files import atomic_write
 from samplerbench.core.stagelog import progress
 from samplerbench.datasets.activitynet import ANNOTATION_FILE, parse_activitynet
 from samplerbench.datasets.base import DatasetIndex, DatasetOptions, register_dataset
-from samplerbench.formats.cache import atomic_write, stage_key
+from samplerbench.formats.cache import stage_key
 
 GENERATOR_VERSION = 3  # bump when the generated content changes, so cached datasets are regenerated
 

@@ -12,7 +12,7 @@ import torchvision
 from torch import Tensor, nn
 
 from samplerbench.core.errors import UserError
-from samplerbench.formats.cache import load_torch
+from samplerbench.core.files import load_torch
 
 RECOGNIZER_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 FEM_ARCHS = ("mobilenet_v2", "shufflenet_v2_x1_0", "efficientnet_b0")

@@ -22,7 +22,7 @@ from runconfigs import MICRO
 
 from samplerbench import cli
 from samplerbench.cli import main
-from samplerbench.core import errors
+from samplerbench.core import errors, files
 from samplerbench.formats import cache, store
 from samplerbench.formats.store import FrameStore
 from samplerbench.stages import preflight
@@ -285,10 +285,10 @@ def test_sigterm_ends_like_ctrl_c(workspace, capsys, monkeypatch):
             tmp.write_text("half a table")
             os.kill(os.getpid(), signal.SIGTERM)
 
-        cache.atomic_write(workspace / "out" / "synthetic" / "main.md", write)
+        files.atomic_write(workspace / "out" / "synthetic" / "main.md", write)
         return 0
 
-    monkeypatch.setitem(cli.COMMANDS, "run", run_until_terminated)
+    monkeypatch.setattr(cli.COMMANDS["run"], "command", run_until_terminated)
     before = snapshot(workspace)
     assert cli.main(["--out", str(workspace / "out"), "--cache-dir", str(workspace / "cache")]) == 128 + signal.SIGTERM
     err = capsys.readouterr().err

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from samplerbench.core.errors import UserError
+from samplerbench.core.files import atomic_write
 from samplerbench.datasets.synthetic import SyntheticConfig
 from samplerbench.formats import cache
-from samplerbench.formats.cache import StageCache, atomic_write, code_modules, source_hash, stage_key
+from samplerbench.formats.cache import StageCache, code_modules, source_hash, stage_key
 
 
 def test_stage_key_is_stable_and_sensitive():

@@ -173,7 +173,7 @@ def test_every_nsnet_fusion_stays_on_the_input_device(fields):
     assert index.device == META and not mode.copies
 
 
-@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("fusion", FUSIONS.names())
 def test_fusions_stay_on_the_input_device(fusion):
     sf, sv = torch.rand(B, T, device=META), torch.rand(B, T, device=META).softmax(dim=1)
     with DeviceMixing():

@@ -79,7 +79,7 @@ def test_the_pipeline_indexes_the_listed_videos_only(tmp_path):
     assert [r.video_id for r in pipe.source.index().split("val")] == ["clips/va0.mp4", "clips/va2.mp4"]
     assert len(pipe.source.index().split("train")) == 4 and pipe.source.video_list().restricted == ("val",)
     assert Pipeline(build_config("tiny", data={"dataset": "list", "root": str(root)}), cache_dir=tmp_path / "cache",
-                    log=StageLog(quiet=True)).video_list() is None
+                    log=StageLog(quiet=True)).source.video_list() is None
 
 
 def test_a_bad_video_list_stops_the_run_with_exit_status_2(tmp_path, capsys):

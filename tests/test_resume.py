@@ -76,20 +76,20 @@ def test_killed_run_resumes_from_completed_stages(tmp_path: Path, sig: signal.Si
 DECODE = """
 import json, sys, time
 from pathlib import Path
-from samplerbench.stages import pipeline
+from samplerbench.stages import pipeline, videos
 from samplerbench.formats import store
 from samplerbench.config import build_config
 from samplerbench.core.stagelog import StageLog
 
 store.SHARD_VIDEOS = 4  # the tiny preset's 40 training videos in 10 shards
-delay, decode = float(sys.argv[2]), pipeline.decode_stream
+delay, decode = float(sys.argv[2]), videos.decode_stream
 
 def slowed(*args, **kwargs):
     for item in decode(*args, **kwargs):
         time.sleep(delay)
         yield item
 
-pipeline.decode_stream = slowed
+videos.decode_stream = slowed
 pipe = pipeline.Pipeline(build_config("tiny", device="cpu", workers=1), cache_dir=Path(sys.argv[1]),
                          log=StageLog(quiet=True))
 split = pipe.source.split("train")

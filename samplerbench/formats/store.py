@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from samplerbench.core.errors import UserError
-from samplerbench.formats.cache import atomic_write, new_file_mode
+from samplerbench.core.files import atomic_write, new_file_mode
 
 SHARD_VIDEOS = 16  # resume granularity; 150 MB of 224-px frames at 4 training views
 INDEX = "index.json"

@@ -15,8 +15,8 @@ from tabulate import tabulate
 
 from samplerbench.config import SMOKE_TEST_PRESETS, run_config
 from samplerbench.core.errors import UserError
+from samplerbench.core.files import atomic_write
 from samplerbench.evaluation.result import COLUMN
-from samplerbench.formats.cache import atomic_write
 from samplerbench.report.write import SMOKE_TEST_NOTE
 
 # summary.csv's columns that compare reads, named by the main table's row type (evaluation.result.MainRow)

@@ -28,9 +28,9 @@ from tabulate import tabulate
 
 from samplerbench.config import SMOKE_TEST_PRESETS, RunConfig
 from samplerbench.core import distributed
+from samplerbench.core.files import atomic_write
 from samplerbench.evaluation.protocol import protocol_markdown
 from samplerbench.evaluation.result import DecodeRow, MainRow, RunResult
-from samplerbench.formats.cache import atomic_write
 from samplerbench.formats.runfolder import slug
 from samplerbench.formats.selections import dumps, video_selection
 from samplerbench.measures.cost import FLOP_NOTE

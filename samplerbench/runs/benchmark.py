@@ -14,11 +14,12 @@ from tqdm import tqdm
 
 from samplerbench.config import WEIGHT_ROLES, RunConfig
 from samplerbench.core import distributed
+from samplerbench.core.files import file_digest
 from samplerbench.core.stagelog import StageLog, progress_bars, warn
 from samplerbench.evaluation.evaluator import Evaluator, dataset_warnings, machine_name, skip_notices
 from samplerbench.evaluation.protocol import protocol_card
 from samplerbench.evaluation.result import RunResult
-from samplerbench.formats.cache import code_digest, file_digest
+from samplerbench.formats.cache import code_digest
 from samplerbench.formats.runfolder import run_folder, staged
 from samplerbench.measures.evaluate import first_fits
 from samplerbench.measures.metrics import check_aggregation

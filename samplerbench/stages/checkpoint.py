@@ -20,7 +20,8 @@ import torch
 
 from samplerbench.config import RunConfig
 from samplerbench.core.errors import UserError
-from samplerbench.formats.cache import load_torch, save_torch, stage_key
+from samplerbench.core.files import load_torch, save_torch
+from samplerbench.formats.cache import stage_key
 from samplerbench.formats.runfolder import slug
 from samplerbench.recognizers.backbones import IMAGENET_MEAN, IMAGENET_STD, FrameClassifier
 from samplerbench.samplers import Sampler, get_sampler_class

@@ -17,7 +17,8 @@ import samplerbench.datasets
 import samplerbench.recognizers
 import samplerbench.samplers
 from samplerbench.config import RunConfig
-from samplerbench.formats.cache import atomic_write, stage_key
+from samplerbench.core.files import atomic_write
+from samplerbench.formats.cache import stage_key
 
 HISTORY_FILE = "timings.json"
 # The whole default and tiny runs on the synthetic dataset, on the reference machine (2 CPU cores, docs/performance.md,
