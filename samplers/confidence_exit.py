@@ -29,7 +29,7 @@ class ConfidenceExit(AdaptiveSampler):
 
     knob = "confidence"
     reads_recognizer = True
-    sweep: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+    sweep: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
     def order(self, batch: FrameFeatures) -> Tensor:
         return coarse_to_fine_order(batch.num_frames, device=batch.fem.device).expand(batch.batch_size, -1)

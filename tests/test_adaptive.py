@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from rows import main_row
 
 from samplerbench.config import build_config
 from samplerbench.core.stagelog import StageLog
@@ -18,6 +19,7 @@ from samplerbench.samplers.adaptive import coarse_to_fine_order, exit_counts
 from samplerbench.samplers.frameexit import exit_labels, gate_gflops
 from samplerbench.stages.pipeline import Pipeline
 from samplerbench.stages.source import Outputs, Split
+from samplerbench.tables.main import BY_FRAMES, BY_GFLOPS, nearest_budget, stand_ins
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -120,6 +122,20 @@ def test_gflops_per_video_is_what_each_video_used_averaged():
     assert float(used.mean()) == pytest.approx(8 / 3 * (per_frame + 0.25))
     with_fem = budgeted_gflops(_Budgeted(uses_fem=True), frames=4, count=count, rec=rec, fem=fem)
     assert (with_fem - used).tolist() == pytest.approx([4 * scan] * 3)
+
+
+def test_an_adaptive_sampler_stands_at_a_budget_only_with_a_point_nearest_that_budget():
+    targets = {1: 0.2, 2: 0.3, 4: 0.5, 8: 0.9}
+    points = []
+    for value, cost in [(0.1, 0.21), (0.2, 0.24), (0.3, 0.85), (0.4, 1.0), (0.5, 1.5)]:
+        point = main_row("a", 0, knob="k", knob_value=value, gflops_per_video=cost, frames_mean=cost * 10)
+        point.budget_K = nearest_budget(cost, targets)
+        points.append(point)
+    assert [p.budget_K for p in points] == [1, 1, 8, 8, 8]
+    assert nearest_budget(2.5, {2: 2.0, 3: 3.0}) == 2  # a tie: the smaller budget
+    stand = {k: p.knob_value for k, p in stand_ins(points, targets, BY_GFLOPS).items()}
+    assert stand == {1: 0.1, 8: 0.3}  # nothing at 2 or 4: the dearer points are nearer 8's cost
+    assert {k: p.knob_value for k, p in stand_ins(points, {1: 2.0, 2: 8.0}, BY_FRAMES).items()} == {1: 0.1}
 
 
 def test_frameexit_runs_one_gate_per_step_from_the_second_to_the_last_but_one():

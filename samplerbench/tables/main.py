@@ -2,8 +2,8 @@
 against dense), paired confidence intervals against uniform and the Pareto front; one :class:`MainRow` each.
 
 Adaptive samplers (:class:`~samplerbench.samplers.adaptive.AdaptiveSampler`) are scored over their knob sweep and
-stand in the table once per budget K, at the sweep point nearest in mean cost to the fixed-K rows at K
-(:func:`main_comparison`); every sweep point is a row of its own beside the table, and the Pareto front takes fixed-K
+stand in the table at a budget K with the sweep point nearest in mean cost to the fixed-K rows at K, among the points
+nearer K's cost than any other budget's (:func:`main_comparison`); every sweep point is a row of its own beside the table, and the Pareto front takes fixed-K
 rows and sweep points together."""
 
 from __future__ import annotations
@@ -108,14 +108,27 @@ def nearest_budget(cost: float, targets: dict[int, float]) -> int:
     return min(targets, key=lambda k: (abs(cost - targets[k]), k))
 
 
+def stand_ins(points: list[MainRow], targets: dict[int, float], matched_by: str) -> dict[int, MainRow]:
+    """The sweep point of one adaptive sampler that stands in the main table at each budget K: among its ``points``
+    whose ``budget_K`` (the budget nearest their cost) is K, the one nearest K's target cost (the cheaper on a tie).
+    A budget no point belongs to is absent: a point far dearer or cheaper than K's rows is no comparison at K."""
+    stand = {}
+    for k, target in targets.items():
+        at_k = [r for r in points if r.budget_K == k]
+        if at_k:
+            stand[k] = min(at_k, key=lambda r: (abs(match_cost(r, matched_by) - target), r.knob_value))
+    return stand
+
+
 def main_comparison(b: Evaluator, entries: list[Entry]) -> MainComparison:
     """Every entry's sampler at every budget; one that keeps all frames (dense) once, at K = T. A sampler trained by
     SGD is scored over its fits (metrics averaged; scores ``[F, N, C]``); cost and selections are its first fit's.
 
     An adaptive sampler is scored at every knob value of its ``sweep`` (a sweep row each, its GFLOPs/video and frames
     per video averaged over its videos and fits, its budget_K the budget nearest in cost), and stands in the main
-    rows once per budget K: the sweep point whose mean cost is nearest the mean cost of the fixed-K rows at K
-    (:func:`budget_targets`; the cheaper point on a tie)."""
+    rows at a budget K with the sweep point whose mean cost is nearest the mean cost of the fixed-K rows at K
+    (:func:`budget_targets`; the cheaper point on a tie) among its points whose budget_K is K; at a K that no point
+    of its sweep is nearest, it has no row (a point far costlier or cheaper than K's rows is no comparison at K)."""
     cfg = b.cfg
     rows, scores, selected, successors, pipelines, decodes = [], {}, {}, {}, [], []
     adaptive = [e for e in entries if issubclass(get_sampler_class(e[1]), AdaptiveSampler)]
@@ -147,9 +160,7 @@ def main_comparison(b: Evaluator, entries: list[Entry]) -> MainComparison:
               for n in sorted({r.decoded_frames for r in rows} - {None})}
     add_speedups([*rows, *sweeps], {n: t.seconds for n, t in decode.items()})
     for label, *_ in adaptive:
-        points = [r for r in sweeps if r.sampler == label]
-        for k, target in targets.items():
-            point = min(points, key=lambda r: (abs(match_cost(r, matched_by) - target), r.knob_value))
+        for k, point in stand_ins([r for r in sweeps if r.sampler == label], targets, matched_by).items():
             rows.append(dataclasses.replace(point, budget_K=k))
             scores[(label, k)] = sweep_scores[(label, point.knob_value)]
             selected[(label, k)] = chosen[(label, point.knob_value)].positions()
