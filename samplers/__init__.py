@@ -1,7 +1,9 @@
 """Samplers: the interface (:mod:`.base`) and the built-in samplers, registered on import."""
 
 from samplerbench.samplers import (  # noqa: F401
+    confidence_exit,
     dense,
+    frameexit,
     mgsampler,
     nsnet,
     ocsampler,
@@ -10,6 +12,7 @@ from samplerbench.samplers import (  # noqa: F401
     scsampler,
     uniform,
 )
+from samplerbench.samplers.adaptive import AdaptiveSampler, Budgeted
 from samplerbench.samplers.base import (
     FrameFeatures,
     Sampler,
@@ -19,4 +22,5 @@ from samplerbench.samplers.base import (
     register_sampler,
 )
 
-__all__ = ["FrameFeatures", "Sampler", "get_sampler", "get_sampler_class", "list_samplers", "register_sampler"]
+__all__ = ["AdaptiveSampler", "Budgeted", "FrameFeatures", "Sampler", "get_sampler", "get_sampler_class",
+           "list_samplers", "register_sampler"]

@@ -1,9 +1,11 @@
 """The sampler interface and its registry.
 
-A sampler sees T uniformly pre-sampled frames of a video through a :class:`FrameFeatures` and keeps K. Labels
-and recognizer outputs are in the features on the training split only, except for samplers that declare
-``uses_labels_at_eval`` (the oracle upper bound). Registration mirrors torchvision's ``register_model``;
-other packages register through the entry-point group ``samplerbench.samplers``."""
+A sampler sees T uniformly pre-sampled frames of a video through a :class:`FrameFeatures` and keeps K (an
+:class:`~samplerbench.samplers.adaptive.AdaptiveSampler`: a number of its own per video). Labels and recognizer
+outputs are in the features on the training split only, except for samplers that declare ``uses_labels_at_eval``
+(the oracle upper bound: both) or ``reads_recognizer`` (the recognizer's outputs, never the labels). Registration
+mirrors torchvision's ``register_model``; other packages register through the entry-point group
+``samplerbench.samplers``."""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ class FrameFeatures:
         motion: ``[B, T]`` float (:mod:`samplerbench.measures.motion`) for samplers that declare ``needs_motion``;
         else ``None``.
         labels: multi-hot targets ``[B, C]`` float; training split only (and in the oracle's evaluation features).
-        rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the oracle's).
+        rec_logits: the recognizer's per-frame logits ``[B, T, C]``; training split only (and the evaluation features
+        of the oracle and of samplers that declare ``reads_recognizer``).
         rec_feats: the recognizer's per-frame pooled features ``[B, T, F]``; same availability as logits.
         num_classes: C, so that samplers can size their heads before seeing labels.
         video_ids: one identity per video, for samplers whose draws must follow the video; ``None`` if unknown.
@@ -86,6 +89,11 @@ class Sampler(abc.ABC):
     needs_motion: ClassVar[bool] = False  # reads FrameFeatures.motion: its pipeline decodes each frame's successor
     keeps_all: ClassVar[bool] = False  # dense: ignores K, reported once at K = T
     uses_fem: ClassVar[bool] = False  # reads FEM features: its cost includes the FEM on all T frames
+    # Reads the recognizer's outputs (rec_logits, rec_feats) of the frames it has processed at test time, as a
+    # sampler that runs the recognizer frame by frame and decides on what it saw does (FrameExit); never the labels.
+    # Its features at evaluation hold the recognizer's outputs of all T frames: reading only those of the frames it
+    # processed is its own contract (tests/test_adaptive.py checks the built-in ones).
+    reads_recognizer: ClassVar[bool] = False
 
     def fit(self, train: FrameFeatures) -> None:  # noqa: B027 - a no-op is the right default
         """Learn from the training split; training-free samplers keep this no-op."""

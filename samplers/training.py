@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -113,6 +113,9 @@ class TrainableSampler(Sampler):
 
     trainable = True
     uses_fem = True
+    # The FrameFeatures field the network reads, per frame: its width sizes the network (``dims``) and its training
+    # frames' statistics standardise it; "fem" for every FEM-based sampler, "rec_feats" for FrameExit's gates.
+    net_input: ClassVar[str] = "fem"
     seed: int = 0
     epochs: int = 120
     batch_size: int = 64
@@ -130,11 +133,12 @@ class TrainableSampler(Sampler):
     temporal_shift: bool = True  # per epoch and segment, a fresh draw among the decoded views (.shift)
     net: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
     training: Fit | None = dataclasses.field(default=None, init=False, repr=False)
-    dims: tuple[int, int] | None = dataclasses.field(default=None, init=False, repr=False)  # (D, C)
+    dims: tuple[int, int] | None = dataclasses.field(default=None, init=False, repr=False)  # (input width, C)
 
     @abc.abstractmethod
     def build_net(self, in_dim: int, num_classes: int) -> nn.Module:
-        """A fresh network; its first module must be a :class:`Standardize` named ``standardize``."""
+        """A fresh network on ``in_dim``-wide :attr:`net_input` features; its first module must be a
+        :class:`Standardize` named ``standardize``."""
 
     def prepare(self, train: FrameFeatures) -> None:
         """What training computes once from the whole training split's features (every view of every video) before the
@@ -175,9 +179,10 @@ class TrainableSampler(Sampler):
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(self.seed)
             self.prepare(fitted)
-            self.dims = (train.fem.shape[2], train.num_classes)
-            self.net = net = self.build_net(*self.dims).to(self.device, training_dtype(train.fem))
-            net.standardize.set_statistics(fitted.fem)
+            inputs = getattr(train, self.net_input)
+            self.dims = (inputs.shape[2], train.num_classes)
+            self.net = net = self.build_net(*self.dims).to(self.device, training_dtype(inputs))
+            net.standardize.set_statistics(getattr(fitted, self.net_input))
 
             def tensors(feats: FrameFeatures, draws: torch.Generator) -> tuple[Tensor, ...]:
                 return self.training_tensors(shift_views(feats, draws) if self.temporal_shift else feats, draws=draws)
@@ -204,9 +209,10 @@ class TrainableSampler(Sampler):
     def infer(
         self, fem: Tensor, forward: Callable[[nn.Module, Tensor], tuple[Tensor, ...]]
     ) -> tuple[Tensor, ...]:
-        """``forward(net, fem_chunk)`` in eval mode without autograd, batched in chunks; float32 results on the
-        device of ``fem``. The network runs on its own device, so CPU features (the cached ones) is scored
-        by a GPU network chunk by chunk; with ``fem`` on the network's device nothing is copied."""
+        """``forward(net, chunk)`` in eval mode without autograd, batched in chunks of ``fem`` (the batch's
+        :attr:`net_input` features); float32 results on the device of ``fem``. The network runs on its own device, so
+        CPU features (the cached ones) is scored by a GPU network chunk by chunk; with ``fem`` on the network's device
+        nothing is copied."""
         net = self.fitted_net().eval()
         with torch.inference_mode():
             parts = [

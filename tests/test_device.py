@@ -20,9 +20,9 @@ from torch.utils._pytree import tree_flatten
 from samplerbench.measures.cost import measure_interleaved
 from samplerbench.measures.fusion import FUSIONS, fuse_scores, fuse_select
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.samplers import FrameFeatures, Sampler, get_sampler_class, list_samplers
+from samplerbench.samplers import AdaptiveSampler, FrameFeatures, Sampler, get_sampler_class, list_samplers
 from samplerbench.samplers.base import constructor_fields
-from samplerbench.stages.throughput import pipeline_step
+from samplerbench.stages.throughput import budgeted_step, pipeline_step
 
 META = torch.device("meta")
 B, T, K, D, C = 3, 8, 3, 12, 4
@@ -31,6 +31,7 @@ COPIES_BY_DESIGN = {"random"}  # draws keyed by the video id are made on the CPU
 # Small networks and one epoch: what is tested is where tensors live, not what the samplers learned.
 TRAINING = dict(epochs=1, batch_size=8, seed=0)
 SMALL = {"nsnet": dict(d=8, heads=2, layers=1), "mgsampler": dict(frame_size=(8, 10))}
+ADAPTIVE = [n for n in list_samplers() if issubclass(get_sampler_class(n), AdaptiveSampler)]
 
 
 class DeviceMixing(TorchDispatchMode):
@@ -70,15 +71,17 @@ def cpu_bank(n: int, *, seed: int, dim: int = D) -> FrameFeatures:
 
 
 def meta_bank(sampler: Sampler) -> FrameFeatures:
-    """The evaluation bank the pipeline would build for ``sampler`` (labels only for the oracle), on meta."""
+    """The evaluation bank the pipeline would build for ``sampler`` (labels only for the oracle, the recognizer's
+    outputs also for samplers that read them), on meta."""
     bank = cpu_bank(B, seed=1)
     privileged = sampler.uses_labels_at_eval
+    recognized = privileged or sampler.reads_recognizer
     return FrameFeatures(
         fem=bank.fem.to(META), num_classes=C, video_ids=bank.video_ids,
         motion=bank.motion.to(META) if sampler.needs_motion else None,
         labels=bank.labels.to(META) if privileged else None,
-        rec_logits=bank.rec_logits.to(META) if privileged else None,
-        rec_feats=bank.rec_feats.to(META) if privileged else None,
+        rec_logits=bank.rec_logits.to(META) if recognized else None,
+        rec_feats=bank.rec_feats.to(META) if recognized else None,
     )
 
 
@@ -116,6 +119,49 @@ def test_select_and_scores_stay_on_the_input_device(name):
     assert index.device == META and index.dtype == torch.long
     assert index.shape == (B, T if sampler.keeps_all else K)
     assert scores.device == META and scores.shape == (B, T)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_a_budgeted_selection_and_its_cost_stay_on_the_input_device(name):
+    """An adaptive sampler's exit rule (FrameExit's gates included) and its per-video cost, on the features' device;
+    its order, a constant, is made once per device, not copied from the host on every call."""
+    sampler = build(name).to(META)
+    bank = meta_bank(sampler)
+    sampler.order(bank)  # the constant's one copy to this device
+    with DeviceMixing() as mode:
+        chosen = sampler.budgeted(bank, sampler.sweep[len(sampler.sweep) // 2])
+        cost = sampler.head_gflops(chosen.count, T)
+    assert not mode.copies, mode.copies
+    assert chosen.index.device == chosen.count.device == cost.device == META
+    assert chosen.index.shape == (B, T) and chosen.count.shape == cost.shape == (B,)
+
+
+def test_the_timed_budgeted_step_moves_a_sampler_to_its_device():
+    """FrameExit's gates trained on the CPU, timed on another device: the step moves them there before the first
+    call, so no batch is scored across devices."""
+    sampler = build("frameexit")
+    bank = meta_bank(sampler)
+    rec = FrameClassifier(arch="resnet18", num_classes=C)
+    budgeted_step(sampler=sampler, frames=torch.zeros(2, T, 3, 16, 16, dtype=torch.uint8), value=0.5,
+                  rec_logits=bank.rec_logits[:2], rec_feats=bank.rec_feats[:2], recognizer=rec, fem=None, fem_res=8,
+                  num_classes=C, device="meta")
+    assert all(p.device == META for p in sampler.fitted_net().parameters())
+
+
+def test_the_timed_budgeted_pipeline_runs_the_recognizer_on_the_frames_used():
+    """The batch the recognizer gets in a timed step of an adaptive sampler: each video's used frames, Σ count."""
+    torch.manual_seed(0)
+    rec = FrameClassifier(arch="resnet18", num_classes=C).eval()
+    seen: list[int] = []
+    rec.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[0]))
+    sampler = build("confidence_exit")
+    bank = cpu_bank(4, seed=3)
+    value = sampler.sweep[len(sampler.sweep) // 2]
+    step = budgeted_step(sampler=sampler, frames=torch.randint(0, 256, (4, T, 3, 16, 16), dtype=torch.uint8),
+                         value=value, rec_logits=bank.rec_logits, rec_feats=bank.rec_feats, recognizer=rec, fem=None,
+                         fem_res=8, num_classes=C, device="cpu")
+    step()
+    assert seen == [int(sampler.budgeted(bank, value).count.sum())]
 
 
 @pytest.mark.parametrize("fields", [{"no_ns": True}, *({"fusion": f} for f in FUSIONS)])

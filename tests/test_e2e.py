@@ -13,6 +13,7 @@ import pytest
 from samplerbench.config import build_config, load_config_file
 from samplerbench.report.write import SUMMARY_COLUMNS
 from samplerbench.runs.benchmark import run
+from samplerbench.samplers import get_sampler
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,22 @@ def test_every_result_file_is_written(tiny):
     deployable = summary["sampler"] != "oracle"
     assert summary.loc[deployable, "videos_per_s"].gt(0).all()
     assert summary.loc[~deployable, "videos_per_s"].isna().all()  # not measured -> empty, never invented
+    fixed = summary["knob"].isna()
+    assert summary.loc[fixed, "frames_mean"].eq(summary.loc[fixed, "budget_K"]).all()
+    assert summary.loc[fixed, "frames_std"].eq(0).all()
+    sweeps = pd.read_csv(folder / "adaptive.csv")
+    assert list(sweeps.columns) == SUMMARY_COLUMNS and (folder / "adaptive.md").is_file()
+    for name in ("frameexit", "confidence_exit"):
+        points = sweeps[sweeps["sampler"] == name]
+        assert points["knob_value"].tolist() == list(get_sampler(name).sweep), name
+        assert points["frames_mean"].between(1, cfg.data.frames).all() and points["videos_per_s"].gt(0).all()
+        assert points["frames_mean"].is_monotonic_increasing, name  # a higher knob never stops a video earlier
+        rows = summary[summary["sampler"] == name]
+        assert set(rows["knob_value"]) <= set(points["knob_value"])  # the main rows are sweep points
+        belongs = points.set_index("knob_value")["budget_K"]  # the budget nearest each point's cost
+        assert rows["budget_K"].is_unique, name
+        assert (rows["budget_K"].to_numpy() == belongs[rows["knob_value"]].to_numpy()).all(), name
+        assert set(rows["budget_K"]) == set(points["budget_K"]), name  # a row at each budget a point belongs to
     meta = json.loads((folder / "run.json").read_text())
     assert meta["seed"] == 0 and meta["config"]["preset"] == "tiny"
     assert {"torch", "decord", "fvcore"} <= set(meta["versions"])
@@ -146,3 +163,6 @@ def test_the_protocol_card_and_the_exported_selections(tiny):
     assert {f"selections/{f}" for f in files} <= set(meta["files"])
     dense = json.loads((folder / "selections/dense_K8.json").read_text())
     assert len(dense) == val and all(e["positions"] == list(range(8)) and e["K"] == 8 for e in dense)
+    (exported,) = sorted(folder.glob("selections/frameexit_K*.json"))[:1]
+    exits = json.loads(exported.read_text())  # each video its own count
+    assert len(exits) == val and all(1 <= e["K"] == len(e["positions"]) <= 8 for e in exits)

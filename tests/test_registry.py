@@ -185,7 +185,7 @@ def test_readme_example_runs(clean_registry):
 @pytest.mark.parametrize(
     ("lookup", "message"),
     [
-        (lambda: get_sampler("nsnte"), "unknown sampler 'nsnte'; did you mean 'nsnet'? valid: dense, mgsampler, "),
+        (lambda: get_sampler("nsnte"), "unknown sampler 'nsnte'; did you mean 'nsnet'? valid: confidence_exit, "),
         (lambda: dataset_spec("ucf110"), "unknown dataset 'ucf110'; did you mean 'ucf101'? valid: activitynet, "),
         (lambda: check_aggregation("mean_softmx"),
          "unknown aggregation 'mean_softmx'; did you mean 'mean_softmax'? valid: mean_softmax, mean_logits, "

@@ -8,7 +8,9 @@ import io
 import pytest
 import torch
 
+import samplerbench.samplers.confidence_exit
 import samplerbench.samplers.dense
+import samplerbench.samplers.frameexit
 import samplerbench.samplers.mgsampler
 import samplerbench.samplers.nsnet
 import samplerbench.samplers.ocsampler
@@ -17,6 +19,7 @@ import samplerbench.samplers.random
 import samplerbench.samplers.scsampler
 import samplerbench.samplers.uniform  # noqa: F401 - importing registers the samplers
 from samplerbench.core.errors import UserError
+from samplerbench.samplers.adaptive import AdaptiveSampler
 from samplerbench.samplers.base import (
     FrameFeatures,
     Sampler,
@@ -41,6 +44,8 @@ SAMPLERS: dict[str, dict] = {
     "nsnet": {**TRAINING, "d": 8, "heads": 2, "layers": 1},
     "nsnet_no_ns": {**TRAINING, "d": 8, "heads": 2, "layers": 1, "no_ns": True},
     "nsnet_intersection": {**TRAINING, "d": 8, "heads": 2, "layers": 1, "fusion": "intersection"},
+    "frameexit": TRAINING,
+    "confidence_exit": {},
 }
 
 
@@ -67,15 +72,17 @@ def make_bank(n: int, t: int, *, seed: int, full: bool = True) -> FrameFeatures:
 
 
 def eval_bank(sampler: Sampler, n: int, t: int, seed: int) -> FrameFeatures:
-    """What the pipeline hands a sampler at evaluation: labels only to the oracle, motion only on request."""
+    """What the pipeline hands a sampler at evaluation: labels only to the oracle, the recognizer's outputs also to
+    samplers that read them, motion only on request."""
     bank = make_bank(n, t, seed=seed)
+    recognized = sampler.uses_labels_at_eval or sampler.reads_recognizer
     return FrameFeatures(
         fem=bank.fem,
         num_classes=C,
         motion=bank.motion if sampler.needs_motion else None,
         labels=bank.labels if sampler.uses_labels_at_eval else None,
-        rec_logits=bank.rec_logits if sampler.uses_labels_at_eval else None,
-        rec_feats=bank.rec_feats if sampler.uses_labels_at_eval else None,
+        rec_logits=bank.rec_logits if recognized else None,
+        rec_feats=bank.rec_feats if recognized else None,
     )
 
 
@@ -107,6 +114,11 @@ def test_contract(case, b, t, k):
     refit = fitted(case, t)
     assert torch.equal(out, refit.select(batch, k)), "a re-fit with the same seed must select the same frames"
     assert torch.equal(scores, refit.scores(batch))
+    if isinstance(sampler, AdaptiveSampler):  # its own selection: the order, cut at a budget per video in 1..T
+        chosen = sampler.budgeted(batch, sampler.sweep[0])
+        assert torch.equal(torch.sort(chosen.index, dim=1).values, torch.arange(t).expand(b, t))
+        assert chosen.count.dtype == torch.long and bool(((chosen.count >= 1) & (chosen.count <= t)).all())
+        assert torch.equal(chosen.count, refit.budgeted(batch, sampler.sweep[0]).count)
 
 
 @pytest.mark.parametrize("case", list(SAMPLERS))
@@ -119,6 +131,8 @@ def test_state_dict_round_trip(case, tmp_path):
     restored.load_state_dict(torch.load(path, weights_only=True))
     assert torch.equal(sampler.select(batch, 3), restored.select(batch, 3))
     assert torch.equal(sampler.scores(batch), restored.scores(batch))
+    if isinstance(sampler, AdaptiveSampler):
+        assert torch.equal(sampler.exit_scores(batch), restored.exit_scores(batch))
 
 
 def test_nsnet_checkpoint_evaluates_under_other_fusions():

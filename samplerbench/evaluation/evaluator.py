@@ -20,7 +20,7 @@ from samplerbench.formats.cache import stage_key
 from samplerbench.measures.cost import MIN_TIMED_SECONDS, Timing, measure_interleaved
 from samplerbench.measures.evaluate import Evaluation, combine_fits, evaluate_selection
 from samplerbench.measures.stats import paired_bootstrap
-from samplerbench.samplers import Sampler
+from samplerbench.samplers import AdaptiveSampler, Sampler
 from samplerbench.stages.decode import probe
 from samplerbench.stages.pipeline import Pipeline
 from samplerbench.stages.source import Outputs
@@ -62,35 +62,43 @@ class Evaluator:
         (:func:`~samplerbench.measures.evaluate.combine_fits`)."""
         return combine_fits([self.evaluate(s, bank, k, rec=rec) for s in samplers])
 
-    def score(self, index: Tensor, *, rec: Outputs | None = None) -> Evaluation:
-        """The metrics of the val selection ``index`` ``[N, K]``, video scores aggregated as the config says."""
+    def score(self, index: Tensor, *, rec: Outputs | None = None, count: Tensor | None = None) -> Evaluation:
+        """The metrics of the val selection ``index`` ``[N, K]`` (with ``count`` ``[N]``: each video's first
+        ``count`` frames, an adaptive sampler's), video scores aggregated as the config says."""
         rec, val = rec or self.rec, self.pipe.source.split("val")
         head = None if rec.model is None else rec.model.head  # unknown where the source has no model (a bank's)
         return evaluate_selection(index, logits=rec.val_logits, targets=val.targets, salient=val.salient,
-                                  aggregation=self.cfg.sampling.aggregation, feats=rec.val_feats,
+                                  aggregation=self.cfg.sampling.aggregation, count=count, feats=rec.val_feats,
                                   head=None if head is None else (head.weight.detach(), head.bias.detach()))
 
     def gflops(self, sampler: Sampler, k: int) -> float:
         """The sampler's pipeline per video at budget ``k``, as the feature source prices it."""
         return self.pipe.source.gflops(sampler, k)
 
+    def budgeted_gflops(self, sampler: AdaptiveSampler, count: Tensor) -> float:
+        """An adaptive sampler's pipeline per video, as the feature source prices it: the mean over the val videos
+        of what each one used (``count`` ``[N]`` frames)."""
+        return float(self.pipe.source.budgeted_gflops(sampler, count).mean())
+
     def timed_batch(self) -> int:
         """Val videos per timed call: ``cost.batch``, or all of them when there are fewer."""
         return min(self.cfg.cost.batch, len(self.rec.val_logits))
 
-    def step(self, sampler: Sampler, k: int) -> Callable[[], None]:
-        """One timed batch of ``sampler``'s pipeline at budget ``k``, as the feature source runs it."""
-        return self.pipe.source.timed_step(sampler, k, batch=self.timed_batch(), rec=self.rec, fem=self.fem)
+    def step(self, sampler: Sampler, point: float) -> Callable[[], None]:
+        """One timed batch of ``sampler``'s pipeline at ``point`` (K, or an adaptive sampler's knob value), as the
+        feature source runs it: each video of the batch at its own budget for an adaptive sampler."""
+        return self.pipe.source.timed_step(sampler, point, batch=self.timed_batch(), rec=self.rec, fem=self.fem)
 
-    def throughputs(self, pipelines: list[tuple[str, Sampler, int]]) -> dict[tuple[str, int], Timing]:
-        """Timed batches of every ``(label, sampler, K)`` pipeline, interleaved round by round against dense (else the
-        first) so that the machine's drift cancels (:func:`~samplerbench.measures.cost.measure_interleaved`); cached per
-        machine under the set of pipelines. The oracle is left out: it needs labels and is not deployable."""
+    def throughputs(self, pipelines: list[tuple[str, Sampler, float]]) -> dict[tuple[str, float], Timing]:
+        """Timed batches of every ``(label, sampler, point)`` pipeline (``point``: K, or an adaptive sampler's knob
+        value), interleaved round by round against dense (else the first) so that the machine's drift cancels
+        (:func:`~samplerbench.measures.cost.measure_interleaved`); cached per machine under the set of pipelines. The
+        oracle is left out: it needs labels and is not deployable."""
         timed = [(label, sampler, k) for label, sampler, k in pipelines if not sampler.uses_labels_at_eval]
         if not timed:
             return {}
         cfg = self.cfg
-        names = [f"{label} K={k}" for label, _, k in timed]
+        names = [pipeline_name(label, sampler, k) for label, sampler, k in timed]
         options = {s.name: cfg.sampling.options[s.name] for _, s, _ in timed if s.name in cfg.sampling.options}
         key = stage_key("throughput", pipelines=names, machine=self.machine, rec=self.rec.key,
                         fem=self.fem.key, batch=cfg.cost.batch, iters=cfg.cost.iters, min_seconds=MIN_TIMED_SECONDS,
@@ -142,6 +150,11 @@ class Evaluator:
             return distributed.broadcast(measure() if distributed.is_main() else None)
 
         return self.pipe.cached(label, "throughput", key, compute)
+
+
+def pipeline_name(label: str, sampler: Sampler, point: float) -> str:
+    """``uniform K=4``, ``frameexit exit_threshold=0.5``: a timed pipeline's name (and part of the timing key)."""
+    return f"{label} {sampler.knob}={point:g}" if isinstance(sampler, AdaptiveSampler) else f"{label} K={point}"
 
 
 def bootstrap(b: Evaluator, scores: dict[str, np.ndarray], reference: str) -> dict[str, dict[str, float]]:

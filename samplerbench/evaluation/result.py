@@ -20,12 +20,19 @@ class MainRow:
     of ``frames_T``. Its fields, in order, are ``summary.csv``'s columns (but those marked ``IN_SUMMARY: False``)
     and run.json's main rows. :mod:`samplerbench.tables.main` builds it with the scores (the mean over ``fits``
     fits) and GFLOPs, then fills the timing, cost, interval and Pareto columns in place; ``None`` where nothing was
-    measured (the oracle's timings) or defined (a Δ without a uniform row)."""
+    measured (the oracle's timings) or defined (a Δ without a uniform row).
+
+    An adaptive sampler's row (``knob`` set) is one point of its sweep, ``knob = knob_value``: its videos use
+    ``frames_mean`` ± ``frames_std`` frames (a fixed-K row: K ± 0), GFLOPs/video is the mean of what each used, and
+    ``budget_K`` is the budget it stands beside, whose uniform row its Δ is taken against (the rule:
+    :mod:`samplerbench.tables.main`)."""
 
     dataset: str
     sampler: str
     frames_T: int
     budget_K: int
+    knob: str | None = None
+    knob_value: float | None = None
     fits: int
     mAP: float
     mAP_fit_std: float | None = None
@@ -39,6 +46,8 @@ class MainRow:
     hit3: float
     salient_hit_rate: float
     gflops_per_video: float
+    frames_mean: float
+    frames_std: float
     videos_per_s: float | None = None
     timing_spread: float | None = None
     timed_iters: int | None = None
@@ -94,7 +103,9 @@ class Table:
 class RunResult:
     """A finished run, as :func:`samplerbench.report.write.write_all` writes it.
 
-    ``main``: the samplers × budgets rows; ``decode``: the decoding cost behind their end-to-end column;
+    ``main``: the samplers × budgets rows (an adaptive sampler's: the sweep point matched to each budget);
+    ``sweeps``: every sweep point of the adaptive samplers, matched ``by`` ``adaptive_match`` (``"GFLOPs/video"`` or
+    ``"frames/video"``); ``decode``: the decoding cost behind their end-to-end column;
     ``reading``: the note every NSNet table carries; ``stages``: the stage log's records (a live list);
     ``predictions``/``selections``: for ``--export-predictions``/``--export-selections``."""
 
@@ -105,6 +116,8 @@ class RunResult:
     decodes: bool  # the features come from decoded videos: the cost columns cover the whole pipeline
     main: list[MainRow]
     decode: list[DecodeRow]
+    sweeps: list[MainRow] = dataclasses.field(default_factory=list)
+    adaptive_match: str | None = None
     tables: list[Table] = dataclasses.field(default_factory=list)
     curves: dict | None = None
     reading: str | None = None

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision
-from torch import nn
+from torch import Tensor, nn
 
 with warnings.catch_warnings():  # fvcore.nn scripts its focal losses on import, which torch >= 2.10 warns about
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
@@ -118,12 +118,13 @@ def backbone_gflops(name: str, resolution: int) -> float:
 def video_gflops(
     *,
     fem_per_frame: float,
-    head: float,
+    head: float | Tensor,
     rec_per_frame: float,
     frames: int,
-    budget: int,
-) -> float:
-    """GFLOPs per video of a sampler pipeline: ``T·FEM + head + K·recognizer``.
+    budget: int | Tensor,
+) -> float | Tensor:
+    """GFLOPs per video of a sampler pipeline: ``T·FEM + head + K·recognizer``; per video (``[N]``) where ``head``
+    and ``budget`` are per-video tensors (an adaptive sampler's).
 
     Dense recognition is ``fem_per_frame=0, head=0, budget=frames``."""
     return frames * fem_per_frame + head + budget * rec_per_frame
@@ -141,6 +142,17 @@ def pipeline_gflops(sampler: Any, *, frames: int, budget: int, rec: tuple[str, i
         scan, kept = rec_per_frame, 0
     return video_gflops(fem_per_frame=scan, head=sampler.gflops(frames), rec_per_frame=rec_per_frame,
                         frames=frames, budget=kept)
+
+
+def budgeted_gflops(sampler: Any, *, frames: int, count: Tensor, rec: tuple[str, int],
+                    fem: tuple[str, int]) -> Tensor:
+    """``[N]`` float64 GFLOPs of each video on which an adaptive sampler's pipeline used ``count`` ``[N]`` of the
+    ``frames`` frames, via :func:`video_gflops`: T·FEM if it reads FEM features, its own cost on that video
+    (``sampler.head_gflops(count, frames)``, e.g. FrameExit's gates: one per step it ran) and ``count`` ·
+    recognizer. A table's GFLOPs/video is their mean over the val videos, what each video actually used."""
+    scan = backbone_gflops(*fem) if sampler.uses_fem else 0.0
+    return video_gflops(fem_per_frame=scan, head=sampler.head_gflops(count, frames),
+                        rec_per_frame=backbone_gflops(*rec), frames=frames, budget=count.double())
 
 
 def _synchronize(device: torch.device) -> None:

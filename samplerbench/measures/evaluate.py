@@ -22,8 +22,8 @@ from samplerbench.measures.metrics import (
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """The metrics of one (sampler, K) and the per-video scores the bootstrap resamples: one selection's, or the
-    metrics averaged over several fits with their scores stacked (:func:`combine_fits`)."""
+    """The metrics of one (sampler, K or knob value) and the per-video scores the bootstrap resamples: one
+    selection's, or the metrics averaged over several fits with their scores stacked (:func:`combine_fits`)."""
 
     scores: np.ndarray  # [N, C] video scores, or [F, N, C]: one per fit
     mAP: float
@@ -37,11 +37,13 @@ class Evaluation:
 
 
 def evaluate_selection(index: Tensor, *, logits: Tensor, targets: Tensor, salient: Tensor,
-                       aggregation: str = "mean_softmax", feats: Tensor | None = None,
+                       aggregation: str = "mean_softmax", count: Tensor | None = None, feats: Tensor | None = None,
                        head: tuple[Tensor, Tensor] | None = None) -> Evaluation:
     """Metrics of the selection ``index`` ``[N, K]`` given the val split's cached logits ``[N, T, C]`` (and
-    features ``[N, T, F]`` and the recognizer's ``head`` for ``aggregation="max_features"``)."""
-    scores = video_scores(logits, index, aggregation=aggregation, frame_feats=feats, head=head).numpy()
+    features ``[N, T, F]`` and the recognizer's ``head`` for ``aggregation="max_features"``); with ``count`` ``[N]``
+    (per-video budgets) each video scores the first ``count`` frames of its row, and the salient-hit rate is over
+    the frames used."""
+    scores = video_scores(logits, index, aggregation=aggregation, count=count, frame_feats=feats, head=head).numpy()
     y = targets.numpy()
     return Evaluation(
         scores=scores,
@@ -49,7 +51,7 @@ def evaluate_selection(index: Tensor, *, logits: Tensor, targets: Tensor, salien
         mAP_anet=mean_average_precision_anet(scores, y),
         top1=top1_accuracy(scores, y),
         hit3=hit_at_k(scores, y, k=3),
-        salient_hit_rate=salient_hit_rate(salient, index),
+        salient_hit_rate=salient_hit_rate(salient, index, count),
     )
 
 

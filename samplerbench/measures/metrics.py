@@ -35,33 +35,50 @@ def _selected(per_frame: Tensor, index: Tensor) -> Tensor:
     return per_frame.reshape(videos * frames, width).index_select(0, rows).view(videos, -1, width)
 
 
-# How the K selected frames' outputs become a video's class probabilities ``[B, C]`` (float32, rows summing to 1):
-# ``fn(frame_logits [B, T, C], index [B, K], *, frame_feats [B, T, F] | None, head (weight [C, F], bias [C]) | None)``,
-# in the order the CLI lists them.
+def used_frames(count: Tensor, width: int) -> Tensor:
+    """``[B, width]`` bool: the first ``count[b]`` columns of each row, the entries a per-video selection used."""
+    return torch.arange(width, device=count.device) < count.unsqueeze(1)
+
+
+def _mean_over_used(values: Tensor, count: Tensor | None) -> Tensor:
+    """The mean over dim 1 of ``values`` ``[B, K, X]``: over all K columns, or each row's first ``count`` ones."""
+    if count is None:
+        return values.mean(dim=1)
+    used = used_frames(count, values.shape[1]).unsqueeze(2)
+    return values.where(used, 0.0).sum(dim=1) / count.unsqueeze(1).to(values.dtype)
+
+
+# How the selected frames' outputs become a video's class probabilities ``[B, C]`` (float32, rows summing to 1):
+# ``fn(frame_logits [B, T, C], index [B, K], *, count [B] | None, frame_feats [B, T, F] | None,
+# head (weight [C, F], bias [C]) | None)``, in the order the CLI lists them. ``count``: an adaptive sampler's
+# per-video budget, the frames a video used being the first ``count`` of its row of ``index``; ``None``: all K.
 Aggregation = Callable[..., Tensor]
 AGGREGATIONS: Registry[Aggregation] = Registry("aggregation")
 
 
 @AGGREGATIONS.register("mean_softmax")
-def mean_softmax(frame_logits: Tensor, index: Tensor, **_: Any) -> Tensor:
+def mean_softmax(frame_logits: Tensor, index: Tensor, *, count: Tensor | None = None, **_: Any) -> Tensor:
     """The mean of the frames' softmax (the default, the protocol of every committed result)."""
-    return torch.softmax(_selected(frame_logits, index), dim=-1, dtype=torch.float32).mean(dim=1)
+    return _mean_over_used(torch.softmax(_selected(frame_logits, index), dim=-1, dtype=torch.float32), count)
 
 
 @AGGREGATIONS.register("mean_logits")
-def mean_logits(frame_logits: Tensor, index: Tensor, **_: Any) -> Tensor:
+def mean_logits(frame_logits: Tensor, index: Tensor, *, count: Tensor | None = None, **_: Any) -> Tensor:
     """The softmax of the frames' mean logit (AR-Net, SCSampler)."""
-    return torch.softmax(_selected(frame_logits, index).float().mean(dim=1), dim=-1)
+    return torch.softmax(_mean_over_used(_selected(frame_logits, index).float(), count), dim=-1)
 
 
 @AGGREGATIONS.register("max_features")
-def max_features(frame_logits: Tensor, index: Tensor, *, frame_feats: Tensor | None = None,
-                 head: tuple[Tensor, Tensor] | None = None) -> Tensor:
+def max_features(frame_logits: Tensor, index: Tensor, *, count: Tensor | None = None,
+                 frame_feats: Tensor | None = None, head: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """``head`` on the element-wise max of the frames' features (OCSampler / FrameExit heads)."""
     if frame_feats is None or head is None:
         raise ValueError("max_features needs the frames' features and the recognizer's head")
     weight, bias = head
-    pooled = _selected(frame_feats, index).float().amax(dim=1)
+    selected = _selected(frame_feats, index).float()
+    if count is not None:
+        selected = selected.where(used_frames(count, selected.shape[1]).unsqueeze(2), -torch.inf)
+    pooled = selected.amax(dim=1)
     return torch.softmax(pooled @ weight.float().T + bias.float(), dim=-1)
 
 
@@ -71,12 +88,24 @@ def check_aggregation(name: str) -> None:
 
 
 def video_scores(frame_logits: Tensor, index: Tensor, *, aggregation: str = "mean_softmax",
-                 frame_feats: Tensor | None = None, head: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                 count: Tensor | None = None, frame_feats: Tensor | None = None,
+                 head: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Video-level class probabilities ``[B, C]`` (float32, rows summing to 1) from the K frames ``index`` ``[B, K]``
     selects among ``frame_logits`` ``[B, T, C]`` (repeats allowed), aggregated by the :data:`AGGREGATIONS` entry
-    ``aggregation`` (``"max_features"`` reads ``frame_feats`` and ``head``). The softmax runs in float32 so that
-    half-precision caches keep small probabilities."""
-    return AGGREGATIONS.get(aggregation)(frame_logits, index, frame_feats=frame_feats, head=head)
+    ``aggregation`` (``"max_features"`` reads ``frame_feats`` and ``head``). ``count`` ``[B]`` (an adaptive sampler's
+    per-video budgets): each video aggregates the first ``count`` frames of its row only; without it, the
+    computation is the fixed-K one, unchanged. The softmax runs in float32 so that half-precision caches keep small
+    probabilities."""
+    return AGGREGATIONS.get(aggregation)(frame_logits, index, count=count, frame_feats=frame_feats, head=head)
+
+
+def running_mean_softmax(frame_logits: Tensor, order: Tensor) -> Tensor:
+    """``[B, T, C]`` float32: at step t (0-based), the mean softmax of the frames ``order[:, :t + 1]`` (``order``
+    ``[B, T]``, the frames in the order a sampler reads them): the video prediction of :func:`mean_softmax` after
+    every step at once."""
+    probs = torch.softmax(_selected(frame_logits, order), dim=-1, dtype=torch.float32)
+    steps = torch.arange(1, order.shape[1] + 1, device=probs.device, dtype=probs.dtype)
+    return probs.cumsum(dim=1) / steps.view(1, -1, 1)
 
 
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -150,12 +179,15 @@ def hit_at_k(scores: np.ndarray, targets: np.ndarray, k: int = 3) -> float:
     return float(hits.mean() * 100.0)
 
 
-def salient_hit_rate(salient: Tensor, index: Tensor) -> float:
+def salient_hit_rate(salient: Tensor, index: Tensor, count: Tensor | None = None) -> float:
     """Percent of the selected frames ``index`` ``[B, K]`` inside an annotated segment (``salient`` ``[B, T]``);
-    NaN when no frame is salient. Videos without segments count as misses, so the denominator is ``B·K``."""
+    NaN when no frame is salient. Videos without segments count as misses, so the denominator is ``B·K``, or the
+    frames used, Σ ``count``, for per-video budgets (``count`` as in :func:`video_scores`)."""
     if not salient.any():
         return float("nan")
     hits = torch.gather(salient.bool(), 1, index.long())
+    if count is not None:
+        hits = hits[used_frames(count, hits.shape[1])]
     return float(hits.float().mean().item() * 100.0)
 
 

@@ -194,8 +194,18 @@ class Column:
     cell: Callable[[MainRow], object]
 
 
+def row_name(row: MainRow) -> str:
+    """A row's sampler, with its knob value for an adaptive sampler's: ``frameexit (exit_threshold=0.5)``."""
+    return row.sampler if row.knob is None else f"{row.sampler} ({row.knob}={row.knob_value:g})"
+
+
+def frames_cell(row: MainRow) -> str:
+    """Frames per video: K for a fixed-K row, mean ± std over the val videos for an adaptive sampler's."""
+    return str(row.budget_K) if row.knob is None else f"{row.frames_mean:.2f} ± {row.frames_std:.2f}"
+
+
 MAIN_COLUMNS: tuple[Column, ...] = (
-    Column("sampler", lambda r: r.sampler),
+    Column("sampler", row_name),
     Column("K", lambda r: r.budget_K),
     Column("mAP % [95% CI]", lambda r: _ci(r.mAP, r.mAP_lo, r.mAP_hi, std=r.mAP_fit_std)),
     Column("ΔmAP vs uniform [95% CI]", lambda r: _delta(r.dmAP_vs_uniform, r.dmAP_lo, r.dmAP_hi)),
@@ -204,6 +214,7 @@ MAIN_COLUMNS: tuple[Column, ...] = (
     Column("hit@3 %", lambda r: _num(r.hit3, 1)),
     Column("salient-hit %", lambda r: _num(r.salient_hit_rate, 1)),
     Column("GFLOPs/video", lambda r: _num(r.gflops_per_video, 3)),
+    Column("frames/video", frames_cell),
     Column("speed-up (FLOPs)", lambda r: _num(r.speedup_flops, 2)),
     Column("videos/s", lambda r: _rate(r.videos_per_s, r.timing_spread)),
     Column("timed batches", lambda r: r.timed_iters or ""),
@@ -225,12 +236,27 @@ def main_columns(metric: str) -> list[Column]:
     return [*rest[:2], *top1, *rest[2:]]
 
 
+def adaptive_note(matched_by: str) -> str:
+    """What an adaptive sampler's rows are, and by which cost (``"GFLOPs/video"`` or ``"frames/video"``) a row of the
+    main table was chosen among its sweep."""
+    rule = ("the mean GFLOPs/video of the fixed-K rows at that K (the deployable ones)" if matched_by == "GFLOPs/video"
+            else "K (mean frames per video, as the GFLOPs of this run do not cover the recognizer, or some K has "
+                 "no fixed-K row)")
+    return (f" Adaptive samplers (a knob value beside their name) spend a different number of frames on each video: "
+            f"a row of theirs at K is the point of their knob sweep whose mean {matched_by} is nearest {rule}, "
+            "among the points nearer that K than any other (the cheaper point on a tie); no point, no row. Their GFLOPs/video is the mean over the val videos of what each used (recognizer "
+            "frames and their own gates), frames/video the mean ± std over the val videos (and fits), videos/s their "
+            "exit rule on the recognizer's cached outputs of a batch plus the recognizer on the frames each video "
+            f"used; no e2e column. Every sweep point: {ADAPTIVE_FILE}.")
+
+
 def main_markdown(rows: list[MainRow], header: str, metric: str = "mAP", decode: list[DecodeRow] | None = None, *,
-                  decodes: bool = True) -> str:
+                  decodes: bool = True, matched_by: str | None = None) -> str:
     """The samplers × budgets table, one line per row in :func:`main_columns`; its first score column is
     ``metric`` ("mAP" or "top1"). ``decode``: the decoding cost behind the end-to-end column, stated under the
     table. ``decodes``: ``False`` for features not from decoded videos (a frame bank's), whose cost columns the
-    note says cover the sampler heads alone (:data:`HEADS_COST_NOTE`)."""
+    note says cover the sampler heads alone (:data:`HEADS_COST_NOTE`). ``matched_by``: the cost an adaptive
+    sampler's rows were matched on (:func:`adaptive_note`), ``None`` without adaptive samplers."""
     columns = main_columns(metric)
     table = [{c.header: c.cell(r) for c in columns} for r in rows]
     return "\n\n".join([
@@ -243,18 +269,40 @@ def main_markdown(rows: list[MainRow], header: str, metric: str = "mAP", decode:
         "oracle reads labels and is not deployable). Reference row of Δ: uniform at the same K. "
         f"{ci_note(max(r.fits for r in rows))} {RESOLVED_NOTE} "
         f"★ = Pareto-optimal in (GFLOPs, {'top-1' if metric == 'top1' else 'mAP'}) among the deployable samplers "
-        "(the oracle, an upper bound, is never marked). Salient-hit is empty for datasets "
-        "without temporal annotations.",
+        "(the oracle, an upper bound, is never marked) and every adaptive sweep point. Salient-hit is empty for "
+        "datasets without temporal annotations." + (adaptive_note(matched_by) if matched_by else ""),
         tabulate(table, headers="keys", tablefmt="github"),
         *([decode_note(decode)] if decode else []),
     ]) + "\n"
 
 
+# every adaptive sweep point, as a table and in summary.csv's columns
+ADAPTIVE_FILE, ADAPTIVE_CSV = "adaptive.md", "adaptive.csv"
+ADAPTIVE_COLUMNS = ("sampler", "K", "mAP % [95% CI]", "ΔmAP vs uniform [95% CI]", "top-1 %", "salient-hit %",
+                    "GFLOPs/video", "frames/video", "videos/s", "speed-up vs dense", "Pareto")
+
+
+def adaptive_markdown(sweeps: list[MainRow], header: str, *, matched_by: str) -> str:
+    """Every adaptive sampler at every knob value of its sweep, in :data:`ADAPTIVE_COLUMNS` (cells as main.md's)."""
+    columns = [c for c in MAIN_COLUMNS if c.header in ADAPTIVE_COLUMNS]
+    table = [{c.header: c.cell(r) for c in columns} for r in sweeps]
+    return "\n\n".join([
+        "# Adaptive samplers: every sweep point",
+        header,
+        f"One row per knob value of each adaptive sampler's sweep (fixed before any run, never chosen on validation "
+        f"figures). K is the budget whose fixed-K rows' mean {matched_by} is nearest the point's; Δ is the paired "
+        f"difference from uniform at that K. {ci_note(max(r.fits for r in sweeps))} {RESOLVED_NOTE} ★ = "
+        "Pareto-optimal among the fixed-K rows of main.md and these points together." + adaptive_note(matched_by),
+        tabulate(table, headers="keys", tablefmt="github"),
+    ]) + "\n"
+
+
 def headline(rows: list[MainRow], metric: str, budget: int) -> dict | None:
-    """The run's headline result: the row at the main ``budget`` that scores highest in ``metric`` (``mAP`` or
-    ``top1``), :data:`NOT_HEADLINE` aside, with its 95% CI (``None`` for top-1, which has none) and uniform's
-    score at the same K (``None`` when uniform was not run); ``None`` when no row qualifies."""
-    at_budget = {r.sampler: r for r in rows if r.budget_K == budget}
+    """The run's headline result: the fixed-K row at the main ``budget`` that scores highest in ``metric`` (``mAP`` or
+    ``top1``), :data:`NOT_HEADLINE` aside (and the adaptive samplers, whose rows there use other frame counts), with
+    its 95% CI (``None`` for top-1, which has none) and uniform's score at the same K (``None`` when uniform was not
+    run); ``None`` when no row qualifies."""
+    at_budget = {r.sampler: r for r in rows if r.budget_K == budget and r.knob is None}
     candidates = [r for name, r in at_budget.items()
                   if name not in NOT_HEADLINE and not math.isnan(getattr(r, metric))]
     if not candidates:
@@ -348,17 +396,29 @@ def plot_saliency(curves: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_map_vs_gflops(rows: list[MainRow], path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(r.sampler for r in rows):
-        group = sorted((r for r in rows if r.sampler == name), key=lambda r: r.gflops_per_video)
-        ax.plot([r.gflops_per_video for r in group], [r.mAP for r in group], marker="o", label=name)
+def plot_map_vs_gflops(rows: list[MainRow], path: Path, title: str, sweeps: list[MainRow] = ()) -> None:
+    """One plane: each fixed-K sampler a line over its budgets (solid), each adaptive sampler a line over its knob
+    sweep (dashed, every sweep point, not only main.md's), every point with its 95% CI."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    lines = [[r for r in rows if r.knob is None and r.sampler == name]
+             for name in dict.fromkeys(r.sampler for r in rows if r.knob is None)]
+    lines += [[r for r in sweeps if r.sampler == name] for name in dict.fromkeys(r.sampler for r in sweeps)]
+    colours = plt.get_cmap("tab20").colors  # twenty distinct colours: more samplers than the default cycle's ten
+    for i, line in enumerate(lines):
+        group = sorted(line, key=lambda r: r.gflops_per_video)
+        below = [max(0.0, r.mAP - r.mAP_lo) if r.mAP_lo is not None else 0.0 for r in group]
+        above = [max(0.0, r.mAP_hi - r.mAP) if r.mAP_hi is not None else 0.0 for r in group]
+        adaptive = group[0].knob is not None
+        ax.errorbar([r.gflops_per_video for r in group], [r.mAP for r in group], yerr=[below, above], capsize=2,
+                    color=colours[i % len(colours)], marker="s" if adaptive else "o",
+                    linestyle="--" if adaptive else "-",
+                    label=group[0].sampler + (f" ({group[0].knob} sweep)" if adaptive else ""))
     ax.set_xscale("log")
     ax.set_xlabel("GFLOPs / video (fvcore, 1 MAC = 1 flop)")
     ax.set_ylabel("mAP (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
@@ -391,11 +451,12 @@ def write_selections(folder: Path, selections: dict[tuple[str, int], torch.Tenso
                      video_ids: list[str], probed: dict[str, tuple[int, float] | str], t: int) -> list[str]:
     """``selections/<sampler>_K<k>.json``: the ``samplerbench select`` object of every val video in record ``order``
     (unreadable ones as ``{"video", "skipped"}``). ``selections``: kept positions ``[N, K]`` of the rows
-    ``video_ids``; ``probed``: each video's ``(frame count, fps)`` or skip reason."""
+    ``video_ids`` (each row's own list for an adaptive sampler's); ``probed``: each video's ``(frame count, fps)``
+    or skip reason."""
     row = {vid: i for i, vid in enumerate(video_ids)}
     written = []
     for (sampler, k), index in selections.items():
-        positions = index.tolist()
+        positions = index.tolist() if isinstance(index, torch.Tensor) else index
         objects = [video_selection(vid, positions[row[vid]] if vid in row else (), probed[vid], t=t)
                    for vid in order]
         name = f"selections/{prediction_filename(sampler, k)}"
@@ -425,8 +486,8 @@ def write_all(folder: Path, result: RunResult) -> None:
         if any(r.sampler == "ocsampler" for r in rows):
             oracle_note += f" {PUBLISHED_OCSAMPLER}"
     card = f"\n\n{protocol_markdown(protocol, labels_file=LABELS_FILE)}" if protocol else ""
-    main = main_markdown(rows, header + card, data.metric, result.decode,
-                         decodes=result.decodes) + oracle_note
+    main = main_markdown(rows, header + card, data.metric, result.decode, decodes=result.decodes,
+                         matched_by=result.adaptive_match) + oracle_note
     _write_text(folder / "main.md", main + (f"\n\n{reading}" if reading else "") + "\n")
     written = ["summary.csv", "main.md"]
     if protocol:
@@ -441,8 +502,14 @@ def write_all(folder: Path, result: RunResult) -> None:
         written.append(table.filename)
     smoke = " (smoke test)" if cfg.preset in SMOKE_TEST_PRESETS else ""
     plot_map_vs_gflops(rows, folder / "map_vs_gflops.png",
-                       f"{cfg.data.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}")
+                       f"{cfg.data.dataset}, preset {cfg.preset}{smoke}, seed {cfg.seed}", result.sweeps)
     written.append("map_vs_gflops.png")
+    if result.sweeps:
+        adaptive = summary_table(result.sweeps, data.metric)
+        atomic_write(folder / ADAPTIVE_CSV, lambda tmp: adaptive.to_csv(tmp, index=False, float_format="%.4f"))
+        _write_text(folder / ADAPTIVE_FILE, adaptive_markdown(result.sweeps, header,
+                                                              matched_by=result.adaptive_match or "GFLOPs/video"))
+        written += [ADAPTIVE_CSV, ADAPTIVE_FILE]
     if result.curves is not None:
         plot_saliency(result.curves, folder / "fig1_saliency.png")
         written.append("fig1_saliency.png")
@@ -471,6 +538,7 @@ def write_all(folder: Path, result: RunResult) -> None:
         "skipped_videos": [list(s) for s in result.skipped],
         "tables": {"main": [dataclasses.asdict(r) for r in rows],
                    "decode": [dataclasses.asdict(d) for d in result.decode],
+                   **({"adaptive": [dataclasses.asdict(r) for r in result.sweeps]} if result.sweeps else {}),
                    **{table.name: table.rows for table in tables}},
         "saliency": result.curves,
         "checkpoints": result.checkpoints,

@@ -99,10 +99,10 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     rec, fem = (source.outputs(role, getattr(cfg, role).arch, tsn=getattr(cfg, role).tsn) for role in WEIGHT_ROLES)
     evaluator = Evaluator(cfg=cfg, pipe=pipe, rec=rec, fem=fem, machine=machine_name(cfg.device))
 
-    entries = main_entries(names)
-    rows, scores, selected, decode = main_comparison(evaluator, entries)
-    add_confidence_intervals(evaluator, rows, scores)
-    add_pareto_flags(rows, data.metric)
+    comparison = main_comparison(evaluator, main_entries(names))
+    rows, scores = comparison.rows, comparison.scores
+    add_confidence_intervals(evaluator, rows, scores, comparison.sweeps, comparison.sweep_scores)
+    add_pareto_flags(rows, data.metric, comparison.sweeps)
     tables = build_tables(evaluator, written)
     curves = paper.saliency_curves(evaluator) if "saliency" in {spec.name for spec in written} else None
     reading = paper.nsnet_reading(paper.nsnet(evaluator)[0]) if "nsnet" in names else None
@@ -111,7 +111,7 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
     exported = None
     if cfg.report.export_selections:  # before rank 0 goes on alone: every rank takes part in the frame-count stage
         reasons = {vid: reason for vid, _, reason in val.skipped}
-        exported = dict(selections=selected, order=[r.video_id for r in data.split("val")],
+        exported = dict(selections=comparison.selected, order=[r.video_id for r in data.split("val")],
                         video_ids=val.video_ids, probed=source.probes("val") | reasons, t=cfg.data.frames)
     if not distributed.is_main():
         return folder
@@ -130,7 +130,8 @@ def _run(cfg: RunConfig, *, out: Path, cache_dir: Path, log: StageLog, overwrite
             with log.stage("export bank"):
                 export_bank(source, staging / "bank", fem=evaluator.fem, rec=evaluator.rec)
         result = RunResult(cfg=cfg, data=data, machine=evaluator.machine, features=source.describe(),
-                           decodes=source.decodes, main=rows, decode=decode, tables=tables,
+                           decodes=source.decodes, main=rows, decode=comparison.decode, sweeps=comparison.sweeps,
+                           adaptive_match=comparison.matched_by, tables=tables,
                            curves=curves, reading=reading, paper_oracle=paper.PAPER_ORACLE, stages=log.records,
                            skipped=skipped, warnings=notes, protocol=card,
                            predictions=first_fits(scores) if cfg.report.export_predictions else None,

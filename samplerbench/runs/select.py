@@ -129,6 +129,9 @@ def load_sampler(path: Path | str, *, device: str = "cpu", workers: int | None =
         raise UserError(f"{path}: sampler {sampler.name!r} selects with the ground-truth labels and the "
                         f"recognizer's outputs of the video itself (an upper bound, not a deployable sampler), "
                         f"so it cannot select frames of new videos")
+    if sampler.reads_recognizer:
+        raise UserError(f"{path}: sampler {sampler.name!r} decides on the recognizer's outputs of the frames it reads, "
+                        f"step by step; `samplerbench select` runs the FEM alone before selecting, so it cannot run it")
     for role in ("fem", "recognizer"):
         if not isinstance(ckpt.get(role), str):
             raise UserError(f"{path}: no {role} checkpoint named; a hand-edited or foreign checkpoint?")

@@ -17,7 +17,7 @@ from samplerbench.datasets.base import DatasetIndex
 from samplerbench.datasets.videolist import ListMatch
 from samplerbench.formats.bank import SPLITS, Bank, BankSplit, write_bank
 from samplerbench.formats.cache import stage_key
-from samplerbench.samplers import Sampler, get_sampler_class
+from samplerbench.samplers import AdaptiveSampler, Sampler, get_sampler_class
 from samplerbench.stages.source import FeatureSource, Outputs, Split
 from samplerbench.stages.throughput import head_step
 
@@ -101,11 +101,20 @@ class BankSource(FeatureSource):
         """The sampler's heads alone: the bank's backbones are unknown."""
         return sampler.gflops(self.cfg.data.frames)
 
-    def timed_step(self, sampler: Sampler, k: int, *, batch: int, rec: Outputs, fem: Outputs) -> Callable[[], None]:
-        """The selection alone on the bank's FEM features (:func:`~samplerbench.stages.throughput.head_step`)."""
+    def budgeted_gflops(self, sampler: AdaptiveSampler, count: Tensor) -> Tensor:
+        """The sampler's own cost on each video (an adaptive sampler's gates), as :meth:`gflops`."""
+        return sampler.head_gflops(count, self.cfg.data.frames)
+
+    def timed_step(self, sampler: Sampler, point: float, *, batch: int, rec: Outputs,
+                   fem: Outputs) -> Callable[[], None]:
+        """The selection alone on the bank's FEM features, and its recognizer outputs for a sampler that reads them
+        (:func:`~samplerbench.stages.throughput.head_step`)."""
         rows = slice(0, batch)
-        return head_step(sampler=sampler, fem=fem.val_feats[rows], k=k, num_classes=rec.val_logits.shape[-1],
-                         motion=self.motion("val")[rows] if sampler.needs_motion else None, device=self.cfg.device)
+        recognized = ({"rec_logits": rec.val_logits[rows], "rec_feats": rec.val_feats[rows]}
+                      if sampler.reads_recognizer else {})
+        return head_step(sampler=sampler, fem=fem.val_feats[rows], point=point, num_classes=rec.val_logits.shape[-1],
+                         motion=self.motion("val")[rows] if sampler.needs_motion else None, device=self.cfg.device,
+                         **recognized)
 
 
 def export_bank(source: FeatureSource, folder: Path, *, fem: Outputs, rec: Outputs) -> Path:

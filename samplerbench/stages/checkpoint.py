@@ -251,5 +251,5 @@ def write_checkpoints(folder: Path, fitted: list[Fitted], *, previous: Path, cfg
         entries.append({"file": rel + name, "kind": "sampler", "label": label, "sampler": f.name,
                         "fields": f.fields, "options": f.options, "fem": rel + ckpt["fem"],
                         "recognizer": rel + ckpt["recognizer"],
-                        "selects_new_videos": not f.sampler.uses_labels_at_eval})
+                        "selects_new_videos": not (f.sampler.uses_labels_at_eval or f.sampler.reads_recognizer)})
     return entries, written

@@ -71,7 +71,9 @@ class Pipeline(Stages):
         self.fitted: list[Fitted] = []  # every sampler built so far, in order, for the run's checkpoints
 
     def features(self, sampler: type[Sampler], *, fem: Outputs, rec: Outputs) -> tuple[FrameFeatures, FrameFeatures]:
-        """What ``sampler`` sees: on the training split everything, on the val split only what it may see at test."""
+        """What ``sampler`` sees: on the training split everything, on the val split only what it may see at test:
+        the labels only if it declares ``uses_labels_at_eval`` (the oracle), the recognizer's outputs also if it
+        declares ``reads_recognizer`` (it runs the recognizer on the frames it reads, FrameExit)."""
         source = self.source
         train, val = source.split("train"), source.split("val")
         num_classes = train.targets.shape[1]
@@ -82,10 +84,11 @@ class Pipeline(Stages):
                                     labels=train.targets, rec_logits=rec.train_logits, rec_feats=rec.train_feats,
                                     video_ids=tuple(train.video_ids))
         privileged = sampler.uses_labels_at_eval
+        recognized = privileged or sampler.reads_recognizer
         val_feats = FrameFeatures(fem=fem.val_feats, num_classes=num_classes, motion=val_motion,
                                   labels=val.targets if privileged else None,
-                                  rec_logits=rec.val_logits if privileged else None,
-                                  rec_feats=rec.val_feats if privileged else None, video_ids=tuple(val.video_ids))
+                                  rec_logits=rec.val_logits if recognized else None,
+                                  rec_feats=rec.val_feats if recognized else None, video_ids=tuple(val.video_ids))
         return train_feats, val_feats
 
     def sampler(self, name: str, *, fem: Outputs, rec: Outputs, fit: int = 0,

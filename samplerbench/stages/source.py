@@ -20,7 +20,7 @@ from samplerbench.datasets.base import DatasetIndex
 from samplerbench.datasets.videolist import ListMatch
 from samplerbench.formats.store import FrameSource
 from samplerbench.recognizers.backbones import FrameClassifier
-from samplerbench.samplers import Sampler
+from samplerbench.samplers import AdaptiveSampler, Sampler
 from samplerbench.stages.runner import Stages
 
 
@@ -102,6 +102,12 @@ class FeatureSource(abc.ABC):
         """GFLOPs per video of ``sampler``'s pipeline at budget ``k`` on these features."""
 
     @abc.abstractmethod
-    def timed_step(self, sampler: Sampler, k: int, *, batch: int, rec: Outputs, fem: Outputs) -> Callable[[], None]:
-        """One timed call of ``sampler``'s pipeline at budget ``k`` on the first ``batch`` val rows."""
+    def budgeted_gflops(self, sampler: AdaptiveSampler, count: Tensor) -> Tensor:
+        """``[N]`` GFLOPs of each val video on which ``sampler``'s pipeline used ``count`` ``[N]`` frames."""
+
+    @abc.abstractmethod
+    def timed_step(self, sampler: Sampler, point: float, *, batch: int, rec: Outputs,
+                   fem: Outputs) -> Callable[[], None]:
+        """One timed call of ``sampler``'s pipeline on the first ``batch`` val rows, at ``point``: its budget K, or
+        an :class:`~samplerbench.samplers.adaptive.AdaptiveSampler`'s knob value (each video at its own budget)."""
 

@@ -25,16 +25,16 @@ from samplerbench.datasets.base import DatasetIndex, VideoRecord
 from samplerbench.datasets.videolist import ListMatch, read_video_list, restrict
 from samplerbench.formats import store
 from samplerbench.formats.cache import source_hash, stage_key
-from samplerbench.measures.cost import pipeline_gflops
+from samplerbench.measures.cost import budgeted_gflops, pipeline_gflops
 from samplerbench.recognizers import train as frame_training
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
 from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
-from samplerbench.samplers import Sampler
+from samplerbench.samplers import AdaptiveSampler, Sampler
 from samplerbench.stages import decode
 from samplerbench.stages.decode import decode_stream, motion_stream, probe_many
 from samplerbench.stages.preflight import check_memory
 from samplerbench.stages.source import FeatureSource, Outputs, Split
-from samplerbench.stages.throughput import pipeline_step
+from samplerbench.stages.throughput import budgeted_step, pipeline_step
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
@@ -71,14 +71,25 @@ class VideoSource(FeatureSource):
         return pipeline_gflops(sampler, frames=cfg.data.frames, budget=k, rec=(cfg.recognizer.arch, cfg.recognizer.res),
                                fem=(cfg.fem.arch, cfg.fem.res))
 
-    def timed_step(self, sampler: Sampler, k: int, *, batch: int, rec: Outputs, fem: Outputs) -> Callable[[], None]:
+    def budgeted_gflops(self, sampler: AdaptiveSampler, count: Tensor) -> Tensor:
+        """The whole pipeline on each video (:func:`~samplerbench.measures.cost.budgeted_gflops`)."""
+        cfg = self.cfg
+        return budgeted_gflops(sampler, frames=cfg.data.frames, count=count,
+                               rec=(cfg.recognizer.arch, cfg.recognizer.res), fem=(cfg.fem.arch, cfg.fem.res))
+
+    def timed_step(self, sampler: Sampler, point: float, *, batch: int, rec: Outputs,
+                   fem: Outputs) -> Callable[[], None]:
         """FEM, selection and recognizer on the cached decoded frames
-        (:func:`~samplerbench.stages.throughput.pipeline_step`)."""
+        (:func:`~samplerbench.stages.throughput.pipeline_step`; for an adaptive sampler
+        :func:`~samplerbench.stages.throughput.budgeted_step`, its exit rule reading the recognizer's cached outputs
+        of those frames)."""
         cfg, rows = self.cfg, slice(0, batch)
-        return pipeline_step(sampler=sampler, frames=self.split("val").frames[rows], k=k,
-                             motion=self.motion("val")[rows] if sampler.needs_motion else None,
-                             recognizer=rec.model, fem=fem.model, fem_res=cfg.fem.res,
-                             num_classes=rec.val_logits.shape[-1], device=cfg.device, compile_model=cfg.compile)
+        common = dict(sampler=sampler, frames=self.split("val").frames[rows], recognizer=rec.model, fem=fem.model,
+                      fem_res=cfg.fem.res, num_classes=rec.val_logits.shape[-1], device=cfg.device,
+                      compile_model=cfg.compile)
+        if isinstance(sampler, AdaptiveSampler):
+            return budgeted_step(**common, value=point, rec_logits=rec.val_logits[rows], rec_feats=rec.val_feats[rows])
+        return pipeline_step(**common, k=int(point), motion=self.motion("val")[rows] if sampler.needs_motion else None)
 
     def index(self) -> DatasetIndex:
         """The dataset, restricted to ``--video-list`` where given (its records, hence every key, change)."""
