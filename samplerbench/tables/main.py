@@ -3,8 +3,8 @@ against dense), paired confidence intervals against uniform and the Pareto front
 
 Adaptive samplers (:class:`~samplerbench.samplers.adaptive.AdaptiveSampler`) are scored over their knob sweep and
 stand in the table at a budget K with the sweep point nearest in mean cost to the fixed-K rows at K, among the points
-nearer K's cost than any other budget's (:func:`main_comparison`); every sweep point is a row of its own beside the table, and the Pareto front takes fixed-K
-rows and sweep points together."""
+nearer K's cost than any other budget's (:func:`stand_ins`); every sweep point is a row of its own beside the table,
+and the Pareto front takes fixed-K rows and sweep points together."""
 
 from __future__ import annotations
 
