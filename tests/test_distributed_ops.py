@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.ops import StochasticDepth
 
 from samplerbench.core import distributed
-from samplerbench.core.distributed import GlobalBatchNorm2d, GlobalDraws
+from samplerbench.core.distributed import GLOBAL_BATCH_NORMS, GlobalDraws
 
 WORLD = 2
 BATCH = 6
@@ -42,10 +42,11 @@ def _draws(x: torch.Tensor, tsn: torch.Tensor, samples: int) -> dict[str, torch.
         }
 
 
-def _batch_norm_step(x: torch.Tensor, bn: nn.BatchNorm2d) -> dict[str, torch.Tensor]:
+def _batch_norm_step(x: torch.Tensor, bn: nn.Module) -> dict[str, torch.Tensor]:
     x = x.clone().requires_grad_()
     y = bn(x)
-    ((y + 1) * torch.arange(1.0, 4.0)[:, None, None]).square().sum().backward()  # uneven, non-zero gradients
+    uneven = torch.arange(1.0, 4.0).view(3, *(1,) * (x.dim() - 2))  # uneven gradients per channel
+    ((y + 1) * uneven).pow(3).sum().backward()  # cubic: BatchNorm's backward zeroes a gradient affine in y
     return {"y": y.detach(), "x_grad": x.grad, "w_grad": bn.weight.grad, "b_grad": bn.bias.grad,
             "running_mean": bn.running_mean.clone(), "running_var": bn.running_var.clone()}
 
@@ -56,6 +57,13 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             torch.ones(BATCH * 2, 1))
 
 
+def _batch_norm_inputs() -> dict[type[nn.Module], torch.Tensor]:
+    """A global batch for each BatchNorm the distributed wrapper converts: images ``[B, 3, 4, 4]``, vectors
+    ``[B, 3]``; float64, so that the cubic loss's rounding stays below the tolerance."""
+    images = _inputs()[0].double()
+    return {nn.BatchNorm2d: images, nn.BatchNorm1d: images.mean(dim=(2, 3))}
+
+
 def _features(rank: int) -> torch.Tensor:
     """Rank r's rows of per-frame features: r + 2 rows, so the ranks hold different numbers of them."""
     return torch.arange(10.0 * rank, 10.0 * rank + 3 * (rank + 2), dtype=torch.float64).view(rank + 2, 3)
@@ -64,13 +72,16 @@ def _features(rank: int) -> torch.Tensor:
 def _rank(rank: int, init: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=WORLD)
     try:
-        images, seq, tsn = _inputs()
+        _, seq, tsn = _inputs()
         mine = slice(rank, None, WORLD)
-        bn = nn.BatchNorm2d(3)
-        bn.__class__ = GlobalBatchNorm2d  # as distributed.wrap converts it
-        result = _batch_norm_step(images[mine], bn)
-        for name in ("w_grad", "b_grad"):  # what DDP does: the ranks' gradients summed (our loss is a sum)
-            dist.all_reduce(result[name])
+        result = {}
+        for kind, x in _batch_norm_inputs().items():
+            bn = kind(3).double()
+            bn.__class__ = GLOBAL_BATCH_NORMS[kind]  # as distributed.wrap converts it
+            step = _batch_norm_step(x[mine], bn)
+            for name in ("w_grad", "b_grad"):  # what DDP does: the ranks' gradients summed (our loss is a sum)
+                dist.all_reduce(step[name])
+            result |= {(kind.__name__, name): v for name, v in step.items()}
         result |= _draws(seq[mine], tsn.view(BATCH, 2, 1)[mine].flatten(0, 1), BATCH // WORLD)
         result["gathered"] = distributed.gather_rows(_features(rank))
         torch.save(result, f"{out}/{rank}.pt")
@@ -91,14 +102,15 @@ def _interleave(parts: list[torch.Tensor], rows_per_sample: int = 1) -> torch.Te
     return stacked.flatten(0, 2)
 
 
-def test_global_batch_norm_matches_one_process(ranks):
-    images, _, _ = _inputs()
-    ref = _batch_norm_step(images, nn.BatchNorm2d(3))
+@pytest.mark.parametrize("kind", [nn.BatchNorm1d, nn.BatchNorm2d], ids=lambda k: k.__name__)
+def test_global_batch_norm_matches_one_process(ranks, kind):
+    ref = _batch_norm_step(_batch_norm_inputs()[kind], kind(3).double())
     for name in ("y", "x_grad"):
-        torch.testing.assert_close(_interleave([r[name] for r in ranks]), ref[name], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(_interleave([r[kind.__name__, name] for r in ranks]), ref[name], rtol=1e-5,
+                                   atol=1e-5)
     for name in ("w_grad", "b_grad", "running_mean", "running_var"):
         for r in ranks:
-            torch.testing.assert_close(r[name], ref[name], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(r[kind.__name__, name], ref[name], rtol=1e-5, atol=1e-5)
 
 
 def test_masks_are_the_global_batch_rows(ranks):

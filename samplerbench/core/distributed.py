@@ -217,8 +217,9 @@ def _all_reduce(x: Tensor) -> Tensor:
     return funcol.all_reduce(x, "sum", dist.group.WORLD)
 
 
-class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics cover the global batch over gloo (CPU), where SyncBatchNorm cannot run.
+class _GlobalStatistics:
+    """BatchNorm whose training statistics cover the global batch over gloo (CPU), where SyncBatchNorm cannot run,
+    for inputs ``[B, C]`` or ``[B, C, *spatial]``.
 
     Two differentiable all-reduces (sum and count, then squared deviations): the two-pass variance of one
     process, not ``E[x²] - E[x]²``, which loses digits when the mean is large."""
@@ -227,24 +228,37 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not self.training:
             return super().forward(x)
         c = x.shape[1]
-        dims = (0, 2, 3)
+        dims = (0, *range(2, x.dim()))
+        per_channel = (c, *(1,) * (x.dim() - 2))  # a [C] statistic broadcast over the spatial dims
         sums = _all_reduce(torch.cat([x.sum(dims), x.new_full((1,), x.numel() / c)]))
         count = sums[-1]
         mean = sums[:c] / count
-        var = _all_reduce((x - mean[:, None, None]).square().sum(dims)) / count
+        var = _all_reduce((x - mean.view(per_channel)).square().sum(dims)) / count
         with torch.no_grad():
             self.num_batches_tracked += 1
             factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.lerp_(mean.detach(), factor)
             self.running_var.lerp_(var.detach() * count / (count - 1), factor)
         scale = self.weight * torch.rsqrt(var + self.eps)
-        return x * scale[:, None, None] + (self.bias - mean * scale)[:, None, None]
+        return x * scale.view(per_channel) + (self.bias - mean * scale).view(per_channel)
+
+
+class GlobalBatchNorm1d(_GlobalStatistics, nn.BatchNorm1d):
+    """:class:`nn.BatchNorm1d` over the global batch (FrameExit's gates)."""
+
+
+class GlobalBatchNorm2d(_GlobalStatistics, nn.BatchNorm2d):
+    """:class:`nn.BatchNorm2d` over the global batch (the backbones)."""
+
+
+GLOBAL_BATCH_NORMS: dict[type[nn.Module], type[nn.Module]] = {nn.BatchNorm1d: GlobalBatchNorm1d,
+                                                              nn.BatchNorm2d: GlobalBatchNorm2d}
 
 
 def wrap(module: nn.Module, *, device: str) -> nn.Module:
     """``module`` in DistributedDataParallel when there are several processes (else itself).
 
-    BatchNorm is converted to cover the global batch (SyncBatchNorm on CUDA, :class:`GlobalBatchNorm2d` in
+    BatchNorm is converted to cover the global batch (SyncBatchNorm on CUDA, :data:`GLOBAL_BATCH_NORMS` in
     place on CPU). ``static_graph`` lets DDP cope with parameters a loss never uses (NSNet "w/o NS")."""
     if world_size() == 1:
         return module
@@ -252,6 +266,6 @@ def wrap(module: nn.Module, *, device: str) -> nn.Module:
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         return DistributedDataParallel(module, device_ids=[torch.device(device).index], static_graph=True)
     for m in module.modules():
-        if type(m) is nn.BatchNorm2d:
-            m.__class__ = GlobalBatchNorm2d
+        if type(m) in GLOBAL_BATCH_NORMS:
+            m.__class__ = GLOBAL_BATCH_NORMS[type(m)]
     return DistributedDataParallel(module, static_graph=True)
