@@ -173,3 +173,23 @@ def test_compare_reports_each_samplers_per_run_difference_to_uniform(tmp_path, c
     assert agg.loc["nsnet", "dmAP_vs_uniform_std"] == pytest.approx(1.0)
     assert agg.loc["uniform", "dmAP_vs_uniform_mean"] == 0.0
     assert "| 3.0 ± 1.0 " in capsys.readouterr().out
+
+
+def test_compare_averages_an_adaptive_sampler_only_at_one_knob_value(tmp_path, capsys):
+    """Each run lists an adaptive sampler at K with the sweep point nearest K's cost, which may be another knob
+    value from run to run: only runs at the same value are averaged."""
+    runs = []
+    for i, (value, score) in enumerate([(0.5, 60.0), (0.5, 62.0), (0.7, 70.0)]):
+        folder = _run_folder(tmp_path / f"s{i}", i, {"uniform": 50.0})
+        summary = pd.read_csv(folder / "summary.csv")
+        point = {**summary.iloc[0].to_dict(), "sampler": "confidence_exit", "knob": "confidence",
+                 "knob_value": value, "mAP": score}
+        pd.concat([summary, pd.DataFrame([point])]).to_csv(folder / "summary.csv", index=False)
+        runs.append(folder)
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "agg")]) == 0
+    out = capsys.readouterr().out
+    assert "| confidence_exit (confidence=0.5) |" in out and "| 61.0 ± 1.4 " in out
+    assert "| confidence_exit (confidence=0.7) |" in out and "| uniform " in out
+    agg = pd.read_csv(tmp_path / "agg.csv")
+    assert sorted(agg.loc[agg["sampler"] == "confidence_exit", "runs"]) == [1, 2]
+    assert agg.loc[agg["sampler"] == "uniform", "runs"].tolist() == [3]

@@ -22,6 +22,9 @@ from samplerbench.report.write import SMOKE_TEST_NOTE
 # summary.csv's columns that compare reads, named by the main table's row type (evaluation.result.MainRow)
 METRICS = (COLUMN.mAP, COLUMN.top1, COLUMN.salient_hit_rate, COLUMN.gflops_per_video)
 KEYS = (COLUMN.dataset, COLUMN.sampler, COLUMN.frames_T, COLUMN.budget_K)
+# An adaptive sampler's operating point: rows average over runs only at the same knob value (empty for fixed-K rows,
+# and in summaries written before adaptive samplers existed)
+POINT = (COLUMN.knob, COLUMN.knob_value)
 SETTING = ("preset", COLUMN.dataset, COLUMN.frames_T, "budgets")  # the part of a run's identity every heading names
 # Settings that change no number compare averages: where the run ran and how fast (device, processes, workers,
 # timing), which samplers and tables it wrote, how its intervals were drawn. The seed is what runs vary.
@@ -61,7 +64,7 @@ def read_summary(path: Path) -> pd.DataFrame:
     text = [c for c in (COLUMN.frames_T, COLUMN.budget_K, *METRICS) if not pd.api.types.is_numeric_dtype(df[c])]
     if text:
         raise UserError(f"{path}: column(s) {', '.join(text)} hold text where numbers belong")
-    return df
+    return df.assign(**{c: float("nan") for c in POINT if c not in df.columns})
 
 
 def k_set(meta: dict, summary: pd.DataFrame) -> str:
@@ -190,15 +193,24 @@ def paired_to_uniform(runs: pd.DataFrame) -> pd.Series:
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting, sampler and K: mean and sample std (ddof=1) of each metric and of the per-run
-    difference to uniform (:func:`paired_to_uniform`), and the run count."""
+    """One row per setting, sampler, operating point (:data:`POINT`) and K: mean and sample std (ddof=1) of each
+    metric and of the per-run difference to uniform (:func:`paired_to_uniform`), and the run count. An adaptive
+    sampler's row at K in one run may be another knob value than in the next: those are separate rows, each with
+    its own count of runs, never averaged into one."""
     runs = runs.assign(**{COLUMN.dmAP_vs_uniform: paired_to_uniform(runs)})
-    grouped = runs.groupby(["setting", *SETTING, COLUMN.sampler, COLUMN.budget_K], sort=False)
+    grouped = runs.groupby(["setting", *SETTING, COLUMN.sampler, *POINT, COLUMN.budget_K], sort=False, dropna=False)
     out = grouped[[*METRICS, COLUMN.dmAP_vs_uniform]].agg(["mean", "std"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out["runs"] = grouped.size()
     out["seeds"] = grouped["seed"].apply(lambda s: ",".join(str(x) for x in sorted(s.dropna().unique())))
     return out.reset_index()
+
+
+def point_name(row: pd.Series) -> str:
+    """A row's sampler, with its knob value for an adaptive sampler's: ``frameexit (exit_threshold=0.5)``."""
+    if pd.isna(row[COLUMN.knob]):
+        return row[COLUMN.sampler]
+    return f"{row[COLUMN.sampler]} ({row[COLUMN.knob]}={row[COLUMN.knob_value]:g})"
 
 
 def table_markdown(agg: pd.DataFrame) -> str:
@@ -208,7 +220,7 @@ def table_markdown(agg: pd.DataFrame) -> str:
             f"{row[f'{metric}_mean']:.{digits}f}"
 
     delta = COLUMN.dmAP_vs_uniform
-    table = [{"dataset": r[COLUMN.dataset], "sampler": r[COLUMN.sampler], "K": r[COLUMN.budget_K],
+    table = [{"dataset": r[COLUMN.dataset], "sampler": point_name(r), "K": r[COLUMN.budget_K],
               "mAP %": pm(r, COLUMN.mAP),
               "ΔmAP vs uniform, per run": pm(r, delta) if pd.notna(r[f"{delta}_mean"]) else "",
               "top-1 %": pm(r, COLUMN.top1), "salient-hit %": pm(r, COLUMN.salient_hit_rate),
