@@ -19,6 +19,7 @@ from samplerbench.samplers.adaptive import coarse_to_fine_order, exit_counts
 from samplerbench.samplers.frameexit import exit_labels, gate_gflops
 from samplerbench.stages.pipeline import Pipeline
 from samplerbench.stages.source import Outputs, Split
+from samplerbench.stages.throughput import typical_rows
 from samplerbench.tables.main import BY_FRAMES, BY_GFLOPS, nearest_budget, stand_ins
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,6 +137,15 @@ def test_an_adaptive_sampler_stands_at_a_budget_only_with_a_point_nearest_that_b
     stand = {k: p.knob_value for k, p in stand_ins(points, targets, BY_GFLOPS).items()}
     assert stand == {1: 0.1, 8: 0.3}  # nothing at 2 or 4: the dearer points are nearer 8's cost
     assert {k: p.knob_value for k, p in stand_ins(points, {1: 2.0, 2: 8.0}, BY_FRAMES).items()} == {1: 0.1}
+
+
+def test_a_timed_batch_uses_the_frames_of_the_whole_split_not_of_its_first_rows():
+    count = torch.tensor([1] * 60 + [16] * 20 + [4] * 20)  # the first rows all exit at once
+    rows = typical_rows(count, 10)
+    assert rows.tolist() == sorted(rows.tolist()) and len(set(rows.tolist())) == 10
+    assert float(count[rows].double().mean()) == float(count.double().mean()) == 4.6
+    assert count[:10].double().mean() == 1.0  # what the first batch would have timed
+    assert typical_rows(count, 200).tolist() == list(range(100))
 
 
 def test_frameexit_runs_one_gate_per_step_from_the_second_to_the_last_but_one():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 from rows import main_row
 
@@ -75,6 +76,17 @@ def test_the_oracle_is_never_pareto_optimal_and_hides_no_sampler():
     assert [r.pareto for r in rows] == [True, True, False, False]
     add_pareto_flags(rows, "top1")  # the dataset's metric decides
     assert [r.pareto for r in rows] == [True, False, True, False]
+
+
+def test_costs_equal_but_for_rounding_are_one_cost_on_the_pareto_front():
+    """The default run's confidence_exit at one frame a video averaged to a cost a few ulps under uniform's K = 1:
+    it must not be marked beside random, which scores higher at the same cost."""
+    one_frame = 0.0987
+    below = np.nextafter(np.nextafter(one_frame, 0.0), 0.0)
+    points = [(one_frame, 46.9), (one_frame, 45.2), (float(below), 45.2), (0.2, 60.0)]
+    assert metrics.pareto_flags(points) == [True, False, False, True]
+    assert metrics.pareto_flags([(1.0, 50.0), (1.0, 50.0)]) == [True, True]  # equal points hide neither
+    assert metrics.pareto_flags([(0.0, 50.0), (0.0, 40.0)]) == [True, False]  # a bank's free samplers
 
 
 def test_summary_csv_and_main_md_take_their_columns_from_the_row_type(tmp_path):

@@ -212,14 +212,24 @@ def label_agreement(predicted: Tensor, salient: Tensor) -> tuple[float, float]:
     return precision, both / truth.sum().item() * 100.0
 
 
+COST_ROUNDING = 1e-9  # relative: costs closer than this are one cost (a mean over videos rounds differently)
+
+
 def pareto_flags(points: Sequence[tuple[float, float] | None]) -> list[bool]:
     """Whether each operating point ``(cost, score)`` is Pareto-optimal: no other point is at most as costly and
-    at least as high, one strictly. ``None`` is no operating point (a sampler that reads labels at evaluation, the
-    oracle: an upper bound): never marked, and it hides no point."""
+    at least as high, one strictly. Costs within :data:`COST_ROUNDING` of each other are equal: an adaptive
+    sampler's mean over videos of one frame each is not made cheaper than a fixed K = 1 by its last bit. ``None``
+    is no operating point (a sampler that reads labels at evaluation, the oracle: an upper bound): never marked,
+    and it hides no point."""
     pts = [p for p in points if p is not None]
 
     def optimal(cost: float, score: float) -> bool:
-        return not any(c <= cost and s >= score and (c, s) != (cost, score) for c, s in pts)
+        def dominates(c: float, s: float) -> bool:
+            no_dearer = c <= cost + abs(cost) * COST_ROUNDING
+            cheaper = c < cost - abs(cost) * COST_ROUNDING
+            return no_dearer and s >= score and (cheaper or s > score)
+
+        return not any(dominates(c, s) for c, s in pts)
 
     return [p is not None and optimal(*p) for p in points]
 

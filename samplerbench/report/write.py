@@ -246,9 +246,10 @@ def adaptive_note(matched_by: str) -> str:
             f"a row of theirs at K is the point of their knob sweep whose mean {matched_by} is nearest {rule}, "
             "among the points nearer that K than any other (the cheaper point on a tie); no point, no row. Their "
             "GFLOPs/video is the mean over the val videos of what each used (recognizer frames and their own gates), "
-            "frames/video the mean ± std over the val videos (and fits), videos/s their "
-            "exit rule on the recognizer's cached outputs of a batch plus the recognizer on the frames each video "
-            f"used; no e2e column. Every sweep point: {ADAPTIVE_FILE}.")
+            "frames/video the mean ± std over the val videos (and fits), videos/s their exit rule on the "
+            "recognizer's cached outputs of a batch plus the recognizer on the frames each video used, the batch's "
+            "videos picked so that their frame counts spread as the whole split's; no e2e column. Every sweep "
+            f"point: {ADAPTIVE_FILE}.")
 
 
 def main_markdown(rows: list[MainRow], header: str, metric: str = "mAP", decode: list[DecodeRow] | None = None, *,

@@ -107,6 +107,18 @@ def budgeted_step(
     return step
 
 
+def typical_rows(count: Tensor, batch: int) -> Tensor:
+    """``batch`` rows (ascending) whose ``count`` values spread as all of ``count`` ``[N]`` does: in a stable sort
+    by count, the rows at the evenly spaced quantiles (i + ½)·N / batch; all N rows when ``batch`` ≥ N. A timed
+    batch of an adaptive sampler so uses about the mean frames of the split, not those of its first rows."""
+    n = count.shape[0]
+    if batch >= n:
+        return torch.arange(n)
+    by_count = torch.sort(count.cpu(), stable=True).indices
+    quantiles = ((torch.arange(batch, dtype=torch.float64) + 0.5) * n / batch).long()
+    return torch.sort(by_count[quantiles]).values
+
+
 def decoded_frames(sampler: Sampler, *, t: int, k: int) -> int:
     """Frames per video a pipeline must decode: 2T for motion (mgsampler), T when anything reads every pre-sampled
     frame, else only the K kept (uniform, random)."""

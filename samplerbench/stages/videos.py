@@ -29,12 +29,12 @@ from samplerbench.measures.cost import budgeted_gflops, pipeline_gflops
 from samplerbench.recognizers import train as frame_training
 from samplerbench.recognizers.backbones import FrameClassifier, load_weights, weights_identity
 from samplerbench.recognizers.train import extract_outputs, train_frame_classifier
-from samplerbench.samplers import AdaptiveSampler, Sampler
+from samplerbench.samplers import AdaptiveSampler, FrameFeatures, Sampler
 from samplerbench.stages import decode
 from samplerbench.stages.decode import decode_stream, motion_stream, probe_many
 from samplerbench.stages.preflight import check_memory
 from samplerbench.stages.source import FeatureSource, Outputs, Split
-from samplerbench.stages.throughput import budgeted_step, pipeline_step
+from samplerbench.stages.throughput import budgeted_step, pipeline_step, typical_rows
 
 
 def _file_fingerprint(record: VideoRecord) -> tuple:
@@ -79,17 +79,28 @@ class VideoSource(FeatureSource):
 
     def timed_step(self, sampler: Sampler, point: float, *, batch: int, rec: Outputs,
                    fem: Outputs) -> Callable[[], None]:
-        """FEM, selection and recognizer on the cached decoded frames
-        (:func:`~samplerbench.stages.throughput.pipeline_step`; for an adaptive sampler
+        """FEM, selection and recognizer on the cached decoded frames of the first ``batch`` val videos
+        (:func:`~samplerbench.stages.throughput.pipeline_step`). For an adaptive sampler
         :func:`~samplerbench.stages.throughput.budgeted_step`, its exit rule reading the recognizer's cached outputs
-        of those frames)."""
-        cfg, rows = self.cfg, slice(0, batch)
+        of those frames, on ``batch`` val videos whose frame counts at ``point`` spread as the whole split's
+        (:func:`~samplerbench.stages.throughput.typical_rows`): the first ones may all exit at once."""
+        cfg = self.cfg
+        rows = (typical_rows(self._counts(sampler, point, rec=rec, fem=fem), batch)
+                if isinstance(sampler, AdaptiveSampler) else torch.arange(batch))
         common = dict(sampler=sampler, frames=self.split("val").frames[rows], recognizer=rec.model, fem=fem.model,
                       fem_res=cfg.fem.res, num_classes=rec.val_logits.shape[-1], device=cfg.device,
                       compile_model=cfg.compile)
         if isinstance(sampler, AdaptiveSampler):
             return budgeted_step(**common, value=point, rec_logits=rec.val_logits[rows], rec_feats=rec.val_feats[rows])
         return pipeline_step(**common, k=int(point), motion=self.motion("val")[rows] if sampler.needs_motion else None)
+
+    @staticmethod
+    def _counts(sampler: AdaptiveSampler, point: float, *, rec: Outputs, fem: Outputs) -> Tensor:
+        """``[N]``: the frames each val video uses at knob ``point``, computed on the CPU (where the cached outputs
+        are; the timed step then moves the sampler to the run's device)."""
+        val = FrameFeatures(fem=fem.val_feats, num_classes=rec.val_logits.shape[-1], rec_logits=rec.val_logits,
+                            rec_feats=rec.val_feats)
+        return sampler.to("cpu").budgeted(val, point).count
 
     def index(self) -> DatasetIndex:
         """The dataset, restricted to ``--video-list`` where given (its records, hence every key, change)."""
