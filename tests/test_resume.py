@@ -50,7 +50,7 @@ def wait_for(root: Path, pattern: str, count: int, proc: subprocess.Popen, timeo
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_killed_run_resumes_from_completed_stages(tmp_path: Path, sig: signal.Signals) -> None:
-    proc = bench(tmp_path, rec_epochs=40)
+    proc = bench(tmp_path, rec_epochs=400)  # ~20 s of training to be killed in, even on a busy machine
     stages = tmp_path / "cache" / "stages"
     wait_for(tmp_path / "cache", "frames/*/index.json", 2, proc)  # both splits decoded; the recognizer is training
     proc.send_signal(sig)
